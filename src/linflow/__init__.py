@@ -1,0 +1,54 @@
+"""linflow: training dynamics of deep linear networks in continuous and discrete time.
+
+Importing linflow enables float64 in JAX (``jax_enable_x64``): every computation runs in double
+precision. The public API:
+
+* problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``);
+* networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
+  :func:`end_to_end`, :func:`imbalance`, :func:`balancedness`;
+* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow` (diffrax; :data:`SOLVERS`);
+* discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`;
+* the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`.
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from . import exact, fields, init, linalg, problems  # noqa: E402
+from .descent import end_to_end_descent, gradient_descent  # noqa: E402
+from .fields import claim2_field, end_to_end_field, layer_field, layer_gradients, network_loss  # noqa: E402
+from .init import balancedness, end_to_end, imbalance  # noqa: E402
+from .integrate import SOLVERS, end_to_end_flow, gradient_flow  # noqa: E402
+from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers  # noqa: E402
+from .problems import Problem  # noqa: E402
+from .trajectory import Trajectory  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Problem",
+    "Trajectory",
+    "SOLVERS",
+    "problems",
+    "init",
+    "fields",
+    "linalg",
+    "exact",
+    "end_to_end",
+    "imbalance",
+    "balancedness",
+    "gradient_flow",
+    "end_to_end_flow",
+    "gradient_descent",
+    "end_to_end_descent",
+    "layer_field",
+    "layer_gradients",
+    "end_to_end_field",
+    "claim2_field",
+    "network_loss",
+    "psd_power",
+    "psd_powers",
+    "preconditioner",
+    "preconditioner_eigenvalues",
+]

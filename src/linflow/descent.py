@@ -1,0 +1,122 @@
+"""Discrete runs: gradient descent on the layers and the end-to-end update of ACH18 Eq. 10.
+
+Both are forward Euler steps of the fields in :mod:`linflow.fields` with step ``eta``:
+
+* ``W_j <- (1 - eta lambda) W_j - eta dL^N/dW_j``;
+* ``W_e <- (1 - eta lambda N) W_e - eta sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
+
+Compiled loops (``lax.scan`` over saves, ``fori_loop`` between them). ``eta``, the data and the start
+are traced, so new values do not recompile; ``steps`` and ``save_every`` fix the shapes. A step that
+produces a non-finite iterate stops the run: the iterate is frozen, the step is recorded, and the
+returned Trajectory ends at the last saved finite iterate with ``status == "diverged"``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks, _runs
+from .fields import layer_field
+from .problems import Problem
+from .trajectory import Trajectory
+
+__all__ = ["gradient_descent", "end_to_end_descent", "descend"]
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+@functools.partial(jax.jit, static_argnames=("field", "observe", "depth", "chunks"))
+def _descend(field, observe, depth, chunks, problem, y0, eta):
+    """Run ``sum(chunks)`` Euler steps, saving after each chunk; returns saves and the divergence step."""
+
+    def run_chunk(carry, length):
+        def body(_, c):
+            y, k, bad_at = c
+            new = jax.tree_util.tree_map(lambda a, b: a + eta * b, y, field(problem, y, depth))
+            fine = _all_finite(new) & (bad_at < 0)
+            bad_at = jnp.where((bad_at < 0) & ~fine, k + 1, bad_at)
+            y = jax.tree_util.tree_map(lambda a, b: jnp.where(fine, a, b), new, y)
+            return y, k + 1, bad_at
+
+        return jax.lax.fori_loop(0, length, body, carry)
+
+    carry = (y0, jnp.asarray(0), jnp.asarray(-1))
+    # equal chunks go through one scan; a shorter last chunk (steps % save_every) runs after it
+    n_equal = len(chunks) - (1 if len(chunks) > 1 and chunks[-1] != chunks[0] else 0)
+    if n_equal:
+        def save_chunk(c, _):
+            c = run_chunk(c, chunks[0])
+            return c, c[0]
+
+        carry, ys = jax.lax.scan(save_chunk, carry, None, length=n_equal)
+        saves = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    else:
+        saves = jax.tree_util.tree_map(lambda a: a[None], y0)
+    if n_equal < len(chunks):
+        carry = run_chunk(carry, chunks[-1])
+        saves = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), saves, carry[0])
+    return saves, observe(problem, saves), carry[2]
+
+
+def descend(kind: str, field, observe, problem: Problem, y0, depth: int, eta, steps, save_every) -> Trajectory:
+    """``steps`` Euler steps ``y <- y + eta * field(problem, y, depth)`` saved every ``save_every``.
+
+    The building block of :func:`gradient_descent` and :func:`end_to_end_descent`.
+    """
+    eta = _checks.positive("eta", eta)
+    steps = _checks.integer("steps", steps, minimum=1)
+    save_every = _checks.integer("save_every", save_every, minimum=1)
+    full, rest = divmod(steps, save_every)
+    chunks = (save_every,) * full + ((rest,) if rest else ())
+    ys, observed, bad_at = _descend(field, observe, depth, chunks, problem, y0, jnp.asarray(eta, dtype=jnp.float64))
+    ys, observed, bad_at = _runs.as_numpy(ys), _runs.as_numpy(observed), int(bad_at)
+    saved_steps = np.concatenate([[0], np.cumsum(chunks)])
+    ts = saved_steps * eta
+    stats = {"num_steps": steps if bad_at < 0 else bad_at, "nfev": steps if bad_at < 0 else bad_at}
+    status, message, keep = "ok", "", len(saved_steps)
+    if bad_at >= 0:
+        keep = int(np.searchsorted(saved_steps, bad_at))  # saved rows strictly before the bad step
+        status = "diverged"
+        message = (
+            f"{kind} diverged at step {bad_at} (t = {bad_at * eta:.6g}, eta = {eta:g}): the iterate became "
+            f"non-finite; the last saved finite iterate is step {saved_steps[keep - 1]}"
+        )
+    return _runs.build(kind, depth, ts, ys, observed, keep, stats=stats, status=status, message=message, eta=eta,
+                       t1=steps * eta)
+
+
+def gradient_descent(problem: Problem, layers0, eta, steps, *, save_every: int = 1) -> Trajectory:
+    """Gradient descent on the layers: ``W_j <- (1 - eta lambda) W_j - eta dL^N/dW_j``.
+
+    Iterate ``k`` is saved at flow time ``t = k * eta`` every ``save_every`` steps (and at the last step).
+
+    Example:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> gd = linflow.gradient_descent(prob, linflow.init.balanced((2, 3, 2), 0.5), eta=0.05, steps=200)
+        >>> gd.status, gd.ts[-1]
+        ('ok', 10.0)
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    return descend("gradient_descent", layer_field, _runs.observe_layers, problem, layers0, len(layers0), eta, steps,
+                   save_every)
+
+
+def end_to_end_descent(problem: Problem, W_e0, depth: int | None, eta, steps, *, save_every: int = 1,
+                       form: str = "auto") -> Trajectory:
+    """ACH18 Eq. 10: ``W_e <- (1 - eta lambda N) W_e - eta sum_j [W_e W_e^T]^((j-1)/N) g [W_e^T W_e]^((N-j)/N)``.
+
+    Claim 2's O(d) form when ``k = 1`` (``form='auto'``). ``W_e0`` is a matrix or layers, as in
+    :func:`~linflow.end_to_end_flow`.
+    """
+    problem = _runs.check_problem(problem)
+    W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
+    field = _runs.end_to_end_form(problem, form)
+    return descend("end_to_end_descent", field, _runs.observe_end_to_end, problem, W0, depth, eta, steps, save_every)

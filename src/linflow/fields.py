@@ -1,0 +1,91 @@
+r"""Vector fields of the continuous dynamics (REFERENCE.md sections 1-3).
+
+* Layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` with
+  ``dL^N/dW_j = (W_N ... W_{j+1})^T dL1/dW(W_e) (W_{j-1} ... W_1)^T``.
+* End-to-end (ACH18 Theorem 1):
+  ``dW_e/dt = -lambda N W_e - sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
+* Single output (ACH18 Claim 2, ``k = 1``):
+  ``dW_e/dt = -lambda N W_e - ||W_e||^(2-2/N) (g + (N-1) Pr_{W_e}(g))``.
+
+Gradient descent and the end-to-end update (Eq. 10) are the forward Euler steps of these fields
+with step ``eta``. Every field is a pure function ``field(problem, state, depth)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .init import end_to_end
+from .linalg import psd_powers
+from .problems import Problem
+
+__all__ = [
+    "layer_gradients",
+    "layer_field",
+    "end_to_end_field",
+    "claim2_field",
+    "network_loss",
+    "END_TO_END_FORMS",
+]
+
+
+def layer_gradients(problem: Problem, layers) -> tuple[jax.Array, ...]:
+    """``G_j = dL^N/dW_j = (W_N ... W_{j+1})^T g (W_{j-1} ... W_1)^T`` with ``g = dL1/dW(W_e)`` (no decay)."""
+    prefix = [None]  # prefix[j] = W_j ... W_1
+    for w in layers[:-1]:
+        prefix.append(w if prefix[-1] is None else w @ prefix[-1])
+    w_e = layers[-1] if prefix[-1] is None else layers[-1] @ prefix[-1]
+    back = problem.grad(w_e)  # (W_N ... W_{j+1})^T g, starting at j = N
+    grads = [None] * len(layers)
+    for j in reversed(range(len(layers))):
+        grads[j] = back if prefix[j] is None else back @ prefix[j].T
+        if j:
+            back = layers[j].T @ back
+    return tuple(grads)
+
+
+def layer_field(problem: Problem, layers, depth: int | None = None) -> tuple[jax.Array, ...]:
+    """Gradient flow of the layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` (``depth`` is ``len(layers)``)."""
+    lam = problem.weight_decay
+    return tuple(-lam * w - g for w, g in zip(layers, layer_gradients(problem, layers)))
+
+
+def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
+    """ACH18 Theorem 1: ``-lambda N W - sum_{j=1}^N [W W^T]^((j-1)/N) g [W^T W]^((N-j)/N)``, ``g = dL1/dW(W)``."""
+    N = depth
+    g = problem.grad(W)
+    if N == 1:
+        return -problem.weight_decay * W - g
+    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
+    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
+    total = sum(left[j] @ (g @ right[j]) for j in range(N))
+    return -problem.weight_decay * N * W - total
+
+
+def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
+    """ACH18 Claim 2 (``k = 1``): ``-lambda N W - ||W||^(2-2/N) (g + (N-1) <g, W> W / ||W||^2)``; O(d), no eigh.
+
+    ``Pr_W(g) = 0`` at ``W = 0`` and ``||W||^0 = 1`` (depth 1).
+    """
+    if W.shape[0] != 1:
+        raise ValueError(f"the Claim 2 form needs a single output (k = 1); W has shape {W.shape}")
+    N = depth
+    g = problem.grad(W)
+    if N == 1:
+        return -problem.weight_decay * W - g
+    n2 = jnp.sum(W * W)
+    nonzero = n2 > 0
+    safe = jnp.where(nonzero, n2, 1.0)
+    norm_pow = jnp.where(nonzero, safe ** (1.0 - 1.0 / N), 0.0)  # ||W||^(2 - 2/N)
+    coef = jnp.where(nonzero, jnp.sum(g * W) / safe, 0.0)  # Pr_W(g) = coef * W
+    return -problem.weight_decay * N * W - norm_pow * (g + (N - 1) * coef * W)
+
+
+END_TO_END_FORMS = {"general": end_to_end_field, "claim2": claim2_field}
+
+
+def network_loss(problem: Problem, layers) -> jax.Array:
+    """``L^N = L1(W_N ... W_1) + (lambda / 2) sum_j ||W_j||_F^2`` (the objective of the layer flow)."""
+    decay = sum(jnp.sum(w * w) for w in layers)
+    return problem.loss(end_to_end(layers)) + 0.5 * problem.weight_decay * decay

@@ -1,0 +1,241 @@
+"""Continuous runs: the layer gradient flow and the end-to-end flow, integrated with diffrax.
+
+One compiled solve per (field, solver, shapes): ``t1``, the save times, ``rtol``, ``atol``, the step,
+the data values and the start are traced arrays, so new values never recompile (REFERENCE.md
+section 7). Failures (``max_steps``, a non-finite state, an implicit solver that does not converge)
+are reported in :attr:`Trajectory.status` with the time where they happened; the rows reached
+before are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks, _runs
+from .fields import layer_field
+from .problems import Problem
+from .trajectory import Trajectory
+
+__all__ = ["SolverSpec", "SOLVERS", "gradient_flow", "end_to_end_flow", "solve_flow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverSpec:
+    """A solver by name: its diffrax class, order, whether it adapts its step, and its cost per step.
+
+    ``evals_per_step`` counts new vector-field evaluations per attempted step (rejected steps pay in
+    full); FSAL solvers pay one more evaluation at the start. ``None`` for implicit solvers, whose
+    cost depends on the Newton iterations.
+    """
+
+    make: Callable[[], diffrax.AbstractSolver]
+    order: int
+    adaptive: bool
+    implicit: bool = False
+    evals_per_step: int | None = None
+    fsal: bool = False
+
+    def nfev(self, num_steps: int) -> int:
+        """Vector-field evaluations for ``num_steps`` attempted steps (-1 where unknown)."""
+        if self.evals_per_step is None:
+            return -1
+        return self.evals_per_step * num_steps + int(self.fsal)
+
+
+SOLVERS: dict[str, SolverSpec] = {
+    "euler": SolverSpec(diffrax.Euler, 1, adaptive=False, evals_per_step=1),
+    "heun": SolverSpec(diffrax.Heun, 2, adaptive=False, evals_per_step=2),
+    "midpoint": SolverSpec(diffrax.Midpoint, 2, adaptive=False, evals_per_step=2),
+    "ralston": SolverSpec(diffrax.Ralston, 2, adaptive=False, evals_per_step=2),
+    "bosh3": SolverSpec(diffrax.Bosh3, 3, adaptive=True, evals_per_step=3, fsal=True),
+    "tsit5": SolverSpec(diffrax.Tsit5, 5, adaptive=True, evals_per_step=6, fsal=True),
+    "dopri5": SolverSpec(diffrax.Dopri5, 5, adaptive=True, evals_per_step=6, fsal=True),
+    "dopri8": SolverSpec(diffrax.Dopri8, 8, adaptive=True, evals_per_step=13, fsal=True),
+    "kvaerno3": SolverSpec(diffrax.Kvaerno3, 3, adaptive=True, implicit=True),
+    "kvaerno5": SolverSpec(diffrax.Kvaerno5, 5, adaptive=True, implicit=True),
+}
+
+_STATUS = {
+    "successful": "ok",
+    "max_steps_reached": "max_steps",
+    "max_steps_rejected": "max_steps",
+    "dt_min_reached": "dt_min",
+    "nonfinite": "nonfinite",
+    "nonlinear_max_steps_reached": "implicit_failure",
+    "nonlinear_divergence": "implicit_failure",
+    "singular": "implicit_failure",
+}
+
+
+def _result_name(result) -> str:
+    for name, item in diffrax.RESULTS._name_to_item.items():
+        if bool(result == item):
+            return name
+    return "unknown"  # pragma: no cover
+
+
+@functools.partial(jax.jit, static_argnames=("field", "observe", "depth", "solver", "max_steps"))
+def _solve(field, observe, depth, solver, problem, y0, t1, ts, rtol, atol, dt0, max_steps):
+    spec = SOLVERS[solver]
+    term = diffrax.ODETerm(lambda t, y, args: field(args, y, depth))
+    if spec.adaptive:
+        controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    else:
+        controller = diffrax.ConstantStepSize()
+    sol = diffrax.diffeqsolve(
+        term,
+        spec.make(),
+        t0=jnp.zeros_like(t1),
+        t1=t1,
+        dt0=dt0,
+        y0=y0,
+        args=problem,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+    )
+    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+    return sol.ys, observe(problem, sol.ys), sol.result, stats
+
+
+def _time_grid(t1, ts, n_save, time_unit, eta):
+    """Validated ``(t1, ts)`` in flow time, from either convention."""
+    if time_unit not in ("flow", "iterations"):
+        raise ValueError(f"time_unit must be 'flow' or 'iterations', got {time_unit!r}")
+    t1 = _checks.positive("t1", t1)
+    if time_unit == "iterations":
+        if eta is None:
+            raise ValueError("time_unit='iterations' needs eta (the learning rate that turns iterations into flow time)")
+        eta = _checks.positive("eta", eta)
+        t1 = t1 * eta
+    if ts is None:
+        n_save = _checks.integer("n_save", n_save, minimum=2)
+        return t1, np.linspace(0.0, t1, n_save)
+    ts = _checks.finite_matrix("ts", ts, ndim=1)
+    if time_unit == "iterations":
+        ts = ts * eta
+    if np.any(np.diff(ts) < 0) or ts[0] < 0 or ts[-1] > t1 * (1 + 1e-12):
+        raise ValueError(f"ts must be non-decreasing within [0, t1] = [0, {t1:g}]; got [{ts[0]:g} ... {ts[-1]:g}]")
+    return t1, np.minimum(ts, t1)
+
+
+def solve_flow(
+    kind: str,
+    field,
+    observe,
+    problem: Problem,
+    y0,
+    depth: int,
+    t1,
+    *,
+    ts=None,
+    n_save: int = 201,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    dt0: float | None = None,
+    max_steps: int = 100_000,
+    time_unit: str = "flow",
+    eta: float | None = None,
+) -> Trajectory:
+    """Integrate ``dy/dt = field(problem, y, depth)`` from ``y0`` on ``[0, t1]`` and build a Trajectory.
+
+    The building block of :func:`gradient_flow` and :func:`end_to_end_flow` (and of the modified flows).
+    """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {', '.join(sorted(SOLVERS))}; got {solver!r}")
+    spec = SOLVERS[solver]
+    t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
+    rtol = _checks.positive("rtol", rtol)
+    atol = _checks.positive("atol", atol)
+    max_steps = _checks.integer("max_steps", max_steps, minimum=1)
+    if dt0 is not None:
+        dt0 = jnp.asarray(_checks.positive("dt0", dt0))
+    elif not spec.adaptive:
+        raise ValueError(f"solver {solver!r} takes fixed steps: pass dt0 (the step size) > 0")
+    f64 = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    ys, observed, result, stats = _solve(
+        field, observe, depth, solver, problem, y0, f64(t1), f64(ts), f64(rtol), f64(atol), dt0, max_steps
+    )
+    ys, observed, stats = _runs.as_numpy(ys), _runs.as_numpy(observed), {k: int(v) for k, v in stats.items()}
+    stats["nfev"] = spec.nfev(stats["num_steps"])
+    name = _result_name(result)
+    status = _STATUS.get(name, "failed")
+    finite = _runs.finite_rows(ys)
+    keep = int(np.argmin(finite)) if not finite.all() else len(ts)
+    message = ""
+    if status == "ok" and keep < len(ts):
+        status = "nonfinite"
+    if status != "ok":
+        reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
+        nxt = f", before t = {ts[keep]:.6g}" if keep < len(ts) else ""
+        message = (
+            f"{kind} with solver {solver!r} stopped ({name.replace('_', ' ')}) after {stats['num_steps']} steps; "
+            f"last saved point reached: {reached}{nxt} (t1 = {t1:.6g})"
+        )
+        if status == "max_steps":
+            message += "; raise max_steps or loosen rtol/atol"
+    return _runs.build(
+        kind, depth, ts, ys, observed, keep, stats=stats, status=status, message=message,
+        solver=solver, t1=t1, eta=eta if time_unit == "iterations" else None,
+    )
+
+
+def gradient_flow(problem: Problem, layers0, t1, **options) -> Trajectory:
+    """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``, on ``[0, t1]``.
+
+    Args:
+        problem: the :class:`~linflow.Problem`.
+        layers0: initial layers ``(W_1, ..., W_N)``.
+        t1: final time (flow time, or iterations with ``time_unit='iterations'`` and ``eta``).
+        ts: save times within ``[0, t1]`` (default ``n_save`` evenly spaced points).
+        solver: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``ralston`` need ``dt0``).
+        rtol, atol: tolerances of the adaptive step-size controller.
+        dt0: fixed step (fixed-step solvers) or initial step (adaptive; default: automatic).
+        max_steps: step budget; reaching it is reported as ``status == "max_steps"``.
+        time_unit, eta: ``time_unit='iterations'`` reads ``t1`` and ``ts`` as GD iterations of step
+            ``eta`` (ACH18's convention); the result is always in flow time ``t = k * eta``.
+
+    Example:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> traj = linflow.gradient_flow(prob, linflow.init.balanced((2, 3, 2), 0.1), t1=5.0)
+        >>> traj.status
+        'ok'
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    return solve_flow(
+        "gradient_flow", layer_field, _runs.observe_layers, problem, layers0, len(layers0), t1, **options
+    )
+
+
+def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str = "auto", **options) -> Trajectory:
+    """End-to-end flow of ACH18 Theorem 1 (Claim 2 form when ``k = 1`` and ``form='auto'``).
+
+    ``dW_e/dt = -lambda N W_e - sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
+
+    ``W_e0`` is a ``(k, d)`` matrix, or layers (then ``depth`` may be ``None``; a warning gives the
+    measured imbalance if they are not balanced, since Theorem 1 assumes they are). ``form`` is
+    ``auto``, ``general`` or ``claim2``. Other options as :func:`gradient_flow`.
+
+    Example:
+        >>> import numpy as np, linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> layers = linflow.init.balanced((2, 2, 2, 2), 0.5)
+        >>> traj = linflow.end_to_end_flow(prob, linflow.end_to_end(layers), depth=3, t1=5.0)
+        >>> traj.end_to_end.shape
+        (201, 2, 2)
+    """
+    problem = _runs.check_problem(problem)
+    W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
+    field = _runs.end_to_end_form(problem, form)
+    return solve_flow("end_to_end_flow", field, _runs.observe_end_to_end, problem, W0, depth, t1, **options)

@@ -1,0 +1,115 @@
+r"""Fractional powers of PSD matrices with an exact derivative, and the end-to-end preconditioner.
+
+``[A]^q`` for symmetric PSD ``A`` and ``q >= 0`` is ``Q diag(lambda^q) Q^T`` from ``eigh``, with
+eigenvalues below the noise floor ``n * eps * lambda_max`` treated as zero and ``[A]^0 = I`` exactly
+(REFERENCE.md section 3). ``eigh``'s own derivative is NaN at repeated eigenvalues (``W_e = 0``,
+``W_e ~ I``), so the powers carry a custom JVP, the Daleckii-Krein formula
+
+.. math:: d[A]^q = Q \left(\Gamma \circ (Q^T dA\, Q)\right) Q^T,\qquad
+          \Gamma_{ab} = \frac{\lambda_a^q - \lambda_b^q}{\lambda_a - \lambda_b}\ (\to q\lambda^{q-1}),
+
+evaluated in a cancellation-free form; where both eigenvalues are zero (the derivative is
+unbounded for ``q < 1``) ``Gamma`` is set to 0 (1 for ``q = 1``). For ``A = W^T W`` that block of
+``Q^T dA Q`` vanishes, so the convention never changes a derivative of the end-to-end field.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["psd_power", "psd_powers", "preconditioner", "preconditioner_eigenvalues"]
+
+
+def _eig(A: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Eigen-decomposition of sym(A) with noise-level eigenvalues clipped to exactly 0."""
+    A = 0.5 * (A + A.T)
+    lam, Q = jnp.linalg.eigh(A)
+    floor = A.shape[-1] * jnp.finfo(A.dtype).eps * jnp.max(jnp.abs(lam))
+    return jnp.where(lam > floor, lam, 0.0), Q
+
+
+def _pow(lam: jax.Array, q: float) -> jax.Array:
+    return jnp.ones_like(lam) if q == 0 else jnp.where(lam > 0, jnp.where(lam > 0, lam, 1.0) ** q, 0.0)
+
+
+def _divided_difference(lam: jax.Array, q: float) -> jax.Array:
+    """``Gamma_ab = (a^q - b^q) / (a - b)`` for eigenvalues ``a, b >= 0``, limit ``q a^(q-1)`` at ``a = b``."""
+    a, b = lam[:, None], lam[None, :]
+    both = (a > 0) & (b > 0)
+    sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
+    x = jnp.log(sa) - jnp.log(sb)
+    xs = jnp.where(x == 0, 1.0, x)
+    # b^(q-1) * (e^(q x) - 1) / (e^x - 1), exact also when a and b nearly coincide
+    ratio = jnp.where(x == 0, q, jnp.expm1(q * xs) / jnp.expm1(xs))
+    g_pos = sb ** (q - 1.0) * ratio
+    # one eigenvalue zero: no cancellation, the plain quotient is exact
+    diff = a - b
+    g_one = (_pow(a, q) - _pow(b, q)) / jnp.where(diff == 0, 1.0, diff)
+    g_zero = jnp.full_like(g_pos, 1.0 if q == 1 else 0.0)
+    return jnp.where(both, g_pos, jnp.where(diff == 0, g_zero, g_one))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def psd_powers(A: jax.Array, exponents: tuple[float, ...]) -> jax.Array:
+    """Stack of ``[A]^q`` for each ``q`` in ``exponents`` (one ``eigh``), shape ``(len(exponents), n, n)``."""
+    lam, Q = _eig(A)
+    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
+    return jnp.stack([eye if q == 0 else (Q * _pow(lam, q)) @ Q.T for q in exponents])
+
+
+@psd_powers.defjvp
+def _psd_powers_jvp(exponents, primals, tangents):
+    (A,), (dA,) = primals, tangents
+    lam, Q = _eig(A)
+    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
+    dAt = Q.T @ (0.5 * (dA + dA.T)) @ Q
+    outs, douts = [], []
+    for q in exponents:
+        if q == 0:
+            outs.append(eye)
+            douts.append(jnp.zeros_like(dA))
+        else:
+            outs.append((Q * _pow(lam, q)) @ Q.T)
+            douts.append(Q @ (_divided_difference(lam, q) * dAt) @ Q.T)
+    return jnp.stack(outs), jnp.stack(douts)
+
+
+def psd_power(A: jax.Array, q: float) -> jax.Array:
+    """``[A]^q`` for symmetric PSD ``A`` and a static ``q >= 0`` (``[A]^0 = I`` exactly)."""
+    if q < 0:
+        raise ValueError(f"q must be >= 0, got {q}")
+    return psd_powers(A, (float(q),))[0]
+
+
+def preconditioner(W: jax.Array, depth: int) -> jax.Array:
+    """Explicit ``P_W = sum_j [W^T W]^((N-j)/N) kron [W W^T]^((j-1)/N)`` (ACH18 Claim 1), shape ``(kd, kd)``.
+
+    ``vec`` is column-major: ``vec(dW_e/dt) = -P_W vec(dL1/dW)`` without weight decay. Dense: for
+    checks and pictures only (the fields never form it).
+    """
+    N = depth
+    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
+    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
+    return sum(jnp.kron(right[j], left[j]) for j in range(N))
+
+
+def preconditioner_eigenvalues(W, depth: int) -> np.ndarray:
+    """Eigenvalues of ``P_W`` from the singular values (Claim 1), sorted ascending (NumPy).
+
+    ``sum_j mu_r^((N-j)/N) nu_r'^((j-1)/N)`` over the ``d`` eigenvalues ``mu`` of ``W^T W`` and the
+    ``k`` eigenvalues ``nu`` of ``W W^T`` (squared singular values padded with zeros; ``0^0 = 1``).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    k, d = W.shape
+    sig2 = np.linalg.svd(W, compute_uv=False) ** 2
+    mu = np.zeros(d)
+    nu = np.zeros(k)
+    mu[: len(sig2)] = sig2
+    nu[: len(sig2)] = sig2
+    N = depth
+    vals = sum(mu[:, None] ** ((N - j) / N) * nu[None, :] ** ((j - 1) / N) for j in range(1, N + 1))
+    return np.sort(np.ravel(vals))

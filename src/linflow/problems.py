@@ -1,0 +1,202 @@
+r"""Regression problems: the lp loss of a linear map and the built-in data sets.
+
+The loss of a linear map ``W`` (shape ``(k, d)``) on data ``X`` (``(m, d)``), ``Y`` (``(m, k)``) is
+
+.. math:: L^1(W) = \frac1m \sum_i \frac1p \sum_c |(W x_i - y_i)_c|^p, \qquad p \ge 1,
+
+with gradient ``(1/m) sum_i s_i x_i^T``, ``s_i = sign(r_i) |r_i|^(p-1)``, ``r_i = W x_i - y_i``
+(REFERENCE.md section 1). For ``p = 2`` both are computed from the moments ``X^T X / m``,
+``Y^T X / m`` and ``Y^T Y / m``, so their cost does not grow with ``m``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _checks
+
+__all__ = ["Problem", "synthetic", "whitened", "two_point"]
+
+
+class Problem(eqx.Module):
+    """An lp regression problem ``L1(W)`` with weight decay ``lambda`` on the network's layers.
+
+    Args:
+        X: inputs, shape ``(m, d)`` (rows are samples).
+        Y: targets, shape ``(m, k)``; a 1-D ``Y`` of length ``m`` means ``k = 1``.
+        p: exponent of the loss, any real ``p >= 1`` (2 and 4 in the paper).
+        weight_decay: ``lambda >= 0``; the network loss adds ``(lambda / 2) sum_j ||W_j||_F^2``.
+            It is not part of :meth:`loss`, which is the data term ``L1`` alone.
+
+    A Problem is a pytree (an equinox Module): the data and ``weight_decay`` are traced arrays, so
+    compiled runs are reused when only their values change; ``p`` is static.
+
+    Example:
+        >>> import numpy as np, linflow
+        >>> prob = linflow.Problem(np.eye(2), np.array([1.0, 2.0]), p=2)
+        >>> float(prob.loss(np.zeros((1, 2))))
+        1.25
+    """
+
+    X: jax.Array
+    Y: jax.Array
+    weight_decay: jax.Array
+    xx: jax.Array  # X^T X / m
+    yx: jax.Array  # Y^T X / m
+    yy: jax.Array  # Y^T Y / m
+    p: float = eqx.field(static=True)
+
+    def __init__(self, X, Y, p: float = 2.0, weight_decay: float = 0.0):
+        X = _checks.finite_matrix("X", X, ndim=2)
+        Y = _checks.finite_matrix("Y", Y, ndim=(1, 2))
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and Y must have the same number of rows (samples); got X {X.shape} and Y {Y.shape}"
+            )
+        self.p = _checks.real_scalar("p", p, minimum=1.0)
+        lam = _checks.real_scalar("weight_decay", weight_decay, minimum=0.0)
+        m = X.shape[0]
+        self.X = jnp.asarray(X)
+        self.Y = jnp.asarray(Y)
+        self.weight_decay = jnp.asarray(lam, dtype=jnp.float64)
+        self.xx = jnp.asarray(X.T @ X / m)
+        self.yx = jnp.asarray(Y.T @ X / m)
+        self.yy = jnp.asarray(Y.T @ Y / m)
+
+    @property
+    def m(self) -> int:
+        """Number of samples."""
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        """Input dimension."""
+        return self.X.shape[1]
+
+    @property
+    def k(self) -> int:
+        """Output dimension."""
+        return self.Y.shape[1]
+
+    def _check_shape(self, W) -> None:
+        if jnp.shape(W) != (self.k, self.d):
+            raise ValueError(f"W must have shape (k, d) = ({self.k}, {self.d}), got {jnp.shape(W)}")
+
+    def residuals(self, W: jax.Array) -> jax.Array:
+        """``R = X W^T - Y``, shape ``(m, k)``: row i is ``r_i = W x_i - y_i``."""
+        self._check_shape(W)
+        return self.X @ jnp.asarray(W).T - self.Y
+
+    def loss(self, W: jax.Array) -> jax.Array:
+        """``L1(W) = (1/m) sum_i (1/p) sum_c |r_ic|^p`` (no weight decay)."""
+        self._check_shape(W)
+        W = jnp.asarray(W)
+        if self.p == 2.0:
+            # (1/2) tr(W Sxx W^T) - tr(Syx W^T) + (1/2) tr(Syy)
+            return 0.5 * jnp.sum((W @ self.xx) * W) - jnp.sum(self.yx * W) + 0.5 * jnp.trace(self.yy)
+        r = self.residuals(W)
+        return jnp.sum(jnp.abs(r) ** self.p) / (self.p * self.m)
+
+    def grad(self, W: jax.Array) -> jax.Array:
+        """``dL1/dW = (1/m) sum_i sign(r_i) |r_i|^(p-1) x_i^T``, shape ``(k, d)``."""
+        self._check_shape(W)
+        W = jnp.asarray(W)
+        if self.p == 2.0:
+            return W @ self.xx - self.yx
+        r = self.residuals(W)
+        if self.p == 1.0:
+            s = jnp.sign(r)
+        elif float(self.p).is_integer() and int(self.p) % 2 == 0:
+            s = r ** int(self.p - 1)  # even p: sign(r)|r|^(p-1) = r^(p-1), smooth everywhere
+        else:
+            s = jnp.sign(r) * jnp.abs(r) ** (self.p - 1.0)
+        return s.T @ self.X / self.m
+
+
+def synthetic(
+    m: int = 2000,
+    d: int = 32,
+    *,
+    p: float = 2.0,
+    weight_decay: float = 0.0,
+    scale_range: float = 10.0,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> Problem:
+    """The embedded default problem, shaped like the paper's gas-sensor Ethanol task (k = 1).
+
+    Features ``x_ic = a_c z_ic`` with ``z`` standard normal and per-feature scales ``a_c`` spaced
+    log-uniformly from 1 down to ``1 / scale_range`` (the sensor features span orders of magnitude).
+    The target ``y = X w* + noise * e`` uses ``w*_c ~ N(0, 1) / (a_c sqrt(d))`` so that every feature
+    contributes alike, then ``X`` and ``y`` are centred and ``y`` is scaled to unit variance.
+    Small-scale features are the slow directions of gradient descent; the lp exponent changes how
+    strongly large residuals dominate, so l2 and l4 behave differently. Deterministic from ``seed``.
+    """
+    m = _checks.integer("m", m, minimum=2)
+    d = _checks.integer("d", d, minimum=1)
+    scale_range = _checks.real_scalar("scale_range", scale_range, minimum=1.0)
+    noise = _checks.real_scalar("noise", noise, minimum=0.0)
+    rng = np.random.default_rng(seed)
+    scales = np.logspace(0.0, -np.log10(scale_range), d)
+    X = rng.standard_normal((m, d)) * scales
+    w = rng.standard_normal(d) / (scales * np.sqrt(d))
+    y = X @ w + noise * rng.standard_normal(m)
+    X = X - X.mean(axis=0)
+    y = y - y.mean()
+    y = y / y.std()
+    return Problem(X, y, p=p, weight_decay=weight_decay)
+
+
+def _orthonormal(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
+    """An ``(n, r)`` matrix with orthonormal columns (QR of a Gaussian matrix, signs fixed)."""
+    q, rr = np.linalg.qr(rng.standard_normal((n, r)))
+    return q * np.sign(np.diag(rr))
+
+
+def whitened(
+    singular_values,
+    d: int | None = None,
+    k: int | None = None,
+    *,
+    m: int | None = None,
+    p: float = 2.0,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> Problem:
+    """Whitened inputs (``X^T X / m = I`` exactly) and a target ``Phi = Y^T X / m`` with the given singular values.
+
+    The setting of the exact solutions (REFERENCE.md section 4): ``X = sqrt(m) Q`` with ``Q`` having
+    orthonormal columns and ``Y = X Phi^T``, ``Phi = U diag(s) V^T`` with random orthonormal ``U``, ``V``.
+    ``d`` and ``k`` default to ``len(singular_values)``; ``m`` defaults to ``max(d, 8)``.
+    """
+    s = _checks.finite_matrix("singular_values", np.atleast_1d(singular_values), ndim=1)
+    if np.any(s < 0):
+        raise ValueError(f"singular_values must be >= 0, got {s}")
+    r = len(s)
+    d = r if d is None else _checks.integer("d", d, minimum=1)
+    k = r if k is None else _checks.integer("k", k, minimum=1)
+    if r > min(d, k):
+        raise ValueError(f"singular_values has {r} entries but a (k, d) = ({k}, {d}) target has at most {min(d, k)}")
+    m = max(d, 8) if m is None else _checks.integer("m", m, minimum=d)
+    rng = np.random.default_rng(seed)
+    X = np.sqrt(m) * _orthonormal(rng, m, d)
+    U = _orthonormal(rng, k, r)
+    V = _orthonormal(rng, d, r)
+    phi = (U * s) @ V.T
+    return Problem(X, X @ phi.T, p=p, weight_decay=weight_decay)
+
+
+def two_point(y1: float = 4.0, y2: float = 1.0, *, p: float = 4.0, weight_decay: float = 0.0) -> Problem:
+    """The two-point example of ACH18 section 6: inputs ``[1, 0]`` and ``[0, 1]`` with targets ``y1``, ``y2``.
+
+    linflow's loss averages over the two points, so ``L1(w) = (1/2) sum_i (1/p) |w_i - y_i|^p``: half
+    the paper's sum (the same dynamics with time scaled by 2).
+    """
+    y1 = _checks.real_scalar("y1", y1)
+    y2 = _checks.real_scalar("y2", y2)
+    return Problem(np.eye(2), np.array([y1, y2]), p=p, weight_decay=weight_decay)
