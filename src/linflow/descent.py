@@ -100,7 +100,7 @@ def gradient_descent(problem: Problem, layers0, eta, steps, *, save_every: int =
         >>> import linflow
         >>> prob = linflow.problems.whitened([2.0, 1.0])
         >>> gd = linflow.gradient_descent(prob, linflow.init.balanced((2, 3, 2), 0.5), eta=0.05, steps=200)
-        >>> gd.status, gd.ts[-1]
+        >>> gd.status, float(gd.ts[-1])
         ('ok', 10.0)
     """
     problem = _runs.check_problem(problem)

@@ -1,0 +1,176 @@
+"""The four trajectories of one run side by side: layer flow, end-to-end flow, GD, end-to-end descent.
+
+:func:`overview` is what ``linflow run`` computes: the continuous runs once, the discrete runs for
+each learning rate, all saved on one time grid, and the distances between them, as an
+``xarray.Dataset``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from . import _checks, _runs
+from .descent import end_to_end_descent, gradient_descent
+from .init import end_to_end
+from .integrate import end_to_end_flow, gradient_flow
+from .problems import Problem
+
+__all__ = ["overview", "summary_table"]
+
+
+def _grid_steps(eta: float, t1: float, points: int) -> tuple[int, int]:
+    """``(steps, save_every)`` so that GD with ``eta`` lands on every point of ``linspace(0, t1, points)``."""
+    spacing = t1 / (points - 1)
+    per_point = spacing / eta
+    if not math.isclose(per_point, round(per_point), rel_tol=1e-9) or round(per_point) < 1:
+        raise ValueError(
+            f"eta = {eta:g} must divide the save spacing t1 / (points - 1) = {spacing:g} so that gradient descent "
+            f"lands on the common time grid; pick eta = {spacing:g} / n or change t1 or points"
+        )
+    save_every = round(per_point)
+    return save_every * (points - 1), save_every
+
+
+def _frob(a: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # a run about to diverge may be at 1e200: its distance is inf
+        return np.sqrt(np.sum(np.asarray(a) ** 2, axis=(-2, -1)))
+
+
+def _padded(values: np.ndarray, n: int) -> np.ndarray:
+    """Rows after an early stop are NaN (the status variable says why)."""
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[: len(values)] = values
+    return out
+
+
+def overview(
+    problem: Problem,
+    layers0,
+    etas: Sequence[float],
+    t1: float,
+    *,
+    points: int = 101,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    progress=None,
+) -> xr.Dataset:
+    """Run the layer flow, the end-to-end flow, and GD and Eq. 10 for every ``eta`` on ``linspace(0, t1, points)``.
+
+    Every ``eta`` must divide the grid spacing ``t1 / (points - 1)`` (iterate ``k`` sits at ``t = k eta``).
+    Returns a Dataset with dims ``t`` and ``eta``: losses, ``W_e``, imbalances, the distance
+    ``||W_e^GD(t) - W_e^flow(t)||_F`` of GD from the layer flow, of Eq. 10 from the end-to-end flow,
+    and ``||W_e^layers - W_e^end-to-end||_F`` between the two flows (Theorem 1). Discrete runs that
+    stopped early have NaN rows after the stop, and their ``*_status`` / ``*_message`` say where.
+    ``progress`` is an optional callable ``progress(label)`` called after each run.
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    t1 = _checks.positive("t1", t1)
+    points = _checks.integer("points", points, minimum=2)
+    etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
+    if not etas:
+        raise ValueError("etas must hold at least one learning rate")
+    grid = [_grid_steps(e, t1, points) for e in etas]
+    tick = progress or (lambda label: None)
+    depth = len(layers0)
+    options = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    ts = np.linspace(0.0, t1, points)
+    lf = gradient_flow(problem, layers0, t1, ts=ts, **options)
+    tick("layer flow")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ef = end_to_end_flow(problem, layers0, None, t1, ts=ts, **options)
+    tick("end-to-end flow")
+    w_flow, w_e2e = _padded(lf.end_to_end, points), _padded(ef.end_to_end, points)
+    data = {
+        "flow_loss": (("t",), _padded(lf.loss, points)),
+        "flow_end_to_end": (("t", "out", "in"), w_flow),
+        "flow_imbalance": (("t",), _padded(lf.imbalance, points)),
+        "e2e_flow_loss": (("t",), _padded(ef.loss, points)),
+        "e2e_flow_end_to_end": (("t", "out", "in"), w_e2e),
+        "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
+    }
+    gd_vars = {k: [] for k in ("gd_loss", "gd_imbalance", "gd_deviation", "e2e_descent_loss", "e2e_descent_deviation",
+                               "gd_end_to_end")}
+    status = {"gd_status": [], "gd_message": [], "e2e_descent_status": [], "e2e_descent_message": []}
+    for eta, (steps, save_every) in zip(etas, grid):
+        gd = gradient_descent(problem, layers0, eta, steps, save_every=save_every)
+        tick(f"gradient descent, eta = {eta:g}")
+        ed = end_to_end_descent(problem, end_to_end(layers0), depth, eta, steps, save_every=save_every)
+        tick(f"end-to-end descent, eta = {eta:g}")
+        gd_vars["gd_loss"].append(_padded(gd.loss, points))
+        gd_vars["gd_imbalance"].append(_padded(gd.imbalance, points))
+        gd_vars["gd_end_to_end"].append(_padded(gd.end_to_end, points))
+        gd_vars["gd_deviation"].append(_frob(_padded(gd.end_to_end, points) - w_flow))
+        gd_vars["e2e_descent_loss"].append(_padded(ed.loss, points))
+        gd_vars["e2e_descent_deviation"].append(_frob(_padded(ed.end_to_end, points) - w_e2e))
+        for name, run in (("gd", gd), ("e2e_descent", ed)):
+            status[f"{name}_status"].append(run.status)
+            status[f"{name}_message"].append(run.message)
+    for name, rows in gd_vars.items():
+        dims = ("eta", "t", "out", "in") if name.endswith("end_to_end") else ("eta", "t")
+        data[name] = (dims, np.stack(rows))
+    for name, rows in status.items():
+        data[name] = (("eta",), np.array(rows, dtype=str))
+    attrs = {
+        "depth": depth,
+        "dims": ",".join(str(n) for n in (problem.d, *(w.shape[0] for w in layers0))),
+        "p": problem.p,
+        "weight_decay": float(problem.weight_decay),
+        "solver": solver,
+        "rtol": rtol,
+        "atol": atol,
+        "flow_status": lf.status,
+        "flow_message": lf.message,
+        "e2e_flow_status": ef.status,
+        "e2e_flow_message": ef.message,
+        "flow_num_steps": lf.stats["num_steps"],
+        "flow_nfev": lf.stats["nfev"],
+        "e2e_flow_num_steps": ef.stats["num_steps"],
+        "e2e_flow_nfev": ef.stats["nfev"],
+        "initial_imbalance": float(lf.imbalance[0]),
+        "warnings": " | ".join(str(w.message) for w in caught),
+        "time_convention": "flow time t; GD iterate k sits at t = k * eta",
+    }
+    return xr.Dataset(data, coords={"t": ts, "eta": np.asarray(etas)}, attrs=attrs)
+
+
+def _last_finite(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if len(finite) else float("nan")
+
+
+def summary_table(ds: xr.Dataset) -> str:
+    """A plain-text table of an :func:`overview` Dataset: final losses, deviations, drift, solver stats."""
+    scale = float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
+    lines = [
+        f"layer flow:      final loss {_last_finite(ds.flow_loss.values):.6g}   steps {ds.attrs['flow_num_steps']}   "
+        f"nfev {ds.attrs['flow_nfev']}   status {ds.attrs['flow_status']}",
+        f"end-to-end flow: final loss {_last_finite(ds.e2e_flow_loss.values):.6g}   steps {ds.attrs['e2e_flow_num_steps']}   "
+        f"nfev {ds.attrs['e2e_flow_nfev']}   status {ds.attrs['e2e_flow_status']}",
+        f"Theorem 1: max_t ||W_e(layers) - W_e(end-to-end)||_F / max_t ||W_e||_F = "
+        f"{float(np.nanmax(ds.theorem1_gap)) / scale:.3e}",
+        "",
+        f"{'eta':>10} {'GD loss':>12} {'Eq.10 loss':>12} {'max dev GD':>12} {'max dev Eq.10':>14} "
+        f"{'imbalance drift':>16}  status",
+    ]
+    imb0 = ds.attrs["initial_imbalance"]
+    for i, eta in enumerate(ds.eta.values):
+        row = ds.isel(eta=i)
+        status = str(row.gd_status.values)
+        if str(row.e2e_descent_status.values) != "ok":
+            status += f" / Eq.10 {row.e2e_descent_status.values}"
+        lines.append(
+            f"{eta:>10.4g} {_last_finite(row.gd_loss.values):>12.6g} {_last_finite(row.e2e_descent_loss.values):>12.6g} "
+            f"{np.nanmax(row.gd_deviation.values) / scale:>12.3e} {np.nanmax(row.e2e_descent_deviation.values) / scale:>14.3e} "
+            f"{np.nanmax(row.gd_imbalance.values) - imb0:>16.3e}  {status}"
+        )
+    lines.append("(deviations are max over t of ||W_e(t) - W_e^flow(t)||_F relative to max_t ||W_e^flow||_F)")
+    return "\n".join(lines)

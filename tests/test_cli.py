@@ -1,0 +1,72 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from linflow import _io, cli, init, overview, problems
+
+
+def test_linflow_run_quick_writes_data_figure_and_summary(tmp_path, capsys):
+    assert cli.main(["run", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Theorem 1" in out and "max dev GD" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.nc", "run.png", "summary.json"]
+    ds = xr.open_dataset(tmp_path / "run.nc", engine="scipy")
+    assert ds.sizes["eta"] == 2 and ds.attrs["depth"] == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["theorem1_relative_gap"] < 1e-6
+    devs = [r["max_relative_deviation_gd"] for r in summary["runs"]]
+    # GD is first order: halving eta roughly halves its distance from the flow
+    assert devs[0] / devs[1] == pytest.approx(2.0, rel=0.15)
+    assert (tmp_path / "run.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_reports_bad_options_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--quick", "--p", "0.5", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "p must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--depth", "3", "--widths", "4", "--out", str(tmp_path)])
+    assert "--widths must list depth - 1 = 2" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_overview_rejects_a_learning_rate_off_the_grid():
+    prob = problems.synthetic(m=50, d=3)
+    with pytest.raises(ValueError, match="eta = 0.03 must divide the save spacing"):
+        overview.overview(prob, init.balanced((3, 2, 1), 0.2), [0.03], 1.0, points=11)
+
+
+def test_overview_reports_a_diverging_learning_rate():
+    prob = problems.two_point(10.0, 1.0, p=4)
+    ds = overview.overview(prob, init.balanced((2, 2, 1), 0.5), [0.05, 0.001], 1.0, points=11)
+    assert str(ds.gd_status.values[0]) == "diverged" and "diverged at step" in str(ds.gd_message.values[0])
+    assert str(ds.gd_status.values[1]) == "ok"
+    assert np.isnan(ds.gd_loss.values[0, -1]) and np.all(np.isfinite(ds.gd_loss.values[1]))
+    assert "diverged" in overview.summary_table(ds)
+
+
+def test_atomic_write_leaves_nothing_on_interrupt(tmp_path):
+    target = tmp_path / "result.nc"
+    target.write_text("old")
+
+    def interrupted(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _io.atomic_write(target, interrupted)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.nc"]
+
+
+def test_entry_point_runs_as_a_module():
+    res = subprocess.run([sys.executable, "-m", "linflow", "--version"], capture_output=True, text=True,
+                         env={**os.environ})
+    assert res.returncode == 0 and res.stdout.startswith("linflow ")

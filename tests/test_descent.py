@@ -1,0 +1,153 @@
+import jax
+import numpy as np
+import pytest
+import scipy.linalg
+
+import linflow
+from linflow import descent, init, problems
+
+from conftest import grad_numpy, small_regression
+
+
+def chain(mats, n):
+    """M_last ... M_first applied to the n x n identity."""
+    out = np.eye(n)
+    for M in mats:
+        out = M @ out
+    return out
+
+
+def numpy_layer_grads(X, Y, layers, p):
+    """G_j = (W_N ... W_{j+1})^T g (W_{j-1} ... W_1)^T with plain NumPy products."""
+    g = grad_numpy(X, Y, chain(layers, X.shape[1]), p)
+    return [chain(layers[j + 1:], layers[j].shape[0]).T @ g @ chain(layers[:j], X.shape[1]).T
+            for j in range(len(layers))]
+
+
+def numpy_gd(X, Y, layers, eta, steps, p, lam):
+    """Independent gradient descent on the layers (plain NumPy loop)."""
+    layers = [np.array(w) for w in layers]
+    out = [tuple(layers)]
+    for _ in range(steps):
+        G = numpy_layer_grads(X, Y, layers, p)
+        layers = [(1 - eta * lam) * w - eta * g for w, g in zip(layers, G)]
+        out.append(tuple(layers))
+    return out
+
+
+def numpy_end_to_end_step(X, Y, W, depth, eta, p, lam):
+    """Eq. 10 with SciPy's fractional matrix powers (an independent implementation)."""
+    g = grad_numpy(X, Y, W, p)
+
+    def power(A, q):
+        if q == 0:
+            return np.eye(A.shape[0])
+        lam_, Q = np.linalg.eigh(A)
+        lam_ = np.clip(lam_, 0, None)
+        lam_[lam_ < A.shape[0] * 2.2e-16 * lam_.max()] = 0
+        return (Q * lam_**q) @ Q.T
+
+    total = sum(power(W @ W.T, (j - 1) / depth) @ g @ power(W.T @ W, (depth - j) / depth) for j in range(1, depth + 1))
+    return (1 - eta * lam * depth) * W - eta * total
+
+
+@pytest.mark.parametrize("dims", [(3, 1), (3, 4, 2), (3, 2, 5, 1), (4, 3, 3, 3, 2)])
+@pytest.mark.parametrize("p, lam", [(2.0, 0.0), (4.0, 0.1)])
+def test_gradient_descent_matches_an_independent_loop(dims, p, lam):
+    prob = small_regression(m=25, d=dims[0], k=dims[-1], p=p, weight_decay=lam, seed=3)
+    layers = init.near_zero(dims, std=0.5, seed=2)
+    ref = numpy_gd(np.asarray(prob.X), np.asarray(prob.Y), layers, 0.05, 30, p, lam)
+    gd = linflow.gradient_descent(prob, layers, 0.05, 30, save_every=1)
+    assert gd.ok and len(gd) == 31
+    for k in (1, 7, 30):
+        for j in range(len(dims) - 1):
+            np.testing.assert_allclose(gd.layers[j][k], ref[k][j], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(gd.ts, 0.05 * np.arange(31))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_end_to_end_descent_matches_eq10(k, depth):
+    prob = small_regression(m=25, d=3, k=k, p=4.0, weight_decay=0.05, seed=4)
+    W = np.asarray(linflow.end_to_end(init.balanced((3,) + (3,) * (depth - 1) + (k,), 0.8, seed=1)))
+    ed = linflow.end_to_end_descent(prob, W, depth, 0.02, 10)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    ref = W
+    for _ in range(10):
+        ref = numpy_end_to_end_step(X, Y, ref, depth, 0.02, 4.0, 0.05)
+    np.testing.assert_allclose(ed.end_to_end[-1], ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.2])
+def test_gd_balancedness_obeys_the_exact_one_step_identity(lam):
+    # D_j <- a^2 D_j + eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T), a = 1 - eta lambda
+    prob = small_regression(m=30, d=4, k=2, p=2.0, weight_decay=lam, seed=5)
+    eta = 0.1
+    gd = linflow.gradient_descent(prob, init.balanced((4, 3, 3, 2), 0.9, seed=0), eta, 25)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    a = 1 - eta * lam
+    for step in range(25):
+        layers = [np.asarray(w[step]) for w in gd.layers]
+        nxt = [np.asarray(w[step + 1]) for w in gd.layers]
+        G = numpy_layer_grads(X, Y, layers, 2.0)
+        for j in range(2):
+            D = layers[j + 1].T @ layers[j + 1] - layers[j] @ layers[j].T
+            D_next = nxt[j + 1].T @ nxt[j + 1] - nxt[j] @ nxt[j].T
+            predicted = a**2 * D + eta**2 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T)
+            np.testing.assert_allclose(D_next, predicted, atol=1e-13)
+    assert gd.imbalance[-1] > 1e-4  # the drift is real (the identity is not trivially 0 = 0)
+
+
+def test_divergence_is_reported_at_the_right_step():
+    prob = problems.two_point(10.0, 1.0, p=4)
+    layers = init.balanced((2, 2, 1), 0.5, seed=0)
+    eta = 0.05
+    gd = linflow.gradient_descent(prob, layers, eta, 400, save_every=3)
+    assert gd.status == "diverged"
+    # independent: the NumPy loop overflows at the same step
+    with np.errstate(all="ignore"):
+        ref = numpy_gd(np.asarray(prob.X), np.asarray(prob.Y), layers, eta, 400, 4.0, 0.0)
+    first_bad = next(k for k, ls in enumerate(ref) if not all(np.all(np.isfinite(w)) for w in ls))
+    assert f"diverged at step {first_bad} " in gd.message
+    assert gd.stats["num_steps"] == first_bad
+    assert np.all(np.isfinite(gd.end_to_end)) and np.all(np.isfinite(gd.loss))
+    assert gd.iterations[-1] < first_bad <= gd.iterations[-1] + 3
+
+
+def test_save_every_that_does_not_divide_steps():
+    prob = small_regression(m=20, d=3, k=1)
+    layers = init.balanced((3, 2, 1), 0.5)
+    gd = linflow.gradient_descent(prob, layers, 0.1, 10, save_every=4)
+    np.testing.assert_array_equal(gd.iterations, [0, 4, 8, 10])
+    full = linflow.gradient_descent(prob, layers, 0.1, 10)
+    np.testing.assert_allclose(gd.end_to_end, full.end_to_end[[0, 4, 8, 10]], rtol=1e-14)
+    few = linflow.gradient_descent(prob, layers, 0.1, 3, save_every=5)
+    np.testing.assert_array_equal(few.iterations, [0, 3])
+
+
+def test_no_recompilation_for_new_eta_data_or_start():
+    prob = small_regression(m=20, d=3, k=1)
+    linflow.gradient_descent(prob, init.balanced((3, 2, 1), 0.5), 0.1, 20, save_every=5)
+    n = descent._descend._cache_size()
+    linflow.gradient_descent(small_regression(m=20, d=3, k=1, seed=9, weight_decay=0.3), init.near_zero((3, 2, 1)),
+                             0.037, 20, save_every=5)
+    assert descent._descend._cache_size() == n
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda p, l: linflow.gradient_descent(p, l, 0.0, 10), ValueError, "eta must be > 0"),
+        (lambda p, l: linflow.gradient_descent(p, l, -1.0, 10), ValueError, "eta must be > 0"),
+        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 0), ValueError, "steps must be >= 1"),
+        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 2.5), TypeError, "steps must be an integer"),
+        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 5, save_every=0), ValueError, "save_every must be >= 1"),
+        (lambda p, l: linflow.gradient_descent(p, l, float("inf"), 5), ValueError, "eta must be finite"),
+        (lambda p, l: linflow.end_to_end_descent(p, np.ones((1, 3)), 0, 0.1, 5), ValueError, "depth must be >= 1"),
+        (lambda p, l: linflow.end_to_end_descent(p, l, 3, 0.1, 5), ValueError, "depth = 3 but 2 layers"),
+    ],
+)
+def test_bad_input(call, exc, match):
+    prob = small_regression(m=20, d=3, k=1)
+    with pytest.raises(exc, match=match):
+        call(prob, init.balanced((3, 2, 1), 0.5))
