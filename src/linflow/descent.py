@@ -13,7 +13,9 @@ returned Trajectory ends at the last saved finite iterate with ``status == "dive
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,37 +33,53 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-@functools.partial(jax.jit, static_argnames=("field", "observe", "depth", "chunks"))
-def _descend(field, observe, depth, chunks, problem, y0, eta):
-    """Run ``sum(chunks)`` Euler steps, saving after each chunk; returns saves and the divergence step."""
+@dataclasses.dataclass(frozen=True)
+class EulerStep:
+    """One forward Euler step of a field: ``y <- y + eta * field(args, y, depth)`` (hashable, for jit)."""
+
+    field: Callable
+
+    def __call__(self, args, y, eta, depth):
+        return jax.tree_util.tree_map(lambda a, b: a + eta * b, y, self.field(args, y, depth))
+
+
+def _descend_impl(step, observe, depth, args, y0, eta, chunks):
+    """Run ``chunks[i]`` steps between saves ``i`` and ``i + 1``; returns saves, observables, divergence step.
+
+    ``chunks`` is a traced integer array, so only the number of saves fixes the compiled shapes. A
+    non-finite iterate freezes the state at the last finite one and records its step (else -1).
+    """
+
+    def body(_, c):
+        y, k, bad_at = c
+        new = step(args, y, eta, depth)
+        fine = _all_finite(new) & (bad_at < 0)
+        bad_at = jnp.where((bad_at < 0) & ~fine, k + 1, bad_at)
+        y = jax.tree_util.tree_map(lambda a, b: jnp.where(fine, a, b), new, y)
+        return y, k + 1, bad_at
 
     def run_chunk(carry, length):
-        def body(_, c):
-            y, k, bad_at = c
-            new = jax.tree_util.tree_map(lambda a, b: a + eta * b, y, field(problem, y, depth))
-            fine = _all_finite(new) & (bad_at < 0)
-            bad_at = jnp.where((bad_at < 0) & ~fine, k + 1, bad_at)
-            y = jax.tree_util.tree_map(lambda a, b: jnp.where(fine, a, b), new, y)
-            return y, k + 1, bad_at
+        carry = jax.lax.fori_loop(0, length, body, carry)
+        return carry, carry[0]
 
-        return jax.lax.fori_loop(0, length, body, carry)
+    carry, ys = jax.lax.scan(run_chunk, (y0, jnp.asarray(0), jnp.asarray(-1)), chunks)
+    saves = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    return saves, observe(args, saves), carry[2]
 
-    carry = (y0, jnp.asarray(0), jnp.asarray(-1))
-    # equal chunks go through one scan; a shorter last chunk (steps % save_every) runs after it
-    n_equal = len(chunks) - (1 if len(chunks) > 1 and chunks[-1] != chunks[0] else 0)
-    if n_equal:
-        def save_chunk(c, _):
-            c = run_chunk(c, chunks[0])
-            return c, c[0]
 
-        carry, ys = jax.lax.scan(save_chunk, carry, None, length=n_equal)
-        saves = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
-    else:
-        saves = jax.tree_util.tree_map(lambda a: a[None], y0)
-    if n_equal < len(chunks):
-        carry = run_chunk(carry, chunks[-1])
-        saves = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b[None]]), saves, carry[0])
-    return saves, observe(problem, saves), carry[2]
+_descend = jax.jit(_descend_impl, static_argnums=(0, 1, 2))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _descend_many(step, observe, depth, args, y0, etas, chunks):
+    """:func:`_descend_impl` for a batch of learning rates, each with its own chunk lengths (one computation)."""
+    return jax.vmap(lambda e, c: _descend_impl(step, observe, depth, args, y0, e, c))(etas, chunks)
+
+
+def save_chunks(steps: int, save_every: int) -> np.ndarray:
+    """Steps between consecutive saves: ``save_every`` repeated, then the remainder (if any)."""
+    full, rest = divmod(steps, save_every)
+    return np.array((save_every,) * full + ((rest,) if rest else ()), dtype=np.int64)
 
 
 def descend(kind: str, field, observe, problem: Problem, y0, depth: int, eta, steps, save_every) -> Trajectory:
@@ -72,9 +90,9 @@ def descend(kind: str, field, observe, problem: Problem, y0, depth: int, eta, st
     eta = _checks.positive("eta", eta)
     steps = _checks.integer("steps", steps, minimum=1)
     save_every = _checks.integer("save_every", save_every, minimum=1)
-    full, rest = divmod(steps, save_every)
-    chunks = (save_every,) * full + ((rest,) if rest else ())
-    ys, observed, bad_at = _descend(field, observe, depth, chunks, problem, y0, jnp.asarray(eta, dtype=jnp.float64))
+    chunks = save_chunks(steps, save_every)
+    ys, observed, bad_at = _descend(EulerStep(field), observe, depth, problem, y0, jnp.asarray(eta, dtype=jnp.float64),
+                                    jnp.asarray(chunks))
     ys, observed, bad_at = _runs.as_numpy(ys), _runs.as_numpy(observed), int(bad_at)
     saved_steps = np.concatenate([[0], np.cumsum(chunks)])
     ts = saved_steps * eta

@@ -189,14 +189,28 @@ def solve_flow(
     )
 
 
-def gradient_flow(problem: Problem, layers0, t1, **options) -> Trajectory:
+def gradient_flow(
+    problem: Problem,
+    layers0,
+    t1,
+    *,
+    ts=None,
+    n_save: int = 201,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    dt0: float | None = None,
+    max_steps: int = 100_000,
+    time_unit: str = "flow",
+    eta: float | None = None,
+) -> Trajectory:
     """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``, on ``[0, t1]``.
 
     Args:
         problem: the :class:`~linflow.Problem`.
         layers0: initial layers ``(W_1, ..., W_N)``.
         t1: final time (flow time, or iterations with ``time_unit='iterations'`` and ``eta``).
-        ts: save times within ``[0, t1]`` (default ``n_save`` evenly spaced points).
+        ts: save times within ``[0, t1]`` (default ``n_save`` evenly spaced points, ``n_save`` = 201).
         solver: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``ralston`` need ``dt0``).
         rtol, atol: tolerances of the adaptive step-size controller.
         dt0: fixed step (fixed-step solvers) or initial step (adaptive; default: automatic).
@@ -214,11 +228,28 @@ def gradient_flow(problem: Problem, layers0, t1, **options) -> Trajectory:
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     return solve_flow(
-        "gradient_flow", layer_field, _runs.observe_layers, problem, layers0, len(layers0), t1, **options
+        "gradient_flow", layer_field, _runs.observe_layers, problem, layers0, len(layers0), t1, ts=ts, n_save=n_save,
+        solver=solver, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps, time_unit=time_unit, eta=eta,
     )
 
 
-def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str = "auto", **options) -> Trajectory:
+def end_to_end_flow(
+    problem: Problem,
+    W_e0,
+    depth: int | None,
+    t1,
+    *,
+    form: str = "auto",
+    ts=None,
+    n_save: int = 201,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    dt0: float | None = None,
+    max_steps: int = 100_000,
+    time_unit: str = "flow",
+    eta: float | None = None,
+) -> Trajectory:
     """End-to-end flow of ACH18 Theorem 1 (Claim 2 form when ``k = 1`` and ``form='auto'``).
 
     ``dW_e/dt = -lambda N W_e - sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
@@ -238,4 +269,7 @@ def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str 
     problem = _runs.check_problem(problem)
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
     field = _runs.end_to_end_form(problem, form)
-    return solve_flow("end_to_end_flow", field, _runs.observe_end_to_end, problem, W0, depth, t1, **options)
+    return solve_flow(
+        "end_to_end_flow", field, _runs.observe_end_to_end, problem, W0, depth, t1, ts=ts, n_save=n_save,
+        solver=solver, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps, time_unit=time_unit, eta=eta,
+    )

@@ -1,0 +1,1 @@
+"""linflow benchmarks: ``python -m benchmarks`` (see benchmarks/README.md)."""

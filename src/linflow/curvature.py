@@ -1,0 +1,118 @@
+r"""Curvature of the network loss in the layer parameters, from Hessian-vector products only.
+
+The network loss is ``L^N(W_1..W_N) = L1(W_e) + (lambda/2) sum_j ||W_j||_F^2``; its gradient is minus
+the layer field, and ``H v`` is ``jax.jvp`` of that gradient (no Hessian is ever formed). The extreme
+eigenvalues come from Lanczos with full reorthogonalization (restarted on breakdown, so that an
+invariant subspace found early never adds spurious zero eigenvalues). With ``iters >= `` the number
+of parameters the result is exact to round-off.
+
+``sharpness`` (the largest eigenvalue ``S``) sets the stability limit of gradient descent,
+``eta < 2 / S`` (REFERENCE.md section 5).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from . import _runs
+from .fields import layer_field
+from .problems import Problem
+
+__all__ = ["network_gradient", "hessian_vector_product", "hessian_extremes", "sharpness", "smallest_eigenvalue"]
+
+
+def network_gradient(problem: Problem, layers):
+    """``grad L^N`` in the layers (with weight decay): minus the layer field."""
+    return jax.tree_util.tree_map(jnp.negative, layer_field(problem, layers))
+
+
+def hessian_vector_product(problem: Problem, layers, v):
+    """``H v`` for the network loss, ``H`` its Hessian in the layers; ``v`` is shaped like ``layers``."""
+    return jax.jvp(lambda ls: network_gradient(problem, ls), (layers,), (v,))[1]
+
+
+def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:
+    """Largest and smallest Ritz values of a symmetric operator on R^n after ``iters`` Lanczos steps."""
+    m = min(iters, n)
+    starts = jax.random.normal(key, (m, n))
+    Q = jnp.zeros((m, n))
+    alpha = jnp.zeros(m)
+    beta = jnp.zeros(m)  # beta[j] couples q_j and q_{j+1}
+
+    def fresh(Q, j):
+        """A unit vector orthogonal to the first j rows of Q (a restart)."""
+        v = starts[j]
+        mask = (jnp.arange(m) < j)[:, None]
+        for _ in range(2):
+            v = v - (Q * mask).T @ ((Q * mask) @ v)
+        return v / jnp.linalg.norm(v)
+
+    def body(j, state):
+        Q, alpha, beta, q, q_prev, b_prev = state
+        Q = Q.at[j].set(q)
+        w = matvec(q)
+        a = q @ w
+        r = w - a * q - b_prev * q_prev
+        mask = (jnp.arange(m) <= j)[:, None]
+        for _ in range(2):  # full reorthogonalization, twice is enough
+            r = r - (Q * mask).T @ ((Q * mask) @ r)
+        b = jnp.linalg.norm(r)
+        scale = jnp.maximum(jnp.abs(a), b_prev) + jnp.finfo(r.dtype).tiny
+        broke = b <= 1e-10 * scale
+        q_next = jnp.where(broke, fresh(Q, jnp.minimum(j + 1, m - 1)), r / jnp.where(broke, 1.0, b))
+        b = jnp.where(broke, 0.0, b)
+        return Q, alpha.at[j].set(a), beta.at[j].set(b), q_next, q, b
+
+    q0 = starts[0] / jnp.linalg.norm(starts[0])
+    state = (Q, alpha, beta, q0, jnp.zeros(n), jnp.asarray(0.0))
+    _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, state)
+    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    ritz = jnp.linalg.eigvalsh(T)
+    return ritz[-1], ritz[0]
+
+
+@functools.partial(jax.jit, static_argnames=("iters",))
+def _extremes(problem: Problem, layers, iters: int):
+    flat, unravel = ravel_pytree(layers)
+
+    def matvec(v):
+        return ravel_pytree(hessian_vector_product(problem, layers, unravel(v)))[0]
+
+    return _lanczos_extremes(matvec, flat.size, iters, jax.random.PRNGKey(0))
+
+
+@functools.partial(jax.jit, static_argnames=("iters",))
+def _extremes_batched(problem: Problem, layers, iters: int):
+    return jax.vmap(lambda ls: _extremes(problem, ls, iters))(layers)
+
+
+def hessian_extremes(problem: Problem, layers, *, iters: int = 64) -> tuple[jax.Array, jax.Array]:
+    """``(lambda_max, lambda_min)`` of the Hessian of ``L^N`` at ``layers``.
+
+    ``layers`` may carry a leading batch (time) axis, e.g. ``traj.layers``: the result then has that
+    shape. A :class:`~linflow.Trajectory` of a layer run is accepted too.
+    """
+    problem = _runs.check_problem(problem)
+    if hasattr(layers, "layers") and hasattr(layers, "kind"):
+        if layers.layers is None:
+            raise ValueError("the curvature is defined in the layer parameters: pass a layer run, not an end-to-end run")
+        layers = layers.layers
+    layers = tuple(jnp.asarray(w) for w in layers)
+    if layers[0].ndim == 3:
+        return _extremes_batched(problem, layers, iters)
+    _runs.check_layers(problem, layers)
+    return _extremes(problem, layers, iters)
+
+
+def sharpness(problem: Problem, layers, *, iters: int = 64) -> jax.Array:
+    """Largest eigenvalue ``S`` of the Hessian of ``L^N`` in the layer parameters (batched along a run)."""
+    return hessian_extremes(problem, layers, iters=iters)[0]
+
+
+def smallest_eigenvalue(problem: Problem, layers, *, iters: int = 64) -> jax.Array:
+    """Smallest eigenvalue of the Hessian of ``L^N`` in the layer parameters (batched along a run)."""
+    return hessian_extremes(problem, layers, iters=iters)[1]
