@@ -6,7 +6,9 @@ precision. The public API:
 * problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``);
 * networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
   :func:`end_to_end`, :func:`imbalance`, :func:`balancedness`;
-* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow` (diffrax; :data:`SOLVERS`);
+* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow` (diffrax;
+  :data:`SOLVERS`);
+* curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
 * discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`;
 * the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`.
 """
@@ -15,11 +17,22 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import exact, fields, init, linalg, problems  # noqa: E402
+from . import curvature, exact, fields, init, linalg, problems  # noqa: E402
+from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
 from .descent import end_to_end_descent, gradient_descent  # noqa: E402
-from .fields import claim2_field, end_to_end_field, layer_field, layer_gradients, network_loss  # noqa: E402
+from .fields import (  # noqa: E402
+    claim2_field,
+    end_to_end_field,
+    hessian_vector_product,
+    layer_field,
+    layer_gradients,
+    modified_field_1,
+    modified_field_2,
+    network_gradient,
+    network_loss,
+)
 from .init import balancedness, end_to_end, imbalance  # noqa: E402
-from .integrate import SOLVERS, end_to_end_flow, gradient_flow  # noqa: E402
+from .integrate import SOLVERS, end_to_end_flow, gradient_flow, modified_flow  # noqa: E402
 from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers  # noqa: E402
 from .problems import Problem  # noqa: E402
 from .trajectory import Trajectory  # noqa: E402
@@ -40,6 +53,15 @@ __all__ = [
     "balancedness",
     "gradient_flow",
     "end_to_end_flow",
+    "modified_flow",
+    "curvature",
+    "sharpness",
+    "smallest_eigenvalue",
+    "hessian_extremes",
+    "network_gradient",
+    "hessian_vector_product",
+    "modified_field_1",
+    "modified_field_2",
     "gradient_descent",
     "end_to_end_descent",
     "layer_field",

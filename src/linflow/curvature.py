@@ -19,20 +19,10 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from . import _runs
-from .fields import layer_field
+from .fields import hessian_vector_product
 from .problems import Problem
 
-__all__ = ["network_gradient", "hessian_vector_product", "hessian_extremes", "sharpness", "smallest_eigenvalue"]
-
-
-def network_gradient(problem: Problem, layers):
-    """``grad L^N`` in the layers (with weight decay): minus the layer field."""
-    return jax.tree_util.tree_map(jnp.negative, layer_field(problem, layers))
-
-
-def hessian_vector_product(problem: Problem, layers, v):
-    """``H v`` for the network loss, ``H`` its Hessian in the layers; ``v`` is shaped like ``layers``."""
-    return jax.jvp(lambda ls: network_gradient(problem, ls), (layers,), (v,))[1]
+__all__ = ["hessian_extremes", "sharpness", "smallest_eigenvalue"]
 
 
 def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:

@@ -21,6 +21,10 @@ from .linalg import psd_powers
 from .problems import Problem
 
 __all__ = [
+    "network_gradient",
+    "hessian_vector_product",
+    "modified_field_1",
+    "modified_field_2",
     "layer_gradients",
     "layer_field",
     "end_to_end_field",
@@ -89,3 +93,44 @@ def network_loss(problem: Problem, layers) -> jax.Array:
     """``L^N = L1(W_N ... W_1) + (lambda / 2) sum_j ||W_j||_F^2`` (the objective of the layer flow)."""
     decay = sum(jnp.sum(w * w) for w in layers)
     return problem.loss(end_to_end(layers)) + 0.5 * problem.weight_decay * decay
+
+
+def network_gradient(problem: Problem, layers):
+    """``grad L^N`` in the layers, weight decay included: minus the layer field."""
+    return jax.tree_util.tree_map(jnp.negative, layer_field(problem, layers))
+
+
+def hessian_vector_product(problem: Problem, layers, v):
+    """``H v`` with ``H`` the Hessian of ``L^N`` in the layers (``jax.jvp`` of the gradient; no Hessian formed)."""
+    return jax.jvp(lambda ls: network_gradient(problem, ls), (layers,), (v,))[1]
+
+
+def _combine(*terms):
+    """``sum_i c_i v_i`` over pytrees, for ``terms = ((c_1, v_1), ...)``."""
+    return jax.tree_util.tree_map(lambda *leaves: sum(c * x for (c, _), x in zip(terms, leaves)),
+                                  *(v for _, v in terms))
+
+
+def modified_field_1(args, layers, depth: int | None = None):
+    """First-order modified flow of GD with step eta: ``-(g + (eta/2) H g)``; ``args = (problem, eta)``.
+
+    The flow of ``L + (eta/4) ||g||^2`` (Barrett & Dherin 2021); GD stays O(eta^2) from it.
+    """
+    problem, eta = args
+    g = network_gradient(problem, layers)
+    hg = hessian_vector_product(problem, layers, g)
+    return _combine((-1.0, g), (-0.5 * eta, hg))
+
+
+def modified_field_2(args, layers, depth: int | None = None):
+    """Second-order modified flow: ``-(g + (eta/2) H g + eta^2 ((1/3) H^2 g + (1/12) D^3L[g, g]))``.
+
+    ``D^3L[g, g]`` is the derivative of ``theta -> H(theta) g`` along ``g`` (nested ``jvp``); GD stays
+    O(eta^3) from this flow (Hairer, Lubich & Wanner ch. IX).
+    """
+    problem, eta = args
+    g = network_gradient(problem, layers)
+    hg = hessian_vector_product(problem, layers, g)
+    h2g = hessian_vector_product(problem, layers, hg)
+    d3 = jax.jvp(lambda ls: hessian_vector_product(problem, ls, g), (layers,), (g,))[1]
+    return _combine((-1.0, g), (-0.5 * eta, hg), (-(eta**2) / 3.0, h2g), (-(eta**2) / 12.0, d3))

@@ -19,11 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks, _runs
-from .fields import layer_field
+from .fields import layer_field, modified_field_1, modified_field_2
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["SolverSpec", "SOLVERS", "gradient_flow", "end_to_end_flow", "solve_flow"]
+__all__ = ["SolverSpec", "SOLVERS", "gradient_flow", "end_to_end_flow", "modified_flow", "solve_flow", "FlowSettings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,17 +74,18 @@ _STATUS = {
 }
 
 
-def _result_name(result) -> str:
+def _result_name(code) -> str:
+    """The name of a diffrax result from its integer code."""
     for name, item in diffrax.RESULTS._name_to_item.items():
-        if bool(result == item):
+        if int(item._value) == int(code):
             return name
     return "unknown"  # pragma: no cover
 
 
-@functools.partial(jax.jit, static_argnames=("field", "observe", "depth", "solver", "max_steps"))
-def _solve(field, observe, depth, solver, problem, y0, t1, ts, rtol, atol, dt0, max_steps):
+def _solve_impl(field, observe, depth, solver, max_steps, args, y0, t1, ts, rtol, atol, dt0):
+    """One diffrax solve of ``dy/dt = field(args, y, depth)``, saved at ``ts``, plus the observables."""
     spec = SOLVERS[solver]
-    term = diffrax.ODETerm(lambda t, y, args: field(args, y, depth))
+    term = diffrax.ODETerm(lambda t, y, a: field(a, y, depth))
     if spec.adaptive:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
     else:
@@ -96,14 +97,25 @@ def _solve(field, observe, depth, solver, problem, y0, t1, ts, rtol, atol, dt0, 
         t1=t1,
         dt0=dt0,
         y0=y0,
-        args=problem,
+        args=args,
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
     )
     stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-    return sol.ys, observe(problem, sol.ys), sol.result, stats
+    return sol.ys, observe(args, sol.ys), sol.result._value, stats
+
+
+_solve = jax.jit(_solve_impl, static_argnums=(0, 1, 2, 3, 4))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _solve_many(field, observe, depth, solver, max_steps, args, y0, t1, ts, rtol, atol, dt0):
+    """:func:`_solve_impl` for ``args = (problem, etas)`` batched over ``etas`` (one compiled computation)."""
+    problem, etas = args
+    return jax.vmap(lambda e: _solve_impl(field, observe, depth, solver, max_steps, (problem, e), y0, t1, ts, rtol,
+                                          atol, dt0))(etas)
 
 
 def _time_grid(t1, ts, n_save, time_unit, eta):
@@ -127,66 +139,73 @@ def _time_grid(t1, ts, n_save, time_unit, eta):
     return t1, np.minimum(ts, t1)
 
 
-def solve_flow(
-    kind: str,
-    field,
-    observe,
-    problem: Problem,
-    y0,
-    depth: int,
-    t1,
-    *,
-    ts=None,
-    n_save: int = 201,
-    solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
-    dt0: float | None = None,
-    max_steps: int = 100_000,
-    time_unit: str = "flow",
-    eta: float | None = None,
-) -> Trajectory:
-    """Integrate ``dy/dt = field(problem, y, depth)`` from ``y0`` on ``[0, t1]`` and build a Trajectory.
+@dataclasses.dataclass(frozen=True)
+class FlowSettings:
+    """Validated solver settings of one continuous run (shared by a batch of runs)."""
 
-    The building block of :func:`gradient_flow` and :func:`end_to_end_flow` (and of the modified flows).
+    solver: str
+    t1: float
+    ts: np.ndarray
+    rtol: float
+    atol: float
+    dt0: float | None
+    max_steps: int
+
+    @classmethod
+    def make(cls, t1, *, ts=None, n_save=201, solver="tsit5", rtol=1e-8, atol=1e-10, dt0=None, max_steps=100_000,
+             time_unit="flow", eta=None) -> "FlowSettings":
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {', '.join(sorted(SOLVERS))}; got {solver!r}")
+        t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
+        if dt0 is not None:
+            dt0 = _checks.positive("dt0", dt0)
+        elif not SOLVERS[solver].adaptive:
+            raise ValueError(f"solver {solver!r} takes fixed steps: pass dt0 (the step size) > 0")
+        return cls(solver, t1, ts, _checks.positive("rtol", rtol), _checks.positive("atol", atol), dt0,
+                   _checks.integer("max_steps", max_steps, minimum=1))
+
+    def arrays(self) -> tuple:
+        """``(t1, ts, rtol, atol, dt0)`` as float64 arrays: traced, so new values never recompile."""
+        f64 = lambda x: None if x is None else jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+        return f64(self.t1), f64(self.ts), f64(self.rtol), f64(self.atol), f64(self.dt0)
+
+    def finish(self, kind: str, depth: int, ys, observed, result, stats, eta=None) -> Trajectory:
+        """A Trajectory from one solve's raw outputs: status, message and the rows reached before a failure."""
+        ts, t1, solver = self.ts, self.t1, self.solver
+        ys, observed = _runs.as_numpy(ys), _runs.as_numpy(observed)
+        stats = {k: int(v) for k, v in stats.items()}
+        stats["nfev"] = SOLVERS[solver].nfev(stats["num_steps"])
+        name = _result_name(result)
+        status = _STATUS.get(name, "failed")
+        finite = _runs.finite_rows(ys)
+        keep = int(np.argmin(finite)) if not finite.all() else len(ts)
+        message = ""
+        if status == "ok" and keep < len(ts):
+            status = "nonfinite"
+        if status != "ok":
+            reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
+            nxt = f", before t = {ts[keep]:.6g}" if keep < len(ts) else ""
+            message = (
+                f"{kind} with solver {solver!r} stopped ({name.replace('_', ' ')}) after {stats['num_steps']} steps; "
+                f"last saved point reached: {reached}{nxt} (t1 = {t1:.6g})"
+            )
+            if status == "max_steps":
+                message += "; raise max_steps or loosen rtol/atol"
+        return _runs.build(kind, depth, ts, ys, observed, keep, stats=stats, status=status, message=message,
+                           solver=solver, t1=t1, eta=eta)
+
+
+def solve_flow(kind: str, field, observe, args, y0, depth: int, t1, **options) -> Trajectory:
+    """Integrate ``dy/dt = field(args, y, depth)`` from ``y0`` on ``[0, t1]`` and build a Trajectory.
+
+    The building block of :func:`gradient_flow`, :func:`end_to_end_flow` and :func:`modified_flow`;
+    ``observe(args, ys)`` gives ``(W_e, loss, imbalance)`` of the saved states. ``options`` are those
+    of :func:`gradient_flow`.
     """
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {', '.join(sorted(SOLVERS))}; got {solver!r}")
-    spec = SOLVERS[solver]
-    t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
-    rtol = _checks.positive("rtol", rtol)
-    atol = _checks.positive("atol", atol)
-    max_steps = _checks.integer("max_steps", max_steps, minimum=1)
-    if dt0 is not None:
-        dt0 = jnp.asarray(_checks.positive("dt0", dt0))
-    elif not spec.adaptive:
-        raise ValueError(f"solver {solver!r} takes fixed steps: pass dt0 (the step size) > 0")
-    f64 = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    ys, observed, result, stats = _solve(
-        field, observe, depth, solver, problem, y0, f64(t1), f64(ts), f64(rtol), f64(atol), dt0, max_steps
-    )
-    ys, observed, stats = _runs.as_numpy(ys), _runs.as_numpy(observed), {k: int(v) for k, v in stats.items()}
-    stats["nfev"] = spec.nfev(stats["num_steps"])
-    name = _result_name(result)
-    status = _STATUS.get(name, "failed")
-    finite = _runs.finite_rows(ys)
-    keep = int(np.argmin(finite)) if not finite.all() else len(ts)
-    message = ""
-    if status == "ok" and keep < len(ts):
-        status = "nonfinite"
-    if status != "ok":
-        reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
-        nxt = f", before t = {ts[keep]:.6g}" if keep < len(ts) else ""
-        message = (
-            f"{kind} with solver {solver!r} stopped ({name.replace('_', ' ')}) after {stats['num_steps']} steps; "
-            f"last saved point reached: {reached}{nxt} (t1 = {t1:.6g})"
-        )
-        if status == "max_steps":
-            message += "; raise max_steps or loosen rtol/atol"
-    return _runs.build(
-        kind, depth, ts, ys, observed, keep, stats=stats, status=status, message=message,
-        solver=solver, t1=t1, eta=eta if time_unit == "iterations" else None,
-    )
+    settings = FlowSettings.make(t1, **options)
+    out = _solve(field, observe, depth, settings.solver, settings.max_steps, args, y0, *settings.arrays())
+    eta = options.get("eta") if options.get("time_unit") == "iterations" else None
+    return settings.finish(kind, depth, *out, eta=eta)
 
 
 def gradient_flow(
@@ -273,3 +292,54 @@ def end_to_end_flow(
         "end_to_end_flow", field, _runs.observe_end_to_end, problem, W0, depth, t1, ts=ts, n_save=n_save,
         solver=solver, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps, time_unit=time_unit, eta=eta,
     )
+
+
+MODIFIED_FIELDS = {1: modified_field_1, 2: modified_field_2}
+
+
+def observe_modified(args, ys):
+    """Observables of a modified flow, whose ``args`` are ``(problem, eta)``."""
+    return _runs.observe_layers(args[0], ys)
+
+
+def modified_flow(
+    problem: Problem,
+    layers0,
+    eta,
+    t1,
+    *,
+    order: int = 1,
+    ts=None,
+    n_save: int = 201,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    dt0: float | None = None,
+    max_steps: int = 100_000,
+) -> Trajectory:
+    """The modified flow of gradient descent with step ``eta`` on the layers (backward error analysis).
+
+    ``order=1``: ``dtheta/dt = -(g + (eta/2) H g)``; ``order=2`` adds
+    ``-eta^2 ((1/3) H^2 g + (1/12) D^3L[g, g])``, with ``g``, ``H`` the gradient and Hessian of the
+    network loss ``L^N`` (weight decay included) in the layers, through Hessian-vector products only
+    (REFERENCE.md section 5). GD iterate ``k`` stays ``O(eta^(order+1))`` from this flow at
+    ``t = k eta`` on a fixed horizon. Options as :func:`gradient_flow`.
+
+    Example:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> mf = linflow.modified_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), eta=0.05, t1=1.0, order=2)
+        >>> mf.kind, mf.status
+        ('modified_flow', 'ok')
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    eta = _checks.positive("eta", eta)
+    if order not in MODIFIED_FIELDS:
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
+    settings = FlowSettings.make(t1, ts=ts, n_save=n_save, solver=solver, rtol=rtol, atol=atol, dt0=dt0,
+                                 max_steps=max_steps)
+    args = (problem, jnp.asarray(eta, dtype=jnp.float64))
+    out = _solve(MODIFIED_FIELDS[order], observe_modified, len(layers0), settings.solver, settings.max_steps, args,
+                 layers0, *settings.arrays())
+    return settings.finish("modified_flow", len(layers0), *out, eta=eta)

@@ -9,7 +9,7 @@ import xarray as xr
 
 __all__ = ["Trajectory", "KINDS"]
 
-KINDS = ("gradient_flow", "end_to_end_flow", "gradient_descent", "end_to_end_descent")
+KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "gradient_descent", "end_to_end_descent")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -17,7 +17,8 @@ class Trajectory:
     """A run saved at times ``ts``.
 
     Attributes:
-        kind: one of ``gradient_flow``, ``end_to_end_flow``, ``gradient_descent``, ``end_to_end_descent``.
+        kind: one of ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``gradient_descent``,
+            ``end_to_end_descent``.
         depth: the depth ``N`` of the network (the end-to-end runs use it in their preconditioner).
         ts: flow time of each saved point, shape ``(n,)``. Discrete runs use ``t = k * eta`` for iterate
             ``k`` (linflow's convention; ACH18 counts iterations instead: see :attr:`iterations`).
@@ -33,7 +34,7 @@ class Trajectory:
             ``"max_steps"``, ``"dt_min"``, ``"nonfinite"``, ``"implicit_failure"``, ``"failed"``.
             Saved values are kept up to the stop and nothing after it is returned.
         message: a sentence saying what happened and where (step and time), empty when ``ok``.
-        eta: the learning rate of a discrete run (``None`` for flows).
+        eta: the learning rate of a discrete run or of the GD a modified flow models (``None`` for flows).
         solver: the ODE solver of a flow (``None`` for discrete runs).
         t1: the requested final time.
     """
