@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -26,7 +27,7 @@ from .fields import layer_field
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["gradient_descent", "end_to_end_descent", "descend"]
+__all__ = ["gradient_descent", "end_to_end_descent", "descend", "EulerStep", "grid_chunks", "save_chunks"]
 
 
 def _all_finite(tree) -> jax.Array:
@@ -74,6 +75,21 @@ _descend = jax.jit(_descend_impl, static_argnums=(0, 1, 2))
 def _descend_many(step, observe, depth, args, y0, etas, chunks):
     """:func:`_descend_impl` for a batch of learning rates, each with its own chunk lengths (one computation)."""
     return jax.vmap(lambda e, c: _descend_impl(step, observe, depth, args, y0, e, c))(etas, chunks)
+
+
+def grid_chunks(eta: float, t1: float, points: int) -> np.ndarray:
+    """Steps between saves so that GD with step ``eta`` lands on every point of ``linspace(0, t1, points)``.
+
+    ``eta`` must divide the spacing ``t1 / (points - 1)`` (iterate ``k`` sits at ``t = k eta``).
+    """
+    spacing = t1 / (points - 1)
+    per_point = spacing / eta
+    if not math.isclose(per_point, round(per_point), rel_tol=1e-9) or round(per_point) < 1:
+        raise ValueError(
+            f"eta = {eta:g} must divide the save spacing t1 / (points - 1) = {spacing:g} so that gradient descent "
+            f"lands on the common time grid; pick eta = {spacing:g} / n or change t1 or points"
+        )
+    return np.full(points - 1, round(per_point), dtype=np.int64)
 
 
 def save_chunks(steps: int, save_every: int) -> np.ndarray:

@@ -7,7 +7,6 @@ each learning rate, all saved on one time grid, and the distances between them, 
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 
@@ -15,25 +14,12 @@ import numpy as np
 import xarray as xr
 
 from . import _checks, _runs
-from .descent import end_to_end_descent, gradient_descent
+from .descent import end_to_end_descent, grid_chunks, gradient_descent
 from .init import end_to_end
 from .integrate import end_to_end_flow, gradient_flow
 from .problems import Problem
 
 __all__ = ["overview", "summary_table"]
-
-
-def _grid_steps(eta: float, t1: float, points: int) -> tuple[int, int]:
-    """``(steps, save_every)`` so that GD with ``eta`` lands on every point of ``linspace(0, t1, points)``."""
-    spacing = t1 / (points - 1)
-    per_point = spacing / eta
-    if not math.isclose(per_point, round(per_point), rel_tol=1e-9) or round(per_point) < 1:
-        raise ValueError(
-            f"eta = {eta:g} must divide the save spacing t1 / (points - 1) = {spacing:g} so that gradient descent "
-            f"lands on the common time grid; pick eta = {spacing:g} / n or change t1 or points"
-        )
-    save_every = round(per_point)
-    return save_every * (points - 1), save_every
 
 
 def _frob(a: np.ndarray) -> np.ndarray:
@@ -77,7 +63,7 @@ def overview(
     etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
     if not etas:
         raise ValueError("etas must hold at least one learning rate")
-    grid = [_grid_steps(e, t1, points) for e in etas]
+    grid = [(int(c.sum()), int(c[0])) for c in (grid_chunks(e, t1, points) for e in etas)]
     tick = progress or (lambda label: None)
     depth = len(layers0)
     options = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)

@@ -1,0 +1,423 @@
+r"""Where the small-learning-rate assumption breaks: gradient descent against the flows, measured.
+
+:func:`compare` runs, on one time grid ``t = linspace(0, t1, points)`` and for every learning rate
+``eta`` (each dividing the grid spacing, since GD iterate ``k`` sits at ``t = k eta``):
+
+* the layer gradient flow and the end-to-end flow (once; they do not depend on ``eta``);
+* gradient descent on the layers and the end-to-end update of ACH18 Eq. 10 (all etas batched in one
+  compiled computation, a masked loop per eta);
+* the first- and second-order modified flows of GD (batched over eta), for the etas below the
+  stability threshold predicted from the flow;
+* along the layer flow: the sharpness ``S(t)`` and smallest Hessian eigenvalue, ``||H g||``, and the
+  first-order error bound of Elkabetz & Cohen (2021),
+  ``(eta/2) int_0^t exp(int_{t'}^t -lambda_min) ||H g||(t') dt'`` (trapezoid rule on the grid);
+* along GD: the balancedness ``max_j ||D_j||`` and its exact prediction by the accumulated
+  ``eta^2`` term, ``D_j <- a^2 D_j + eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, ``a = 1 - eta lambda``.
+
+Then, across etas: the fitted order of the error against eta for the flow and each modified flow
+(on the asymptotic range, reported), the breakdown eta (largest eta whose relative deviation stays
+under ``tol``), the stability threshold ``2 / max_t S(t)`` predicted from the flow, and the smallest
+eta at which GD actually diverged or settled into an oscillation. REFERENCE.md sections 2 and 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from . import _checks, _runs
+from .curvature import hessian_extremes
+from .descent import EulerStep, _descend_many, grid_chunks
+from .fields import hessian_vector_product, layer_gradients, network_gradient
+from .init import balancedness, end_to_end, imbalance
+from .integrate import MODIFIED_FIELDS, FlowSettings, _solve_many, end_to_end_flow, gradient_flow, observe_modified
+from .problems import Problem
+
+__all__ = ["compare", "fit_order", "summary", "summary_text"]
+
+OSCILLATION_COS = -0.5  # consecutive GD updates this anti-aligned ...
+OSCILLATION_GROWTH = 0.999  # ... and not shrinking: a period-2 orbit (or its onset), not convergence
+ASYMPTOTIC = 0.1  # orders are fitted where the relative deviation is below this
+
+
+@dataclasses.dataclass(frozen=True)
+class _GDDiagnosticStep:
+    """GD on the layers carrying the exact balancedness prediction and the last two updates.
+
+    State: ``(layers, predicted D_j, last update, cos(last two updates), |last| / |previous|)``.
+    """
+
+    def __call__(self, problem, state, eta, depth):
+        layers, pred, last, _, _ = state
+        G = layer_gradients(problem, layers)
+        a = 1.0 - eta * problem.weight_decay
+        new = tuple(a * w - eta * g for w, g in zip(layers, G))
+        update = tuple(n - w for n, w in zip(new, layers))
+        gram = lambda x, y: sum(jnp.sum(u * v) for u, v in zip(x, y))  # noqa: E731
+        n_new, n_last = jnp.sqrt(gram(update, update)), jnp.sqrt(gram(last, last))
+        denom = jnp.where(n_new * n_last > 0, n_new * n_last, 1.0)
+        cos = jnp.where(n_new * n_last > 0, gram(update, last) / denom, 0.0)
+        growth = jnp.where(n_last > 0, n_new / jnp.where(n_last > 0, n_last, 1.0), 0.0)
+        pred = tuple(a**2 * p + eta**2 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T) for j, p in enumerate(pred))
+        return new, pred, update, cos, growth
+
+
+def _observe_gd(problem, states):
+    layers, pred, last, cos, growth = states
+    w_e = end_to_end(layers)
+    measured = balancedness(layers)
+    pred_imb = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum(p**2, axis=(-2, -1))) for p in pred]), axis=0)
+                if pred else jnp.zeros(w_e.shape[0]))
+    identity_err = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum((d - p) ** 2, axis=(-2, -1))) for d, p in zip(measured, pred)]),
+                            axis=0) if pred else jnp.zeros(w_e.shape[0]))
+    norm = lambda tree: jnp.sqrt(sum(jnp.sum(x**2, axis=(-2, -1)) for x in tree))  # noqa: E731
+    return {
+        "end_to_end": w_e,
+        "loss": jax.vmap(problem.loss)(w_e),
+        "imbalance": imbalance(layers),
+        "imbalance_predicted": pred_imb,
+        "imbalance_identity_error": identity_err,
+        "update_norm": norm(last),
+        "update_cos": cos,
+        "update_growth": growth,
+    }
+
+
+def _bound_integral(ts: np.ndarray, lam_min: np.ndarray, hg_norm: np.ndarray) -> np.ndarray:
+    """``(1/2) int_0^t exp(int_{t'}^t -lambda_min) ||H g||(t') dt'`` on the grid (trapezoid, stable recursion)."""
+    out = np.zeros_like(ts)
+    acc = 0.0
+    for n in range(1, len(ts)):
+        dt = ts[n] - ts[n - 1]
+        growth = math.exp(-0.5 * dt * (lam_min[n] + lam_min[n - 1]))
+        acc = growth * acc + 0.5 * dt * (growth * hg_norm[n - 1] + hg_norm[n])
+        out[n] = 0.5 * acc
+    return out
+
+
+def _tree_norm(layers) -> np.ndarray:
+    """``sqrt(sum_j ||W_j||_F^2)`` over the trailing two axes of each layer."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sqrt(sum(np.sum(np.asarray(w) ** 2, axis=(-2, -1)) for w in layers))
+
+
+def fit_order(etas, errors, mask=None) -> tuple[float, float, float, int]:
+    """Least-squares slope of ``log(error)`` against ``log(eta)`` over the masked points.
+
+    Returns ``(order, eta_low, eta_high, n_points)``; NaNs when fewer than two points qualify.
+    """
+    etas, errors = np.asarray(etas, float), np.asarray(errors, float)
+    ok = np.isfinite(errors) & (errors > 0)
+    if mask is not None:
+        ok &= np.asarray(mask, bool)
+    if ok.sum() < 2:
+        return float("nan"), float("nan"), float("nan"), int(ok.sum())
+    slope = np.polyfit(np.log(etas[ok]), np.log(errors[ok]), 1)[0]
+    return float(slope), float(etas[ok].min()), float(etas[ok].max()), int(ok.sum())
+
+
+def _breakdown(etas: np.ndarray, rel: np.ndarray, tol: float) -> tuple[float, float]:
+    """Largest eta (of the grid) up to which the relative deviation stays <= tol, and a log-interpolated crossing."""
+    below = np.isfinite(rel) & (rel <= tol)
+    if not below[0]:
+        return float("nan"), float("nan")
+    last = int(np.argmin(below)) - 1 if not below.all() else len(etas) - 1
+    if last == len(etas) - 1 or not np.isfinite(rel[last + 1]):
+        return float(etas[last]), float(etas[last])
+    x0, x1 = np.log(etas[last]), np.log(etas[last + 1])
+    y0, y1 = np.log(rel[last]), np.log(rel[last + 1])
+    cross = x0 + (np.log(tol) - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else x0
+    return float(etas[last]), float(np.exp(cross))
+
+
+def compare(
+    problem: Problem,
+    layers0,
+    etas: Sequence[float],
+    t1: float,
+    *,
+    points: int = 101,
+    tol: float = 1e-2,
+    orders: Sequence[int] = (1, 2),
+    solver: str = "tsit5",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    max_steps: int = 100_000,
+    modified_max_steps: int = 20_000,
+    lanczos_iters: int = 64,
+    progress=None,
+) -> xr.Dataset:
+    """Gradient descent, Eq. 10, the flows and the modified flows for every eta, on one time grid.
+
+    Args:
+        problem, layers0: the problem and the initial layers (balanced for Theorem 1 to apply).
+        etas: learning rates; each must divide ``t1 / (points - 1)``. They are sorted ascending.
+        t1: the horizon (flow time).
+        points: number of grid points.
+        tol: the relative deviation that defines the breakdown eta (default 1%).
+        orders: modified-flow orders to run (subset of ``(1, 2)``).
+        solver, rtol, atol, max_steps: ODE settings of the flows (tight defaults: the modified-flow
+            errors are O(eta^3)).
+        modified_max_steps: step budget of each modified flow.
+        lanczos_iters: Lanczos steps for the Hessian extremes.
+        progress: optional callable ``progress(label)`` called after each stage.
+
+    Returns:
+        An ``xarray.Dataset`` with dims ``(eta, t)`` (see ``summary`` for the derived numbers, which
+        are also stored in its attributes). Relative deviations divide by the maximum over the horizon
+        of the flow's norm (layers: ``sqrt(sum_j ||W_j||^2)``; end-to-end: ``||W_e||_F``).
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    t1 = _checks.positive("t1", t1)
+    points = _checks.integer("points", points, minimum=2)
+    tol = _checks.positive("tol", tol)
+    etas = np.sort(np.array([_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)], dtype=float))
+    if len(etas) == 0:
+        raise ValueError("etas must hold at least one learning rate")
+    if len(np.unique(etas)) != len(etas):
+        raise ValueError(f"etas must be distinct, got {etas}")
+    orders = tuple(orders)
+    if any(o not in MODIFIED_FIELDS for o in orders):
+        raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
+    chunks = np.stack([grid_chunks(e, t1, points) for e in etas])
+    tick = progress or (lambda label: None)
+    depth = len(layers0)
+    ts = np.linspace(0.0, t1, points)
+    flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+
+    # ---- the flows and the curvature along the layer flow
+    lf = gradient_flow(problem, layers0, t1, **flow_opts)
+    if not lf.ok:
+        raise RuntimeError(f"the layer flow failed, nothing to compare against: {lf.message}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ef = end_to_end_flow(problem, layers0, None, t1, **flow_opts)
+    tick("flows")
+    flow_layers = tuple(jnp.asarray(w) for w in lf.layers)
+    s_max_t, lam_min_t = (np.asarray(x) for x in hessian_extremes(problem, flow_layers, iters=lanczos_iters))
+    hg = jax.jit(jax.vmap(lambda ls: hessian_vector_product(problem, ls, network_gradient(problem, ls))))(flow_layers)
+    hg_norm = _tree_norm(hg)
+    bound_unit = _bound_integral(ts, lam_min_t, hg_norm)
+    tick("curvature along the flow")
+
+    # ---- discrete runs, all etas in one computation each
+    eta_arr, chunk_arr = jnp.asarray(etas), jnp.asarray(chunks)
+    pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
+    zeros = tuple(jnp.zeros_like(w) for w in layers0)
+    gd_state0 = (layers0, pred0, zeros, jnp.asarray(0.0), jnp.asarray(0.0))
+    gd_states, gd_obs, gd_bad = _descend_many(_GDDiagnosticStep(), _observe_gd, depth, problem, gd_state0, eta_arr,
+                                              chunk_arr)
+    gd_layers = tuple(np.asarray(w) for w in gd_states[0])
+    gd_obs = {k: np.asarray(v) for k, v in gd_obs.items()}
+    gd_bad = np.asarray(gd_bad)
+    tick("gradient descent")
+    e2e_field = _runs.end_to_end_form(problem, "auto")
+    _, eq_obs, eq_bad = _descend_many(EulerStep(e2e_field), _runs.observe_end_to_end, depth, problem,
+                                      end_to_end(layers0), eta_arr, chunk_arr)
+    eq_w, eq_loss, _ = (None if x is None else np.asarray(x) for x in eq_obs)
+    eq_bad = np.asarray(eq_bad)
+    tick("end-to-end descent (Eq. 10)")
+
+    # ---- modified flows, below the predicted stability threshold
+    eta_pred = 2.0 / float(np.max(s_max_t))
+    stable = etas < eta_pred
+    modified = {}
+    for order in orders:
+        mod_layers = tuple(np.full((len(etas), points, *w.shape), np.nan) for w in layers0)
+        status = np.array(["skipped: eta above the predicted stability threshold"] * len(etas), dtype=object)
+        if stable.any():
+            settings = FlowSettings.make(t1, ts=ts, solver=solver, rtol=rtol, atol=atol, max_steps=modified_max_steps)
+            out = _solve_many(MODIFIED_FIELDS[order], observe_modified, depth, settings.solver, settings.max_steps,
+                              (problem, jnp.asarray(etas[stable])), layers0, *settings.arrays())
+            ys, _, results, stats = out
+            for i, idx in enumerate(np.flatnonzero(stable)):
+                traj = settings.finish("modified_flow", depth, tuple(y[i] for y in ys),
+                                       tuple(None if o is None else o[i] for o in out[1]), results[i],
+                                       {k: v[i] for k, v in stats.items()}, eta=float(etas[idx]))
+                for j, w in enumerate(traj.layers):
+                    mod_layers[j][idx, : len(w)] = w
+                status[idx] = traj.status if traj.ok else f"{traj.status}: {traj.message}"
+        modified[order] = (mod_layers, status)
+        tick(f"modified flow, order {order}")
+
+    # ---- distances and per-eta summaries
+    with np.errstate(invalid="ignore", over="ignore"):
+        flow_norm = float(np.max(_tree_norm(lf.layers)))
+        flow_we = np.asarray(lf.end_to_end)
+        we_norm = float(np.max(np.sqrt(np.sum(flow_we**2, axis=(-2, -1)))))
+        e2e_we = np.asarray(ef.end_to_end) if ef.ok else np.full_like(flow_we, np.nan)
+        e2e_norm = float(np.nanmax(np.sqrt(np.sum(e2e_we**2, axis=(-2, -1)))))
+        saved_steps = np.concatenate([np.zeros((len(etas), 1), np.int64), np.cumsum(chunks, axis=1)], axis=1)
+
+        def mask_after(bad, values):
+            """NaN on saved rows at or after a divergence step."""
+            out = np.array(values, dtype=float, copy=True)
+            for i, b in enumerate(bad):
+                if b >= 0:
+                    out[i, saved_steps[i] >= b] = np.nan
+            return out
+
+        layer_dev = mask_after(gd_bad, _tree_norm(tuple(g - f[None] for g, f in zip(gd_layers, lf.layers))))
+        we_dev = mask_after(gd_bad, np.sqrt(np.sum((gd_obs["end_to_end"] - flow_we[None]) ** 2, axis=(-2, -1))))
+        eq_dev = mask_after(eq_bad, np.sqrt(np.sum((eq_w - e2e_we[None]) ** 2, axis=(-2, -1))))
+        data = {
+            "flow_loss": (("t",), np.asarray(lf.loss)),
+            "e2e_flow_loss": (("t",), _padded(np.asarray(ef.loss), points)),
+            "sharpness": (("t",), s_max_t),
+            "lambda_min": (("t",), lam_min_t),
+            "hg_norm": (("t",), hg_norm),
+            "gd_loss": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"])),
+            "eq10_loss": (("eta", "t"), mask_after(eq_bad, eq_loss)),
+            "gd_layer_deviation": (("eta", "t"), layer_dev),
+            "gd_layer_deviation_rel": (("eta", "t"), layer_dev / flow_norm),
+            "gd_deviation": (("eta", "t"), we_dev),
+            "gd_deviation_rel": (("eta", "t"), we_dev / we_norm),
+            "eq10_deviation": (("eta", "t"), eq_dev),
+            "eq10_deviation_rel": (("eta", "t"), eq_dev / e2e_norm),
+            "gd_loss_gap": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"]) - np.asarray(lf.loss)[None]),
+            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - _padded(np.asarray(ef.loss), points)[None]),
+            "gd_imbalance": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance"])),
+            "gd_imbalance_predicted": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_predicted"])),
+            "gd_imbalance_identity_error": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_identity_error"])),
+            "eta_sharpness_half": (("eta", "t"), etas[:, None] * s_max_t[None] / 2.0),
+            "bound": (("eta", "t"), etas[:, None] * bound_unit[None]),
+        }
+        for order, (mod_layers, status) in modified.items():
+            dev = mask_after(gd_bad, _tree_norm(tuple(g - m for g, m in zip(gd_layers, mod_layers))))
+            data[f"mod{order}_deviation"] = (("eta", "t"), dev)
+            data[f"mod{order}_deviation_rel"] = (("eta", "t"), dev / flow_norm)
+            data[f"mod{order}_status"] = (("eta",), np.array(status, dtype=str))
+
+    last = {k: v[:, -1] for k, v in gd_obs.items()}
+    theta_norm = _tree_norm(tuple(w[:, -1] for w in gd_layers))
+    oscillating = ((gd_bad < 0) & (last["update_cos"] < OSCILLATION_COS) & (last["update_growth"] > OSCILLATION_GROWTH)
+                   & (last["update_norm"] > 1e-12 * (1.0 + theta_norm)))
+    outcome = np.where(gd_bad >= 0, "diverged", np.where(oscillating, "oscillating", "ok"))
+    data["gd_outcome"] = (("eta",), outcome.astype(str))
+    data["gd_diverged_step"] = (("eta",), gd_bad.astype(np.int64))
+    data["gd_diverged_time"] = (("eta",), np.where(gd_bad >= 0, gd_bad * etas, np.nan))
+    data["eq10_diverged_step"] = (("eta",), eq_bad.astype(np.int64))
+    data["max_deviation_rel"] = (("eta",), _nanmax_rows(data["gd_deviation_rel"][1]))
+    data["max_layer_deviation"] = (("eta",), _nanmax_rows(layer_dev))
+    data["max_eq10_deviation_rel"] = (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1]))
+    for order in modified:
+        data[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))
+    ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
+    ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
+    ds.attrs.update(_flatten(summary(ds)))
+    tick("summary")
+    return ds
+
+
+def _padded(values: np.ndarray, n: int) -> np.ndarray:
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[: len(values)] = values
+    return out
+
+
+def _nanmax_rows(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, float)
+    out = np.full(a.shape[0], np.nan)
+    for i, row in enumerate(a):
+        if np.isfinite(row).any():
+            out[i] = np.nanmax(row)
+    return out
+
+
+def _settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught) -> dict:
+    return {
+        "depth": len(layers0),
+        "dims": ",".join(str(n) for n in (problem.d, *(w.shape[0] for w in layers0))),
+        "p": problem.p,
+        "weight_decay": float(problem.weight_decay),
+        "t1": t1,
+        "points": points,
+        "tol": tol,
+        "solver": solver,
+        "rtol": rtol,
+        "atol": atol,
+        "flow_num_steps": lf.stats["num_steps"],
+        "e2e_flow_status": ef.status,
+        "initial_imbalance": float(lf.imbalance[0]),
+        "warnings": " | ".join(str(w.message) for w in caught),
+        "time_convention": "flow time t; GD iterate k sits at t = k * eta",
+        "relative_deviation": "distance / max over t of the flow's norm",
+    }
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}_"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def summary(ds: xr.Dataset) -> dict:
+    """Derived numbers of a :func:`compare` Dataset: fitted orders, breakdown eta, stability thresholds."""
+    etas = ds.eta.values
+    rel = ds.max_deviation_rel.values
+    ok = ds.gd_outcome.values == "ok"
+    floor = 1e3 * max(float(ds.attrs["rtol"]), float(ds.attrs["atol"]))
+    asym = ok & (rel < ASYMPTOTIC)
+    out = {}
+    fits = {"flow": fit_order(etas, ds.max_layer_deviation.values, asym & (ds.max_layer_deviation.values > floor))}
+    for order in (1, 2):
+        name = f"max_mod{order}_deviation"
+        if name in ds:
+            err = ds[name].values
+            fits[f"modified{order}"] = fit_order(etas, err, asym & (err > floor))
+    for name, (order, lo, hi, n) in fits.items():
+        out[f"order_{name}"] = {"order": order, "eta_low": lo, "eta_high": hi, "points": n}
+    grid_eta, interp_eta = _breakdown(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
+    out["breakdown_eta"] = grid_eta
+    out["breakdown_eta_interpolated"] = interp_eta
+    out["sharpness_max"] = float(np.max(ds.sharpness.values))
+    out["stability_eta_predicted"] = 2.0 / out["sharpness_max"]
+    failed = ~ok
+    out["stability_eta_observed"] = float(etas[failed].min()) if failed.any() else float("nan")
+    below = ok & (etas < (out["stability_eta_observed"] if failed.any() else np.inf))
+    out["largest_stable_eta_observed"] = float(etas[below].max()) if below.any() else float("nan")
+    return out
+
+
+def summary_text(ds: xr.Dataset) -> str:
+    """The summary of a :func:`compare` Dataset as a short printed report."""
+    s = summary(ds)
+    lines = [f"etas: {', '.join(f'{e:.4g}' for e in ds.eta.values)}  (horizon t1 = {ds.attrs['t1']:g})", ""]
+    expected = {"flow": 1, "modified1": 2, "modified2": 3}
+    for name, label in (("flow", "GD vs gradient flow"), ("modified1", "GD vs 1st-order modified flow"),
+                        ("modified2", "GD vs 2nd-order modified flow")):
+        fit = s.get(f"order_{name}")
+        if fit is None:
+            continue
+        lines.append(f"order of {label:<32} {fit['order']:6.3f}  (theory {expected[name]}; fit on "
+                     f"{fit['points']} etas in [{fit['eta_low']:.3g}, {fit['eta_high']:.3g}])")
+    lines += [
+        "",
+        f"breakdown eta (max relative deviation of W_e <= {ds.attrs['tol']:g}): {s['breakdown_eta']:.4g} "
+        f"(interpolated {s['breakdown_eta_interpolated']:.4g})",
+        f"stability threshold predicted from the flow, 2 / max_t S(t): {s['stability_eta_predicted']:.4g} "
+        f"(max sharpness {s['sharpness_max']:.4g})",
+        f"stability threshold observed (smallest eta where GD diverged or oscillated): {s['stability_eta_observed']:.4g}",
+        "",
+        f"{'eta':>10} {'outcome':>12} {'max rel dev':>12} {'eta S/2':>9} {'max |D| GD':>11} {'|D| identity err':>17}",
+    ]
+    for i, eta in enumerate(ds.eta.values):
+        row = ds.isel(eta=i)
+        lines.append(
+            f"{eta:>10.4g} {str(row.gd_outcome.values):>12} {float(row.max_deviation_rel):>12.3e} "
+            f"{float(row.eta_sharpness_half.max()):>9.3f} {np.nanmax(row.gd_imbalance.values):>11.3e} "
+            f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}"
+        )
+    return "\n".join(lines)
