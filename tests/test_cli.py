@@ -70,3 +70,16 @@ def test_entry_point_runs_as_a_module():
     res = subprocess.run([sys.executable, "-m", "linflow", "--version"], capture_output=True, text=True,
                          env={**os.environ})
     assert res.returncode == 0 and res.stdout.startswith("linflow ")
+
+
+def test_linflow_compare_quick(tmp_path, capsys):
+    assert cli.main(["compare", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "order of GD vs gradient flow" in out and "stability threshold predicted" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["compare.nc", "compare_summary.json", "deviation_vs_time.png", "deviation_vs_eta.png",
+                            "balancedness_drift.png", "stability.png", "bound_vs_error.png"])
+    summary = json.loads((tmp_path / "compare_summary.json").read_text())
+    assert summary["order_flow"]["order"] == pytest.approx(1.0, abs=0.25)
+    ds = xr.open_dataset(tmp_path / "compare.nc", engine="scipy")
+    assert set(ds.dims) >= {"eta", "t"} and ds.sizes["eta"] == 3

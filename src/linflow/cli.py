@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job).
+"""Command line: ``linflow run`` (the main job) and ``linflow compare``.
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
@@ -70,10 +70,10 @@ def _build(args):
     return problem, layers
 
 
-def _progress(total: int):
+def _progress(total: int, desc: str = "linflow run"):
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="linflow run", unit="run", delay=1.0, disable=None, file=sys.stderr)
+    bar = tqdm(total=total, desc=desc, unit="stage", delay=1.0, disable=None, file=sys.stderr)
 
     def tick(label: str) -> None:
         bar.set_postfix_str(label, refresh=False)
@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
-    ds.attrs["problem"] = f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
+    ds.attrs["problem"] = _problem_label(args)
     ds.attrs["init"] = f"{args.init}(scale={args.scale:g})"
     table = overview.summary_table(ds)
     fig = plot.overview_figure(ds)
@@ -138,9 +138,55 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from . import _io, compare, plot
+
+    if args.quick:
+        args.m, args.d, args.t1, args.points, args.eta_divisors = min(args.m, 300), min(args.d, 6), 4.0, 21, [2, 4, 8]
+        args.etas = None
+    problem, layers = _build(args)
+    spacing = args.t1 / (args.points - 1)
+    etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
+    out = Path(args.out)
+    started = time.perf_counter()
+    stages = 5 + len(args.orders)
+    bar, tick = _progress(stages, "linflow compare")
+    try:
+        ds = compare.compare(problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
+                             solver=args.solver, rtol=args.rtol, atol=args.atol, progress=tick)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    ds.attrs["problem"] = _problem_label(args)
+    ds.attrs["init"] = f"{args.init}(scale={args.scale:g})"
+    paths = [_io.write_netcdf(ds, out / "compare.nc")]
+    for name, make in plot.COMPARE_FIGURES.items():
+        paths.append(_io.write_figure(make(ds), out / f"{name}.png"))
+    summary = {"problem": ds.attrs["problem"], "init": ds.attrs["init"], "depth": ds.attrs["depth"],
+               "t1": args.t1, "etas": [float(e) for e in ds.eta.values], "wall_time_s": round(elapsed, 3),
+               **compare.summary(ds),
+               "outcomes": [str(o) for o in ds.gd_outcome.values],
+               "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
+    paths.append(_io.write_json(summary, out / "compare_summary.json"))
+    print(compare.summary_text(ds))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
+def _problem_label(args) -> str:
+    return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
+
+
+def _add_solver_options(g, rtol: float, atol: float) -> None:
+    from .integrate import SOLVERS
+
+    g.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5", help="ODE solver (default tsit5)")
+    g.add_argument("--rtol", type=float, default=rtol, help=f"relative tolerance (default {rtol:g})")
+    g.add_argument("--atol", type=float, default=atol, help=f"absolute tolerance (default {atol:g})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .integrate import SOLVERS
 
     parser = argparse.ArgumentParser(prog="linflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
@@ -153,12 +199,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rates, comma-separated; each must divide t1/(points-1) (default 0.2,0.1,0.05,0.02)")
     g.add_argument("--t1", type=float, default=100.0, help="horizon in flow time t = k eta (default 100)")
     g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
-    g.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5", help="ODE solver (default tsit5)")
-    g.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance (default 1e-8)")
-    g.add_argument("--atol", type=float, default=1e-10, help="absolute tolerance (default 1e-10)")
+    _add_solver_options(g, 1e-8, 1e-10)
     g.add_argument("--out", default="linflow-out", help="output folder (default ./linflow-out)")
     g.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
     run.set_defaults(func=cmd_run)
+
+    cmp = sub.add_parser("compare", help="where GD leaves the flow: orders, breakdown eta, stability thresholds",
+                         description="Gradient descent and Eq. 10 against the flows and the modified flows for a "
+                                     "range of learning rates (see linflow.compare).")
+    _add_problem_options(cmp)
+    g = cmp.add_argument_group("comparison")
+    g.add_argument("--etas", type=_floats, default=None,
+                   help="learning rates, comma-separated; each must divide t1/(points-1) (default: see --eta-divisors)")
+    g.add_argument("--eta-divisors", type=_ints, default=[1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64],
+                   help="etas = t1/(points-1)/n for these n (default 1,2,...,64: 16 etas)")
+    g.add_argument("--t1", type=float, default=50.0, help="horizon in flow time (default 50)")
+    g.add_argument("--points", type=int, default=101, help="time grid points (default 101)")
+    g.add_argument("--tol", type=float, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
+    g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
+    _add_solver_options(g, 1e-10, 1e-12)
+    g.add_argument("--out", default="linflow-compare", help="output folder (default ./linflow-compare)")
+    g.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    cmp.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -11,7 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-__all__ = ["overview_figure"]
+__all__ = [
+    "overview_figure",
+    "deviation_vs_time",
+    "deviation_vs_eta",
+    "balancedness_drift",
+    "stability",
+    "bound_vs_error",
+    "COMPARE_FIGURES",
+]
 
 
 def overview_figure(ds: xr.Dataset) -> plt.Figure:
@@ -68,3 +76,100 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
         f"lambda = {ds.attrs['weight_decay']:g}, solver {ds.attrs['solver']}"
     )
     return fig
+
+
+def _eta_colors(ds: xr.Dataset):
+    return plt.cm.viridis(np.linspace(0.05, 0.9, ds.sizes["eta"]))
+
+
+def _finite_positive(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.where(values > 0, values, np.nan)
+
+
+def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
+    """Relative distance ``||W_e^GD(t) - W_e^flow(t)||_F / max_t ||W_e^flow||_F`` against time, one curve per eta."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for c, eta in zip(_eta_colors(ds), ds.eta.values):
+        row = ds.sel(eta=eta)
+        ax.plot(ds.t, _finite_positive(row.gd_deviation_rel), color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
+    ax.axhline(float(ds.attrs["tol"]), color="0.5", ls="--", lw=1, label=f"tol = {ds.attrs['tol']:g}")
+    ax.set(yscale="log", xlabel="flow time t = k eta", ylabel="relative deviation of W_e from the flow",
+           title="Gradient descent against the gradient flow")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
+    """Max deviation over the horizon against eta (log-log): GD from the flow and from the modified flows, with fits."""
+    from .compare import summary
+
+    s = summary(ds)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    etas = ds.eta.values
+    series = [("max_layer_deviation", "flow", "gradient flow", "o", 1)]
+    series += [(f"max_mod{o}_deviation", f"modified{o}", f"modified flow, order {o}", m, o + 1)
+               for o, m in ((1, "s"), (2, "^")) if f"max_mod{o}_deviation" in ds]
+    for var, key, label, marker, theory in series:
+        err = _finite_positive(ds[var].values)
+        fit = s[f"order_{key}"]
+        line = ax.loglog(etas, err, marker=marker, ls="none", label=f"{label}: slope {fit['order']:.2f} (theory {theory})")
+        if np.isfinite(fit["order"]):
+            sel = (etas >= fit["eta_low"]) & (etas <= fit["eta_high"]) & np.isfinite(err)
+            coef = np.polyfit(np.log(etas[sel]), np.log(err[sel]), 1)
+            xs = np.array([fit["eta_low"], fit["eta_high"]])
+            ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), color=line[0].get_color(), lw=1)
+    ax.axvline(s["stability_eta_predicted"], color="tab:red", ls="--", lw=1, label="2 / max S (predicted)")
+    ax.set(xlabel="eta", ylabel="max_t ||theta_GD - theta(t)|| (layers)", title="Error against the learning rate")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def balancedness_drift(ds: xr.Dataset) -> plt.Figure:
+    """GD's ``max_j ||D_j||_F`` (lines) against its exact eta^2 accumulation (markers), per eta."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    every = max(1, ds.sizes["t"] // 20)
+    for c, eta in zip(_eta_colors(ds), ds.eta.values):
+        row = ds.sel(eta=eta)
+        ax.plot(ds.t, _finite_positive(row.gd_imbalance), color=c, label=f"eta={eta:.3g}")
+        ax.plot(ds.t[::every], _finite_positive(row.gd_imbalance_predicted)[::every], color=c, marker="o", ms=3,
+                ls="none")
+    ax.set(yscale="log", xlabel="flow time t", ylabel="max_j ||D_j||_F",
+           title="Balancedness under GD: measured (lines), predicted by the eta^2 term (dots)")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def stability(ds: xr.Dataset) -> plt.Figure:
+    """``eta S(t) / 2`` along the flow for each eta, with the stability line at 1."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for c, eta in zip(_eta_colors(ds), ds.eta.values):
+        row = ds.sel(eta=eta)
+        ax.plot(ds.t, row.eta_sharpness_half, color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
+    ax.axhline(1.0, color="tab:red", lw=1.5, label="eta S / 2 = 1")
+    ax.set(yscale="log", xlabel="flow time t", ylabel="eta * sharpness / 2",
+           title="Stability along the flow (GD leaves it where the curve crosses 1)")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def bound_vs_error(ds: xr.Dataset) -> plt.Figure:
+    """The first-order bound (dashed) against the measured distance of GD from the flow (solid), per eta."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for c, eta in zip(_eta_colors(ds), ds.eta.values):
+        row = ds.sel(eta=eta)
+        ax.plot(ds.t, _finite_positive(row.gd_layer_deviation), color=c, label=f"eta={eta:.3g}")
+        ax.plot(ds.t, _finite_positive(row.bound), color=c, ls="--")
+    ax.set(yscale="log", xlabel="flow time t", ylabel="||theta_GD - theta(t)|| (layers)",
+           title="Measured error (solid) and the first-order bound (dashed)")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+COMPARE_FIGURES = {
+    "deviation_vs_time": deviation_vs_time,
+    "deviation_vs_eta": deviation_vs_eta,
+    "balancedness_drift": balancedness_drift,
+    "stability": stability,
+    "bound_vs_error": bound_vs_error,
+}
