@@ -33,7 +33,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     import linflow
-    from linflow import compare, descent, init, problems
+    from linflow import descent, init, problems
 
     if args.quick:
         prob, dims, t1, points, divisors, repeats = problems.synthetic(m=300, d=6), (6, 4, 4, 1), 4.0, 21, range(1, 17), 1
@@ -43,8 +43,8 @@ def main(argv=None) -> dict:
     spacing = t1 / (points - 1)
     etas = [spacing / n for n in divisors]
     opts = dict(points=points, orders=(1, 2))
-    batched = lambda: compare.compare(prob, layers, etas, t1, **opts)  # noqa: E731
-    sequential = lambda: [compare.compare(prob, layers, [e], t1, **opts) for e in etas]  # noqa: E731
+    batched = lambda: linflow.compare(prob, layers, etas, t1, **opts)  # noqa: E731
+    sequential = lambda: [linflow.compare(prob, layers, [e], t1, **opts) for e in etas]  # noqa: E731
     batched()
     sequential()
     t_batch, t_seq = best_of(batched, repeats), best_of(sequential, repeats)

@@ -83,3 +83,14 @@ def test_linflow_compare_quick(tmp_path, capsys):
     assert summary["order_flow"]["order"] == pytest.approx(1.0, abs=0.25)
     ds = xr.open_dataset(tmp_path / "compare.nc", engine="scipy")
     assert set(ds.dims) >= {"eta", "t"} and ds.sizes["eta"] == 3
+
+
+def test_linflow_accuracy_quick(tmp_path, capsys):
+    assert cli.main(["accuracy", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reference: exact" in out and "dopri8" in out
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["accuracy.nc", "step_sizes.nc", "work_precision_nfev.png", "work_precision_time.png",
+                            "step_size.png", "accuracy_summary.json"])
+    summary = json.loads((tmp_path / "accuracy_summary.json").read_text())
+    assert summary["table"]["dopri8"]["9"]["rms_error"] < 1e-7

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import linflow
-from linflow import compare, curvature, init, problems
+from linflow import comparison, curvature, init, problems
 
 
 @pytest.fixture(scope="module")
@@ -13,11 +13,11 @@ def whitened_orders():
     t1, points = 4.0, 41
     spacing = t1 / (points - 1)
     etas = [spacing / n for n in (2, 4, 8, 16)]
-    return compare.compare(prob, layers, etas, t1, points=points, rtol=1e-12, atol=1e-14)
+    return linflow.compare(prob, layers, etas, t1, points=points, rtol=1e-12, atol=1e-14)
 
 
 def test_orders_of_gd_against_the_flow_and_the_modified_flows(whitened_orders):
-    s = compare.summary(whitened_orders)
+    s = comparison.summary(whitened_orders)
     assert s["order_flow"]["order"] == pytest.approx(1.0, abs=0.2)
     assert s["order_modified1"]["order"] == pytest.approx(2.0, abs=0.2)
     assert s["order_modified2"]["order"] == pytest.approx(3.0, abs=0.2)
@@ -39,9 +39,9 @@ def test_no_recompilation_for_new_etas():
 
     prob = problems.whitened([1.5, 0.5], seed=1)
     layers = init.balanced((2, 2, 2), 0.4)
-    compare.compare(prob, layers, [0.05, 0.025], 1.0, points=11, orders=(1,))
+    linflow.compare(prob, layers, [0.05, 0.025], 1.0, points=11, orders=(1,))
     n = descent._descend_many._cache_size(), integrate._solve_many._cache_size()
-    compare.compare(prob, layers, [0.1 / 3, 0.02], 1.0, points=11, orders=(1,))
+    linflow.compare(prob, layers, [0.1 / 3, 0.02], 1.0, points=11, orders=(1,))
     assert (descent._descend_many._cache_size(), integrate._solve_many._cache_size()) == n
 
 
@@ -55,9 +55,9 @@ def test_stability_threshold_of_the_scalar_network(depth):
     assert float(curvature.sharpness(prob, at_min)) == pytest.approx(depth * s ** (2 - 2 / depth), rel=1e-12)
     start = tuple(w * (1 + 1e-3) for w in at_min)  # balanced, just off the minimum
     spacing = 0.95 * 21 * eta_crit  # divisible by 0.95 eta_crit (21 steps) and 1.05 eta_crit (19 steps)
-    ds = compare.compare(prob, start, [0.95 * eta_crit, 1.05 * eta_crit], 100 * spacing, points=101, orders=())
+    ds = linflow.compare(prob, start, [0.95 * eta_crit, 1.05 * eta_crit], 100 * spacing, points=101, orders=())
     assert list(ds.gd_outcome.values) == ["ok", "oscillating"] or list(ds.gd_outcome.values) == ["ok", "diverged"]
-    s_ = compare.summary(ds)
+    s_ = comparison.summary(ds)
     assert s_["stability_eta_predicted"] == pytest.approx(eta_crit, rel=2e-2)
     assert s_["stability_eta_observed"] == pytest.approx(1.05 * eta_crit)
     assert s_["largest_stable_eta_observed"] == pytest.approx(0.95 * eta_crit)
@@ -74,7 +74,7 @@ def test_first_order_bound_on_a_convex_problem():
     layers = (np.zeros((1, 3)),)
     t1, points = 5.0, 201
     spacing = t1 / (points - 1)
-    ds = compare.compare(prob, layers, [spacing / 8, spacing / 4], t1, points=points, orders=())
+    ds = linflow.compare(prob, layers, [spacing / 8, spacing / 4], t1, points=points, orders=())
     measured, bound = ds.gd_layer_deviation.values[:, 1:], ds.bound.values[:, 1:]
     assert np.all(bound >= measured * (1 - 1e-3))
     assert np.max(bound / measured) < 3.0
@@ -83,7 +83,7 @@ def test_first_order_bound_on_a_convex_problem():
 def test_divergence_is_reported_and_the_sweep_completes():
     prob = problems.two_point(10.0, 1.0, p=4)
     layers = init.balanced((2, 2, 1), 0.5)
-    ds = compare.compare(prob, layers, [0.001, 0.01, 0.05], 1.0, points=11, orders=(1,))
+    ds = linflow.compare(prob, layers, [0.001, 0.01, 0.05], 1.0, points=11, orders=(1,))
     outcome = list(ds.gd_outcome.values)
     assert outcome[0] == "ok" and outcome[-1] == "diverged"
     step = int(ds.gd_diverged_step.values[-1])
@@ -96,17 +96,17 @@ def test_bad_input():
     prob = problems.whitened([1.0], seed=0)
     layers = init.balanced((1, 1, 1), 0.5)
     with pytest.raises(ValueError, match="must divide the save spacing"):
-        compare.compare(prob, layers, [0.03], 1.0, points=11)
+        linflow.compare(prob, layers, [0.03], 1.0, points=11)
     with pytest.raises(ValueError, match="etas must hold at least one"):
-        compare.compare(prob, layers, [], 1.0)
+        linflow.compare(prob, layers, [], 1.0)
     with pytest.raises(ValueError, match="orders must be a subset"):
-        compare.compare(prob, layers, [0.1], 1.0, points=11, orders=(3,))
+        linflow.compare(prob, layers, [0.1], 1.0, points=11, orders=(3,))
     with pytest.raises(ValueError, match=r"etas\[0\] must be > 0"):
-        compare.compare(prob, layers, [-0.1], 1.0, points=11)
+        linflow.compare(prob, layers, [-0.1], 1.0, points=11)
 
 
 def test_fit_order_recovers_a_known_slope():
     etas = np.array([0.01, 0.02, 0.04, 0.08])
-    order, lo, hi, n = compare.fit_order(etas, 3.0 * etas**2.5)
+    order, lo, hi, n = comparison.fit_order(etas, 3.0 * etas**2.5)
     assert order == pytest.approx(2.5) and (lo, hi, n) == (0.01, 0.08, 4)
-    assert np.isnan(compare.fit_order(etas[:1], etas[:1])[0])
+    assert np.isnan(comparison.fit_order(etas[:1], etas[:1])[0])

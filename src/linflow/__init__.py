@@ -10,6 +10,8 @@ precision. The public API:
   :data:`SOLVERS`);
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
 * discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`;
+* studies: :func:`compare` (GD against the flows and the modified flows, :mod:`linflow.comparison`),
+  :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`);
 * the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`.
 """
 
@@ -17,7 +19,9 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import curvature, exact, fields, init, linalg, problems  # noqa: E402
+from . import accuracy, comparison, curvature, exact, fields, init, linalg, problems  # noqa: E402
+from .accuracy import work_precision  # noqa: E402
+from .comparison import compare  # noqa: E402
 from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
 from .descent import end_to_end_descent, gradient_descent  # noqa: E402
 from .fields import (  # noqa: E402
@@ -54,6 +58,10 @@ __all__ = [
     "gradient_flow",
     "end_to_end_flow",
     "modified_flow",
+    "compare",
+    "comparison",
+    "work_precision",
+    "accuracy",
     "curvature",
     "sharpness",
     "smallest_eigenvalue",

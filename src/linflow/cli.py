@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job) and ``linflow compare``.
+"""Command line: ``linflow run`` (the main job), ``linflow compare`` and ``linflow accuracy``.
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
@@ -139,7 +139,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import _io, compare, plot
+    from . import _io, comparison, plot
 
     if args.quick:
         args.m, args.d, args.t1, args.points, args.eta_divisors = min(args.m, 300), min(args.d, 6), 4.0, 21, [2, 4, 8]
@@ -152,7 +152,7 @@ def cmd_compare(args) -> int:
     stages = 5 + len(args.orders)
     bar, tick = _progress(stages, "linflow compare")
     try:
-        ds = compare.compare(problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
+        ds = comparison.compare(problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
                              solver=args.solver, rtol=args.rtol, atol=args.atol, progress=tick)
     finally:
         bar.close()
@@ -164,11 +164,52 @@ def cmd_compare(args) -> int:
         paths.append(_io.write_figure(make(ds), out / f"{name}.png"))
     summary = {"problem": ds.attrs["problem"], "init": ds.attrs["init"], "depth": ds.attrs["depth"],
                "t1": args.t1, "etas": [float(e) for e in ds.eta.values], "wall_time_s": round(elapsed, 3),
-               **compare.summary(ds),
+               **comparison.summary(ds),
                "outcomes": [str(o) for o in ds.gd_outcome.values],
                "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
     paths.append(_io.write_json(summary, out / "compare_summary.json"))
-    print(compare.summary_text(ds))
+    print(comparison.summary_text(ds))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
+def cmd_accuracy(args) -> int:
+    from . import _io, accuracy, plot
+
+    problem, layers, t1 = accuracy.case(args.case, depth=args.depth)
+    if args.t1 is not None:
+        t1 = args.t1
+    tolerances = args.tolerances
+    solvers, scipy_solvers, repeats = args.solvers, args.scipy, args.repeats
+    if args.quick:
+        tolerances, solvers, scipy_solvers, repeats = [5, 7, 9], ["euler", "tsit5", "dopri8"], ["RK45"], 1
+    out = Path(args.out)
+    started = time.perf_counter()
+    bar, tick = _progress(1 + len(solvers) + len(scipy_solvers), "linflow accuracy")
+    try:
+        ds = accuracy.work_precision(problem, layers, t1, flow=args.flow, solvers=solvers, scipy_solvers=scipy_solvers,
+                                     tolerances=tolerances, repeats=repeats, progress=tick)
+        steps = accuracy.step_sizes(problem, layers, t1, max_steps=20_000)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    ds.attrs["case"] = f"{args.case}: {accuracy.CASES[args.case][0]}"
+    paths = [_io.write_netcdf(ds, out / "accuracy.nc"), _io.write_netcdf(steps, out / "step_sizes.nc"),
+             _io.write_figure(plot.work_precision_nfev(ds), out / "work_precision_nfev.png"),
+             _io.write_figure(plot.work_precision_time(ds), out / "work_precision_time.png"),
+             _io.write_figure(plot.step_size_figure(steps), out / "step_size.png")]
+    levels = [k for k in (tolerances[0], tolerances[len(tolerances) // 2], tolerances[-1])]
+    summary = {"case": ds.attrs["case"], "flow": args.flow, "t1": t1, "wall_time_s": round(elapsed, 3),
+               "reference": ds.attrs["reference"], "reference_error_estimate": ds.attrs["reference_error_estimate"],
+               "table": {str(name): {str(int(k)): {"rms_error": float(ds.rms_error.sel(solver=name).values[i]),
+                                                   "final_error": float(ds.final_error.sel(solver=name).values[i]),
+                                                   "nfev": float(ds.nfev.sel(solver=name).values[i]),
+                                                   "wall_time_s": float(ds.wall_time.sel(solver=name).values[i])}
+                                        for i, k in enumerate(ds.tolerance.values)}
+                         for name in ds.solver.values}}
+    paths.append(_io.write_json(summary, out / "accuracy_summary.json"))
+    print(f"case {ds.attrs['case']}\n")
+    print(accuracy.table(ds, levels))
     print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
     return 0
 
@@ -221,6 +262,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default="linflow-compare", help="output folder (default ./linflow-compare)")
     g.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
     cmp.set_defaults(func=cmd_compare)
+
+    from .accuracy import CASES, DEFAULT_SOLVERS, SCIPY_SOLVERS
+
+    acc = sub.add_parser("accuracy", help="work-precision diagrams of the ODE solvers on a gradient flow",
+                         description="Work-precision of linflow's solvers and SciPy's solve_ivp on a named case: "
+                                     + "; ".join(f"{k}: {v[0]}" for k, v in CASES.items()))
+    acc.add_argument("--case", choices=list(CASES), default="exact", help="named problem (default exact)")
+    acc.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
+    acc.add_argument("--flow", choices=["layers", "end_to_end"], default="layers", help="which flow (default layers)")
+    acc.add_argument("--t1", type=float, default=None, help="horizon (default: the case's)")
+    acc.add_argument("--tolerances", type=_ints, default=[4, 5, 6, 7, 8, 9, 10],
+                     help="k values, rtol = 10^-k, atol = 10^-(k+3) (default 4..10)")
+    acc.add_argument("--solvers", type=lambda s: s.split(","), default=list(DEFAULT_SOLVERS),
+                     help=f"linflow solvers (default {','.join(DEFAULT_SOLVERS)})")
+    acc.add_argument("--scipy", type=lambda s: [x for x in s.split(",") if x], default=list(SCIPY_SOLVERS),
+                     help=f"solve_ivp methods (default {','.join(SCIPY_SOLVERS)}; empty for none)")
+    acc.add_argument("--repeats", type=int, default=3, help="timed repeats after the warm-up (default 3)")
+    acc.add_argument("--out", default="linflow-accuracy", help="output folder (default ./linflow-accuracy)")
+    acc.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    acc.set_defaults(func=cmd_accuracy)
     return parser
 
 

@@ -19,6 +19,9 @@ __all__ = [
     "stability",
     "bound_vs_error",
     "COMPARE_FIGURES",
+    "work_precision_nfev",
+    "work_precision_time",
+    "step_size_figure",
 ]
 
 
@@ -102,7 +105,7 @@ def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
 
 def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
     """Max deviation over the horizon against eta (log-log): GD from the flow and from the modified flows, with fits."""
-    from .compare import summary
+    from .comparison import summary
 
     s = summary(ds)
     fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
@@ -173,3 +176,40 @@ COMPARE_FIGURES = {
     "stability": stability,
     "bound_vs_error": bound_vs_error,
 }
+
+
+def _work_precision(ds: xr.Dataset, work: str, xlabel: str, title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
+    markers = "osD^v<>phX*+"
+    for i, name in enumerate(ds.solver.values):
+        row = ds.sel(solver=name)
+        x, y = np.asarray(row[work], float), np.asarray(row.rms_error, float)
+        ok = np.isfinite(x) & np.isfinite(y) & (y > 0) & (x > 0)
+        style = "--" if str(name).startswith("scipy_") else "-"
+        ax.loglog(x[ok], y[ok], style, marker=markers[i % len(markers)], ms=4, label=str(name))
+    ax.set(xlabel=xlabel, ylabel="RMS error of W_e over 100 times", title=title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def work_precision_nfev(ds: xr.Dataset) -> plt.Figure:
+    """Error against vector-field evaluations (log-log), one curve per solver (dashed: SciPy peers)."""
+    return _work_precision(ds, "nfev", "function evaluations", f"Work-precision ({ds.attrs['reference']})")
+
+
+def work_precision_time(ds: xr.Dataset) -> plt.Figure:
+    """Error against wall time (minimum over repeats, compilation excluded), one curve per solver."""
+    return _work_precision(ds, "wall_time", "wall time (s)", "Work-precision: error against wall time")
+
+
+def step_size_figure(ds: xr.Dataset) -> plt.Figure:
+    """Accepted step sizes along the flow against ``3.5 / S(t)`` (the explicit solver's stability limit)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    t = ds.t.values
+    ax.semilogy(t, ds.dt, ".", ms=3, label=f"{ds.attrs['solver']} step (rtol {ds.attrs['rtol']:g})")
+    ok = np.isfinite(ds.stability_dt.values)
+    ax.semilogy(t[ok], ds.stability_dt.values[ok], color="tab:red", lw=1.5, label="3.5 / sharpness")
+    ax.set(xlabel="flow time t", ylabel="step size", title="Step size along the layer flow")
+    ax.legend(fontsize=8)
+    return fig

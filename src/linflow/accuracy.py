@@ -1,0 +1,356 @@
+r"""Solver accuracy: work-precision diagrams of ODE solvers on linflow's gradient flows.
+
+Methodology of SciML's DiffEqBenchmarks (REFERENCE.md section 7): a reference from the exact solution
+(REFERENCE.md section 4) where the problem admits one, otherwise Dopri8 at ``rtol = 1e-13`` checked
+against a second reference; a tolerance sweep ``rtol = 10^-k``, ``atol = 10^-(k+3)`` (fixed-step
+solvers sweep the step instead); the error at the final time (mean absolute error of the entries of
+``W_e``) and the RMS error over 100 evenly spaced times; work as function evaluations and as wall
+time (minimum over repeats after a warm-up; compilation measured separately).
+
+Errors are measured on the end-to-end matrix ``W_e(t)``, the quantity both flows share and the
+exact solutions give. SciPy's ``solve_ivp`` methods drive the same (compiled) vector field through
+a NumPy callback, with its exact Jacobian (``jax.jacfwd``) for the implicit ones.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+from scipy.integrate import solve_ivp
+
+from . import _checks, _runs, exact, init, problems
+from .fields import layer_field
+from .integrate import SOLVERS, FlowSettings, _solve, _result_name
+from .problems import Problem
+
+__all__ = ["work_precision", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
+
+DEFAULT_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5")
+SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
+
+
+class CountedField:
+    """A vector field that counts its calls (``jax.debug.callback``), for solvers without a closed-form nfev.
+
+    One call is one evaluation of the field; for implicit solvers the Jacobian is taken by forward-mode
+    autodiff of one traced call and so counts once.
+    """
+
+    def __init__(self, field):
+        self.field = field
+        self.count = 0
+
+    def _tick(self):
+        self.count += 1
+
+    def __call__(self, args, y, depth):
+        jax.debug.callback(self._tick)
+        return self.field(args, y, depth)
+
+
+def _aligned_sigma0(problem: Problem, w_e0: np.ndarray, depth: int) -> np.ndarray | None:
+    """``sigma0`` if ``W_e0 = U diag(sigma0) V^T`` on the target's singular vectors and a closed form applies."""
+    if problem.p != 2.0 or not np.allclose(np.asarray(problem.xx), np.eye(problem.d), rtol=0, atol=1e-12):
+        return None
+    if float(problem.weight_decay) > 0 and depth >= 3:
+        return None
+    U, s, V = init.target_svd(problem)
+    sigma0 = np.diag(U.T @ w_e0 @ V)
+    if np.any(sigma0 < 0) or np.abs(w_e0 - (U * sigma0) @ V.T).max() > 1e-12 * max(1.0, np.abs(w_e0).max()):
+        return None
+    return sigma0
+
+
+def _flow_setup(problem: Problem, start, flow: str, depth):
+    """``(field, observe, y0, depth, W_e0)`` of the chosen flow."""
+    if flow == "layers":
+        layers0 = _runs.check_layers(problem, start)
+        return layer_field, _runs.observe_layers, layers0, len(layers0), np.asarray(init.end_to_end(layers0))
+    if flow == "end_to_end":
+        w0, depth = _runs.check_end_to_end_start(problem, start, depth)
+        return _runs.end_to_end_form(problem, "auto"), _runs.observe_end_to_end, w0, depth, np.asarray(w0)
+    raise ValueError(f"flow must be 'layers' or 'end_to_end', got {flow!r}")
+
+
+def _timed(call, repeats: int) -> tuple[float, float, object]:
+    """``(first call time, min warm time, output)``: the first call includes compilation."""
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(call())
+    first = time.perf_counter() - t0
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(call())
+        best = min(best, time.perf_counter() - t0)
+    return first, best, out
+
+
+def _errors(w: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """Final-time mean absolute error and RMS error over the saved times (NaN if the run stopped early)."""
+    if w.shape != ref.shape or not np.all(np.isfinite(w)):
+        return math.nan, math.nan
+    return float(np.mean(np.abs(w[-1] - ref[-1]))), float(np.sqrt(np.mean((w - ref) ** 2)))
+
+
+def _numerical_reference(field, observe, depth, problem, y0, t1, ts) -> tuple[np.ndarray, float, str]:
+    """Dopri8 at rtol 1e-13 and, as a check, Dopri8 at rtol 1e-12: the first, and their largest gap."""
+    out = []
+    for rtol in (1e-13, 1e-12):
+        s = FlowSettings.make(t1, ts=ts, solver="dopri8", rtol=rtol, atol=rtol * 1e-3, max_steps=1_000_000)
+        traj = s.finish("reference", depth, *_solve(field, observe, depth, "dopri8", s.max_steps, problem, y0,
+                                                    *s.arrays()))
+        if not traj.ok:
+            raise RuntimeError(f"the reference solve failed: {traj.message}")
+        out.append(traj.end_to_end)
+    return out[0], float(np.abs(out[0] - out[1]).max()), "dopri8 at rtol 1e-13, atol 1e-16 (checked against rtol 1e-12)"
+
+
+def work_precision(
+    problem: Problem,
+    start,
+    t1: float,
+    *,
+    flow: str = "layers",
+    depth: int | None = None,
+    solvers: Sequence[str] = DEFAULT_SOLVERS,
+    scipy_solvers: Sequence[str] = SCIPY_SOLVERS,
+    tolerances: Sequence[int] = (4, 5, 6, 7, 8, 9, 10),
+    fixed_steps: Sequence[float] | None = None,
+    reference: str = "auto",
+    repeats: int = 3,
+    n_times: int = 100,
+    max_steps: int = 200_000,
+    progress=None,
+) -> xr.Dataset:
+    """Work-precision data of ``solvers`` (linflow's, by name) and ``scipy_solvers`` (``solve_ivp`` methods).
+
+    Args:
+        problem, start: the problem and the start (layers; or ``W_e`` / layers for ``flow='end_to_end'``).
+        t1: horizon. ``flow``: ``'layers'`` or ``'end_to_end'``; ``depth`` for an end-to-end start matrix.
+        tolerances: exponents ``k``: ``rtol = 10^-k``, ``atol = 10^-(k+3)``.
+        fixed_steps: steps of the fixed-step solvers, one per tolerance level (default
+            ``t1 / (50 * 2^i)``).
+        reference: ``'exact'`` (closed form; needs whitened data, p = 2 and an aligned balanced start),
+            ``'numerical'`` (Dopri8 at rtol 1e-13, checked), or ``'auto'`` (exact when possible).
+        repeats: timed repeats after the warm-up (the minimum is reported).
+        n_times: evenly spaced times of the RMS error (100, as SciML).
+
+    Returns:
+        ``xarray.Dataset`` with dims ``(solver, tolerance)`` (select a level with ``ds.sel({"tolerance": k})``:
+        ``tolerance`` is also a keyword of ``.sel``): ``final_error``, ``rms_error``, ``nfev``,
+        ``steps``, ``rejected``, ``wall_time``, ``status``, ``rtol``, ``atol``, ``dt``; ``compile_time``
+        per solver; the reference and its error estimate in the attributes (``reference_ok`` says
+        whether it is at least 100 times below the smallest error in the diagram).
+    """
+    problem = _runs.check_problem(problem)
+    t1 = _checks.positive("t1", t1)
+    repeats = _checks.integer("repeats", repeats, minimum=1)
+    n_times = _checks.integer("n_times", n_times, minimum=2)
+    unknown = [s for s in solvers if s not in SOLVERS]
+    if unknown:
+        raise ValueError(f"solvers must be among {', '.join(sorted(SOLVERS))}; unknown: {unknown}")
+    bad_scipy = [s for s in scipy_solvers if s not in ("RK45", "RK23", "DOP853", "LSODA", "Radau", "BDF")]
+    if bad_scipy:
+        raise ValueError(f"scipy_solvers must be solve_ivp methods (RK45, RK23, DOP853, LSODA, Radau, BDF); got {bad_scipy}")
+    tolerances = [_checks.integer(f"tolerances[{i}]", k, minimum=1) for i, k in enumerate(tolerances)]
+    if fixed_steps is None:
+        fixed_steps = [t1 / (50 * 2**i) for i in range(len(tolerances))]
+    fixed_steps = [_checks.positive(f"fixed_steps[{i}]", h) for i, h in enumerate(fixed_steps)]
+    if len(fixed_steps) != len(tolerances):
+        raise ValueError(f"fixed_steps must have one step per tolerance level ({len(tolerances)}), got {len(fixed_steps)}")
+    field, observe, y0, depth, w_e0 = _flow_setup(problem, start, flow, depth)
+    ts = np.linspace(0.0, t1, n_times)
+    tick = progress or (lambda label: None)
+
+    sigma0 = _aligned_sigma0(problem, w_e0, depth)
+    if reference not in ("auto", "exact", "numerical"):
+        raise ValueError(f"reference must be 'auto', 'exact' or 'numerical', got {reference!r}")
+    if reference == "exact" and sigma0 is None:
+        raise ValueError("reference='exact' needs whitened data, p = 2, a start aligned with the target (init.aligned) "
+                         "and no weight decay for depth >= 3")
+    if sigma0 is not None and reference != "numerical":
+        ref, ref_err, ref_label = exact.end_to_end(problem, depth, sigma0, ts), 0.0, "exact (closed form)"
+    else:
+        ref, ref_err, ref_label = _numerical_reference(field, observe, depth, problem, y0, t1, ts)
+    tick("reference")
+
+    names = list(solvers) + [f"scipy_{s}" for s in scipy_solvers]
+    shape = (len(names), len(tolerances))
+    rec = {k: np.full(shape, np.nan) for k in ("final_error", "rms_error", "nfev", "steps", "rejected", "wall_time",
+                                               "rtol", "atol", "dt")}
+    status = np.full(shape, "", dtype=object)
+    compile_time = np.full(len(names), np.nan)
+    for i, name in enumerate(solvers):
+        spec = SOLVERS[name]
+        counted = CountedField(field) if spec.implicit else None
+        for j, k in enumerate(tolerances):
+            rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
+            dt0 = None if spec.adaptive else fixed_steps[j]
+            s = FlowSettings.make(t1, ts=ts, solver=name, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps)
+            args = s.arrays()
+            first, best, out = _timed(lambda: _solve(field, observe, depth, name, s.max_steps, problem, y0, *args),
+                                      repeats)
+            if j == 0:
+                compile_time[i] = max(first - best, 0.0)
+            traj = s.finish(name, depth, *out)
+            nfev = traj.stats["nfev"]
+            if counted is not None:
+                counted.count = 0
+                jax.block_until_ready(_solve(counted, observe, depth, name, s.max_steps, problem, y0, *args))
+                jax.effects_barrier()
+                nfev = counted.count
+            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(traj.end_to_end, ref)
+            rec["nfev"][i, j] = nfev
+            rec["steps"][i, j] = traj.stats["num_steps"]
+            rec["rejected"][i, j] = traj.stats["num_rejected_steps"]
+            rec["wall_time"][i, j] = best
+            rec["rtol"][i, j], rec["atol"][i, j] = (rtol, atol) if spec.adaptive else (np.nan, np.nan)
+            rec["dt"][i, j] = np.nan if spec.adaptive else fixed_steps[j]
+            status[i, j] = traj.status
+        tick(name)
+
+    flat0, unravel = ravel_pytree(y0)
+    f_flat = jax.jit(lambda y: ravel_pytree(field(problem, unravel(y), depth))[0])
+    jac_flat = jax.jit(jax.jacfwd(lambda y: ravel_pytree(field(problem, unravel(y), depth))[0]))
+    w_e_of = jax.jit(jax.vmap(lambda y: observe(problem, jax.tree_util.tree_map(lambda a: a[None], unravel(y)))[0][0]))
+    f_np = lambda t, y: np.asarray(f_flat(y))  # noqa: E731
+    jac_np = lambda t, y: np.asarray(jac_flat(y))  # noqa: E731
+    y0_np = np.asarray(flat0)
+    f_np(0.0, y0_np), jac_np(0.0, y0_np)  # compile outside the timings
+    for i0, method in enumerate(scipy_solvers):
+        i = len(solvers) + i0
+        compile_time[i] = 0.0
+        for j, k in enumerate(tolerances):
+            rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
+            kwargs = {"jac": jac_np} if method in ("LSODA", "Radau", "BDF") else {}
+            best, sol = math.inf, None
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sol = solve_ivp(f_np, (0.0, t1), y0_np, method=method, t_eval=ts, rtol=rtol, atol=atol, **kwargs)
+                best = min(best, time.perf_counter() - t0)
+            ok = sol.success and sol.y.shape[1] == len(ts)
+            w = np.asarray(w_e_of(jnp.asarray(sol.y.T))) if ok else np.full_like(ref, np.nan)
+            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(w, ref)
+            rec["nfev"][i, j] = sol.nfev
+            rec["wall_time"][i, j] = best
+            rec["rtol"][i, j], rec["atol"][i, j] = rtol, atol
+            status[i, j] = "ok" if ok else f"failed: {sol.message}"
+        tick(f"scipy {method}")
+
+    smallest = np.nanmin(np.where(rec["final_error"] > 0, rec["rms_error"], np.nan)) if np.isfinite(
+        rec["rms_error"]).any() else math.nan
+    data = {k: (("solver", "tolerance"), v) for k, v in rec.items()}
+    data["status"] = (("solver", "tolerance"), status.astype(str))
+    data["compile_time"] = (("solver",), compile_time)
+    data["below_reference"] = (("solver", "tolerance"), rec["rms_error"] < 100 * ref_err)
+    attrs = {
+        "flow": flow,
+        "depth": depth,
+        "dims": ",".join(str(n) for n in ((problem.d, *(w.shape[0] for w in y0)) if flow == "layers"
+                                          else (problem.d, problem.k))),
+        "p": problem.p,
+        "weight_decay": float(problem.weight_decay),
+        "t1": t1,
+        "n_times": n_times,
+        "repeats": repeats,
+        "reference": ref_label,
+        "reference_error_estimate": ref_err,
+        "reference_ok": int(ref_err == 0.0 or (np.isfinite(smallest) and 100 * ref_err <= smallest)),
+        "error_measure": "final_error: mean |W_e(t1) - ref|; rms_error: RMS over n_times evenly spaced times",
+        "tolerance_rule": "rtol = 10^-k, atol = 10^-(k+3); fixed-step solvers use dt instead",
+        "wall_time_rule": "minimum over repeats after a warm-up call; compilation excluded (compile_time)",
+    }
+    coords = {"solver": names, "tolerance": np.asarray(tolerances)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def table(ds: xr.Dataset, levels: Sequence[int] | None = None) -> str:
+    """A text table: RMS error and nfev per solver at a few tolerance levels."""
+    levels = list(ds.tolerance.values) if levels is None else list(levels)
+    head = f"{'solver':<14}" + "".join(f"{f'k={k}: rms err':>17}{'nfev':>9}" for k in levels)
+    lines = [f"reference: {ds.attrs['reference']} (error estimate {ds.attrs['reference_error_estimate']:.1e})", head]
+    for name in ds.solver.values:
+        row = ds.sel(solver=name)
+        # select with a dict: ``tolerance`` is also a keyword argument of ``.sel``
+        cells = "".join(f"{float(row.rms_error.sel({'tolerance': k})):>17.2e}{float(row.nfev.sel({'tolerance': k})):>9.0f}"
+                        for k in levels)
+        lines.append(f"{name:<14}{cells}")
+    lines.append("(k: rtol = 10^-k, atol = 10^-(k+3); euler and heun use dt = t1 / (50 * 2^i) at the i-th level)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- named cases
+def _exact_case(depth: int = 3, t1: float = 10.0, sigma0: float = 0.1):
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=0)
+    return prob, init.aligned(prob, depth, sigma0, seed=0), t1
+
+
+CASES = {
+    "exact": ("whitened l2 problem (singular values 2, 1, 0.5), aligned balanced start sigma0 = 0.1, depth 3, "
+              "t1 = 10: exact solution", lambda depth=3: _exact_case(depth)),
+    "plateau": ("the exact problem from sigma0 = 1e-4: a long plateau near W_e = 0 (ill-conditioned), t1 = 40",
+                lambda depth=3: _exact_case(depth, t1=40.0, sigma0=1e-4)),
+    "long_horizon": ("the exact problem on t1 = 200: after convergence the step is limited by stability "
+                     "(steps grow like t1 * sharpness)", lambda depth=3: _exact_case(depth, t1=200.0)),
+    "weight_decay": ("synthetic l2 problem (m = 300, d = 6) with weight decay lambda = 50: stiff, "
+                     "balanced start, t1 = 5", lambda depth=3: (problems.synthetic(m=300, d=6, weight_decay=50.0),
+                                                              init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 5.0)),
+    "ill_conditioned": ("synthetic l2 problem (m = 300, d = 6) whose feature scales span 100 (condition number "
+                        "1e4), balanced start, t1 = 200", lambda depth=3: (
+                            problems.synthetic(m=300, d=6, scale_range=100.0),
+                            init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 200.0)),
+}
+
+
+def case(name: str, depth: int = 3):
+    """``(problem, layers0, t1)`` of a named case (see :data:`CASES`)."""
+    if name not in CASES:
+        raise ValueError(f"case must be one of {', '.join(CASES)}; got {name!r}")
+    return CASES[name][1](depth)
+
+
+def step_sizes(problem: Problem, layers0, t1: float, *, solver: str = "tsit5", rtol: float = 1e-8,
+               atol: float = 1e-11, max_steps: int = 50_000, lanczos_iters: int = 32) -> xr.Dataset:
+    """Accepted step sizes of an adaptive solver along the layer flow, with ``3.5 / S(t)`` (stability limit).
+
+    Explicit solvers settle near ``dt * S ~ 3.5`` once the flow is stability-limited (REFERENCE.md
+    section 5). Saves every step (``max_steps`` rows), so keep ``max_steps`` moderate.
+    """
+    from .curvature import sharpness
+
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    spec = SOLVERS[solver]
+    if not spec.adaptive:
+        raise ValueError(f"step_sizes needs an adaptive solver, got {solver!r}")
+    import diffrax
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(lambda t, y, a: layer_field(a, y)), spec.make(), 0.0, t1, None, layers0, args=problem,
+        saveat=diffrax.SaveAt(steps=True), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps, throw=False,
+    )
+    ts = np.asarray(sol.ts)
+    keep = np.isfinite(ts)
+    ts = ts[keep]
+    layers = tuple(np.asarray(y)[keep] for y in sol.ys)
+    dt = np.diff(np.concatenate([[0.0], ts]))
+    every = max(1, len(ts) // 200)
+    S = np.full(len(ts), np.nan)
+    S[::every] = np.asarray(sharpness(problem, tuple(w[::every] for w in layers), iters=lanczos_iters))
+    return xr.Dataset(
+        {"dt": (("step",), dt), "sharpness": (("step",), S), "stability_dt": (("step",), 3.5 / S)},
+        coords={"t": (("step",), ts)},
+        attrs={"solver": solver, "rtol": rtol, "atol": atol, "status": _result_name(sol.result._value),
+               "num_steps": int(sol.stats["num_steps"])},
+    )
