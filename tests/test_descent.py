@@ -151,3 +151,14 @@ def test_bad_input(call, exc, match):
     prob = small_regression(m=20, d=3, k=1)
     with pytest.raises(exc, match=match):
         call(prob, init.balanced((3, 2, 1), 0.5))
+
+
+def test_batched_learning_rates_match_single_runs():
+    prob = problems.two_point(10.0, 1.0, p=4)
+    layers = init.balanced((2, 2, 1), 0.5)
+    runs = linflow.gradient_descents(prob, layers, [0.001, 0.01, 0.05], 300, save_every=7)
+    for eta, tr in zip([0.001, 0.01, 0.05], runs):
+        single = linflow.gradient_descent(prob, layers, eta, 300, save_every=7)
+        assert (tr.status, tr.message) == (single.status, single.message)
+        np.testing.assert_allclose(tr.end_to_end, single.end_to_end, rtol=1e-13)
+    assert runs[-1].status == "diverged" and runs[0].ok

@@ -23,7 +23,7 @@ from . import accuracy, comparison, curvature, exact, fields, init, linalg, prob
 from .accuracy import work_precision  # noqa: E402
 from .comparison import compare  # noqa: E402
 from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
-from .descent import end_to_end_descent, gradient_descent  # noqa: E402
+from .descent import end_to_end_descent, gradient_descent, gradient_descents  # noqa: E402
 from .fields import (  # noqa: E402
     claim2_field,
     end_to_end_field,
@@ -36,7 +36,7 @@ from .fields import (  # noqa: E402
     network_loss,
 )
 from .init import balancedness, end_to_end, imbalance  # noqa: E402
-from .integrate import SOLVERS, end_to_end_flow, gradient_flow, modified_flow  # noqa: E402
+from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow  # noqa: E402
 from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers  # noqa: E402
 from .problems import Problem  # noqa: E402
 from .trajectory import Trajectory  # noqa: E402
@@ -56,6 +56,8 @@ __all__ = [
     "imbalance",
     "balancedness",
     "gradient_flow",
+    "gradient_flows",
+    "gradient_descents",
     "end_to_end_flow",
     "modified_flow",
     "compare",

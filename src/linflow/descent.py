@@ -27,7 +27,15 @@ from .fields import layer_field
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["gradient_descent", "end_to_end_descent", "descend", "EulerStep", "grid_chunks", "save_chunks"]
+__all__ = [
+    "gradient_descent",
+    "gradient_descents",
+    "end_to_end_descent",
+    "descend",
+    "EulerStep",
+    "grid_chunks",
+    "save_chunks",
+]
 
 
 def _all_finite(tree) -> jax.Array:
@@ -109,7 +117,11 @@ def descend(kind: str, field, observe, problem: Problem, y0, depth: int, eta, st
     chunks = save_chunks(steps, save_every)
     ys, observed, bad_at = _descend(EulerStep(field), observe, depth, problem, y0, jnp.asarray(eta, dtype=jnp.float64),
                                     jnp.asarray(chunks))
-    ys, observed, bad_at = _runs.as_numpy(ys), _runs.as_numpy(observed), int(bad_at)
+    return _finish_descent(kind, depth, _runs.as_numpy(ys), _runs.as_numpy(observed), int(bad_at), eta, steps, chunks)
+
+
+def _finish_descent(kind, depth, ys, observed, bad_at: int, eta: float, steps: int, chunks) -> Trajectory:
+    """A Trajectory of a discrete run: saved rows before a divergence, status and message."""
     saved_steps = np.concatenate([[0], np.cumsum(chunks)])
     ts = saved_steps * eta
     stats = {"num_steps": steps if bad_at < 0 else bad_at, "nfev": steps if bad_at < 0 else bad_at}
@@ -154,3 +166,24 @@ def end_to_end_descent(problem: Problem, W_e0, depth: int | None, eta, steps, *,
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
     field = _runs.end_to_end_form(problem, form)
     return descend("end_to_end_descent", field, _runs.observe_end_to_end, problem, W0, depth, eta, steps, save_every)
+
+
+def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every: int = 1) -> list[Trajectory]:
+    """Gradient descent for a batch of learning rates in one compiled computation (same ``steps`` each).
+
+    Returns one Trajectory per eta, each with its own divergence report.
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
+    if not etas:
+        raise ValueError("etas must hold at least one learning rate")
+    steps = _checks.integer("steps", steps, minimum=1)
+    save_every = _checks.integer("save_every", save_every, minimum=1)
+    chunks = save_chunks(steps, save_every)
+    depth = len(layers0)
+    ys, observed, bad = _descend_many(EulerStep(layer_field), _runs.observe_layers, depth, problem, layers0,
+                                      jnp.asarray(etas), jnp.asarray(np.tile(chunks, (len(etas), 1))))
+    ys, observed, bad = _runs.as_numpy(ys), _runs.as_numpy(observed), np.asarray(bad)
+    return [_finish_descent("gradient_descent", depth, tuple(y[i] for y in ys), tuple(o[i] for o in observed),
+                            int(bad[i]), eta, steps, chunks) for i, eta in enumerate(etas)]
