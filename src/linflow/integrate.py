@@ -17,6 +17,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from . import _checks, _runs
 from .fields import layer_field, modified_field_1, modified_field_2
@@ -92,9 +93,14 @@ def _result_name(code) -> str:
 
 
 def _solve_impl(field, observe, depth, solver, max_steps, args, y0, t1, ts, rtol, atol, dt0):
-    """One diffrax solve of ``dy/dt = field(args, y, depth)``, saved at ``ts``, plus the observables."""
+    """One diffrax solve of ``dy/dt = field(args, y, depth)``, saved at ``ts``, plus the observables.
+
+    The state is raveled into one flat vector for the solver: one array per stage instead of one per
+    layer, which cuts the solver's per-step overhead on small networks (benchmarks/README.md).
+    """
     spec = SOLVERS[solver]
-    term = diffrax.ODETerm(lambda t, y, a: field(a, y, depth))
+    flat0, unravel = ravel_pytree(y0)
+    term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(a, unravel(y), depth))[0])
     if spec.adaptive:
         controller = diffrax.PIDController(rtol=rtol, atol=atol)
     else:
@@ -105,15 +111,16 @@ def _solve_impl(field, observe, depth, solver, max_steps, args, y0, t1, ts, rtol
         t0=jnp.zeros_like(t1),
         t1=t1,
         dt0=dt0,
-        y0=y0,
+        y0=flat0,
         args=args,
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller,
         max_steps=max_steps,
         throw=False,
     )
+    ys = jax.vmap(unravel)(sol.ys)
     stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-    return sol.ys, observe(args, sol.ys), sol.result._value, stats
+    return ys, observe(args, ys), sol.result._value, stats
 
 
 _solve = jax.jit(_solve_impl, static_argnums=(0, 1, 2, 3, 4))
