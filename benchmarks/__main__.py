@@ -145,14 +145,16 @@ def versus_scipy(label, prob, layers, t1, ks, repeats):
     ref = linflow.gradient_flow(prob, layers, t1, n_save=2, solver="dopri8", rtol=1e-13, atol=1e-16).end_to_end[-1]
     scale = np.abs(ref).max()
     rhs, y0, unflatten = flat_numpy_rhs(prob, layers)
-    rows = {"linflow_tsit5": [], "scipy_RK45": [], "scipy_DOP853": []}
+    rows = {"linflow_tsit5": [], "linflow_dopri8": [], "scipy_RK45": [], "scipy_DOP853": []}
     for k in ks:
         rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
-        run = lambda: linflow.gradient_flow(prob, layers, t1, n_save=2, rtol=rtol, atol=atol)  # noqa: E731
-        run()
-        t = best_of(lambda: run().end_to_end, repeats)
-        tr = run()
-        rows["linflow_tsit5"].append((np.abs(tr.end_to_end[-1] - ref).max() / scale, t, tr.stats["nfev"]))
+        for solver in ("tsit5", "dopri8"):
+            run = lambda: linflow.gradient_flow(prob, layers, t1, n_save=2, rtol=rtol, atol=atol,  # noqa: E731
+                                                solver=solver)
+            run()
+            t = best_of(lambda: run().end_to_end, repeats)
+            tr = run()
+            rows[f"linflow_{solver}"].append((np.abs(tr.end_to_end[-1] - ref).max() / scale, t, tr.stats["nfev"]))
         for method in ("RK45", "DOP853"):
             best, sol = math.inf, None
             for _ in range(repeats):
@@ -167,10 +169,13 @@ def versus_scipy(label, prob, layers, t1, ks, repeats):
     t_lin = time_at_error(lin_err, [r[1] for r in rows["linflow_tsit5"]], target)
     out = {"problem": label, "tolerance_exponents": list(ks), "target_relative_error": target,
            "sweeps": {k: [{"error": e, "time_s": t, "nfev": n} for e, t, n in v] for k, v in rows.items()}}
+    r8 = rows["linflow_dopri8"]
+    t_lin8 = time_at_error([x[0] for x in r8], [x[1] for x in r8], target)
     for method in ("RK45", "DOP853"):
         r = rows[f"scipy_{method}"]
         t_sp = time_at_error([x[0] for x in r], [x[1] for x in r], target)
         out[f"speedup_vs_{method}"] = t_sp / t_lin if np.isfinite(t_sp) else math.nan
+        out[f"dopri8_speedup_vs_{method}"] = t_sp / t_lin8 if np.isfinite(t_sp * t_lin8) else math.nan
     return out
 
 
@@ -313,10 +318,11 @@ def report(res) -> str:
     for name, r in res["compile_latency"].items():
         L.append(f"  {name:<20} first {r['first_call_s']:6.2f} s   warm {r['warm_call_s'] * 1e3:8.2f} ms   "
                  f"recompilations {r['recompilations']}")
-    L.append("\nlinflow gradient_flow (tsit5) vs scipy solve_ivp with a NumPy field, at equal achieved error:")
+    L.append("\nlinflow gradient_flow vs scipy solve_ivp with a NumPy field, at equal achieved error (time ratios):")
     for r in res["vs_scipy"]:
-        L.append(f"  {r['problem']}: error {r['target_relative_error']:.1e}: {r['speedup_vs_RK45']:.1f}x RK45, "
-                 f"{r['speedup_vs_DOP853']:.1f}x DOP853")
+        L.append(f"  {r['problem']}: relative error {r['target_relative_error']:.1e}: tsit5 {r['speedup_vs_RK45']:.1f}x "
+                 f"RK45, {r['speedup_vs_DOP853']:.1f}x DOP853; dopri8 {r['dopri8_speedup_vs_RK45']:.1f}x RK45, "
+                 f"{r['dopri8_speedup_vs_DOP853']:.1f}x DOP853")
     L.append("\noverhead over the limit (1.0 = only vector-field evaluations):")
     for r in res["overhead"]:
         L.append(f"  {r['problem']}: solver {r['solver_overhead']:.2f}x  (nfev {r['nfev']}, eval "

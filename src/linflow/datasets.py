@@ -1,0 +1,246 @@
+"""Real data: the UCI gas-sensor array drift data (the Ethanol problem of ACH18).
+
+UCI "Gas Sensor Array Drift Dataset at Different Concentrations" (id 270, DOI 10.24432/C5MK6M,
+CC BY 4.0; Vergara et al. 2012, Rodriguez-Lujan et al. 2014). Ten files ``batch1.dat`` ...
+``batch10.dat``, one sample a line: ``class;concentration 1:v1 2:v2 ... 128:v128`` (class 1 ethanol,
+2 ethylene, 3 ammonia, 4 acetaldehyde, 5 acetone, 6 toluene). The assembled table
+``ethanol.csv`` (header ``batch,concentration,f1,...,f128``) is read too.
+
+Nothing here needs the network: :func:`download` is the only function that uses it, on request.
+
+Preprocessing is an explicit, recorded choice (ACH18 do not publish theirs): ``"standardize"``
+(default: every feature and the target centred and scaled to unit variance), ``"center"`` (centred
+only) or ``"none"`` (raw values). :func:`gas_sensor` returns the Problem and a description.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import shutil
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .problems import Problem
+
+__all__ = ["GASES", "GasSensorData", "read_dat", "read_csv", "load_gas_sensor", "gas_sensor", "download",
+           "UCI_URL", "BATCH1_SHA256"]
+
+GASES = {"ethanol": 1, "ethylene": 2, "ammonia": 3, "acetaldehyde": 4, "acetone": 5, "toluene": 6}
+N_FEATURES = 128
+UCI_URL = ("https://archive.ics.uci.edu/static/public/270/"
+           "gas+sensor+array+drift+dataset+at+different+concentrations.zip")
+BATCH1_SHA256 = "6b62f3e71b90f95dd9c2157fa91ffce32571faa7f474dd52f29a4ae769144625"
+
+
+@dataclass(frozen=True)
+class GasSensorData:
+    """Raw samples: ``gas`` class (1-6), ``concentration`` (ppm), ``features`` (n, 128), ``batch`` (1-10)."""
+
+    gas: np.ndarray
+    concentration: np.ndarray
+    features: np.ndarray
+    batch: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.gas)
+
+    def select(self, mask) -> "GasSensorData":
+        return GasSensorData(self.gas[mask], self.concentration[mask], self.features[mask], self.batch[mask])
+
+
+def _parse_dat_line(line: str, where: str) -> tuple[int, float, np.ndarray]:
+    head, _, rest = line.strip().partition(" ")
+    try:
+        cls_text, conc_text = head.split(";")
+        cls, conc = int(cls_text), float(conc_text)
+    except ValueError:
+        raise ValueError(f"{where}: expected 'class;concentration' at the start of the line, got {head[:40]!r}") from None
+    values = np.full(N_FEATURES, np.nan)
+    for item in rest.split():
+        try:
+            key, val = item.split(":")
+            idx = int(key)
+            values[idx - 1] = float(val)
+        except (ValueError, IndexError):
+            raise ValueError(f"{where}: expected 'index:value' with index 1..{N_FEATURES}, got {item[:40]!r}") from None
+    if np.isnan(values).any():
+        missing = int(np.flatnonzero(np.isnan(values))[0]) + 1
+        raise ValueError(f"{where}: feature {missing} is missing (each line holds features 1..{N_FEATURES})")
+    if cls not in GASES.values():
+        raise ValueError(f"{where}: gas class must be 1..6, got {cls}")
+    return cls, conc, values
+
+
+def read_dat(path, batch: int | None = None) -> GasSensorData:
+    """One ``batchN.dat`` file in the distributed format. A malformed line raises, naming file and line."""
+    path = Path(path)
+    if batch is None:
+        digits = "".join(ch for ch in path.stem if ch.isdigit())
+        batch = int(digits) if digits else 0
+    gas, conc, feats = [], [], []
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            c, y, x = _parse_dat_line(line, f"{path}, line {lineno}")
+            gas.append(c)
+            conc.append(y)
+            feats.append(x)
+    if not gas:
+        raise ValueError(f"{path}: no samples")
+    n = len(gas)
+    return GasSensorData(np.array(gas), np.array(conc), np.array(feats), np.full(n, batch))
+
+
+def read_csv(path) -> GasSensorData:
+    """The assembled ``ethanol.csv`` (header ``batch,concentration,f1..f128``; every row ethanol)."""
+    path = Path(path)
+    conc, feats, batch = [], [], []
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        expected = ["batch", "concentration"] + [f"f{i}" for i in range(1, N_FEATURES + 1)]
+        if header != expected:
+            raise ValueError(f"{path}, line 1: expected the header batch,concentration,f1,...,f{N_FEATURES}")
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != N_FEATURES + 2:
+                raise ValueError(f"{path}, line {lineno}: expected {N_FEATURES + 2} fields, got {len(row)}")
+            try:
+                batch.append(int(row[0]))
+                conc.append(float(row[1]))
+                feats.append([float(v) for v in row[2:]])
+            except ValueError:
+                raise ValueError(f"{path}, line {lineno}: a field is not a number") from None
+    n = len(conc)
+    return GasSensorData(np.full(n, GASES["ethanol"]), np.array(conc), np.array(feats), np.array(batch))
+
+
+def load_gas_sensor(path, gas: str = "ethanol", batches=None) -> GasSensorData:
+    """Samples of one gas from a ``.dat`` file, a folder of ``batch*.dat`` files, a folder with
+    ``ethanol.csv``, or the csv itself; optionally only some batches."""
+    if gas not in GASES:
+        raise ValueError(f"gas must be one of {', '.join(GASES)}; got {gas!r}")
+    path = Path(path)
+    if path.is_dir():
+        dats = sorted(path.glob("batch*.dat"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))
+        if dats and (gas != "ethanol" or len(dats) == 10 or not (path / "ethanol.csv").exists()):
+            parts = [read_dat(p) for p in dats]
+            data = GasSensorData(*(np.concatenate([getattr(p, f) for p in parts])
+                                   for f in ("gas", "concentration", "features", "batch")))
+        elif (path / "ethanol.csv").exists():
+            data = read_csv(path / "ethanol.csv")
+        else:
+            raise FileNotFoundError(f"{path}: no batch*.dat files and no ethanol.csv")
+    elif path.suffix == ".csv":
+        data = read_csv(path)
+    elif path.exists():
+        data = read_dat(path)
+    else:
+        raise FileNotFoundError(f"{path} does not exist")
+    data = data.select(data.gas == GASES[gas])
+    if batches is not None:
+        data = data.select(np.isin(data.batch, list(batches)))
+    if len(data) == 0:
+        raise ValueError(f"no {gas} samples in {path}" + (f" for batches {list(batches)}" if batches else ""))
+    return data
+
+
+PREPROCESSING = {
+    "standardize": "features and target centred and scaled to unit variance (constant features dropped)",
+    "center": "features and target centred, not scaled",
+    "none": "raw features and target (ppm)",
+}
+
+
+def gas_sensor(path, gas: str = "ethanol", *, batches=None, preprocessing: str = "standardize", p: float = 2.0,
+               weight_decay: float = 0.0) -> tuple[Problem, str]:
+    """The regression problem "predict the concentration from the 128 features" as a Problem.
+
+    Returns ``(problem, description)``; the description states the data, the number of samples and
+    the preprocessing (see :data:`PREPROCESSING`).
+    """
+    if preprocessing not in PREPROCESSING:
+        raise ValueError(f"preprocessing must be one of {', '.join(PREPROCESSING)}; got {preprocessing!r}")
+    data = load_gas_sensor(path, gas, batches)
+    X, y = data.features.astype(float), data.concentration.astype(float)
+    if preprocessing in ("standardize", "center"):
+        X, y = X - X.mean(axis=0), y - y.mean()
+    if preprocessing == "standardize":
+        std = X.std(axis=0)
+        X = X[:, std > 0] / std[std > 0]
+        y = y / y.std()
+    desc = (f"UCI gas sensor drift data, {gas}: {len(y)} samples, {X.shape[1]} features, batches "
+            f"{sorted(set(data.batch.tolist()))}; preprocessing: {preprocessing} ({PREPROCESSING[preprocessing]})")
+    return Problem(X, y, p=p, weight_decay=weight_decay), desc
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_cache() -> Path:
+    """``$LINFLOW_CACHE`` or ``$XDG_CACHE_HOME/linflow`` or ``~/.cache/linflow``."""
+    if os.environ.get("LINFLOW_CACHE"):
+        return Path(os.environ["LINFLOW_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "linflow"
+
+
+def download(dest=None, *, url: str = UCI_URL, sha256: dict | None = None, timeout: float = 60.0) -> Path:
+    """Fetch the official UCI archive into a cache folder, verify it and unpack the ten batch files.
+
+    The archive (a zip, possibly holding an inner zip) must contain ``batch1.dat`` ... ``batch10.dat``;
+    ``sha256`` maps file names to expected digests (default: the published digest of ``batch1.dat``).
+    Files are unpacked under a temporary name and renamed into place only when all checks pass.
+    Returns the folder, e.g. for :func:`gas_sensor`. Already-verified data is not fetched again.
+    """
+    dest = Path(dest) if dest is not None else default_cache() / "gas_sensor"
+    sha256 = {"batch1.dat": BATCH1_SHA256} if sha256 is None else dict(sha256)
+    names = [f"batch{i}.dat" for i in range(1, 11)]
+    if all((dest / n).exists() for n in names) and all(_sha256(dest / n) == h for n, h in sha256.items()):
+        return dest
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user-requested download)
+        blob = resp.read()
+    found = {}
+
+    def scan(data: bytes) -> None:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                base = Path(info.filename).name
+                if base in names:
+                    found[base] = zf.read(info)
+                elif base.endswith(".zip"):
+                    scan(zf.read(info))
+
+    try:
+        scan(blob)
+    except zipfile.BadZipFile:
+        raise ValueError(f"{url}: the download is not a zip archive") from None
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"{url}: the archive lacks {', '.join(missing)}")
+    for name, digest in sha256.items():
+        got = hashlib.sha256(found[name]).hexdigest()
+        if got != digest:
+            raise ValueError(f"{url}: {name} has sha256 {got}, expected {digest}")
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in names:
+        (tmp / name).write_bytes(found[name])
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest

@@ -1,0 +1,19 @@
+"""The benchmark script runs (quick mode); no timing is asserted here, only that it works and reports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_quick(tmp_path):
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert all(r["recompilations"] == 0 for r in data["compile_latency"].values())
+    assert {"vs_scipy", "overhead", "vs_numpy_loop", "sweeps32", "scaling"} <= set(data)
+    assert "32-wide sweeps" in res.stdout
