@@ -162,3 +162,27 @@ def test_batched_learning_rates_match_single_runs():
         assert (tr.status, tr.message) == (single.status, single.message)
         np.testing.assert_allclose(tr.end_to_end, single.end_to_end, rtol=1e-13)
     assert runs[-1].status == "diverged" and runs[0].ok
+
+
+def test_optax_sgd_is_gradient_descent_and_the_textbook_rules():
+    prob = small_regression(m=20, d=3, k=1, p=4.0, weight_decay=0.1)
+    layers = init.balanced((3, 2, 1), 0.6)
+    sgd = linflow.optax_descents(prob, layers, "sgd", [0.01, 0.02], 50, save_every=10)
+    for lr, tr in zip([0.01, 0.02], sgd):
+        gd = linflow.gradient_descent(prob, layers, lr, 50, save_every=10)
+        np.testing.assert_allclose(tr.end_to_end, gd.end_to_end, rtol=1e-12)
+    # textbook AdaGrad on the linear model, written out: w -= lr g / sqrt(sum of g^2)
+    lin = (np.asarray(init.near_zero((3, 1), 0.1, seed=1)[0]),)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    w, acc = lin[0].copy(), np.zeros_like(lin[0])
+    for _ in range(5):
+        g = grad_numpy(X, Y, w, 4.0) + 0.1 * w
+        acc += g**2
+        w = w - 0.05 * g / np.sqrt(acc)
+    ada = linflow.optax_descents(prob, lin, "adagrad", [0.05], 5)[0]
+    np.testing.assert_allclose(ada.end_to_end[-1], w, rtol=1e-12)
+    # AdaDelta with a learning rate descends
+    dl = linflow.optax_descents(prob, lin, "adadelta", [1.0], 200)[0]
+    assert dl.loss[-1] < dl.loss[0]
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        linflow.optax_descents(prob, lin, "lbfgs", [0.1], 5)

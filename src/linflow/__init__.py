@@ -19,11 +19,11 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import accuracy, comparison, curvature, exact, fields, init, linalg, problems  # noqa: E402
+from . import accuracy, comparison, curvature, datasets, exact, fields, init, linalg, problems  # noqa: E402
 from .accuracy import work_precision  # noqa: E402
 from .comparison import compare  # noqa: E402
 from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
-from .descent import end_to_end_descent, gradient_descent, gradient_descents  # noqa: E402
+from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descents  # noqa: E402
 from .fields import (  # noqa: E402
     claim2_field,
     end_to_end_field,
@@ -52,12 +52,14 @@ __all__ = [
     "fields",
     "linalg",
     "exact",
+    "datasets",
     "end_to_end",
     "imbalance",
     "balancedness",
     "gradient_flow",
     "gradient_flows",
     "gradient_descents",
+    "optax_descents",
     "end_to_end_flow",
     "modified_flow",
     "compare",

@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job), ``linflow compare`` and ``linflow accuracy``.
+"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy`` and ``reproduce``.
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
@@ -214,6 +214,41 @@ def cmd_accuracy(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from . import _io, reproduce
+
+    names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
+    if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
+    if args.data is not None and not Path(args.data).exists():
+        raise ValueError(f"--data {args.data} does not exist (a folder with batch*.dat or ethanol.csv, or one such file)")
+    out = Path(args.out)
+    started = time.perf_counter()
+    bar, tick = _progress(len(names), "linflow reproduce")
+    report = {}
+    try:
+        for name in names:
+            t0 = time.perf_counter()
+            ds, summary, figs = reproduce.run(name, data=args.data, quick=args.quick)
+            summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+            _io.write_netcdf(ds, out / f"{name}.nc")
+            for fname, fig in figs.items():
+                _io.write_figure(fig, out / f"{fname}.png")
+            _io.write_json(summary, out / f"{name}.json")
+            report[name] = summary
+            tick(name)
+    finally:
+        bar.close()
+    for name, summary in report.items():
+        verdict = {True: "agrees", False: "DIFFERS", None: "no claim to check"}[summary.get("agrees")]
+        print(f"[{name}] ({summary['wall_time_s']:.0f} s) {verdict}\n  paper:    {summary['paper']}\n"
+              f"  measured: {summary['measured']}\n")
+    data = report[names[0]].get("data")
+    print(f"data: {data if isinstance(data, str) else data[0]}")
+    print(f"wall time {time.perf_counter() - started:.0f} s; wrote {out}")
+    return 0
+
+
 def _problem_label(args) -> str:
     return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
 
@@ -282,6 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--out", default="linflow-accuracy", help="output folder (default ./linflow-accuracy)")
     acc.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
     acc.set_defaults(func=cmd_accuracy)
+
+    from .reproduce import EXPERIMENTS
+
+    rep = sub.add_parser("reproduce", help="the experiments of Arora, Cohen & Hazan (2018)",
+                         description="Reproduce an experiment of ACH18 (" + ", ".join(EXPERIMENTS) + ") or all of them.")
+    rep.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
+    rep.add_argument("--data", default=None,
+                     help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "
+                          "(default: the embedded synthetic problem, said in every output)")
+    rep.add_argument("--out", default="linflow-reproduce", help="output folder (default ./linflow-reproduce)")
+    rep.add_argument("--quick", action="store_true", help="reduced sizes (for smoke tests)")
+    rep.set_defaults(func=cmd_reproduce)
     return parser
 
 

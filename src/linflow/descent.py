@@ -21,6 +21,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from . import _checks, _runs
 from .fields import layer_field
@@ -30,6 +31,8 @@ from .trajectory import Trajectory
 __all__ = [
     "gradient_descent",
     "gradient_descents",
+    "optax_descents",
+    "OPTIMIZERS",
     "end_to_end_descent",
     "descend",
     "EulerStep",
@@ -187,3 +190,68 @@ def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every
     ys, observed, bad = _runs.as_numpy(ys), _runs.as_numpy(observed), np.asarray(bad)
     return [_finish_descent("gradient_descent", depth, tuple(y[i] for y in ys), tuple(o[i] for o in observed),
                             int(bad[i]), eta, steps, chunks) for i, eta in enumerate(etas)]
+
+
+def _textbook_adagrad(lr):
+    # optax's default starts the accumulator at 0.1 with eps inside the root; the textbook rule
+    # (Duchi et al. 2011) starts at 0 with no eps (REFERENCE.md section 7)
+    return optax.adagrad(lr, initial_accumulator_value=0.0, eps=0.0)
+
+
+OPTIMIZERS: dict[str, Callable] = {
+    "sgd": lambda lr: optax.sgd(lr),
+    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
+    "nesterov": lambda lr: optax.sgd(lr, momentum=0.9, nesterov=True),
+    "adagrad": _textbook_adagrad,
+    # optax.adadelta's default learning_rate=None ascends: always pass one (1.0 is the textbook rule)
+    "adadelta": lambda lr: optax.adadelta(learning_rate=lr),
+    "adam": lambda lr: optax.adam(lr),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class OptaxStep:
+    """One step of an optax optimizer on the network loss (weight decay included) in the layers.
+
+    State ``(layers, optimizer state)``; the learning rate arrives as the traced ``eta``.
+    """
+
+    name: str
+
+    def __call__(self, problem, state, eta, depth):
+        from .fields import network_gradient
+
+        layers, opt_state = state
+        opt = OPTIMIZERS[self.name](eta)
+        updates, opt_state = opt.update(network_gradient(problem, layers), opt_state, layers)
+        return optax.apply_updates(layers, updates), opt_state
+
+
+def _observe_optax(problem, states):
+    return _runs.observe_layers(problem, states[0])
+
+
+def optax_descents(problem: Problem, layers0, optimizer: str, learning_rates, steps: int, *,
+                   save_every: int = 1) -> list[Trajectory]:
+    """An optax optimizer (``sgd``, ``momentum``, ``nesterov``, ``adagrad``, ``adadelta``, ``adam``) on
+    the layers, for a batch of learning rates in one compiled computation; one Trajectory each.
+
+    Depth 1 (one layer) is the linear model. ``adagrad`` is the textbook rule (accumulator from 0,
+    no eps); ``adadelta`` always receives the learning rate (optax's default ``None`` ascends).
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+    lrs = [_checks.positive(f"learning_rates[{i}]", e) for i, e in enumerate(learning_rates)]
+    if not lrs:
+        raise ValueError("learning_rates must hold at least one value")
+    steps = _checks.integer("steps", steps, minimum=1)
+    chunks = save_chunks(steps, _checks.integer("save_every", save_every, minimum=1))
+    depth = len(layers0)
+    state0 = (layers0, OPTIMIZERS[optimizer](1.0).init(layers0))
+    ys, observed, bad = _descend_many(OptaxStep(optimizer), _observe_optax, depth, problem, state0, jnp.asarray(lrs),
+                                      jnp.asarray(np.tile(chunks, (len(lrs), 1))))
+    layers_s, observed, bad = _runs.as_numpy(ys[0]), _runs.as_numpy(observed), np.asarray(bad)
+    return [_finish_descent(optimizer, depth, tuple(y[i] for y in layers_s), tuple(o[i] for o in observed),
+                            int(bad[i]), lr, steps, chunks) for i, lr in enumerate(lrs)]

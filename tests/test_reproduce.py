@@ -1,0 +1,79 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linflow import cli, problems, reproduce
+
+SHARED = next((p / "shared" / "data" / "gas_sensor" for p in Path(__file__).resolve().parents
+               if (p / "shared" / "data" / "gas_sensor").is_dir()), None)
+DATA = str(SHARED) if SHARED is not None else None
+
+
+@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
+def test_each_experiment_runs_quick_and_reports(name):
+    ds, summary, figs = reproduce.run(name, data=DATA, quick=True)
+    assert {"experiment", "paper", "measured", "agrees", "data"} <= set(summary)
+    assert isinstance(summary["measured"], str) and summary["measured"]
+    assert figs and ds.data_vars
+    json.dumps(summary)  # JSON-ready
+    if DATA is None and name != "section6":
+        assert "SYNTHETIC" in str(summary["data"])
+
+
+def test_fig2_quantities():
+    ds, s, _ = reproduce.run("fig2", data=DATA, quick=True)
+    for key in ("l2_depth2", "l2_depth3", "l4_depth2", "l4_depth3"):
+        assert set(s[key]["final_loss_by_width"]) == {"1", "4"}
+        assert s[key]["max_relative_distance_to_end_to_end_by_width"]["4"] < 0.05
+    assert ds["gd_loss"].dims == ("p", "depth", "width", "iteration")
+
+
+def test_fig3_reports_grid_and_speedups():
+    _, s, _ = reproduce.run("fig3", data=DATA, quick=True)
+    assert len(s["eta_grid"]) >= 5
+    for p in ("l2", "l4"):
+        for N in s["depths"]:
+            assert {"eta", "iterations_to_target", "speedup_vs_depth1"} <= set(s[p][f"depth{N}"])
+            assert s[p][f"depth{N}"]["eta"] in s["eta_grid"]
+
+
+def test_theorem2_loop_integrals():
+    ds, s, _ = reproduce.run("theorem2", quick=True)
+    c = s["constant_gradient"]
+    assert abs(c["N1"]["finest"]) < 1e-12 and abs(c["N2"]["finest"]) < 1e-12
+    for N in ("N3", "N4"):
+        assert c[N]["finest"] == pytest.approx(c[N]["closed_form"], rel=1e-6)
+    # the quadrature converges to the closed form as it is refined
+    err = np.abs(ds.constant_gradient.sel(depth=3).values - float(ds.closed_form.sel(depth=3)))
+    assert np.all(np.diff(err) < 0)
+    assert abs(s["real_problem"]["N1"]["finest"]) < 1e-9  # N = 1: a gradient field for any loss
+
+
+def test_loop_integral_of_a_gradient_field_is_zero_and_closed_form():
+    import jax.numpy as jnp
+
+    # N = 2 and a linear loss: F = grad(||W|| <g, W>), so the loop integral vanishes
+    g = jnp.array([[0.3, -1.0, 2.0]])
+    u, v = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+    f2 = lambda W: reproduce._claim2_direction(W[None], g, 2)[0]  # noqa: E731
+    assert abs(reproduce.loop_integral(f2, np.zeros(3), u, v, 2.0, 64)) < 1e-12
+    assert reproduce.loop_integral_closed_form(1.0, 1.0, 3) == pytest.approx(2 * 2 * 1 / 7)
+
+
+def test_section6_with_the_bound():
+    _, s, _ = reproduce.run("section6", quick=True)
+    l4 = [r for r in s["runs"] if r["p"] == 4.0]
+    assert [r["gd_eta_bound_paper"] for r in l4] == [2.0 / r["ratio"] ** 2 for r in l4]
+    assert all(r["gd_iterations"] > 0 for r in s["runs"])
+
+
+def test_cli_reproduce_writes_outputs(tmp_path, capsys):
+    assert cli.main(["reproduce", "theorem2", "--quick", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theorem2.json", "theorem2.nc", "theorem2.png"]
+    assert "[theorem2]" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "fig9", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "fig2", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)])
