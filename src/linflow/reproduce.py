@@ -180,7 +180,7 @@ def _pad(x, n):
 def fig3(data=None, quick: bool = False):
     """Depth 1..8, l2 and l4: iterations to a loss target with the best learning rate of a grid."""
     depths = [1, 2, 3] if quick else [1, 2, 3, 4, 8]
-    steps = 400 if quick else 4000
+    steps = 400 if quick else 8000
     save_every = max(1, steps // 400)
     etas = list(np.logspace(-3.5, 0, 8 if quick else 15))
     width = 16
@@ -193,12 +193,25 @@ def fig3(data=None, quick: bool = False):
         lmin = _minimum_loss(prob)
         l0 = float(prob.loss(np.zeros((1, prob.d))))
         target = lmin + (0.3 if quick else 0.05) * (l0 - lmin)
-        res = {"loss_min": lmin, "loss_at_zero": l0, "target": target}
-        its_by_depth = {}
-        for j, N in enumerate(depths):
+        res = {"loss_min": lmin, "loss_at_zero": l0}
+        all_runs = {}
+        for N in depths:
             dims = (prob.d,) + (width,) * (N - 1) + (1,)
             layers = (jnp.zeros((1, prob.d)),) if N == 1 else init.balanced(dims, 0.5 ** (1 / N) * 0.6, seed=0)
-            best, runs, its = _best_eta(prob, layers, etas, steps, save_every, target)
+            all_runs[N] = gradient_descents(prob, layers, etas, steps, save_every=save_every)
+        # the target: 5% of the way from L(0) to the minimum; if depth 1 misses it within the budget, the
+        # best loss depth 1 reaches instead (speed-up = iterations depth 1 needs / iterations depth N needs)
+        base_best = min(r.loss[-1] for r in all_runs[depths[0]] if r.ok)
+        if not any(np.isfinite(_iterations_to(r.loss, r.iterations, target)) for r in all_runs[depths[0]]):
+            target = float(base_best) * (1 + 1e-9)
+            res["target_note"] = "depth 1 does not reach 5% of the way to the minimum: target = depth 1's best final loss"
+        res["target"] = target
+        its_by_depth = {}
+        for j, N in enumerate(depths):
+            runs = all_runs[N]
+            its = [_iterations_to(r.loss, r.iterations, target) for r in runs]
+            finals = [r.loss[-1] if r.ok else math.inf for r in runs]
+            best = int(np.argmin(its)) if np.isfinite(min(its)) else int(np.argmin(finals))
             its_by_depth[N] = its[best]
             curves[i, j, : len(runs[best].loss)] = runs[best].loss
             res[f"depth{N}"] = {"eta": etas[best], "iterations_to_target": its[best],
@@ -206,10 +219,7 @@ def fig3(data=None, quick: bool = False):
             axes[i].plot(runs[best].iterations, runs[best].loss, label=f"depth {N} (eta {etas[best]:.2g})")
         base = its_by_depth[depths[0]]
         for N in depths:
-            # depth 1 missing the target within the budget: the ratio uses the budget (a lower bound)
-            ref = base if np.isfinite(base) else float(steps)
-            res[f"depth{N}"]["speedup_vs_depth1"] = ref / its_by_depth[N] if np.isfinite(its_by_depth[N]) else 0.0
-            res[f"depth{N}"]["speedup_is_lower_bound"] = bool(not np.isfinite(base))
+            res[f"depth{N}"]["speedup_vs_depth1"] = base / its_by_depth[N] if np.isfinite(its_by_depth[N]) else 0.0
         summary[f"l{int(p)}"] = res
         axes[i].axhline(target, color="0.5", ls=":", lw=1)
         axes[i].set(yscale="log", xlabel="iteration", ylabel=f"l{int(p)} loss", title=f"l{int(p)}: best eta per depth")
@@ -426,30 +436,30 @@ def section6(data=None, quick: bool = False):
         gd_its, e2e_its = [], []
         for ratio in ratios:
             prob = problems.two_point(float(ratio), 1.0, p=p)
-            l0 = float(prob.loss(np.zeros((1, 2))))
-            target = 1e-4 * l0
+            y = np.array([float(ratio), 1.0])
             # linflow's loss is half the paper's sum: the GD bound 2 / y^(p-2) of the paper (for p > 2) doubles
             bound_paper = 2.0 / ratio ** (p - 2) if p > 2 else 2.0
             bound_here = 2.0 * bound_paper
             etas = list(bound_here * np.logspace(-3, 0, 13)[:-1])
             runs = gradient_descents(prob, (jnp.zeros((1, 2)),), etas, steps, save_every=save_every)
-            gd = min(_iterations_to(r.loss, r.iterations, target) for r in runs)
+            gd = min(_converged_at(r, y) for r in runs)
             w0 = jnp.full((1, 2), 0.1)
             e_etas = list(np.logspace(-4, 0, 13))
             eits = []
             for e in e_etas:
                 ed = end_to_end_descent(prob, w0, 2, e, steps, save_every=save_every)
-                eits.append(_iterations_to(ed.loss, ed.iterations, target))
+                eits.append(_converged_at(ed, y))
             gd_its.append(gd)
             e2e_its.append(min(eits))
             rows.append({"p": p, "ratio": ratio, "gd_iterations": gd, "overparameterized_iterations": min(eits),
                          "gd_eta_bound_paper": bound_paper, "gd_eta_bound_linflow_normalization": bound_here})
         ax.semilogy(ratios, np.where(np.isfinite(gd_its), gd_its, np.nan), "o-", label=f"GD, l{int(p)}")
         ax.semilogy(ratios, np.where(np.isfinite(e2e_its), e2e_its, np.nan), "s--", label=f"depth-2 rule, l{int(p)}")
-    ax.set(xlabel="y1 / y2", ylabel=f"iterations to loss <= 1e-4 L(0) (max {steps})", title="section6: two points")
+    ax.set(xlabel="y1 / y2", ylabel=f"iterations to 5% of both targets (max {steps})", title="section6: two points")
     ax.legend(fontsize=8)
     summary["runs"] = rows
     l4 = [r for r in rows if r["p"] == 4.0]
+    summary["convergence"] = "every coordinate within 5% of its target, and staying there"
     summary["paper"] = ("for p > 2 plain GD must take eta < 2 / y_max^(p-2), so the small coordinate crawls as y1/y2 "
                         "grows; depth couples the coordinates and helps")
     summary["measured"] = "; ".join(f"l{int(r['p'])}, y1/y2 = {r['ratio']}: GD {r['gd_iterations']:.0f}, "
@@ -464,6 +474,12 @@ def section6(data=None, quick: bool = False):
                                                                  if r["p"] == p] for p in (2.0, 4.0)]))},
                     coords={"p": [2.0, 4.0], "ratio": ratios})
     return ds, summary, {"section6": fig}
+
+
+def _converged_at(traj, y: np.ndarray, rel: float = 5e-2) -> float:
+    """First iteration from which every coordinate stays within ``rel`` of its target (inf if never)."""
+    err = np.max(np.abs(traj.end_to_end[:, 0, :] - y[None]) / np.abs(y)[None], axis=1)
+    return _iterations_to(err, traj.iterations, rel)
 
 
 EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment, "theorem2": theorem2,
