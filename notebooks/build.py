@@ -183,7 +183,7 @@ etas = [spacing / n for n in (1, 2, 4, 8, 16)]
 cmp = linflow.compare(prob, layers, etas, t1, points=points, rtol=1e-12, atol=1e-14)
 print(linflow.comparison.summary_text(cmp))
 """),
-    code("linflow.plot.deviation_vs_eta(cmp);"),
+    code("from linflow import plot\nplot.deviation_vs_eta(cmp);"),
     md("""
 **What you should see:** on log-log axes the distance of GD from the gradient flow has slope 1
 (first order), from the **first-order modified flow** `-(g + (eta/2) H g)` slope 2, and from the
@@ -214,7 +214,7 @@ grows until GD settles into a period-2 orbit, jumping between two points on eith
 `D_j = W_{j+1}^T W_{j+1} - W_j W_j^T` is constant along the flow; under GD it changes by exactly
 `eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)` per step, the term ACH18 neglect.
 """),
-    code("linflow.plot.balancedness_drift(cmp);"),
+    code("plot.balancedness_drift(cmp);"),
     md("""
 **What you should see:** the measured imbalance (lines) and the accumulated `eta^2` terms (dots)
 coincide to round-off; the drift scales like `eta` over a fixed horizon.

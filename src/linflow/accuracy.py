@@ -133,8 +133,13 @@ def work_precision(
     """Work-precision data of ``solvers`` (linflow's, by name) and ``scipy_solvers`` (``solve_ivp`` methods).
 
     Args:
-        problem, start: the problem and the start (layers; or ``W_e`` / layers for ``flow='end_to_end'``).
-        t1: horizon. ``flow``: ``'layers'`` or ``'end_to_end'``; ``depth`` for an end-to-end start matrix.
+        problem: the problem.
+        start: layers; or ``W_e`` or layers for ``flow='end_to_end'``.
+        t1: horizon.
+        flow: ``'layers'`` or ``'end_to_end'``.
+        depth: the depth, for an end-to-end start given as a matrix.
+        solvers: linflow solvers by name.
+        scipy_solvers: ``solve_ivp`` methods.
         tolerances: exponents ``k``: ``rtol = 10^-k``, ``atol = 10^-(k+3)``.
         fixed_steps: steps of the fixed-step solvers, one per tolerance level (default
             ``t1 / (50 * 2^i)``).
@@ -142,6 +147,8 @@ def work_precision(
             ``'numerical'`` (Dopri8 at rtol 1e-13, checked), or ``'auto'`` (exact when possible).
         repeats: timed repeats after the warm-up (the minimum is reported).
         n_times: evenly spaced times of the RMS error (100, as SciML).
+        max_steps: step budget of each solve.
+        progress: optional callable ``progress(label)`` called after each solver.
 
     Returns:
         ``xarray.Dataset`` with dims ``(solver, tolerance)`` (select a level with ``ds.sel({"tolerance": k})``:

@@ -157,14 +157,17 @@ def compare(
     """Gradient descent, Eq. 10, the flows and the modified flows for every eta, on one time grid.
 
     Args:
-        problem, layers0: the problem and the initial layers (balanced for Theorem 1 to apply).
+        problem: the problem.
+        layers0: the initial layers (balanced for Theorem 1 to apply).
         etas: learning rates; each must divide ``t1 / (points - 1)``. They are sorted ascending.
         t1: the horizon (flow time).
         points: number of grid points.
         tol: the relative deviation that defines the breakdown eta (default 1%).
         orders: modified-flow orders to run (subset of ``(1, 2)``).
-        solver, rtol, atol, max_steps: ODE settings of the flows (tight defaults: the modified-flow
-            errors are O(eta^3)).
+        solver: ODE solver of the flows.
+        rtol: relative tolerance (tight default: the modified-flow errors are O(eta^3)).
+        atol: absolute tolerance.
+        max_steps: step budget of the flows.
         modified_max_steps: step budget of each modified flow.
         lanczos_iters: Lanczos steps for the Hessian extremes.
         progress: optional callable ``progress(label)`` called after each stage.

@@ -254,11 +254,13 @@ def gradient_flow(
         t1: final time (flow time, or iterations with ``time_unit='iterations'`` and ``eta``).
         ts: save times within ``[0, t1]`` (default ``n_save`` evenly spaced points, ``n_save`` = 201).
         solver: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``ralston`` need ``dt0``).
-        rtol, atol: tolerances of the adaptive step-size controller.
+        rtol: relative tolerance of the adaptive step-size controller.
+        atol: absolute tolerance of the adaptive step-size controller.
         dt0: fixed step (fixed-step solvers) or initial step (adaptive; default: automatic).
         max_steps: step budget; reaching it is reported as ``status == "max_steps"``.
-        time_unit, eta: ``time_unit='iterations'`` reads ``t1`` and ``ts`` as GD iterations of step
-            ``eta`` (ACH18's convention); the result is always in flow time ``t = k * eta``.
+        time_unit: ``'flow'`` (default) or ``'iterations'``: then ``t1`` and ``ts`` count GD iterations of
+            step ``eta`` (ACH18's convention); the result is always in flow time ``t = k * eta``.
+        eta: the learning rate that converts iterations to flow time (``time_unit='iterations'``).
 
     Example:
         >>> import linflow
