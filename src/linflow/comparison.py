@@ -96,7 +96,7 @@ def _bound_integral(ts: np.ndarray, lam_min: np.ndarray, hg_norm: np.ndarray) ->
     acc = 0.0
     for n in range(1, len(ts)):
         dt = ts[n] - ts[n - 1]
-        growth = math.exp(-0.5 * dt * (lam_min[n] + lam_min[n - 1]))
+        growth = float(np.exp(min(-0.5 * dt * (lam_min[n] + lam_min[n - 1]), 700.0)))  # capped: inf-free
         acc = growth * acc + 0.5 * dt * (growth * hg_norm[n - 1] + hg_norm[n])
         out[n] = 0.5 * acc
     return out

@@ -42,23 +42,25 @@ def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.A
         return v / jnp.linalg.norm(v)
 
     def body(j, state):
-        Q, alpha, beta, q, q_prev, b_prev = state
+        Q, alpha, beta, q, q_prev, b_prev, hnorm = state
         Q = Q.at[j].set(q)
         w = matvec(q)
+        hnorm = jnp.maximum(hnorm, jnp.linalg.norm(w))  # running estimate of ||H||
         a = q @ w
         r = w - a * q - b_prev * q_prev
         mask = (jnp.arange(m) <= j)[:, None]
         for _ in range(2):  # full reorthogonalization, twice is enough
             r = r - (Q * mask).T @ ((Q * mask) @ r)
         b = jnp.linalg.norm(r)
-        scale = jnp.maximum(jnp.abs(a), b_prev) + jnp.finfo(r.dtype).tiny
-        broke = b <= 1e-10 * scale
+        # breakdown relative to ||H||, not to this step's numbers: in the null space of H both a and b
+        # are round-off, and r / b would be noise that is not orthogonal to Q
+        broke = b <= 1e-8 * hnorm + jnp.finfo(r.dtype).tiny
         q_next = jnp.where(broke, fresh(Q, jnp.minimum(j + 1, m - 1)), r / jnp.where(broke, 1.0, b))
         b = jnp.where(broke, 0.0, b)
-        return Q, alpha.at[j].set(a), beta.at[j].set(b), q_next, q, b
+        return Q, alpha.at[j].set(a), beta.at[j].set(b), q_next, q, b, hnorm
 
     q0 = starts[0] / jnp.linalg.norm(starts[0])
-    state = (Q, alpha, beta, q0, jnp.zeros(n), jnp.asarray(0.0))
+    state = (Q, alpha, beta, q0, jnp.zeros(n), jnp.asarray(0.0), jnp.asarray(0.0))
     _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, state)
     T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
     ritz = jnp.linalg.eigvalsh(T)
