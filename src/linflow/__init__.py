@@ -19,7 +19,8 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import accuracy, comparison, curvature, datasets, exact, fields, init, linalg, problems  # noqa: E402
+from . import accuracy, comparison, curvature, datasets, exact, fields, init, linalg, problems, sweeps  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .accuracy import work_precision  # noqa: E402
 from .comparison import compare  # noqa: E402
 from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
@@ -65,6 +66,8 @@ __all__ = [
     "compare",
     "comparison",
     "work_precision",
+    "sweep",
+    "sweeps",
     "accuracy",
     "curvature",
     "sharpness",

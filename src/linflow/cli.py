@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy`` and ``reproduce``.
+"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy``, ``reproduce`` and ``sweep``.
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
@@ -249,6 +249,23 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from . import _io, sweeps
+
+    cfg = sweeps.load_config(args.config)
+    store = Path(args.store or cfg["store"])
+    started = time.perf_counter()
+    ds = sweeps.sweep(cfg["grid"], cfg["task"], store, fixed=cfg["fixed"], executor=args.executor,
+                      scheduler=args.scheduler, n_workers=args.workers)
+    elapsed = time.perf_counter() - started
+    if cfg["task"] == "compare" and "depth" in ds.dims:
+        _io.write_figure(sweeps.phase_diagram(ds), store / "phase_diagram.png")
+    print(ds)
+    print(f"\ndone {ds.attrs['done']} of {ds.attrs['total']} points, failed {ds.attrs['failed']}; "
+          f"wall time {elapsed:.1f} s ({args.executor}); store {store}")
+    return 0
+
+
 def _problem_label(args) -> str:
     return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
 
@@ -329,6 +346,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="linflow-reproduce", help="output folder (default ./linflow-reproduce)")
     rep.add_argument("--quick", action="store_true", help="reduced sizes (for smoke tests)")
     rep.set_defaults(func=cmd_reproduce)
+
+    sw = sub.add_parser("sweep", help="a resumable parameter sweep from a TOML file (local or Dask)",
+                        description="Run a grid of 'run', 'compare' or 'accuracy' tasks (see linflow.sweeps); "
+                                    "a restart computes only the missing points.")
+    sw.add_argument("config", help="TOML file with task, store, [grid] and [fixed]")
+    sw.add_argument("--store", default=None, help="store folder (default: the config's)")
+    sw.add_argument("--executor", choices=["local", "dask"], default="local", help="executor (default local)")
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    sw.add_argument("--workers", type=int, default=2, help="workers of the default LocalCluster (default 2)")
+    sw.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -1,0 +1,362 @@
+"""Parameter sweeps: declarative grids, resumable stores, local or Dask execution.
+
+A sweep runs one *task* (``run``, ``compare`` or ``accuracy``) at every point of a grid (the product
+of its axes) and collects scalar results into an ``xarray.Dataset`` with one dimension per axis.
+
+The store is a folder:
+
+* ``points/<index>.json``: one file per finished grid point (its parameters, results, status and
+  reason of failure), each written atomically: a sweep killed at any moment (``kill -9`` included)
+  loses at most the points in flight;
+* ``result.nc``: the assembled Dataset (NaN where a point is not done or failed), rewritten
+  atomically after every point, so xarray can read it while the sweep grows;
+* ``sweep.json``: the grid, the fixed parameters and the task (a restart must match them).
+
+Starting the same sweep again computes only the missing points and ends with the same store as an
+uninterrupted run. A point that fails (divergence, a solver failure, bad parameters) is recorded
+with its reason and does not stop the rest. Executors: ``local`` (in-process, one point after
+another) or ``dask`` (``dask.distributed``: a ``LocalCluster`` by default, or any scheduler address).
+The same grid gives the same numbers, bit for bit, on both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import _io
+
+__all__ = ["sweep", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "phase_diagram"]
+
+# parameter -> (type, default); every grid axis and fixed value must be one of these
+PARAMETERS: dict[str, tuple[type, object]] = {
+    "m": (int, 500),
+    "d": (int, 8),
+    "p": (float, 2.0),
+    "weight_decay": (float, 0.0),
+    "seed": (int, 0),
+    "depth": (int, 3),
+    "width": (int, 8),
+    "init": (str, "balanced"),
+    "scale": (float, 0.3),
+    "t1": (float, 10.0),
+    "points": (int, 41),
+    "eta": (float, 0.05),
+    "eta_divisors": (list, [1, 2, 4, 8, 16]),
+    "tol": (float, 1e-2),
+    "solver": (str, "tsit5"),
+    "rtol": (float, 1e-8),
+    "atol": (float, 1e-10),
+}
+TASKS = ("run", "compare", "accuracy")
+INITS = ("balanced", "near_zero", "identity")
+
+
+def _check_value(key: str, value, where: str):
+    kind = PARAMETERS[key][0]
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise TypeError(f"{where}: {key!r} must be a finite number, got {value!r}")
+        return float(value)
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where}: {key!r} must be an integer, got {value!r}")
+        return int(value)
+    if kind is list:
+        if not isinstance(value, list) or not value or not all(isinstance(v, int) and v > 0 for v in value):
+            raise TypeError(f"{where}: {key!r} must be a non-empty list of positive integers, got {value!r}")
+        return list(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: {key!r} must be a string, got {value!r}")
+    if key == "init" and value not in INITS:
+        raise ValueError(f"{where}: 'init' must be one of {', '.join(INITS)}, got {value!r}")
+    return value
+
+
+def validate(grid: dict, fixed: dict | None = None, task: str = "run") -> tuple[dict, dict]:
+    """Check a grid and fixed parameters before anything runs; returns normalized copies.
+
+    Raises ``ValueError`` / ``TypeError`` naming the offending key: unknown parameter, empty axis, a
+    value of the wrong type, an axis also given as a fixed value, an unknown task.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid must be a non-empty mapping of parameter -> list of values")
+    fixed = dict(fixed or {})
+    out_grid, out_fixed = {}, {}
+    for key, values in grid.items():
+        if key not in PARAMETERS:
+            raise ValueError(f"grid: unknown parameter {key!r}; known: {', '.join(PARAMETERS)}")
+        if PARAMETERS[key][0] is list:
+            raise ValueError(f"grid: {key!r} cannot be a grid axis (give it in 'fixed')")
+        if not isinstance(values, (list, tuple)) or len(values) == 0:
+            raise ValueError(f"grid: axis {key!r} must be a non-empty list, got {values!r}")
+        vals = [_check_value(key, v, f"grid axis {key!r}") for v in values]
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"grid: axis {key!r} repeats a value: {vals}")
+        out_grid[key] = vals
+    for key, value in fixed.items():
+        if key not in PARAMETERS:
+            raise ValueError(f"fixed: unknown parameter {key!r}; known: {', '.join(PARAMETERS)}")
+        if key in out_grid:
+            raise ValueError(f"fixed: {key!r} is also a grid axis")
+        out_fixed[key] = _check_value(key, value, "fixed")
+    return out_grid, out_fixed
+
+
+def load_config(path) -> dict:
+    """A sweep from a TOML file: ``task``, optional ``store``, a ``[grid]`` table and a ``[fixed]`` table."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        try:
+            cfg = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(cfg) - {"task", "store", "grid", "fixed"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected task, store, grid, fixed")
+    if "grid" not in cfg:
+        raise ValueError(f"{path}: a [grid] table is required")
+    store = cfg.get("store", str(path.with_suffix("")) + "-store")
+    if not Path(store).is_absolute():
+        store = str(path.parent / store)
+    return {"task": cfg.get("task", "run"), "store": store, "grid": cfg["grid"], "fixed": cfg.get("fixed", {})}
+
+
+# ----------------------------------------------------------------------------- one point
+def _problem_and_layers(params: dict):
+    from . import init, problems
+
+    prob = problems.synthetic(m=params["m"], d=params["d"], p=params["p"], weight_decay=params["weight_decay"],
+                              seed=params["seed"])
+    dims = (prob.d,) + (params["width"],) * (params["depth"] - 1) + (prob.k,)
+    make = {"balanced": lambda: init.balanced(dims, params["scale"], params["seed"]),
+            "near_zero": lambda: init.near_zero(dims, params["scale"], params["seed"]),
+            "identity": lambda: init.identity(dims, params["scale"], params["seed"])}[params["init"]]
+    return prob, make()
+
+
+def run_point(task: str, params: dict) -> dict:
+    """Run one grid point; returns ``{"status": "ok"|"failed", "reason": ..., "results": {name: float}}``.
+
+    Pure: the same parameters give the same numbers in any process.
+    """
+    full = {k: v for k, (_, v) in PARAMETERS.items()}
+    full.update(params)
+    try:
+        if full["depth"] < 1:
+            raise ValueError(f"depth must be >= 1, got {full['depth']}")
+        prob, layers = _problem_and_layers(full)
+        results = TASK_FUNCTIONS[task](prob, layers, full)
+        bad = [k for k, v in results.items() if not np.isfinite(v)]
+        status = "ok"
+        reason = ""
+        if "diverged" in results and results["diverged"] > 0:
+            status, reason = "failed", "gradient descent diverged"
+        return {"status": status, "reason": reason, "results": results, "nonfinite": bad}
+    except Exception as exc:  # a failing point is recorded, never fatal
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "results": {}, "nonfinite": []}
+
+
+def _task_run(prob, layers, p) -> dict:
+    from .descent import gradient_descent
+    from .integrate import gradient_flow
+
+    flow = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+    if not flow.ok:
+        raise RuntimeError(flow.message)
+    steps = max(1, round(p["t1"] / p["eta"]))
+    save_every = max(1, steps // (p["points"] - 1))
+    gd = gradient_descent(prob, layers, p["eta"], steps, save_every=save_every)
+    ref = gradient_flow(prob, layers, gd.t1, ts=gd.ts, solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+    n = len(gd)
+    with np.errstate(over="ignore"):
+        dev = np.sqrt(np.sum((gd.end_to_end - ref.end_to_end[:n]) ** 2, axis=(1, 2)))
+    scale = np.max(np.sqrt(np.sum(ref.end_to_end**2, axis=(1, 2))))
+    return {"flow_final_loss": flow.final_loss, "gd_final_loss": gd.final_loss if gd.ok else math.nan,
+            "max_relative_deviation": float(np.max(dev) / scale), "gd_imbalance_final": float(gd.imbalance[-1]),
+            "flow_nfev": float(flow.stats["nfev"]), "diverged": float(not gd.ok)}
+
+
+def _task_compare(prob, layers, p) -> dict:
+    from .comparison import compare, summary
+
+    spacing = p["t1"] / (p["points"] - 1)
+    ds = compare(prob, layers, [spacing / n for n in p["eta_divisors"]], p["t1"], points=p["points"], tol=p["tol"],
+                 orders=(1,), solver=p["solver"], rtol=min(p["rtol"], 1e-10), atol=min(p["atol"], 1e-12))
+    s = summary(ds)
+    return {"breakdown_eta": s["breakdown_eta_interpolated"], "stability_eta_predicted": s["stability_eta_predicted"],
+            "stability_eta_observed": s["stability_eta_observed"], "order_flow": s["order_flow"]["order"],
+            "order_modified1": s["order_modified1"]["order"], "sharpness_max": s["sharpness_max"]}
+
+
+def _task_accuracy(prob, layers, p) -> dict:
+    from .accuracy import work_precision
+
+    k = round(-math.log10(p["rtol"]))
+    ds = work_precision(prob, layers, p["t1"], solvers=("tsit5", "dopri8"), scipy_solvers=(), tolerances=(k,),
+                        reference="numerical", repeats=1, n_times=max(p["points"], 2))
+    out = {}
+    for name in ("tsit5", "dopri8"):
+        row = ds.sel(solver=name)
+        out[f"{name}_rms_error"] = float(row.rms_error.values[0])
+        out[f"{name}_nfev"] = float(row.nfev.values[0])
+    return out
+
+
+TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy}
+
+
+# ----------------------------------------------------------------------------- the sweep
+def _points(grid: dict):
+    axes = list(grid)
+    for idx in itertools.product(*(range(len(grid[a])) for a in axes)):
+        yield idx, {a: grid[a][i] for a, i in zip(axes, idx)}
+
+
+def _point_name(idx) -> str:
+    return "p" + "_".join(str(i) for i in idx) + ".json"
+
+
+def _assemble(store: Path, grid: dict, fixed: dict, task: str) -> xr.Dataset:
+    axes = list(grid)
+    shape = tuple(len(grid[a]) for a in axes)
+    records = {}
+    for f in sorted((store / "points").glob("p*.json")):
+        rec = json.loads(f.read_text())
+        records[tuple(rec["index"])] = rec
+    names = sorted({k for r in records.values() for k in r["results"]})
+    data = {n: np.full(shape, np.nan) for n in names}
+    status = np.full(shape, "pending", dtype=object)
+    reason = np.full(shape, "", dtype=object)
+    for idx, rec in records.items():
+        status[idx] = rec["status"]
+        reason[idx] = rec["reason"]
+        for n, v in rec["results"].items():
+            data[n][idx] = v
+    dv = {n: (axes, v) for n, v in data.items()}
+    dv["status"] = (axes, status.astype(str))
+    dv["reason"] = (axes, reason.astype(str))
+    attrs = {"task": task, "fixed": json.dumps(fixed, sort_keys=True), "done": int((status != "pending").sum()),
+             "failed": int((status == "failed").sum()), "total": int(status.size)}
+    return xr.Dataset(dv, coords={a: grid[a] for a in axes}, attrs=attrs)
+
+
+def _write_point(store: Path, idx, params, out) -> None:
+    rec = {"index": list(idx), "params": params, **out}
+    _io.write_json(rec, store / "points" / _point_name(idx))
+
+
+def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, executor: str = "local",
+          scheduler: str | None = None, n_workers: int = 2, progress: bool = True) -> xr.Dataset:
+    """Run ``task`` at every point of ``grid`` (a dict of axes, or a TOML file path) into ``store``.
+
+    Args:
+        grid: ``{parameter: [values, ...]}`` (see :data:`PARAMETERS`), or the path of a TOML config
+            (then ``task``, ``store`` and ``fixed`` come from it unless given here).
+        task: ``run``, ``compare`` or ``accuracy``.
+        store: the store folder (created; an existing one must hold the same sweep, and is resumed).
+        fixed: parameters held fixed for every point.
+        executor: ``local`` or ``dask``.
+        scheduler: a Dask scheduler address (default: a ``LocalCluster`` of ``n_workers`` processes).
+        n_workers: workers of the default ``LocalCluster``.
+        progress: show a progress bar with done, failed and remaining counts.
+
+    Returns:
+        The assembled ``xarray.Dataset`` (also in ``store/result.nc``).
+    """
+    if isinstance(grid, (str, Path)):
+        cfg = load_config(grid)
+        grid, task, fixed = cfg["grid"], cfg["task"] if task == "run" else task, fixed or cfg["fixed"]
+        store = store or cfg["store"]
+    if store is None:
+        raise ValueError("store must be given (a folder for the results)")
+    grid, fixed = validate(grid, fixed, task)
+    if executor not in ("local", "dask"):
+        raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
+    store = Path(store)
+    spec = {"task": task, "grid": grid, "fixed": fixed}
+    if (store / "sweep.json").exists():
+        old = json.loads((store / "sweep.json").read_text())
+        if old != json.loads(json.dumps(spec)):
+            raise ValueError(f"{store} holds a different sweep ({old}); use another store or delete it")
+    (store / "points").mkdir(parents=True, exist_ok=True)
+    _io.write_json(spec, store / "sweep.json")
+    todo = [(idx, {**fixed, **params}) for idx, params in _points(grid) if not (store / "points" / _point_name(idx)).exists()]
+    total = math.prod(len(v) for v in grid.values())
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=total - len(todo), desc=f"sweep {task}", unit="point", disable=not progress or None)
+    failed = [0]
+
+    def record(idx, params, out):
+        _write_point(store, idx, params, out)
+        failed[0] += out["status"] == "failed"
+        bar.update(1)
+        bar.set_postfix(failed=failed[0], remaining=bar.total - bar.n, refresh=False)
+        _io.write_netcdf(_assemble(store, grid, fixed, task), store / "result.nc")
+
+    try:
+        if executor == "local":
+            for idx, params in todo:
+                record(idx, params, run_point(task, params))
+        else:
+            _run_dask(todo, task, record, scheduler, n_workers)
+    finally:
+        bar.close()
+    ds = _assemble(store, grid, fixed, task)
+    _io.write_netcdf(ds, store / "result.nc")
+    return ds
+
+
+def _run_dask(todo, task, record, scheduler, n_workers) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {client.submit(run_point, task, params, pure=False): (idx, params) for idx, params in todo}
+        for fut in as_completed(futures):
+            idx, params = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
+                out = {"status": "failed", "reason": f"worker error: {exc}", "results": {}, "nonfinite": []}
+            record(idx, params, out)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def phase_diagram(ds: xr.Dataset):
+    """Breakdown eta and predicted stability threshold against depth, one line per p (a ``compare`` sweep)."""
+    import matplotlib.pyplot as plt
+
+    if "breakdown_eta" not in ds or "depth" not in ds.dims:
+        raise ValueError("phase_diagram needs a 'compare' sweep with a 'depth' axis")
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    ps = ds.p.values if "p" in ds.dims else [None]
+    for p in ps:
+        row = ds.sel(p=p) if p is not None else ds
+        others = [d for d in row.dims if d != "depth"]
+        if others:
+            row = row.isel({d: 0 for d in others})
+        label = f"p = {p:g}" if p is not None else ""
+        line = ax.semilogy(row.depth, row.breakdown_eta, "o-", label=f"breakdown eta (1%), {label}")
+        ax.semilogy(row.depth, row.stability_eta_predicted, "s--", color=line[0].get_color(),
+                    label=f"2 / max sharpness, {label}")
+    ax.set(xlabel="depth N", ylabel="learning rate", title="Where the small-learning-rate picture fails")
+    ax.legend(fontsize=8)
+    return fig

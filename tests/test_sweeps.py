@@ -1,0 +1,124 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from linflow import cli, sweeps
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = {"depth": [1, 2], "p": [2.0, 4.0], "seed": [0, 1]}
+FIXED = {"m": 60, "d": 3, "t1": 2.0, "points": 11, "eta": 0.05}
+
+
+def same(a: xr.Dataset, b: xr.Dataset) -> bool:
+    if set(a.data_vars) != set(b.data_vars):
+        return False
+    for v in a.data_vars:
+        x, y = a[v].values, b[v].values
+        if x.dtype.kind in "USO":
+            if not np.array_equal(x.astype(str), y.astype(str)):
+                return False
+        elif not np.array_equal(x, y, equal_nan=True):
+            return False
+    return True
+
+
+def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
+    store = tmp_path / "s"
+    cases = [
+        ({"depht": [1]}, None, "unknown parameter 'depht'"),
+        ({"depth": []}, None, "axis 'depth' must be a non-empty list"),
+        ({"depth": [1, "2"]}, None, "'depth' must be an integer"),
+        ({"p": [2, "four"]}, None, "'p' must be a finite number"),
+        ({"init": ["orthogonal"]}, None, "'init' must be one of"),
+        ({"depth": [1]}, {"depth": 2}, "'depth' is also a grid axis"),
+        ({"depth": [1]}, {"widht": 2}, "unknown parameter 'widht'"),
+        ({"depth": [1, 1]}, None, "repeats a value"),
+    ]
+    for grid, fixed, match in cases:
+        with pytest.raises((ValueError, TypeError), match=match):
+            sweeps.sweep(grid, "run", store, fixed=fixed, progress=False)
+    with pytest.raises(ValueError, match="task must be one of"):
+        sweeps.sweep({"depth": [1]}, "train", store, progress=False)
+    assert not store.exists()
+
+
+def test_failed_points_are_recorded_and_the_rest_completes(tmp_path):
+    fixed = {"m": 60, "d": 3, "t1": 100.0, "points": 11, "p": 4.0, "scale": 1.0}
+    ds = sweeps.sweep({"eta": [0.05, 20.0]}, "run", tmp_path / "s", fixed=fixed, progress=False)
+    assert list(ds.status.values) == ["ok", "failed"]
+    assert "diverged" in str(ds.reason.values[1])
+    assert np.isfinite(ds.flow_final_loss.values).all()
+
+
+def test_local_sweep_result_and_resume_without_recomputation(tmp_path):
+    ds = sweeps.sweep(GRID, "run", tmp_path / "s", fixed=FIXED, progress=False)
+    assert ds.sizes == {"depth": 2, "p": 2, "seed": 2}
+    assert (ds.status.values == "ok").all()
+    again = xr.open_dataset(tmp_path / "s" / "result.nc", engine="scipy")
+    assert same(ds, again)
+    stamps = {f.name: f.stat().st_mtime_ns for f in (tmp_path / "s" / "points").iterdir()}
+    ds2 = sweeps.sweep(GRID, "run", tmp_path / "s", fixed=FIXED, progress=False)
+    assert same(ds, ds2)
+    assert stamps == {f.name: f.stat().st_mtime_ns for f in (tmp_path / "s" / "points").iterdir()}
+    with pytest.raises(ValueError, match="holds a different sweep"):
+        sweeps.sweep({"depth": [1]}, "run", tmp_path / "s", fixed=FIXED, progress=False)
+
+
+SCRIPT = """
+import sys, linflow
+from linflow import sweeps
+sweeps.sweep({grid!r}, "run", sys.argv[1], fixed={fixed!r}, progress=False)
+"""
+
+
+def test_resume_after_kill_gives_the_same_store(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(grid=GRID, fixed=FIXED))
+    store = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(store)], cwd=ROOT)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = len(list((store / "points").glob("p*.json"))) if (store / "points").exists() else 0
+        if done >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((store / "points").glob("p*.json")))
+    assert 2 <= done < 8, done  # killed mid-sweep
+    assert not list((store / "points").glob("*.tmp"))  # atomic writes: no half-written point
+    resumed = sweeps.sweep(GRID, "run", store, fixed=FIXED, progress=False)
+    clean = sweeps.sweep(GRID, "run", tmp_path / "clean", fixed=FIXED, progress=False)
+    assert same(resumed, clean)
+    for f in (tmp_path / "clean" / "points").iterdir():
+        assert json.loads(f.read_text()) == json.loads((store / "points" / f.name).read_text())
+
+
+def test_local_and_dask_agree_exactly(tmp_path):
+    pytest.importorskip("dask.distributed")
+    grid = {"depth": [1, 2], "p": [2.0, 4.0]}
+    local = sweeps.sweep(grid, "run", tmp_path / "local", fixed=FIXED, progress=False)
+    dask = sweeps.sweep(grid, "run", tmp_path / "dask", fixed=FIXED, executor="dask", n_workers=2, progress=False)
+    assert same(local, dask)
+
+
+def test_toml_config_and_cli(tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('task = "run"\nstore = "out"\n[grid]\ndepth = [1, 2]\n[fixed]\nm = 60\nd = 3\nt1 = 2.0\npoints = 11\n')
+    assert cli.main(["sweep", str(cfg)]) == 0
+    ds = xr.open_dataset(tmp_path / "out" / "result.nc", engine="scipy")
+    assert ds.sizes["depth"] == 2 and (ds.status.values == "ok").all()
+    assert "done 2" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[grid]\ndepth = [1]\nlr = [0.1]\n')
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", str(bad)])
+    assert "unknown parameter 'lr'" in capsys.readouterr().err
