@@ -35,25 +35,9 @@ from scipy.integrate import solve_ivp
 
 import linflow
 from linflow import descent, init, integrate, problems
-from linflow.fields import end_to_end_field, layer_field, claim2_field
+from linflow.fields import claim2_field, end_to_end_field, layer_field
 
-RESULTS = {}
-
-
-def best_of(fn, repeats):
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def once(fn):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    return time.perf_counter() - t0
-
+from ._timing import best_of, once
 
 # ----------------------------------------------------------------------------- problems
 def small_l2():

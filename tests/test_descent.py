@@ -1,7 +1,5 @@
-import jax
 import numpy as np
 import pytest
-import scipy.linalg
 
 import linflow
 from linflow import descent, init, problems

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from functools import reduce
 
 import linflow
 from linflow import init, problems

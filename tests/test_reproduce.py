@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linflow import cli, problems, reproduce
+from linflow import cli, reproduce
 
 SHARED = next((p / "shared" / "data" / "gas_sensor" for p in Path(__file__).resolve().parents
                if (p / "shared" / "data" / "gas_sensor").is_dir()), None)

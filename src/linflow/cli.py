@@ -9,7 +9,6 @@ data, netCDF), ``run.png`` (figure) and ``summary.json`` to the output folder, e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

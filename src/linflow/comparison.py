@@ -23,7 +23,6 @@ eta at which GD actually diverged or settled into an oscillation. REFERENCE.md s
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Sequence
 

@@ -90,17 +90,28 @@ def _finite_positive(values) -> np.ndarray:
     return np.where(values > 0, values, np.nan)
 
 
-def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
-    """Relative distance ``||W_e^GD(t) - W_e^flow(t)||_F / max_t ||W_e^flow||_F`` against time, one curve per eta."""
+def _per_eta_figure(ds: xr.Dataset, draw, *, ylabel: str, title: str, extra=None) -> plt.Figure:
+    """One log-scale panel against flow time with one colour per eta; ``draw(ax, row, eta, color)``."""
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     for c, eta in zip(_eta_colors(ds), ds.eta.values):
-        row = ds.sel(eta=eta)
-        ax.plot(ds.t, _finite_positive(row.gd_deviation_rel), color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
-    ax.axhline(float(ds.attrs["tol"]), color="0.5", ls="--", lw=1, label=f"tol = {ds.attrs['tol']:g}")
-    ax.set(yscale="log", xlabel="flow time t = k eta", ylabel="relative deviation of W_e from the flow",
-           title="Gradient descent against the gradient flow")
+        draw(ax, ds.sel(eta=eta), eta, c)
+    if extra is not None:
+        extra(ax)
+    ax.set(yscale="log", xlabel="flow time t = k eta", ylabel=ylabel, title=title)
     ax.legend(fontsize=6, ncol=2)
     return fig
+
+
+def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
+    """Relative distance ``||W_e^GD(t) - W_e^flow(t)||_F / max_t ||W_e^flow||_F`` against time, one curve per eta."""
+
+    def draw(ax, row, eta, c):
+        ax.plot(ds.t, _finite_positive(row.gd_deviation_rel), color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
+
+    return _per_eta_figure(ds, draw, ylabel="relative deviation of W_e from the flow",
+                           title="Gradient descent against the gradient flow",
+                           extra=lambda ax: ax.axhline(float(ds.attrs["tol"]), color="0.5", ls="--", lw=1,
+                                                       label=f"tol = {ds.attrs['tol']:g}"))
 
 
 def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
@@ -130,43 +141,37 @@ def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
 
 def balancedness_drift(ds: xr.Dataset) -> plt.Figure:
     """GD's ``max_j ||D_j||_F`` (lines) against its exact eta^2 accumulation (markers), per eta."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     every = max(1, ds.sizes["t"] // 20)
-    for c, eta in zip(_eta_colors(ds), ds.eta.values):
-        row = ds.sel(eta=eta)
+
+    def draw(ax, row, eta, c):
         ax.plot(ds.t, _finite_positive(row.gd_imbalance), color=c, label=f"eta={eta:.3g}")
         ax.plot(ds.t[::every], _finite_positive(row.gd_imbalance_predicted)[::every], color=c, marker="o", ms=3,
                 ls="none")
-    ax.set(yscale="log", xlabel="flow time t", ylabel="max_j ||D_j||_F",
-           title="Balancedness under GD: measured (lines), predicted by the eta^2 term (dots)")
-    ax.legend(fontsize=6, ncol=2)
-    return fig
+
+    return _per_eta_figure(ds, draw, ylabel="max_j ||D_j||_F",
+                           title="Balancedness under GD: measured (lines), predicted by the eta^2 term (dots)")
 
 
 def stability(ds: xr.Dataset) -> plt.Figure:
     """``eta S(t) / 2`` along the flow for each eta, with the stability line at 1."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    for c, eta in zip(_eta_colors(ds), ds.eta.values):
-        row = ds.sel(eta=eta)
+
+    def draw(ax, row, eta, c):
         ax.plot(ds.t, row.eta_sharpness_half, color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
-    ax.axhline(1.0, color="tab:red", lw=1.5, label="eta S / 2 = 1")
-    ax.set(yscale="log", xlabel="flow time t", ylabel="eta * sharpness / 2",
-           title="Stability along the flow (GD leaves it where the curve crosses 1)")
-    ax.legend(fontsize=6, ncol=2)
-    return fig
+
+    return _per_eta_figure(ds, draw, ylabel="eta * sharpness / 2",
+                           title="Stability along the flow (GD leaves it where the curve crosses 1)",
+                           extra=lambda ax: ax.axhline(1.0, color="tab:red", lw=1.5, label="eta S / 2 = 1"))
 
 
 def bound_vs_error(ds: xr.Dataset) -> plt.Figure:
     """The first-order bound (dashed) against the measured distance of GD from the flow (solid), per eta."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    for c, eta in zip(_eta_colors(ds), ds.eta.values):
-        row = ds.sel(eta=eta)
+
+    def draw(ax, row, eta, c):
         ax.plot(ds.t, _finite_positive(row.gd_layer_deviation), color=c, label=f"eta={eta:.3g}")
         ax.plot(ds.t, _finite_positive(row.bound), color=c, ls="--")
-    ax.set(yscale="log", xlabel="flow time t", ylabel="||theta_GD - theta(t)|| (layers)",
-           title="Measured error (solid) and the first-order bound (dashed)")
-    ax.legend(fontsize=6, ncol=2)
-    return fig
+
+    return _per_eta_figure(ds, draw, ylabel="||theta_GD - theta(t)|| (layers)",
+                           title="Measured error (solid) and the first-order bound (dashed)")
 
 
 COMPARE_FIGURES = {

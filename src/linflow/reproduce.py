@@ -83,15 +83,6 @@ def _iterations_to(loss: np.ndarray, iters: np.ndarray, target: float) -> float:
     return float(iters[last_above[-1] + 1]) if len(last_above) else float(iters[0])
 
 
-def _best_eta(prob, layers, etas, steps, save_every, target):
-    """The eta of the grid that reaches ``target`` in the fewest iterations (else: lowest final loss)."""
-    runs = gradient_descents(prob, layers, etas, steps, save_every=save_every)
-    its = [_iterations_to(r.loss, r.iterations, target) for r in runs]
-    finals = [r.loss[-1] if r.ok else math.inf for r in runs]
-    best = int(np.argmin(its)) if np.isfinite(min(its)) else int(np.argmin(finals))
-    return best, runs, its
-
-
 # ----------------------------------------------------------------------------- fig2
 def fig2(data=None, quick: bool = False):
     """GD on depth 2 and 3 (several widths) against Claim 2's end-to-end rule, l2 and l4."""
@@ -184,7 +175,7 @@ def fig3(data=None, quick: bool = False):
     save_every = max(1, steps // 400)
     etas = list(np.logspace(-3.5, 0, 8 if quick else 15))
     width = 16
-    ds_vars, summary, descs = {}, {"depths": depths, "eta_grid": etas, "steps": steps, "hidden_width": width}, []
+    summary, descs = {"depths": depths, "eta_grid": etas, "steps": steps, "hidden_width": width}, []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     curves = np.full((2, len(depths), steps // save_every + 1), np.nan)
     for i, p in enumerate((2.0, 4.0)):
