@@ -42,7 +42,7 @@ def check_layers(problem: Problem, layers0) -> tuple[jax.Array, ...]:
 
 def check_end_to_end_start(problem: Problem, start, depth) -> tuple[jax.Array, int]:
     """``W_e(0)`` from a matrix or from layers (warning when the layers are not balanced)."""
-    if isinstance(start, (tuple, list)):
+    if isinstance(start, tuple) or (isinstance(start, list) and start and all(np.ndim(w) == 2 for w in start)):
         layers0 = check_layers(problem, start)
         if depth is not None and _checks.integer("depth", depth, minimum=1) != len(layers0):
             raise ValueError(f"depth = {depth} but {len(layers0)} layers were given")

@@ -156,6 +156,12 @@ def work_precision(
         ``steps``, ``rejected``, ``wall_time``, ``status``, ``rtol``, ``atol``, ``dt``; ``compile_time``
         per solver; the reference and its error estimate in the attributes (``reference_ok`` says
         whether it is at least 100 times below the smallest error in the diagram).
+
+    Examples:
+        >>> import linflow
+        >>> prob, layers, t1 = linflow.accuracy.case("exact")
+        >>> wp = linflow.work_precision(prob, layers, t1, tolerances=(6, 8))  # doctest: +SKIP
+        >>> print(linflow.accuracy.table(wp))  # doctest: +SKIP
     """
     problem = _runs.check_problem(problem)
     t1 = _checks.positive("t1", t1)

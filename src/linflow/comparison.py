@@ -175,6 +175,13 @@ def compare(
         An ``xarray.Dataset`` with dims ``(eta, t)`` (see ``summary`` for the derived numbers, which
         are also stored in its attributes). Relative deviations divide by the maximum over the horizon
         of the flow's norm (layers: ``sqrt(sum_j ||W_j||^2)``; end-to-end: ``||W_e||_F``).
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> layers = linflow.init.balanced((2, 2, 2), 0.3)
+        >>> ds = linflow.compare(prob, layers, [0.05, 0.025], t1=2.0, points=21)  # doctest: +SKIP
+        >>> linflow.comparison.summary(ds)["order_flow"]["order"]  # about 1  # doctest: +SKIP
     """
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)

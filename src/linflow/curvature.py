@@ -101,7 +101,15 @@ def hessian_extremes(problem: Problem, layers, *, iters: int = 64) -> tuple[jax.
 
 
 def sharpness(problem: Problem, layers, *, iters: int = 64) -> jax.Array:
-    """Largest eigenvalue ``S`` of the Hessian of ``L^N`` in the layer parameters (batched along a run)."""
+    """Largest eigenvalue ``S`` of the Hessian of ``L^N`` in the layer parameters (batched along a run).
+
+    Examples:
+        >>> import numpy as np, linflow
+        >>> prob = linflow.Problem(np.array([[1.0]]), np.array([1.5]))   # L = (1/2)(w2 w1 - 1.5)^2
+        >>> at_min = (np.array([[1.5 ** 0.5]]), np.array([[1.5 ** 0.5]]))
+        >>> round(float(sharpness(prob, at_min)), 12)  # N s^(2 - 2/N) = 2 * 1.5
+        3.0
+    """
     return hessian_extremes(problem, layers, iters=iters)[0]
 
 

@@ -167,6 +167,12 @@ def gas_sensor(path, gas: str = "ethanol", *, batches=None, preprocessing: str =
 
     Returns ``(problem, description)``; the description states the data, the number of samples and
     the preprocessing (see :data:`PREPROCESSING`).
+
+    Examples:
+        >>> from linflow import datasets
+        >>> prob, description = datasets.gas_sensor("path/to/gas_sensor", p=4)  # doctest: +SKIP
+        >>> prob.m, prob.d  # doctest: +SKIP
+        (2565, 128)
     """
     if preprocessing not in PREPROCESSING:
         raise ValueError(f"preprocessing must be one of {', '.join(PREPROCESSING)}; got {preprocessing!r}")
@@ -205,6 +211,11 @@ def download(dest=None, *, url: str = UCI_URL, sha256: dict | None = None, timeo
     ``sha256`` maps file names to expected digests (default: the published digest of ``batch1.dat``).
     Files are unpacked under a temporary name and renamed into place only when all checks pass.
     Returns the folder, e.g. for :func:`gas_sensor`. Already-verified data is not fetched again.
+
+    Examples:
+        >>> from linflow import datasets
+        >>> folder = datasets.download()  # needs internet; cached afterwards  # doctest: +SKIP
+        >>> prob, description = datasets.gas_sensor(folder)  # doctest: +SKIP
     """
     dest = Path(dest) if dest is not None else default_cache() / "gas_sensor"
     sha256 = {"batch1.dat": BATCH1_SHA256} if sha256 is None else dict(sha256)

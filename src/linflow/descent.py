@@ -145,7 +145,7 @@ def gradient_descent(problem: Problem, layers0, eta, steps, *, save_every: int =
 
     Iterate ``k`` is saved at flow time ``t = k * eta`` every ``save_every`` steps (and at the last step).
 
-    Example:
+    Examples:
         >>> import linflow
         >>> prob = linflow.problems.whitened([2.0, 1.0])
         >>> gd = linflow.gradient_descent(prob, linflow.init.balanced((2, 3, 2), 0.5), eta=0.05, steps=200)
@@ -164,6 +164,13 @@ def end_to_end_descent(problem: Problem, W_e0, depth: int | None, eta, steps, *,
 
     Claim 2's O(d) form when ``k = 1`` (``form='auto'``). ``W_e0`` is a matrix or layers, as in
     :func:`~linflow.end_to_end_flow`.
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0], k=1, d=2)
+        >>> run = linflow.end_to_end_descent(prob, [[0.1, 0.1]], 3, eta=0.05, steps=100, save_every=50)
+        >>> run.status, run.iterations.tolist()
+        ('ok', [0, 50, 100])
     """
     problem = _runs.check_problem(problem)
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
@@ -175,6 +182,13 @@ def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every
     """Gradient descent for a batch of learning rates in one compiled computation (same ``steps`` each).
 
     Returns one Trajectory per eta, each with its own divergence report.
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.two_point(10.0, 1.0, p=4)
+        >>> runs = linflow.gradient_descents(prob, linflow.init.balanced((2, 2, 1), 0.5), [0.001, 0.05], 300)
+        >>> [r.status for r in runs]
+        ['ok', 'diverged']
     """
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
@@ -238,6 +252,13 @@ def optax_descents(problem: Problem, layers0, optimizer: str, learning_rates, st
 
     Depth 1 (one layer) is the linear model. ``adagrad`` is the textbook rule (accumulator from 0,
     no eps); ``adadelta`` always receives the learning rate (optax's default ``None`` ascends).
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([1.0], d=2, k=1)
+        >>> runs = linflow.optax_descents(prob, linflow.init.near_zero((2, 1)), "adam", [0.01, 0.1], 100)
+        >>> all(r.loss[-1] < r.loss[0] for r in runs)
+        True
     """
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)

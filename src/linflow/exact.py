@@ -50,6 +50,10 @@ def time_to_reach(sigma, s: float, sigma0: float, depth: int) -> float:
     """Closed-form time at which ``sigma`` is reached from ``sigma0`` (integer ``N >= 3``, no decay).
 
     ``sigma`` lies between ``sigma0`` and ``s`` (either side of ``s``); all three are > 0.
+
+    Examples:
+        >>> round(float(time_to_reach(0.5, s=1.0, sigma0=0.1, depth=3)), 6)
+        1.191863
     """
     N = _checks.integer("depth", depth, minimum=3)
     if not (min(sigma0, s) <= sigma <= max(sigma0, s)) or sigma0 <= 0 or s <= 0:
@@ -85,7 +89,7 @@ def _invert(t: float, s: float, sigma0: float, N: int) -> float:
 def singular_value(t, s: float, sigma0: float, depth: int, weight_decay: float = 0.0) -> np.ndarray:
     """``sigma(t)`` of ``d sigma/dt = N sigma^(2-2/N)(s - sigma) - lambda N sigma`` at the times ``t``.
 
-    Example:
+    Examples:
         >>> float(singular_value(1.0, s=2.0, sigma0=1.0, depth=1))  # 2 - e^-1
         1.6321205588285577
     """
@@ -124,6 +128,12 @@ def end_to_end(problem: Problem, depth: int, sigma0, ts) -> np.ndarray:
     """Exact ``W_e(t) = U diag(sigma(t)) V^T`` from :func:`linflow.init.aligned`'s start, shape ``(n, k, d)``.
 
     Needs ``p = 2`` and whitened inputs (``X^T X / m = I``); ``sigma0`` as in ``init.aligned``.
+
+    Examples:
+        >>> from linflow import problems
+        >>> prob = problems.whitened([2.0, 1.0])
+        >>> end_to_end(prob, 3, 0.1, [0.0, 1.0, 2.0]).shape
+        (3, 2, 2)
     """
     if problem.p != 2.0:
         raise ValueError(f"exact solutions need p = 2, got p = {problem.p}")

@@ -50,13 +50,28 @@ def layer_gradients(problem: Problem, layers) -> tuple[jax.Array, ...]:
 
 
 def layer_field(problem: Problem, layers, depth: int | None = None) -> tuple[jax.Array, ...]:
-    """Gradient flow of the layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` (``depth`` is ``len(layers)``)."""
+    """Gradient flow of the layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` (``depth`` is ``len(layers)``).
+
+    Examples:
+        >>> from linflow import problems, init
+        >>> prob = problems.whitened([1.0])
+        >>> [f.shape for f in layer_field(prob, init.identity((1, 2, 1)))]
+        [(2, 1), (1, 2)]
+    """
     lam = problem.weight_decay
     return tuple(-lam * w - g for w, g in zip(layers, layer_gradients(problem, layers)))
 
 
 def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
-    """ACH18 Theorem 1: ``-lambda N W - sum_{j=1}^N [W W^T]^((j-1)/N) g [W^T W]^((N-j)/N)``, ``g = dL1/dW(W)``."""
+    """ACH18 Theorem 1: ``-lambda N W - sum_{j=1}^N [W W^T]^((j-1)/N) g [W^T W]^((N-j)/N)``, ``g = dL1/dW(W)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from linflow import problems
+        >>> prob = problems.whitened([2.0])  # scalar target +-2: the field at W = 1 is N |W|^(2-2/N) (Phi - W)
+        >>> bool(np.isclose(end_to_end_field(prob, np.array([[1.0]]), 2)[0, 0], 2 * (float(prob.yx[0, 0]) - 1.0)))
+        True
+    """
     N = depth
     g = problem.grad(W)
     if N == 1:
@@ -71,6 +86,14 @@ def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
     """ACH18 Claim 2 (``k = 1``): ``-lambda N W - ||W||^(2-2/N) (g + (N-1) <g, W> W / ||W||^2)``; O(d), no eigh.
 
     ``Pr_W(g) = 0`` at ``W = 0`` and ``||W||^0 = 1`` (depth 1).
+
+    Examples:
+        >>> import numpy as np
+        >>> from linflow import problems
+        >>> prob = problems.whitened([2.0], d=2, k=1)
+        >>> W = np.array([[0.3, -0.2]])
+        >>> bool(np.allclose(claim2_field(prob, W, 3), end_to_end_field(prob, W, 3)))
+        True
     """
     if W.shape[0] != 1:
         raise ValueError(f"the Claim 2 form needs a single output (k = 1); W has shape {W.shape}")

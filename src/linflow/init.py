@@ -54,7 +54,7 @@ def balanced(dims, scale: float = 0.1, seed: int = 0, *, rank: int | None = None
     with ``A`` a ``(k, d)`` standard Gaussian matrix; ``rank`` defaults to ``min(dims)``, and hidden
     widths must be at least ``rank``.
 
-    Example:
+    Examples:
         >>> layers = balanced((4, 3, 3, 2), scale=0.5, seed=0)
         >>> float(imbalance(layers)) < 1e-14
         True
@@ -71,7 +71,12 @@ def balanced(dims, scale: float = 0.1, seed: int = 0, *, rank: int | None = None
 
 
 def near_zero(dims, std: float = 1e-2, seed: int = 0) -> tuple[jax.Array, ...]:
-    """Independent ``N(0, std^2)`` entries in every layer (near-zero initialization; not balanced)."""
+    """Independent ``N(0, std^2)`` entries in every layer (near-zero initialization; not balanced).
+
+    Examples:
+        >>> [w.shape for w in near_zero((4, 3, 2), std=0.01)]
+        [(3, 4), (2, 3)]
+    """
     dims = _checks.dims(dims)
     std = _checks.real_scalar("std", std, minimum=0.0)
     rng = np.random.default_rng(seed)
@@ -79,7 +84,12 @@ def near_zero(dims, std: float = 1e-2, seed: int = 0) -> tuple[jax.Array, ...]:
 
 
 def identity(dims, std: float = 0.0, seed: int = 0) -> tuple[jax.Array, ...]:
-    """Linear residual start: ``W_j = I`` (rectangular ``eye(n_j, n_{j-1})``) plus ``N(0, std^2)`` noise."""
+    """Linear residual start: ``W_j = I`` (rectangular ``eye(n_j, n_{j-1})``) plus ``N(0, std^2)`` noise.
+
+    Examples:
+        >>> identity((2, 2, 2))[0].tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
     dims = _checks.dims(dims)
     std = _checks.real_scalar("std", std, minimum=0.0)
     rng = np.random.default_rng(seed)
@@ -102,6 +112,12 @@ def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | No
     value of ``W_e`` then moves alone. ``sigma0`` is a scalar or one value per singular value of
     ``Phi`` (``min(k, d)`` of them). ``widths`` (``depth - 1`` hidden widths) default to ``max(d, k)``;
     ``seed`` picks random orthonormal hidden bases (``None``: coordinate bases).
+
+    Examples:
+        >>> from linflow import problems
+        >>> layers = aligned(problems.whitened([2.0, 1.0]), depth=3, sigma0=0.1)
+        >>> float(imbalance(layers)) < 1e-15
+        True
     """
     depth = _checks.integer("depth", depth, minimum=1)
     U, s, V = target_svd(problem)
@@ -122,7 +138,12 @@ def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | No
 
 
 def end_to_end(layers) -> jax.Array:
-    """``W_e = W_N W_{N-1} ... W_1``; works on a leading batch (time) axis too."""
+    """``W_e = W_N W_{N-1} ... W_1``; works on a leading batch (time) axis too.
+
+    Examples:
+        >>> end_to_end(identity((2, 2, 2))).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+    """
     return functools.reduce(lambda acc, w: w @ acc, layers[1:], layers[0])
 
 
@@ -133,7 +154,13 @@ def balancedness(layers) -> tuple[jax.Array, ...]:
 
 
 def imbalance(layers) -> jax.Array:
-    """``max_j ||D_j||_F`` (0 for depth 1); batch axes allowed."""
+    """``max_j ||D_j||_F`` (0 for depth 1); batch axes allowed.
+
+    Examples:
+        >>> import numpy as np
+        >>> float(imbalance((np.array([[1.0]]), np.array([[2.0]]))))  # |2^2 - 1^2|
+        3.0
+    """
     ds = balancedness(layers)
     if not ds:
         return jnp.zeros(jnp.shape(layers[0])[:-2])

@@ -262,7 +262,7 @@ def gradient_flow(
             step ``eta`` (ACH18's convention); the result is always in flow time ``t = k * eta``.
         eta: the learning rate that converts iterations to flow time (``time_unit='iterations'``).
 
-    Example:
+    Examples:
         >>> import linflow
         >>> prob = linflow.problems.whitened([2.0, 1.0])
         >>> traj = linflow.gradient_flow(prob, linflow.init.balanced((2, 3, 2), 0.1), t1=5.0)
@@ -302,7 +302,7 @@ def end_to_end_flow(
     measured imbalance if they are not balanced, since Theorem 1 assumes they are). ``form`` is
     ``auto``, ``general`` or ``claim2``. Other options as :func:`gradient_flow`.
 
-    Example:
+    Examples:
         >>> import numpy as np, linflow
         >>> prob = linflow.problems.whitened([2.0, 1.0])
         >>> layers = linflow.init.balanced((2, 2, 2, 2), 0.5)
@@ -350,7 +350,7 @@ def modified_flow(
     (REFERENCE.md section 5). GD iterate ``k`` stays ``O(eta^(order+1))`` from this flow at
     ``t = k eta`` on a fixed horizon. Options as :func:`gradient_flow`.
 
-    Example:
+    Examples:
         >>> import linflow
         >>> prob = linflow.problems.whitened([2.0, 1.0])
         >>> mf = linflow.modified_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), eta=0.05, t1=1.0, order=2)
@@ -376,6 +376,13 @@ def gradient_flows(problem: Problem, layers0s, t1, **options) -> list[Trajectory
     ``layers0s`` is a tuple of stacked layers (each ``(B, n_j, n_{j-1})``) or a list of layer tuples.
     Each start keeps its own adaptive steps. Options as :func:`gradient_flow`; returns one
     Trajectory per start.
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([1.0, 0.5])
+        >>> starts = [linflow.init.balanced((2, 2, 2), 0.3, seed=s) for s in range(3)]
+        >>> [tr.status for tr in linflow.gradient_flows(prob, starts, 2.0, n_save=5)]
+        ['ok', 'ok', 'ok']
     """
     problem = _runs.check_problem(problem)
     if isinstance(layers0s, list):

@@ -79,7 +79,13 @@ def _psd_powers_jvp(exponents, primals, tangents):
 
 
 def psd_power(A: jax.Array, q: float) -> jax.Array:
-    """``[A]^q`` for symmetric PSD ``A`` and a static ``q >= 0`` (``[A]^0 = I`` exactly)."""
+    """``[A]^q`` for symmetric PSD ``A`` and a static ``q >= 0`` (``[A]^0 = I`` exactly).
+
+    Examples:
+        >>> import numpy as np
+        >>> np.asarray(psd_power(np.diag([4.0, 9.0]), 0.5)).tolist()
+        [[2.0, 0.0], [0.0, 3.0]]
+    """
     if q < 0:
         raise ValueError(f"q must be >= 0, got {q}")
     return psd_powers(A, (float(q),))[0]
@@ -102,6 +108,11 @@ def preconditioner_eigenvalues(W, depth: int) -> np.ndarray:
 
     ``sum_j mu_r^((N-j)/N) nu_r'^((j-1)/N)`` over the ``d`` eigenvalues ``mu`` of ``W^T W`` and the
     ``k`` eigenvalues ``nu`` of ``W W^T`` (squared singular values padded with zeros; ``0^0 = 1``).
+
+    Examples:
+        >>> import numpy as np
+        >>> preconditioner_eigenvalues(np.array([[2.0]]), depth=2).tolist()  # N sigma^(2(N-1)/N) = 2 * 2
+        [4.0]
     """
     W = np.asarray(W, dtype=np.float64)
     k, d = W.shape

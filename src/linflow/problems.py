@@ -34,7 +34,7 @@ class Problem(eqx.Module):
     A Problem is a pytree (an equinox Module): the data and ``weight_decay`` are traced arrays, so
     compiled runs are reused when only their values change; ``p`` is static.
 
-    Example:
+    Examples:
         >>> import numpy as np, linflow
         >>> prob = linflow.Problem(np.eye(2), np.array([1.0, 2.0]), p=2)
         >>> float(prob.loss(np.zeros((1, 2))))
@@ -84,8 +84,8 @@ class Problem(eqx.Module):
         return self.Y.shape[1]
 
     def _check_shape(self, W) -> None:
-        if jnp.shape(W) != (self.k, self.d):
-            raise ValueError(f"W must have shape (k, d) = ({self.k}, {self.d}), got {jnp.shape(W)}")
+        if np.shape(W) != (self.k, self.d):
+            raise ValueError(f"W must have shape (k, d) = ({self.k}, {self.d}), got {np.shape(W)}")
 
     def residuals(self, W: jax.Array) -> jax.Array:
         """``R = X W^T - Y``, shape ``(m, k)``: row i is ``r_i = W x_i - y_i``."""
@@ -136,6 +136,11 @@ def synthetic(
     contributes alike, then ``X`` and ``y`` are centred and ``y`` is scaled to unit variance.
     Small-scale features are the slow directions of gradient descent; the lp exponent changes how
     strongly large residuals dominate, so l2 and l4 behave differently. Deterministic from ``seed``.
+
+    Examples:
+        >>> prob = synthetic(seed=0)
+        >>> (prob.m, prob.d, prob.k, prob.p)
+        (2000, 32, 1, 2.0)
     """
     m = _checks.integer("m", m, minimum=2)
     d = _checks.integer("d", d, minimum=1)
@@ -173,6 +178,12 @@ def whitened(
     The setting of the exact solutions (REFERENCE.md section 4): ``X = sqrt(m) Q`` with ``Q`` having
     orthonormal columns and ``Y = X Phi^T``, ``Phi = U diag(s) V^T`` with random orthonormal ``U``, ``V``.
     ``d`` and ``k`` default to ``len(singular_values)``; ``m`` defaults to ``max(d, 8)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> prob = whitened([2.0, 1.0])
+        >>> bool(np.allclose(prob.xx, np.eye(2)))
+        True
     """
     s = _checks.finite_matrix("singular_values", np.atleast_1d(singular_values), ndim=1)
     if np.any(s < 0):
@@ -196,6 +207,10 @@ def two_point(y1: float = 4.0, y2: float = 1.0, *, p: float = 4.0, weight_decay:
 
     linflow's loss averages over the two points, so ``L1(w) = (1/2) sum_i (1/p) |w_i - y_i|^p``: half
     the paper's sum (the same dynamics with time scaled by 2).
+
+    Examples:
+        >>> float(two_point(4.0, 1.0, p=2).loss([[0.0, 0.0]]))  # (1/2)(1/2)(16 + 1)
+        4.25
     """
     y1 = _checks.real_scalar("y1", y1)
     y2 = _checks.real_scalar("y2", y2)

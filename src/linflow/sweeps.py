@@ -271,6 +271,12 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
 
     Returns:
         The assembled ``xarray.Dataset`` (also in ``store/result.nc``).
+
+    Examples:
+        >>> import linflow
+        >>> ds = linflow.sweep({"depth": [1, 2, 3], "p": [2.0, 4.0]}, "run", "my-store",
+        ...                    fixed={"t1": 5.0})  # doctest: +SKIP
+        >>> ds.max_relative_deviation.sel(p=4.0)  # doctest: +SKIP
     """
     if isinstance(grid, (str, Path)):
         cfg = load_config(grid)
