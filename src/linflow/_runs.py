@@ -107,3 +107,11 @@ def finite_rows(ys) -> np.ndarray:
     """Boolean per saved row: every entry of every leaf finite."""
     leaves = jax.tree_util.tree_leaves(ys)
     return np.logical_and.reduce([np.all(np.isfinite(y.reshape(y.shape[0], -1)), axis=1) for y in leaves])
+
+
+def padded(values, n: int) -> np.ndarray:
+    """The first ``n`` rows of ``values`` followed by NaN rows up to ``n`` (a run that stopped early)."""
+    values = np.asarray(values, dtype=float)
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[: min(n, len(values))] = values[:n]
+    return out

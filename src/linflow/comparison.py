@@ -279,7 +279,7 @@ def compare(
         eq_dev = mask_after(eq_bad, np.sqrt(np.sum((eq_w - e2e_we[None]) ** 2, axis=(-2, -1))))
         data = {
             "flow_loss": (("t",), np.asarray(lf.loss)),
-            "e2e_flow_loss": (("t",), _padded(np.asarray(ef.loss), points)),
+            "e2e_flow_loss": (("t",), _runs.padded(np.asarray(ef.loss), points)),
             "sharpness": (("t",), s_max_t),
             "lambda_min": (("t",), lam_min_t),
             "hg_norm": (("t",), hg_norm),
@@ -292,7 +292,7 @@ def compare(
             "eq10_deviation": (("eta", "t"), eq_dev),
             "eq10_deviation_rel": (("eta", "t"), eq_dev / e2e_norm),
             "gd_loss_gap": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"]) - np.asarray(lf.loss)[None]),
-            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - _padded(np.asarray(ef.loss), points)[None]),
+            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - _runs.padded(np.asarray(ef.loss), points)[None]),
             "gd_imbalance": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance"])),
             "gd_imbalance_predicted": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_predicted"])),
             "gd_imbalance_identity_error": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_identity_error"])),
@@ -324,12 +324,6 @@ def compare(
     ds.attrs.update(_flatten(summary(ds)))
     tick("summary")
     return ds
-
-
-def _padded(values: np.ndarray, n: int) -> np.ndarray:
-    out = np.full((n, *values.shape[1:]), np.nan)
-    out[: len(values)] = values
-    return out
 
 
 def _nanmax_rows(a: np.ndarray) -> np.ndarray:

@@ -27,13 +27,6 @@ def _frob(a: np.ndarray) -> np.ndarray:
         return np.sqrt(np.sum(np.asarray(a) ** 2, axis=(-2, -1)))
 
 
-def _padded(values: np.ndarray, n: int) -> np.ndarray:
-    """Rows after an early stop are NaN (the status variable says why)."""
-    out = np.full((n, *values.shape[1:]), np.nan)
-    out[: len(values)] = values
-    return out
-
-
 def overview(
     problem: Problem,
     layers0,
@@ -74,12 +67,12 @@ def overview(
         warnings.simplefilter("always")
         ef = end_to_end_flow(problem, layers0, None, t1, ts=ts, **options)
     tick("end-to-end flow")
-    w_flow, w_e2e = _padded(lf.end_to_end, points), _padded(ef.end_to_end, points)
+    w_flow, w_e2e = _runs.padded(lf.end_to_end, points), _runs.padded(ef.end_to_end, points)
     data = {
-        "flow_loss": (("t",), _padded(lf.loss, points)),
+        "flow_loss": (("t",), _runs.padded(lf.loss, points)),
         "flow_end_to_end": (("t", "out", "in"), w_flow),
-        "flow_imbalance": (("t",), _padded(lf.imbalance, points)),
-        "e2e_flow_loss": (("t",), _padded(ef.loss, points)),
+        "flow_imbalance": (("t",), _runs.padded(lf.imbalance, points)),
+        "e2e_flow_loss": (("t",), _runs.padded(ef.loss, points)),
         "e2e_flow_end_to_end": (("t", "out", "in"), w_e2e),
         "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
     }
@@ -91,12 +84,12 @@ def overview(
         tick(f"gradient descent, eta = {eta:g}")
         ed = end_to_end_descent(problem, end_to_end(layers0), depth, eta, steps, save_every=save_every)
         tick(f"end-to-end descent, eta = {eta:g}")
-        gd_vars["gd_loss"].append(_padded(gd.loss, points))
-        gd_vars["gd_imbalance"].append(_padded(gd.imbalance, points))
-        gd_vars["gd_end_to_end"].append(_padded(gd.end_to_end, points))
-        gd_vars["gd_deviation"].append(_frob(_padded(gd.end_to_end, points) - w_flow))
-        gd_vars["e2e_descent_loss"].append(_padded(ed.loss, points))
-        gd_vars["e2e_descent_deviation"].append(_frob(_padded(ed.end_to_end, points) - w_e2e))
+        gd_vars["gd_loss"].append(_runs.padded(gd.loss, points))
+        gd_vars["gd_imbalance"].append(_runs.padded(gd.imbalance, points))
+        gd_vars["gd_end_to_end"].append(_runs.padded(gd.end_to_end, points))
+        gd_vars["gd_deviation"].append(_frob(_runs.padded(gd.end_to_end, points) - w_flow))
+        gd_vars["e2e_descent_loss"].append(_runs.padded(ed.loss, points))
+        gd_vars["e2e_descent_deviation"].append(_frob(_runs.padded(ed.end_to_end, points) - w_e2e))
         for name, run in (("gd", gd), ("e2e_descent", ed)):
             status[f"{name}_status"].append(run.status)
             status[f"{name}_message"].append(run.message)

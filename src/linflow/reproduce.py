@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.optimize import minimize  # noqa: E402
 
-from . import datasets, init, problems  # noqa: E402
+from . import _runs, datasets, init, problems  # noqa: E402
 from .descent import end_to_end_descent, gradient_descents, optax_descents  # noqa: E402
 from .fields import claim2_field  # noqa: E402
 from .problems import Problem  # noqa: E402
@@ -131,12 +131,12 @@ def fig2(data=None, quick: bool = False):
     iters = curves[(2.0, 2, widths[0])].iterations
     ds = xr.Dataset(
         {"gd_loss": (("p", "depth", "width", "iteration"),
-                     np.array([[[_pad(curves[(p, N, w)].loss, len(iters)) for w in widths] for N in (2, 3)]
+                     np.array([[[_runs.padded(curves[(p, N, w)].loss, len(iters)) for w in widths] for N in (2, 3)]
                                for p in (2.0, 4.0)])),
          "e2e_loss": (("p", "depth", "iteration"),
-                      np.array([[_pad(e2e[(p, N)].loss, len(iters)) for N in (2, 3)] for p in (2.0, 4.0)])),
+                      np.array([[_runs.padded(e2e[(p, N)].loss, len(iters)) for N in (2, 3)] for p in (2.0, 4.0)])),
          "distance_rel": (("p", "depth", "width", "iteration"),
-                          np.array([[[_pad(dist[(p, N, w)], len(iters)) for w in widths] for N in (2, 3)]
+                          np.array([[[_runs.padded(dist[(p, N, w)], len(iters)) for w in widths] for N in (2, 3)]
                                     for p in (2.0, 4.0)]))},
         coords={"p": [2.0, 4.0], "depth": [2, 3], "width": widths, "iteration": iters})
     worst = max(v["max_relative_distance_to_end_to_end_by_width"][str(w)] for k, v in summary.items()
@@ -159,12 +159,6 @@ def fig2(data=None, quick: bool = False):
             ax.legend(fontsize=7)
     fig.suptitle("fig2: " + descs[0][:90])
     return ds, summary, {"fig2": fig}
-
-
-def _pad(x, n):
-    out = np.full(n, np.nan)
-    out[: min(n, len(x))] = x[:n]
-    return out
 
 
 # ----------------------------------------------------------------------------- fig3
@@ -264,7 +258,7 @@ def fig4(data=None, quick: bool = False):
                              and gaps["Adam depth 3"] <= gaps["Adam (linear)"])
     summary["data"] = desc
     n = max(len(c.loss) for c in curves.values())
-    ds = xr.Dataset({"loss": (("method", "sample"), np.array([_pad(c.loss, n) for c in curves.values()]))},
+    ds = xr.Dataset({"loss": (("method", "sample"), np.array([_runs.padded(c.loss, n) for c in curves.values()]))},
                     coords={"method": list(curves), "iteration": ("sample", np.arange(n) * save_every)})
     return ds, summary, {"fig4": fig}
 
@@ -297,7 +291,7 @@ def init_experiment(data=None, quick: bool = False):
     summary["data"] = descs
     fig.suptitle("init: " + descs[0][:90])
     n = max(len(c.loss) for c in curves.values())
-    ds = xr.Dataset({"loss": (("p", "init", "sample"), np.array([[_pad(curves[(p, k)].loss, n)
+    ds = xr.Dataset({"loss": (("p", "init", "sample"), np.array([[_runs.padded(curves[(p, k)].loss, n)
                                                                    for k in ("near_zero", "identity")]
                                                                   for p in (2.0, 4.0)]))},
                     coords={"p": [2.0, 4.0], "init": ["near_zero", "identity"],
