@@ -110,6 +110,15 @@ def test_local_and_dask_agree_exactly(tmp_path):
     assert same(local, dask)
 
 
+def test_local_process_pool_agrees_exactly(tmp_path):
+    grid = {"depth": [1, 2], "p": [2.0, 4.0]}
+    one = sweeps.sweep(grid, "run", tmp_path / "one", fixed=FIXED, progress=False)
+    pool = sweeps.sweep(grid, "run", tmp_path / "pool", fixed=FIXED, n_workers=2, progress=False)
+    assert same(one, pool)
+    with pytest.raises(ValueError, match="n_workers must be a positive integer"):
+        sweeps.sweep(grid, "run", tmp_path / "bad", fixed=FIXED, n_workers=0, progress=False)
+
+
 def test_toml_config_and_cli(tmp_path, capsys):
     cfg = tmp_path / "s.toml"
     cfg.write_text('task = "run"\nstore = "out"\n[grid]\ndepth = [1, 2]\n[fixed]\nm = 60\nd = 3\nt1 = 2.0\npoints = 11\n')

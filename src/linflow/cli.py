@@ -353,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--store", default=None, help="store folder (default: the config's)")
     sw.add_argument("--executor", choices=["local", "dask"], default="local", help="executor (default local)")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
-    sw.add_argument("--workers", type=int, default=2, help="workers of the default LocalCluster (default 2)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="local: processes (default 1, in-process); dask: workers of the LocalCluster (default 2)")
     sw.set_defaults(func=cmd_sweep)
     return parser
 

@@ -15,7 +15,8 @@ The store is a folder:
 Starting the same sweep again computes only the missing points and ends with the same store as an
 uninterrupted run. A point that fails (divergence, a solver failure, bad parameters) is recorded
 with its reason and does not stop the rest. Executors: ``local`` (in-process, one point after
-another) or ``dask`` (``dask.distributed``: a ``LocalCluster`` by default, or any scheduler address).
+another, or on a pool of ``n_workers`` spawned processes) or ``dask`` (``dask.distributed``: a
+``LocalCluster`` by default, or any scheduler address).
 The same grid gives the same numbers, bit for bit, on both.
 """
 
@@ -255,7 +256,7 @@ def _write_point(store: Path, idx, params, out) -> None:
 
 
 def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, executor: str = "local",
-          scheduler: str | None = None, n_workers: int = 2, progress: bool = True) -> xr.Dataset:
+          scheduler: str | None = None, n_workers: int | None = None, progress: bool = True) -> xr.Dataset:
     """Run ``task`` at every point of ``grid`` (a dict of axes, or a TOML file path) into ``store``.
 
     Args:
@@ -266,7 +267,9 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
         fixed: parameters held fixed for every point.
         executor: ``local`` or ``dask``.
         scheduler: a Dask scheduler address (default: a ``LocalCluster`` of ``n_workers`` processes).
-        n_workers: workers of the default ``LocalCluster``.
+        n_workers: ``local``: 1 (default) runs the points in this process one after another, more runs
+            them on a pool of spawned processes; ``dask``: workers of the default ``LocalCluster``
+            (default 2).
         progress: show a progress bar with done, failed and remaining counts.
 
     Returns:
@@ -287,6 +290,10 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     grid, fixed = validate(grid, fixed, task)
     if executor not in ("local", "dask"):
         raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
+    if n_workers is None:
+        n_workers = 1 if executor == "local" else 2
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
     store = Path(store)
     spec = {"task": task, "grid": grid, "fixed": fixed}
     if (store / "sweep.json").exists():
@@ -310,9 +317,11 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
         _io.write_netcdf(_assemble(store, grid, fixed, task), store / "result.nc")
 
     try:
-        if executor == "local":
+        if executor == "local" and n_workers <= 1:
             for idx, params in todo:
                 record(idx, params, run_point(task, params))
+        elif executor == "local":
+            _run_processes(todo, task, record, n_workers)
         else:
             _run_dask(todo, task, record, scheduler, n_workers)
     finally:
@@ -320,6 +329,22 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     ds = _assemble(store, grid, fixed, task)
     _io.write_netcdf(ds, store / "result.nc")
     return ds
+
+
+def _run_processes(todo, task, record, n_workers) -> None:
+    """Points on a pool of ``n_workers`` fresh (spawned) processes; results recorded as they finish."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_point, task, params): (idx, params) for idx, params in todo}
+        for fut in cf.as_completed(futures):
+            idx, params = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
+                out = {"status": "failed", "reason": f"worker error: {exc}", "results": {}, "nonfinite": []}
+            record(idx, params, out)
 
 
 def _run_dask(todo, task, record, scheduler, n_workers) -> None:
