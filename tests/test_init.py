@@ -70,3 +70,14 @@ def test_end_to_end_and_balancedness_on_batches(rng):
     assert imb.shape == (2,)
     np.testing.assert_allclose(imb, [numpy_imbalance(layers), 4 * numpy_imbalance(layers)], rtol=1e-13)
     assert float(linflow.imbalance(layers[:1])) == 0.0
+
+
+def test_aligned_accepts_dims():
+    prob = problems.whitened([2.0, 1.0], d=3, k=2, seed=1)
+    a = init.aligned(prob, (3, 4, 5, 2), 0.2, seed=0)
+    b = init.aligned(prob, 3, 0.2, widths=(4, 5), seed=0)
+    assert [w.shape for w in a] == [(4, 3), (5, 4), (2, 5)]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="must start with d = 3"):
+        init.aligned(prob, (2, 4, 2), 0.2)

@@ -119,6 +119,13 @@ def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | No
         >>> float(imbalance(layers)) < 1e-15
         True
     """
+    if isinstance(depth, (tuple, list)):
+        dims = _checks.dims(depth)
+        if (dims[0], dims[-1]) != (problem.d, problem.k):
+            raise ValueError(f"dims {dims} must start with d = {problem.d} and end with k = {problem.k}")
+        if widths is not None and tuple(widths) != dims[1:-1]:
+            raise ValueError(f"widths {tuple(widths)} disagree with dims {dims}")
+        depth, widths = len(dims) - 1, dims[1:-1]
     depth = _checks.integer("depth", depth, minimum=1)
     U, s, V = target_svd(problem)
     r = len(s)
