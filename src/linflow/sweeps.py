@@ -163,7 +163,7 @@ def run_point(task: str, params: dict) -> dict:
             status, reason = "failed", "gradient descent diverged"
         return {"status": status, "reason": reason, "results": results, "nonfinite": bad}
     except Exception as exc:  # a failing point is recorded, never fatal
-        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "results": {}, "nonfinite": []}
+        return _failed(f"{type(exc).__name__}: {exc}")
 
 
 def _task_run(prob, layers, p) -> dict:
@@ -331,6 +331,22 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     return ds
 
 
+def _failed(reason: str) -> dict:
+    """The record of a point that failed (kept in the store with its reason)."""
+    return {"status": "failed", "reason": reason, "results": {}, "nonfinite": []}
+
+
+def _gather(futures: dict, as_completed, record) -> None:
+    """Record each point as its future finishes (concurrent.futures or Dask); a dead worker fails its point."""
+    for fut in as_completed(futures):
+        idx, params = futures[fut]
+        try:
+            out = fut.result()
+        except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
+            out = _failed(f"worker error: {exc}")
+        record(idx, params, out)
+
+
 def _run_processes(todo, task, record, n_workers) -> None:
     """Points on a pool of ``n_workers`` fresh (spawned) processes; results recorded as they finish."""
     import concurrent.futures as cf
@@ -338,13 +354,7 @@ def _run_processes(todo, task, record, n_workers) -> None:
 
     with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_point, task, params): (idx, params) for idx, params in todo}
-        for fut in cf.as_completed(futures):
-            idx, params = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
-                out = {"status": "failed", "reason": f"worker error: {exc}", "results": {}, "nonfinite": []}
-            record(idx, params, out)
+        _gather(futures, cf.as_completed, record)
 
 
 def _run_dask(todo, task, record, scheduler, n_workers) -> None:
@@ -358,13 +368,7 @@ def _run_dask(todo, task, record, scheduler, n_workers) -> None:
         client = Client(scheduler)
     try:
         futures = {client.submit(run_point, task, params, pure=False): (idx, params) for idx, params in todo}
-        for fut in as_completed(futures):
-            idx, params = futures[fut]
-            try:
-                out = fut.result()
-            except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
-                out = {"status": "failed", "reason": f"worker error: {exc}", "results": {}, "nonfinite": []}
-            record(idx, params, out)
+        _gather(futures, as_completed, record)
     finally:
         client.close()
         if cluster is not None:
