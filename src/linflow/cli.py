@@ -269,6 +269,11 @@ def _problem_label(args) -> str:
     return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
 
 
+def _add_output_options(g, folder: str) -> None:
+    g.add_argument("--out", default=folder, help=f"output folder (default ./{folder})")
+    g.add_argument("--quick", action="store_true", help="reduced sizes, a fast version (for smoke tests)")
+
+
 def _add_solver_options(g, rtol: float, atol: float) -> None:
     from .integrate import SOLVERS
 
@@ -292,8 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--t1", type=float, default=100.0, help="horizon in flow time t = k eta (default 100)")
     g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
     _add_solver_options(g, 1e-8, 1e-10)
-    g.add_argument("--out", default="linflow-out", help="output folder (default ./linflow-out)")
-    g.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    _add_output_options(g, "linflow-out")
     run.set_defaults(func=cmd_run)
 
     cmp = sub.add_parser("compare", help="where GD leaves the flow: orders, breakdown eta, stability thresholds",
@@ -310,8 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tol", type=float, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
     g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
     _add_solver_options(g, 1e-10, 1e-12)
-    g.add_argument("--out", default="linflow-compare", help="output folder (default ./linflow-compare)")
-    g.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    _add_output_options(g, "linflow-compare")
     cmp.set_defaults(func=cmd_compare)
 
     from .accuracy import CASES, DEFAULT_SOLVERS, SCIPY_SOLVERS
@@ -330,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--scipy", type=lambda s: [x for x in s.split(",") if x], default=list(SCIPY_SOLVERS),
                      help=f"solve_ivp methods (default {','.join(SCIPY_SOLVERS)}; empty for none)")
     acc.add_argument("--repeats", type=int, default=3, help="timed repeats after the warm-up (default 3)")
-    acc.add_argument("--out", default="linflow-accuracy", help="output folder (default ./linflow-accuracy)")
-    acc.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=cmd_accuracy)
 
     from .reproduce import EXPERIMENTS
@@ -342,8 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--data", default=None,
                      help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "
                           "(default: the embedded synthetic problem, said in every output)")
-    rep.add_argument("--out", default="linflow-reproduce", help="output folder (default ./linflow-reproduce)")
-    rep.add_argument("--quick", action="store_true", help="reduced sizes (for smoke tests)")
+    _add_output_options(rep, "linflow-reproduce")
     rep.set_defaults(func=cmd_reproduce)
 
     sw = sub.add_parser("sweep", help="a resumable parameter sweep from a TOML file (local or Dask)",
