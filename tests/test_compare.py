@@ -40,9 +40,10 @@ def test_no_recompilation_for_new_etas():
     prob = problems.whitened([1.5, 0.5], seed=1)
     layers = init.balanced((2, 2, 2), 0.4)
     linflow.compare(prob, layers, [0.05, 0.025], 1.0, points=11, orders=(1,))
-    n = descent._descend_many._cache_size(), integrate._solve_many._cache_size()
+    caches = (descent._descend_many, integrate._solve_many, comparison._hessian_times_gradient)
+    n = [c._cache_size() for c in caches]
     linflow.compare(prob, layers, [0.1 / 3, 0.02], 1.0, points=11, orders=(1,))
-    assert (descent._descend_many._cache_size(), integrate._solve_many._cache_size()) == n
+    assert [c._cache_size() for c in caches] == n
 
 
 @pytest.mark.parametrize("depth", [2, 3])

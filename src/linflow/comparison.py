@@ -89,6 +89,12 @@ def _observe_gd(problem, states):
     }
 
 
+@jax.jit
+def _hessian_times_gradient(problem, layers):
+    """``H g`` at every saved point of a layer run (batched; compiled once per shape, not per call)."""
+    return jax.vmap(lambda ls: hessian_vector_product(problem, ls, network_gradient(problem, ls)))(layers)
+
+
 def _bound_integral(ts: np.ndarray, lam_min: np.ndarray, hg_norm: np.ndarray) -> np.ndarray:
     """``(1/2) int_0^t exp(int_{t'}^t -lambda_min) ||H g||(t') dt'`` on the grid (trapezoid, stable recursion)."""
     out = np.zeros_like(ts)
@@ -212,7 +218,7 @@ def compare(
     tick("flows")
     flow_layers = tuple(jnp.asarray(w) for w in lf.layers)
     s_max_t, lam_min_t = (np.asarray(x) for x in hessian_extremes(problem, flow_layers, iters=lanczos_iters))
-    hg = jax.jit(jax.vmap(lambda ls: hessian_vector_product(problem, ls, network_gradient(problem, ls))))(flow_layers)
+    hg = _hessian_times_gradient(problem, flow_layers)
     hg_norm = _tree_norm(hg)
     bound_unit = _bound_integral(ts, lam_min_t, hg_norm)
     tick("curvature along the flow")
