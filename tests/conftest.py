@@ -40,3 +40,14 @@ def central_difference(f, x, h=1e-6):
         e[idx] = h
         g[idx] = (f(x + e) - f(x - e)) / (2 * h)
     return g
+
+
+def strict_json(path):
+    """Parse a JSON file as a strict reader does: NaN, Infinity and -Infinity are not JSON."""
+    import json
+    from pathlib import Path
+
+    def reject(token):
+        raise ValueError(f"{path}: {token} is not standard JSON")
+
+    return json.loads(Path(path).read_text(), parse_constant=reject)

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from linflow import _io, cli, init, overview, problems
+from conftest import strict_json
 
 
 def test_linflow_run_quick_writes_data_figure_and_summary(tmp_path, capsys):
@@ -17,7 +18,7 @@ def test_linflow_run_quick_writes_data_figure_and_summary(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.nc", "run.png", "summary.json"]
     ds = xr.open_dataset(tmp_path / "run.nc", engine="scipy")
     assert ds.sizes["eta"] == 2 and ds.attrs["depth"] == 3
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = strict_json(tmp_path / "summary.json")
     assert summary["theorem1_relative_gap"] < 1e-6
     devs = [r["max_relative_deviation_gd"] for r in summary["runs"]]
     # GD is first order: halving eta roughly halves its distance from the flow
@@ -45,7 +46,7 @@ def test_overview_rejects_a_learning_rate_off_the_grid():
 def test_overview_reports_a_diverging_learning_rate():
     prob = problems.two_point(10.0, 1.0, p=4)
     ds = overview.overview(prob, init.balanced((2, 2, 1), 0.5), [0.05, 0.001], 1.0, points=11)
-    assert str(ds.gd_status.values[0]) == "diverged" and "diverged at step" in str(ds.gd_message.values[0])
+    assert str(ds.gd_status.values[0]) == "diverged" and "became non-finite at step" in str(ds.gd_message.values[0])
     assert str(ds.gd_status.values[1]) == "ok"
     assert np.isnan(ds.gd_loss.values[0, -1]) and np.all(np.isfinite(ds.gd_loss.values[1]))
     assert "diverged" in overview.summary_table(ds)
@@ -79,8 +80,11 @@ def test_linflow_compare_quick(tmp_path, capsys):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["compare.nc", "compare_summary.json", "deviation_vs_time.png", "deviation_vs_eta.png",
                             "balancedness_drift.png", "stability.png", "bound_vs_error.png"])
-    summary = json.loads((tmp_path / "compare_summary.json").read_text())
-    assert summary["order_flow"]["order"] == pytest.approx(1.0, abs=0.25)
+    summary = strict_json(tmp_path / "compare_summary.json")
+    assert summary["order_flow"]["order"] == pytest.approx(1.0, abs=0.25) and summary["order_flow"]["status"] == "ok"
+    # nothing diverged on the quick grid: the observed threshold is null, and its status says why
+    assert summary["stability_eta_observed"] is None
+    assert summary["stability_eta_observed_status"].startswith("none: GD neither diverged nor oscillated")
     ds = xr.open_dataset(tmp_path / "compare.nc", engine="scipy")
     assert set(ds.dims) >= {"eta", "t"} and ds.sizes["eta"] == 3
 
@@ -92,5 +96,16 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(["accuracy.nc", "step_sizes.nc", "work_precision_nfev.png", "work_precision_time.png",
                             "step_size.png", "accuracy_summary.json"])
-    summary = json.loads((tmp_path / "accuracy_summary.json").read_text())
-    assert summary["table"]["dopri8"]["9"]["rms_error"] < 1e-7
+    summary = strict_json(tmp_path / "accuracy_summary.json")
+    assert summary["table"]["dopri8"]["9"]["rms_error"] < 1e-7 and summary["table"]["dopri8"]["9"]["status"] == "ok"
+
+
+def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):
+    assert cli.main(["run", "--m", "100", "--d", "4", "--t1", "50", "--points", "11", "--etas", "5.0,0.1", "--p", "4",
+                     "--scale", "1.0", "--out", str(tmp_path)]) == 0
+    summary = strict_json(tmp_path / "summary.json")
+    first = summary["runs"][0]
+    assert first["gd_status"] == "diverged" and "became non-finite" in first["gd_message"]
+    assert summary["runs"][1]["gd_status"] == "ok"
+    for path in tmp_path.rglob("*.json"):
+        strict_json(path)

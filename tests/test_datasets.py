@@ -139,3 +139,11 @@ def test_download_from_a_local_server(tmp_path):
         server.shutdown()
     # already verified: no network needed the second time
     assert datasets.download(tmp_path / "cache", url="http://127.0.0.1:9/none", sha256=digest) == folder
+
+
+def test_download_offline_says_it_needs_the_network_and_how_to_pass_local_files(tmp_path):
+    # port 9 (discard) on the loopback: nothing listens, the connection is refused at once
+    with pytest.raises(ConnectionError, match="needs the network") as err:
+        datasets.download(tmp_path / "cache", url="http://127.0.0.1:9/gas.zip", timeout=5)
+    assert "--data PATH" in str(err.value) and "gas_sensor(PATH)" in str(err.value)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

@@ -41,6 +41,11 @@ def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
         ({"depth": [1]}, {"depth": 2}, "'depth' is also a grid axis"),
         ({"depth": [1]}, {"widht": 2}, "unknown parameter 'widht'"),
         ({"depth": [1, 1]}, None, "repeats a value"),
+        ({"depth": [1, 0]}, None, "'depth' must be >= 1, got 0"),
+        ({"eta": [0.1, -0.1]}, None, "'eta' must be > 0, got -0.1"),
+        ({"p": [0.5]}, None, "'p' must be >= 1, got 0.5"),
+        ({"depth": [1]}, {"points": 1}, "'points' must be >= 2, got 1"),
+        ({"depth": [1]}, {"rtol": 0.0}, "'rtol' must be > 0, got 0.0"),
     ]
     for grid, fixed, match in cases:
         with pytest.raises((ValueError, TypeError), match=match):
@@ -119,11 +124,16 @@ def test_local_process_pool_agrees_exactly(tmp_path):
         sweeps.sweep(grid, "run", tmp_path / "bad", fixed=FIXED, n_workers=0, progress=False)
 
 
-def test_toml_config_and_cli(tmp_path, capsys):
-    cfg = tmp_path / "s.toml"
+def test_toml_config_and_cli(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "configs" / "s.toml"
+    cfg.parent.mkdir()
     cfg.write_text('task = "run"\nstore = "out"\n[grid]\ndepth = [1, 2]\n[fixed]\nm = 60\nd = 3\nt1 = 2.0\npoints = 11\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # a relative store is relative to the working directory, not to the config
     assert cli.main(["sweep", str(cfg)]) == 0
-    ds = xr.open_dataset(tmp_path / "out" / "result.nc", engine="scipy")
+    assert not (cfg.parent / "out").exists()
+    ds = xr.open_dataset(work / "out" / "result.nc", engine="scipy")
     assert ds.sizes["depth"] == 2 and (ds.status.values == "ok").all()
     assert "done 2" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
@@ -131,3 +141,24 @@ def test_toml_config_and_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["sweep", str(bad)])
     assert "unknown parameter 'lr'" in capsys.readouterr().err
+
+
+def test_store_defaults_to_the_config_name_in_the_working_directory(tmp_path, monkeypatch):
+    cfg = tmp_path / "elsewhere" / "my_sweep.toml"
+    cfg.parent.mkdir()
+    cfg.write_text('task = "compare"\n[grid]\ndepth = [1]\n')
+    monkeypatch.chdir(tmp_path)
+    loaded = sweeps.load_config(cfg)
+    assert loaded["store"] == "my_sweep-store" and loaded["name"] == "my_sweep"
+    cfg.write_text('task = "compare"\nstore = "/abs/store"\n[grid]\ndepth = [1]\n')
+    assert sweeps.load_config(cfg)["store"] == "/abs/store"
+
+
+def test_compare_sweep_writes_the_phase_diagram_named_after_the_config(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "tiny_phase.toml"
+    cfg.write_text('task = "compare"\n[grid]\ndepth = [1, 2]\n[fixed]\nm = 40\nd = 3\nwidth = 2\nt1 = 2.0\n'
+                   'points = 11\neta_divisors = [1, 2]\n')
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", str(cfg)]) == 0
+    assert (tmp_path / "tiny_phase-store" / "tiny_phase.png").is_file()
+    assert "tiny_phase.png" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """linflow: training dynamics of deep linear networks in continuous and discrete time.
 
 Importing linflow enables float64 in JAX (``jax_enable_x64``): every computation runs in double
-precision. The public API:
+precision. Nothing else happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on
+first use, so ``import linflow`` and ``linflow --help`` are instant. The public API:
 
 * problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``);
 * networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
@@ -11,81 +12,104 @@ precision. The public API:
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
 * discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`;
 * studies: :func:`compare` (GD against the flows and the modified flows, :mod:`linflow.comparison`),
-  :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`);
-* the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`.
+  :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`), :func:`sweep`
+  (:mod:`linflow.sweeps`), :mod:`linflow.reproduce`;
+* the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`; figures in
+  :mod:`linflow.plot`.
 """
 
-import jax as _jax
+from __future__ import annotations
 
-_jax.config.update("jax_enable_x64", True)
-
-from . import accuracy, comparison, curvature, datasets, exact, fields, init, linalg, problems, sweeps  # noqa: E402
-from .sweeps import sweep  # noqa: E402
-from .accuracy import work_precision  # noqa: E402
-from .comparison import compare  # noqa: E402
-from .curvature import hessian_extremes, sharpness, smallest_eigenvalue  # noqa: E402
-from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descents  # noqa: E402
-from .fields import (  # noqa: E402
-    claim2_field,
-    end_to_end_field,
-    hessian_vector_product,
-    layer_field,
-    layer_gradients,
-    modified_field_1,
-    modified_field_2,
-    network_gradient,
-    network_loss,
-)
-from .init import balancedness, end_to_end, imbalance  # noqa: E402
-from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow  # noqa: E402
-from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers  # noqa: E402
-from .problems import Problem  # noqa: E402
-from .trajectory import Trajectory  # noqa: E402
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Problem",
-    "Trajectory",
-    "SOLVERS",
-    "problems",
-    "init",
-    "fields",
-    "linalg",
-    "exact",
-    "datasets",
-    "end_to_end",
-    "imbalance",
-    "balancedness",
-    "gradient_flow",
-    "gradient_flows",
-    "gradient_descents",
-    "optax_descents",
-    "end_to_end_flow",
-    "modified_flow",
-    "compare",
-    "comparison",
-    "work_precision",
-    "sweep",
-    "sweeps",
-    "accuracy",
-    "curvature",
-    "sharpness",
-    "smallest_eigenvalue",
-    "hessian_extremes",
-    "network_gradient",
-    "hessian_vector_product",
-    "modified_field_1",
-    "modified_field_2",
-    "gradient_descent",
-    "end_to_end_descent",
-    "layer_field",
-    "layer_gradients",
-    "end_to_end_field",
-    "claim2_field",
-    "network_loss",
-    "psd_power",
-    "psd_powers",
-    "preconditioner",
-    "preconditioner_eigenvalues",
-]
+
+def _enable_x64() -> None:
+    """float64 in JAX: set now if JAX is loaded, else through the variable JAX reads when it loads."""
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "config"):
+        jax.config.update("jax_enable_x64", True)
+    else:
+        os.environ["JAX_ENABLE_X64"] = "1"
+
+
+_enable_x64()
+
+_SUBMODULES = ("accuracy", "comparison", "curvature", "datasets", "descent", "exact", "fields", "init",
+               "integrate", "linalg", "overview", "plot", "problems", "reproduce", "sweeps", "trajectory")
+
+# public name -> the submodule that defines it
+_ATTRIBUTES = {
+    "Problem": "problems",
+    "Trajectory": "trajectory",
+    "SOLVERS": "integrate",
+    "gradient_flow": "integrate",
+    "gradient_flows": "integrate",
+    "end_to_end_flow": "integrate",
+    "modified_flow": "integrate",
+    "gradient_descent": "descent",
+    "gradient_descents": "descent",
+    "end_to_end_descent": "descent",
+    "optax_descents": "descent",
+    "end_to_end": "init",
+    "imbalance": "init",
+    "balancedness": "init",
+    "compare": "comparison",
+    "work_precision": "accuracy",
+    "sweep": "sweeps",
+    "sharpness": "curvature",
+    "smallest_eigenvalue": "curvature",
+    "hessian_extremes": "curvature",
+    "network_gradient": "fields",
+    "network_loss": "fields",
+    "hessian_vector_product": "fields",
+    "modified_field_1": "fields",
+    "modified_field_2": "fields",
+    "layer_field": "fields",
+    "layer_gradients": "fields",
+    "end_to_end_field": "fields",
+    "claim2_field": "fields",
+    "psd_power": "linalg",
+    "psd_powers": "linalg",
+    "preconditioner": "linalg",
+    "preconditioner_eigenvalues": "linalg",
+}
+
+__all__ = sorted([*_ATTRIBUTES, *(m for m in _SUBMODULES if m not in ("descent", "integrate", "overview",
+                                                                         "trajectory"))])
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+    elif name in _ATTRIBUTES:
+        module = getattr(importlib.import_module(f".{_ATTRIBUTES[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'linflow' has no attribute {name!r}")
+    globals()[name] = module
+    return module
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES, *_ATTRIBUTES})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
+    from . import (accuracy, comparison, curvature, datasets, descent, exact, fields, init, integrate, linalg,
+                   overview, plot, problems, reproduce, sweeps, trajectory)
+    from .accuracy import work_precision
+    from .comparison import compare
+    from .curvature import hessian_extremes, sharpness, smallest_eigenvalue
+    from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descents
+    from .fields import (claim2_field, end_to_end_field, hessian_vector_product, layer_field, layer_gradients,
+                         modified_field_1, modified_field_2, network_gradient, network_loss)
+    from .init import balancedness, end_to_end, imbalance
+    from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow
+    from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers
+    from .problems import Problem
+    from .sweeps import sweep
+    from .trajectory import Trajectory

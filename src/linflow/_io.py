@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -40,15 +41,39 @@ def write_netcdf(ds, path) -> Path:
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="scipy"))
 
 
-def write_figure(fig, path, dpi: int = 120) -> Path:
-    """A matplotlib Figure to PNG, atomically."""
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+def write_figure(fig, path, dpi: int = 120, close: bool = True) -> Path:
+    """A matplotlib Figure to PNG, atomically; then closed (pyplot keeps every open figure alive)."""
+    written = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight"))
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return written
+
+
+def jsonable(obj):
+    """``obj`` with NumPy scalars and arrays as Python values and NaN/inf as ``None`` (standard JSON).
+
+    JSON has no NaN or Infinity (``json.dumps`` writes them as bare tokens that strict readers reject);
+    summaries say why a value is missing in a ``status`` field beside it.
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # NumPy/JAX arrays and scalars
+        return jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def write_json(obj, path) -> Path:
+    """``obj`` as standard JSON (NaN and inf as null, see :func:`jsonable`), atomically."""
+    text = json.dumps(jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
     def write(tmp):
         with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+            fh.write(text)
 
     return atomic_write(path, write)

@@ -26,15 +26,15 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
-from . import _checks, _runs, exact, init, problems
+from . import _catalog, _checks, _runs, exact, init, problems
 from .fields import layer_field
 from .integrate import SOLVERS, FlowSettings, _solve, _result_name
 from .problems import Problem
 
 __all__ = ["work_precision", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
 
-DEFAULT_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5")
-SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
+DEFAULT_SOLVERS = _catalog.ACCURACY_SOLVERS
+SCIPY_SOLVERS = _catalog.SCIPY_SOLVERS
 
 
 class CountedField:
@@ -308,21 +308,16 @@ def _exact_case(depth: int = 3, t1: float = 10.0, sigma0: float = 0.1):
     return prob, init.aligned(prob, depth, sigma0, seed=0), t1
 
 
-CASES = {
-    "exact": ("whitened l2 problem (singular values 2, 1, 0.5), aligned balanced start sigma0 = 0.1, depth 3, "
-              "t1 = 10: exact solution", lambda depth=3: _exact_case(depth)),
-    "plateau": ("the exact problem from sigma0 = 1e-4: a long plateau near W_e = 0 (ill-conditioned), t1 = 40",
-                lambda depth=3: _exact_case(depth, t1=40.0, sigma0=1e-4)),
-    "long_horizon": ("the exact problem on t1 = 200: after convergence the step is limited by stability "
-                     "(steps grow like t1 * sharpness)", lambda depth=3: _exact_case(depth, t1=200.0)),
-    "weight_decay": ("synthetic l2 problem (m = 300, d = 6) with weight decay lambda = 50: stiff, "
-                     "balanced start, t1 = 5", lambda depth=3: (problems.synthetic(m=300, d=6, weight_decay=50.0),
-                                                              init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 5.0)),
-    "ill_conditioned": ("synthetic l2 problem (m = 300, d = 6) whose feature scales span 100 (condition number "
-                        "1e4), balanced start, t1 = 200", lambda depth=3: (
-                            problems.synthetic(m=300, d=6, scale_range=100.0),
-                            init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 200.0)),
+_CASE_BUILDERS = {
+    "exact": lambda depth=3: _exact_case(depth),
+    "plateau": lambda depth=3: _exact_case(depth, t1=40.0, sigma0=1e-4),
+    "long_horizon": lambda depth=3: _exact_case(depth, t1=200.0),
+    "weight_decay": lambda depth=3: (problems.synthetic(m=300, d=6, weight_decay=50.0),
+                                     init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 5.0),
+    "ill_conditioned": lambda depth=3: (problems.synthetic(m=300, d=6, scale_range=100.0),
+                                        init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 200.0),
 }
+CASES = {name: (text, _CASE_BUILDERS[name]) for name, text in _catalog.ACCURACY_CASES.items()}
 
 
 def case(name: str, depth: int = 3):

@@ -9,15 +9,17 @@ data, netCDF), ``run.png`` (figure) and ``summary.json`` to the output folder, e
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from . import _catalog
 
 __all__ = ["main"]
 
 INITS = ("balanced", "near_zero", "identity")
+STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
 
 
 def _floats(text: str) -> list[float]:
@@ -82,6 +84,8 @@ def _progress(total: int, desc: str = "linflow run"):
 
 
 def cmd_run(args) -> int:
+    import numpy as np
+
     from . import _io, overview, plot
 
     if args.quick:
@@ -125,6 +129,8 @@ def cmd_run(args) -> int:
                 "max_relative_deviation_gd": float(np.nanmax(ds.gd_deviation.values[i])) / scale,
                 "max_relative_deviation_eq10": float(np.nanmax(ds.e2e_descent_deviation.values[i])) / scale,
                 "max_gd_imbalance": float(np.nanmax(ds.gd_imbalance.values[i])),
+                "eq10_status": str(ds.e2e_descent_status.values[i]),
+                "eq10_message": str(ds.e2e_descent_message.values[i]),
             }
             for i, eta in enumerate(ds.eta.values)
         ],
@@ -188,7 +194,7 @@ def cmd_accuracy(args) -> int:
     try:
         ds = accuracy.work_precision(problem, layers, t1, flow=args.flow, solvers=solvers, scipy_solvers=scipy_solvers,
                                      tolerances=tolerances, repeats=repeats, progress=tick)
-        steps = accuracy.step_sizes(problem, layers, t1, max_steps=20_000)
+        steps = accuracy.step_sizes(problem, layers, args.steps_t1 or max(t1, STEP_SIZE_HORIZON), max_steps=20_000)
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
@@ -203,7 +209,8 @@ def cmd_accuracy(args) -> int:
                "table": {str(name): {str(int(k)): {"rms_error": float(ds.rms_error.sel(solver=name).values[i]),
                                                    "final_error": float(ds.final_error.sel(solver=name).values[i]),
                                                    "nfev": float(ds.nfev.sel(solver=name).values[i]),
-                                                   "wall_time_s": float(ds.wall_time.sel(solver=name).values[i])}
+                                                   "wall_time_s": float(ds.wall_time.sel(solver=name).values[i]),
+                                                   "status": str(ds.status.sel(solver=name).values[i])}
                                         for i, k in enumerate(ds.tolerance.values)}
                          for name in ds.solver.values}}
     paths.append(_io.write_json(summary, out / "accuracy_summary.json"))
@@ -258,7 +265,8 @@ def cmd_sweep(args) -> int:
                       scheduler=args.scheduler, n_workers=args.workers)
     elapsed = time.perf_counter() - started
     if cfg["task"] == "compare" and "depth" in ds.dims:
-        _io.write_figure(sweeps.phase_diagram(ds), store / "phase_diagram.png")
+        figure = _io.write_figure(sweeps.phase_diagram(ds), store / f"{cfg['name']}.png")
+        print(f"phase diagram: {figure}")
     print(ds)
     print(f"\ndone {ds.attrs['done']} of {ds.attrs['total']} points, failed {ds.attrs['failed']}; "
           f"wall time {elapsed:.1f} s ({args.executor}); store {store}")
@@ -275,21 +283,25 @@ def _add_output_options(g, folder: str) -> None:
 
 
 def _add_solver_options(g, rtol: float, atol: float) -> None:
-    from .integrate import SOLVERS
-
-    g.add_argument("--solver", choices=sorted(SOLVERS), default="tsit5", help="ODE solver (default tsit5)")
+    g.add_argument("--solver", choices=_catalog.SOLVER_NAMES, default="tsit5", help="ODE solver (default tsit5)")
     g.add_argument("--rtol", type=float, default=rtol, help=f"relative tolerance (default {rtol:g})")
     g.add_argument("--atol", type=float, default=atol, help=f"absolute tolerance (default {atol:g})")
+
+
+def _plain(text: str) -> str:
+    """A docstring as plain text for ``--help``: RST roles and literals without their markup."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="linflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="linflow", description=_plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="the four trajectories on the default problem (the main job)",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_problem_options(run)
     g = run.add_argument_group("runs")
     g.add_argument("--etas", type=_floats, default=[0.2, 0.1, 0.05, 0.02],
@@ -317,11 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(g, "linflow-compare")
     cmp.set_defaults(func=cmd_compare)
 
-    from .accuracy import CASES, DEFAULT_SOLVERS, SCIPY_SOLVERS
-
+    CASES, DEFAULT_SOLVERS, SCIPY_SOLVERS = _catalog.ACCURACY_CASES, _catalog.ACCURACY_SOLVERS, _catalog.SCIPY_SOLVERS
     acc = sub.add_parser("accuracy", help="work-precision diagrams of the ODE solvers on a gradient flow",
                          description="Work-precision of linflow's solvers and SciPy's solve_ivp on a named case: "
-                                     + "; ".join(f"{k}: {v[0]}" for k, v in CASES.items()))
+                                     + "; ".join(f"{k}: {v}" for k, v in CASES.items()))
     acc.add_argument("--case", choices=list(CASES), default="exact", help="named problem (default exact)")
     acc.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
     acc.add_argument("--flow", choices=["layers", "end_to_end"], default="layers", help="which flow (default layers)")
@@ -332,12 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"linflow solvers (default {','.join(DEFAULT_SOLVERS)})")
     acc.add_argument("--scipy", type=lambda s: [x for x in s.split(",") if x], default=list(SCIPY_SOLVERS),
                      help=f"solve_ivp methods (default {','.join(SCIPY_SOLVERS)}; empty for none)")
+    acc.add_argument("--steps-t1", type=float, default=None,
+                     help=f"horizon of the step-size figure (default max(t1, {STEP_SIZE_HORIZON:g}): long enough for the "
+                          "step to settle at the stability limit 3.5 / sharpness after convergence)")
     acc.add_argument("--repeats", type=int, default=3, help="timed repeats after the warm-up (default 3)")
     _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=cmd_accuracy)
 
-    from .reproduce import EXPERIMENTS
-
+    EXPERIMENTS = _catalog.EXPERIMENTS
     rep = sub.add_parser("reproduce", help="the experiments of Arora, Cohen & Hazan (2018)",
                          description="Reproduce an experiment of ACH18 (" + ", ".join(EXPERIMENTS) + ") or all of them.")
     rep.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
@@ -363,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
     try:
         return args.func(args)
     except (ValueError, TypeError) as exc:

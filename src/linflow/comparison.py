@@ -372,29 +372,42 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def fit_mask(ds: xr.Dataset, errors) -> np.ndarray:
+    """The etas an order is fitted on: GD stable (outcome ok), relative deviation of W_e below
+    :data:`ASYMPTOTIC`, and ``errors`` more than 1000 times the solver tolerance (above its floor)."""
+    floor = 1e3 * max(float(ds.attrs["rtol"]), float(ds.attrs["atol"]))
+    errors = np.asarray(errors, dtype=float)
+    ok = np.asarray(ds.gd_outcome.values).astype(str) == "ok"
+    return ok & (ds.max_deviation_rel.values < ASYMPTOTIC) & np.isfinite(errors) & (errors > floor)
+
+
 def summary(ds: xr.Dataset) -> dict:
     """Derived numbers of a :func:`compare` Dataset: fitted orders, breakdown eta, stability thresholds."""
     etas = ds.eta.values
     rel = ds.max_deviation_rel.values
     ok = ds.gd_outcome.values == "ok"
-    floor = 1e3 * max(float(ds.attrs["rtol"]), float(ds.attrs["atol"]))
-    asym = ok & (rel < ASYMPTOTIC)
     out = {}
-    fits = {"flow": fit_order(etas, ds.max_layer_deviation.values, asym & (ds.max_layer_deviation.values > floor))}
+    fits = {"flow": fit_order(etas, ds.max_layer_deviation.values, fit_mask(ds, ds.max_layer_deviation.values))}
     for order in (1, 2):
         name = f"max_mod{order}_deviation"
         if name in ds:
             err = ds[name].values
-            fits[f"modified{order}"] = fit_order(etas, err, asym & (err > floor))
+            fits[f"modified{order}"] = fit_order(etas, err, fit_mask(ds, err))
     for name, (order, lo, hi, n) in fits.items():
-        out[f"order_{name}"] = {"order": order, "eta_low": lo, "eta_high": hi, "points": n}
+        status = "ok" if n >= 2 else (f"not fitted: {n} eta(s) with a stable run, relative deviation below "
+                                       f"{ASYMPTOTIC:g} and error above 1000 x the solver tolerance (need 2)")
+        out[f"order_{name}"] = {"order": order, "eta_low": lo, "eta_high": hi, "points": n, "status": status}
     grid_eta, interp_eta = _breakdown(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
     out["breakdown_eta"] = grid_eta
     out["breakdown_eta_interpolated"] = interp_eta
+    out["breakdown_status"] = ("ok" if np.isfinite(grid_eta) else
+                               f"none: the relative deviation exceeds {float(ds.attrs['tol']):g} at the smallest eta")
     out["sharpness_max"] = float(np.max(ds.sharpness.values))
     out["stability_eta_predicted"] = 2.0 / out["sharpness_max"]
     failed = ~ok
     out["stability_eta_observed"] = float(etas[failed].min()) if failed.any() else float("nan")
+    out["stability_eta_observed_status"] = ("ok" if failed.any() else
+                                            "none: GD neither diverged nor oscillated at any eta of the grid")
     below = ok & (etas < (out["stability_eta_observed"] if failed.any() else np.inf))
     out["largest_stable_eta_observed"] = float(etas[below].max()) if below.any() else float("nan")
     return out

@@ -222,8 +222,16 @@ def download(dest=None, *, url: str = UCI_URL, sha256: dict | None = None, timeo
     names = [f"batch{i}.dat" for i in range(1, 11)]
     if all((dest / n).exists() for n in names) and all(_sha256(dest / n) == h for n, h in sha256.items()):
         return dest
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user-requested download)
-        blob = resp.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (user-requested download)
+            blob = resp.read()
+    except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections, bad URLs
+        raise ConnectionError(
+            f"download() needs the network to fetch {url} and could not ({exc}). Without network access, "
+            f"get the archive elsewhere and pass local files instead: gas_sensor(PATH) or "
+            f"`linflow reproduce NAME --data PATH` with PATH a folder of batch1.dat ... batch10.dat, one such "
+            f"file, or an ethanol.csv"
+        ) from exc
     found = {}
 
     def scan(data: bytes) -> None:

@@ -8,7 +8,9 @@ Both are forward Euler steps of the fields in :mod:`linflow.fields` with step ``
 Compiled loops (``lax.scan`` over saves, ``fori_loop`` between them). ``eta``, the data and the start
 are traced, so new values do not recompile; ``steps`` and ``save_every`` fix the shapes. A step that
 produces a non-finite iterate stops the run: the iterate is frozen, the step is recorded, and the
-returned Trajectory ends at the last saved finite iterate with ``status == "diverged"``.
+returned Trajectory ends at the last saved point whose iterate, ``W_e`` and loss are all finite, with
+``status == "diverged"`` and a message naming the first non-finite step and the last kept one
+(``ts[-1]``). No array of a returned Trajectory holds NaN or inf.
 """
 
 from __future__ import annotations
@@ -124,18 +126,30 @@ def descend(kind: str, field, observe, problem: Problem, y0, depth: int, eta, st
 
 
 def _finish_descent(kind, depth, ys, observed, bad_at: int, eta: float, steps: int, chunks) -> Trajectory:
-    """A Trajectory of a discrete run: saved rows before a divergence, status and message."""
+    """A Trajectory of a discrete run: the saved rows before the first non-finite value, status and message.
+
+    A run diverges when its iterate becomes non-finite (``bad_at``, found inside the compiled loop) or,
+    earlier, when a saved ``W_e`` or loss overflows although the layers are still finite (a product of
+    huge layers): nothing non-finite is ever returned.
+    """
     saved_steps = np.concatenate([[0], np.cumsum(chunks)])
     ts = saved_steps * eta
     stats = {"num_steps": steps if bad_at < 0 else bad_at, "nfev": steps if bad_at < 0 else bad_at}
-    status, message, keep = "ok", "", len(saved_steps)
+    finite = _runs.finite_rows((ys, observed))
+    keep = int(np.argmin(finite)) if not finite.all() else len(saved_steps)
     if bad_at >= 0:
-        keep = int(np.searchsorted(saved_steps, bad_at))  # saved rows strictly before the bad step
+        keep = min(keep, int(np.searchsorted(saved_steps, bad_at)))  # saved rows strictly before the bad step
+    status, message = "ok", ""
+    if keep < len(saved_steps):
         status = "diverged"
-        message = (
-            f"{kind} diverged at step {bad_at} (t = {bad_at * eta:.6g}, eta = {eta:g}): the iterate became "
-            f"non-finite; the last saved finite iterate is step {saved_steps[keep - 1]}"
-        )
+        causes = []
+        if bad_at < 0 or saved_steps[keep] < bad_at:
+            causes.append(f"W_e or the loss overflowed by saved step {saved_steps[keep]} (t = {ts[keep]:.6g})")
+        if bad_at >= 0:
+            causes.append(f"the iterate became non-finite at step {bad_at} (t = {bad_at * eta:.6g})")
+        kept = (f"the trajectory keeps the {keep} saved points up to step {saved_steps[keep - 1]} "
+                f"(t = {ts[keep - 1]:.6g})" if keep else "no saved point is finite")
+        message = f"{kind} diverged (eta = {eta:g}): {' and '.join(causes)}; {kept}"
     return _runs.build(kind, depth, ts, ys, observed, keep, stats=stats, status=status, message=message, eta=eta,
                        t1=steps * eta)
 

@@ -200,7 +200,7 @@ class FlowSettings:
         stats["nfev"] = SOLVERS[solver].nfev(stats["num_steps"])
         name = _result_name(result)
         status = _STATUS.get(name, "failed")
-        finite = _runs.finite_rows(ys)
+        finite = _runs.finite_rows((ys, observed))  # the state and what is observed of it (W_e, loss)
         keep = int(np.argmin(finite)) if not finite.all() else len(ts)
         message = ""
         if status == "ok" and keep < len(ts):

@@ -70,10 +70,10 @@ def overview(
     w_flow, w_e2e = _runs.padded(lf.end_to_end, points), _runs.padded(ef.end_to_end, points)
     data = {
         "flow_loss": (("t",), _runs.padded(lf.loss, points)),
-        "flow_end_to_end": (("t", "out", "in"), w_flow),
+        "flow_end_to_end": (("t", "n_out", "n_in"), w_flow),
         "flow_imbalance": (("t",), _runs.padded(lf.imbalance, points)),
         "e2e_flow_loss": (("t",), _runs.padded(ef.loss, points)),
-        "e2e_flow_end_to_end": (("t", "out", "in"), w_e2e),
+        "e2e_flow_end_to_end": (("t", "n_out", "n_in"), w_e2e),
         "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
     }
     gd_vars = {k: [] for k in ("gd_loss", "gd_imbalance", "gd_deviation", "e2e_descent_loss", "e2e_descent_deviation",
@@ -94,7 +94,7 @@ def overview(
             status[f"{name}_status"].append(run.status)
             status[f"{name}_message"].append(run.message)
     for name, rows in gd_vars.items():
-        dims = ("eta", "t", "out", "in") if name.endswith("end_to_end") else ("eta", "t")
+        dims = ("eta", "t", "n_out", "n_in") if name.endswith("end_to_end") else ("eta", "t")
         data[name] = (dims, np.stack(rows))
     for name, rows in status.items():
         data[name] = (("eta",), np.array(rows, dtype=str))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.lines
+import matplotlib.pyplot as plt
 import matplotlib.ticker
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import numpy as np
+import xarray as xr
 
 __all__ = [
     "overview_figure",
@@ -25,55 +24,169 @@ __all__ = [
 ]
 
 
-def overview_figure(ds: xr.Dataset) -> plt.Figure:
-    """Four panels of an :func:`linflow.overview.overview` Dataset.
+# ----------------------------------------------------------------------------- shared pieces
+STOPPED_MARKER = dict(marker="X", ms=8, mec="k", mew=0.8, ls="none", zorder=5)
 
-    (a) loss against flow time for the two flows and the two discrete runs per eta; (b) distance of
-    each discrete run from its flow; (c) balancedness ``max_j ||D_j||_F`` of GD against the flow's;
-    (d) maximum distance against eta on log-log axes with a slope-1 guide (GD is first order).
+
+def _finite_positive(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isfinite(values) & (values > 0), values, np.nan)
+
+
+def _eta_colors(fig, axes, etas, label: str = "learning rate eta") -> list:
+    """One colour per learning rate from a log-scaled colormap, explained by a colorbar (not a legend)."""
+    etas = np.asarray(etas, dtype=float)
+    lo, hi = float(etas.min()), float(etas.max())
+    norm = matplotlib.colors.LogNorm(vmin=lo / 1.05, vmax=hi * 1.05) if lo > 0 else matplotlib.colors.Normalize(lo, hi)
+    cmap = plt.get_cmap("viridis")
+    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    bar = fig.colorbar(sm, ax=axes, label=label, pad=0.02, fraction=0.04)
+    if len(etas) <= 8:
+        bar.set_ticks(etas)
+        bar.set_ticklabels([f"{e:.3g}" for e in etas])
+        bar.ax.minorticks_off()
+    return [cmap(norm(e)) for e in etas]
+
+
+def _style_legend(ax, entries, **kwargs) -> None:
+    """A legend of line styles only (``entries``: label -> Line2D keyword arguments)."""
+    handles = [matplotlib.lines.Line2D([], [], **{"color": "0.3", **kw}) for kw in entries.values()]
+    ax.legend(handles, list(entries), **{"fontsize": 8, **kwargs})
+
+
+def _clip_to_completed(ax, series, log: bool = True, pad: float = 3.0) -> None:
+    """Y-limits from the runs that completed, so a diverged or stopped run never stretches the axes."""
+    values = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in series]) if series else np.array([])
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if not len(values):
+        return
+    lo, hi = float(values.min()), float(values.max())
+    if log:
+        ax.set_ylim(lo / pad, hi * pad)
+    else:
+        span = (hi - lo) or abs(hi) or 1.0
+        ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
+
+
+def _mark_stop(ax, x, y, color) -> bool:
+    """An X at the last finite point of a run that did not complete (drawn at the top edge if above it)."""
+    y = np.asarray(y, dtype=float)
+    good = np.flatnonzero(np.isfinite(y) & (y > 0)) if ax.get_yscale() == "log" else np.flatnonzero(np.isfinite(y))
+    if not len(good):
+        return False
+    i = good[-1]
+    top = ax.get_ylim()[1]
+    ax.plot([np.asarray(x)[i]], [min(y[i], top)], color=color, clip_on=False, **STOPPED_MARKER)
+    return True
+
+
+def _per_eta(fig, ax, ds, var: str, outcome: str, *, x=None, style=None, completed=None):
+    """One curve of ``ds[var]`` per eta coloured by eta; runs whose ``outcome`` is not ok are clipped and marked."""
+    x = ds.t.values if x is None else x
+    colors = _eta_colors(fig, ax, ds.eta.values)
+    ok = np.asarray(ds[outcome].values).astype(str) == "ok"
+    for i, c in enumerate(colors):
+        ax.plot(x, _finite_positive(ds[var].values[i]), color=c, lw=1.2, **(style or {}))
+    _clip_to_completed(ax, [_finite_positive(ds[var].values[i]) for i in np.flatnonzero(ok)] + (completed or []))
+    stopped = [i for i in np.flatnonzero(~ok) if _mark_stop(ax, x, _finite_positive(ds[var].values[i]), colors[i])]
+    return colors, ok, stopped
+
+
+# ----------------------------------------------------------------------------- linflow run
+def overview_figure(ds: xr.Dataset) -> plt.Figure:
+    """Four panels of an :func:`linflow.overview.overview` Dataset, learning rates coloured by a colorbar.
+
+    (a) loss against flow time for the two flows and the two discrete runs per eta; (b) relative
+    distance ``||W_e - W_e^flow||_F / max_t ||W_e^flow||_F`` of each discrete run from its flow (the
+    quantity of the printed table); (c) balancedness ``max_j ||D_j||_F`` of GD against the flow's;
+    (d) maximum relative distance against eta on log-log axes with a slope-1 guide. Diverged runs end
+    in an X and never set the axis limits.
     """
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), layout="constrained")
     t = ds.t.values
-    colors = plt.cm.viridis(np.linspace(0.1, 0.85, ds.sizes["eta"]))
+    scale = float(np.nanmax(np.sqrt(np.nansum(ds.flow_end_to_end.values ** 2, axis=(-2, -1)))))
+    colors = _eta_colors(fig, axes, ds.eta.values)
+    ok = np.asarray(ds.gd_status.values).astype(str) == "ok"
+    ok_e2e = np.asarray(ds.e2e_descent_status.values).astype(str) == "ok"
+    stopped = False
+
     ax = axes[0, 0]
-    ax.plot(t, ds.flow_loss, color="k", lw=2, label="layer flow")
-    ax.plot(t, ds.e2e_flow_loss, color="tab:red", lw=1.5, ls="--", label="end-to-end flow")
-    for c, eta in zip(colors, ds.eta.values):
-        row = ds.sel(eta=eta)
-        ax.plot(t, row.gd_loss, color=c, lw=1, marker="o", ms=2, ls="none", label=f"GD eta={eta:g}")
-        ax.plot(t, row.e2e_descent_loss, color=c, lw=1, ls=":")
-    ax.set(yscale="log", xlabel="flow time t = k eta", ylabel="loss L1(W_e)", title="(a) loss (dotted: Eq. 10)")
-    ax.legend(fontsize=7)
+    ax.set_yscale("log")
+    ax.plot(t, ds.flow_loss, color="k", lw=2.5, zorder=3)
+    ax.plot(t, ds.e2e_flow_loss, color="tab:red", lw=1.5, ls="--", zorder=4)
+    for i, c in enumerate(colors):
+        ax.plot(t, _finite_positive(ds.gd_loss.values[i]), color=c, marker="o", ms=2.5, ls="none")
+        ax.plot(t, _finite_positive(ds.e2e_descent_loss.values[i]), color=c, lw=1, ls=":")
+    _clip_to_completed(ax, [ds.flow_loss.values, ds.e2e_flow_loss.values]
+                       + [ds.gd_loss.values[i] for i in np.flatnonzero(ok)])
+    for i in np.flatnonzero(~ok):
+        stopped |= _mark_stop(ax, t, _finite_positive(ds.gd_loss.values[i]), colors[i])
+    for i in np.flatnonzero(~ok_e2e):
+        stopped |= _mark_stop(ax, t, _finite_positive(ds.e2e_descent_loss.values[i]), colors[i])
+    ax.set(xlabel="flow time t = k eta", ylabel="loss L1(W_e)", title="(a) loss")
+    entries = {"layer flow": dict(color="k", lw=2.5), "end-to-end flow (Thm 1)": dict(color="tab:red", ls="--"),
+               "GD on the layers": dict(marker="o", ms=3, ls="none"), "Eq. 10 (end-to-end update)": dict(ls=":")}
+    if stopped:
+        entries["diverged (last finite point)"] = {k: v for k, v in STOPPED_MARKER.items() if k != "zorder"}
+    _style_legend(ax, entries)
 
     ax = axes[0, 1]
-    for c, eta in zip(colors, ds.eta.values):
-        row = ds.sel(eta=eta)
-        ax.plot(t[1:], row.gd_deviation[1:], color=c, label=f"GD eta={eta:g}")
-        ax.plot(t[1:], row.e2e_descent_deviation[1:], color=c, ls=":")
-    ax.plot(t[1:], np.maximum(ds.theorem1_gap[1:], 1e-300), color="tab:red", ls="--", label="layer vs e2e flow")
-    ax.set(yscale="log", xlabel="flow time t", ylabel="||W_e - W_e^flow||_F", title="(b) distance from the flow")
-    ax.legend(fontsize=7)
+    ax.set_yscale("log")
+    rel_gd = ds.gd_deviation.values / scale
+    rel_e2e = ds.e2e_descent_deviation.values / scale
+    for i, c in enumerate(colors):
+        ax.plot(t[1:], _finite_positive(rel_gd[i, 1:]), color=c, lw=1.2)
+        ax.plot(t[1:], _finite_positive(rel_e2e[i, 1:]), color=c, lw=1, ls=":")
+    gap = _finite_positive(ds.theorem1_gap.values[1:] / scale)
+    ax.plot(t[1:], gap, color="tab:red", ls="--", lw=1.2)
+    _clip_to_completed(ax, [rel_gd[i, 1:] for i in np.flatnonzero(ok)] + [rel_e2e[i, 1:] for i in np.flatnonzero(ok_e2e)]
+                       + [gap])
+    for i in np.flatnonzero(~ok):
+        _mark_stop(ax, t[1:], _finite_positive(rel_gd[i, 1:]), colors[i])
+    for i in np.flatnonzero(~ok_e2e):
+        _mark_stop(ax, t[1:], _finite_positive(rel_e2e[i, 1:]), colors[i])
+    ax.set(xlabel="flow time t", ylabel="||W_e - W_e^flow||_F / max_t ||W_e^flow||_F",
+           title="(b) relative distance from the flow")
+    _style_legend(ax, {"GD vs layer flow": dict(), "Eq. 10 vs end-to-end flow": dict(ls=":"),
+                       "layer flow vs end-to-end flow": dict(color="tab:red", ls="--")})
 
     ax = axes[1, 0]
-    ax.plot(t, np.maximum(ds.flow_imbalance, 1e-300), color="k", lw=2, label="layer flow")
-    for c, eta in zip(colors, ds.eta.values):
-        ax.plot(t, np.maximum(ds.sel(eta=eta).gd_imbalance, 1e-300), color=c, label=f"GD eta={eta:g}")
-    ax.set(yscale="log", xlabel="flow time t", ylabel="max_j ||D_j||_F", title="(c) balancedness")
-    ax.legend(fontsize=7)
+    ax.set_yscale("log")
+    ax.plot(t, _finite_positive(np.maximum(ds.flow_imbalance.values, 1e-300)), color="k", lw=2.5)
+    for i, c in enumerate(colors):
+        ax.plot(t, _finite_positive(ds.gd_imbalance.values[i]), color=c, lw=1.2)
+    _clip_to_completed(ax, [ds.gd_imbalance.values[i] for i in np.flatnonzero(ok)]
+                       + [_finite_positive(ds.flow_imbalance.values)])
+    for i in np.flatnonzero(~ok):
+        _mark_stop(ax, t, _finite_positive(ds.gd_imbalance.values[i]), colors[i])
+    ax.set(xlabel="flow time t", ylabel="max_j ||D_j||_F", title="(c) balancedness (conserved by the flow)")
+    _style_legend(ax, {"layer flow": dict(color="k", lw=2.5), "GD": dict()})
 
     ax = axes[1, 1]
     etas = ds.eta.values
-    dev = ds.gd_deviation.max("t").values
-    dev_e2e = ds.e2e_descent_deviation.max("t").values
-    ax.loglog(etas, dev, "o-", color="k", label="GD vs layer flow")
-    ax.loglog(etas, dev_e2e, "s--", color="tab:red", label="Eq. 10 vs end-to-end flow")
-    ok = np.isfinite(dev)
+    dev = np.nanmax(rel_gd, axis=1)
+    dev_e2e = np.nanmax(rel_e2e, axis=1)
+    ax.loglog(etas[ok], dev[ok], "-", color="k", lw=1, zorder=1)
+    ax.loglog(etas[ok_e2e], dev_e2e[ok_e2e], "--", color="tab:red", lw=1, zorder=1)
+    ax.scatter(etas[ok], dev[ok], c=np.asarray(colors)[ok], marker="o", s=40, edgecolors="k", zorder=3)
+    ax.scatter(etas[ok_e2e], dev_e2e[ok_e2e], c=np.asarray(colors)[ok_e2e], marker="s", s=30, edgecolors="tab:red",
+               zorder=3)
     if ok.any():
-        e0, d0 = etas[ok][0], dev[ok][0]
-        ax.loglog(etas, d0 * etas / e0, color="0.6", lw=1, label="slope 1")
-    ax.set(xlabel="eta", ylabel="max_t ||W_e - W_e^flow||_F", title="(d) deviation against eta")
+        e0, d0 = etas[ok][np.argmin(etas[ok])], dev[ok][np.argmin(etas[ok])]
+        ax.loglog(etas, d0 * etas / e0, color="0.6", lw=1)
+    _clip_to_completed(ax, [dev[ok], dev_e2e[ok_e2e]])
+    top = ax.get_ylim()[1]
+    for mask, edge in ((~ok, "k"), (~ok_e2e, "tab:red")):
+        if mask.any():  # diverged runs: an X on the top edge at their eta, never a point that stretches the axis
+            ax.scatter(etas[mask], np.full(mask.sum(), top), marker="X", s=70, c=np.asarray(colors)[mask],
+                       edgecolors=edge, zorder=4, clip_on=False)
+    ax.set(xlabel="eta", ylabel="max_t relative distance", title="(d) distance against eta (GD is first order)")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.legend(fontsize=7)
+    entries = {"GD vs layer flow": dict(marker="o", color="k"), "Eq. 10 vs end-to-end flow":
+               dict(marker="s", ls="--", color="tab:red"), "slope 1": dict(color="0.6")}
+    if (~ok).any() or (~ok_e2e).any():
+        entries["diverged (at its eta)"] = dict(marker="X", ls="none", color="k")
+    _style_legend(ax, entries)
     fig.suptitle(
         f"depth {ds.attrs['depth']} (dims {ds.attrs['dims']}), p = {ds.attrs['p']:g}, "
         f"lambda = {ds.attrs['weight_decay']:g}, solver {ds.attrs['solver']}"
@@ -81,45 +194,38 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     return fig
 
 
-def _eta_colors(ds: xr.Dataset):
-    return plt.cm.viridis(np.linspace(0.05, 0.9, ds.sizes["eta"]))
-
-
-def _finite_positive(values) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    return np.where(values > 0, values, np.nan)
-
-
-def _per_eta_figure(ds: xr.Dataset, draw, *, ylabel: str, title: str, extra=None) -> plt.Figure:
-    """One log-scale panel against flow time with one colour per eta; ``draw(ax, row, eta, color)``."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    for c, eta in zip(_eta_colors(ds), ds.eta.values):
-        draw(ax, ds.sel(eta=eta), eta, c)
-    if extra is not None:
-        extra(ax)
+# ----------------------------------------------------------------------------- linflow compare
+def _per_eta_figure(ds: xr.Dataset, ylabel: str, title: str) -> tuple[plt.Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
     ax.set(yscale="log", xlabel="flow time t = k eta", ylabel=ylabel, title=title)
-    ax.legend(fontsize=6, ncol=2)
-    return fig
+    return fig, ax
+
+
+def _stopped_entry(stopped) -> dict:
+    return {"diverged / oscillating (last point)": {k: v for k, v in STOPPED_MARKER.items() if k != "zorder"}} \
+        if stopped else {}
 
 
 def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
     """Relative distance ``||W_e^GD(t) - W_e^flow(t)||_F / max_t ||W_e^flow||_F`` against time, one curve per eta."""
-
-    def draw(ax, row, eta, c):
-        ax.plot(ds.t, _finite_positive(row.gd_deviation_rel), color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
-
-    return _per_eta_figure(ds, draw, ylabel="relative deviation of W_e from the flow",
-                           title="Gradient descent against the gradient flow",
-                           extra=lambda ax: ax.axhline(float(ds.attrs["tol"]), color="0.5", ls="--", lw=1,
-                                                       label=f"tol = {ds.attrs['tol']:g}"))
+    fig, ax = _per_eta_figure(ds, "relative deviation of W_e from the flow", "Gradient descent against the gradient flow")
+    tol = float(ds.attrs["tol"])
+    _, _, stopped = _per_eta(fig, ax, ds, "gd_deviation_rel", "gd_outcome", completed=[np.array([tol])])
+    ax.axhline(tol, color="0.4", ls="--", lw=1)
+    _style_legend(ax, {f"breakdown tolerance {tol:g}": dict(color="0.4", ls="--"), **_stopped_entry(stopped)})
+    return fig
 
 
 def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
-    """Max deviation over the horizon against eta (log-log): GD from the flow and from the modified flows, with fits."""
-    from .comparison import summary
+    """Max deviation over the horizon against eta (log-log): GD from the flow and from the modified flows, with fits.
+
+    Filled markers are the points of each fit; open markers are left out of it (unstable run, relative
+    deviation above the asymptotic range, or an error within 1000 x the solver tolerance).
+    """
+    from .comparison import fit_mask, summary
 
     s = summary(ds)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
     etas = ds.eta.values
     series = [("max_layer_deviation", "flow", "gradient flow", "o", 1)]
     series += [(f"max_mod{o}_deviation", f"modified{o}", f"modified flow, order {o}", m, o + 1)
@@ -127,51 +233,55 @@ def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
     for var, key, label, marker, theory in series:
         err = _finite_positive(ds[var].values)
         fit = s[f"order_{key}"]
-        line = ax.loglog(etas, err, marker=marker, ls="none", label=f"{label}: slope {fit['order']:.2f} (theory {theory})")
+        used = fit_mask(ds, ds[var].values)
+        slope = f"slope {fit['order']:.2f}" if np.isfinite(fit["order"]) else "no fit"
+        line = ax.loglog(etas[used], err[used], marker=marker, ls="none", label=f"{label}: {slope} (theory {theory})")
+        color = line[0].get_color()
+        ax.loglog(etas[~used], err[~used], marker=marker, ls="none", mfc="none", color=color)
         if np.isfinite(fit["order"]):
-            sel = (etas >= fit["eta_low"]) & (etas <= fit["eta_high"]) & np.isfinite(err)
-            coef = np.polyfit(np.log(etas[sel]), np.log(err[sel]), 1)
+            coef = np.polyfit(np.log(etas[used]), np.log(err[used]), 1)
             xs = np.array([fit["eta_low"], fit["eta_high"]])
-            ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), color=line[0].get_color(), lw=1)
+            ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), color=color, lw=1)
+    ax.plot([], [], marker="o", mfc="none", ls="none", color="0.4", label="left out of the fit")
     ax.axvline(s["stability_eta_predicted"], color="tab:red", ls="--", lw=1, label="2 / max S (predicted)")
     ax.set(xlabel="eta", ylabel="max_t ||theta_GD - theta(t)|| (layers)", title="Error against the learning rate")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return fig
 
 
 def balancedness_drift(ds: xr.Dataset) -> plt.Figure:
-    """GD's ``max_j ||D_j||_F`` (lines) against its exact eta^2 accumulation (markers), per eta."""
+    """GD's ``max_j ||D_j||_F`` (lines) against its exact eta^2 accumulation (dots), coloured by eta."""
+    fig, ax = _per_eta_figure(ds, "max_j ||D_j||_F", "Balancedness under GD: measured and predicted by the eta^2 term")
     every = max(1, ds.sizes["t"] // 20)
-
-    def draw(ax, row, eta, c):
-        ax.plot(ds.t, _finite_positive(row.gd_imbalance), color=c, label=f"eta={eta:.3g}")
-        ax.plot(ds.t[::every], _finite_positive(row.gd_imbalance_predicted)[::every], color=c, marker="o", ms=3,
-                ls="none")
-
-    return _per_eta_figure(ds, draw, ylabel="max_j ||D_j||_F",
-                           title="Balancedness under GD: measured (lines), predicted by the eta^2 term (dots)")
+    colors, _, stopped = _per_eta(fig, ax, ds, "gd_imbalance", "gd_outcome")
+    for i, c in enumerate(colors):
+        ax.plot(ds.t.values[::every], _finite_positive(ds.gd_imbalance_predicted.values[i])[::every], color=c,
+                marker="o", ms=3.5, ls="none")
+    _style_legend(ax, {"measured": dict(), "predicted (accumulated eta^2 terms)": dict(marker="o", ls="none"),
+                       **_stopped_entry(stopped)})
+    return fig
 
 
 def stability(ds: xr.Dataset) -> plt.Figure:
     """``eta S(t) / 2`` along the flow for each eta, with the stability line at 1."""
-
-    def draw(ax, row, eta, c):
-        ax.plot(ds.t, row.eta_sharpness_half, color=c, label=f"eta={eta:.3g} ({row.gd_outcome.values})")
-
-    return _per_eta_figure(ds, draw, ylabel="eta * sharpness / 2",
-                           title="Stability along the flow (GD leaves it where the curve crosses 1)",
-                           extra=lambda ax: ax.axhline(1.0, color="tab:red", lw=1.5, label="eta S / 2 = 1"))
+    fig, ax = _per_eta_figure(ds, "eta * sharpness(t) / 2", "Stability along the flow: GD leaves it above 1")
+    _, _, stopped = _per_eta(fig, ax, ds, "eta_sharpness_half", "gd_outcome", completed=[np.array([1.0])])
+    ax.axhline(1.0, color="tab:red", lw=1.5)
+    _style_legend(ax, {"eta S / 2 = 1 (stability limit)": dict(color="tab:red", lw=1.5), **_stopped_entry(stopped)})
+    return fig
 
 
 def bound_vs_error(ds: xr.Dataset) -> plt.Figure:
-    """The first-order bound (dashed) against the measured distance of GD from the flow (solid), per eta."""
-
-    def draw(ax, row, eta, c):
-        ax.plot(ds.t, _finite_positive(row.gd_layer_deviation), color=c, label=f"eta={eta:.3g}")
-        ax.plot(ds.t, _finite_positive(row.bound), color=c, ls="--")
-
-    return _per_eta_figure(ds, draw, ylabel="||theta_GD - theta(t)|| (layers)",
-                           title="Measured error (solid) and the first-order bound (dashed)")
+    """The Elkabetz-Cohen first-order bound (dashed) against GD's measured distance from the flow (solid)."""
+    fig, ax = _per_eta_figure(ds, "||theta_GD(t) - theta(t)|| (layers)", "Measured error and the first-order bound")
+    colors, ok, stopped = _per_eta(fig, ax, ds, "gd_layer_deviation", "gd_outcome",
+                                   completed=[_finite_positive(ds.bound.values[i]) for i in
+                                              np.flatnonzero(np.asarray(ds.gd_outcome.values).astype(str) == "ok")])
+    for i, c in enumerate(colors):
+        ax.plot(ds.t.values, _finite_positive(ds.bound.values[i]), color=c, ls="--", lw=1)
+    _style_legend(ax, {"measured ||theta_GD - theta||": dict(),
+                       "bound of Elkabetz & Cohen (2021), first order": dict(ls="--"), **_stopped_entry(stopped)})
+    return fig
 
 
 COMPARE_FIGURES = {
@@ -183,17 +293,40 @@ COMPARE_FIGURES = {
 }
 
 
+# ----------------------------------------------------------------------------- linflow accuracy
+_SOLVER_MARKERS = "osD^v<>phP*Xd8H"
+
+
 def _work_precision(ds: xr.Dataset, work: str, xlabel: str, title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
-    markers = "osD^v<>phX*+"
-    for i, name in enumerate(ds.solver.values):
+    """Error against work, one colour and marker per solver; failed solves as red crosses at the top."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
+    names = [str(n) for n in ds.solver.values]
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(names)] if len(names) > 10 else \
+        plt.get_cmap("tab10")(np.arange(len(names)))
+    errors = np.asarray(ds.rms_error.values, float)
+    top = np.nanmax(errors[np.isfinite(errors)]) * 10 if np.isfinite(errors).any() else 1.0
+    failed_any = False
+    for i, name in enumerate(names):
         row = ds.sel(solver=name)
         x, y = np.asarray(row[work], float), np.asarray(row.rms_error, float)
+        status = np.asarray(row.status.values).astype(str)
         ok = np.isfinite(x) & np.isfinite(y) & (y > 0) & (x > 0)
-        style = "--" if str(name).startswith("scipy_") else "-"
-        ax.loglog(x[ok], y[ok], style, marker=markers[i % len(markers)], ms=4, label=str(name))
+        style = "--" if name.startswith("scipy_") else "-"
+        ax.loglog(x[ok], y[ok], style, marker=_SOLVER_MARKERS[i % len(_SOLVER_MARKERS)], ms=5, color=colors[i],
+                  label=name)
+        bad = ~ok | (status != "ok")
+        if bad.any():
+            failed_any = True
+            xb = np.where(np.isfinite(x) & (x > 0), x, np.nan)
+            xb = np.where(np.isfinite(xb), xb, np.nanmax(x[ok]) if ok.any() else 1.0)
+            ax.loglog(xb[bad], np.full(bad.sum(), top), ls="none", marker="x", ms=9, mew=2, color=colors[i])
+    floor = float(ds.attrs.get("reference_error_estimate", 0.0))
+    if floor > 0:
+        ax.axhline(floor, color="0.3", ls=":", lw=1.5, label=f"reference's own error ({floor:.1e})")
+    if failed_any:
+        ax.plot([], [], ls="none", marker="x", ms=9, mew=2, color="0.3", label="failed solve (no error)")
     ax.set(xlabel=xlabel, ylabel="RMS error of W_e over 100 times", title=title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, ncol=2)
     ax.grid(True, which="major", alpha=0.3)
     return fig
 
@@ -210,11 +343,12 @@ def work_precision_time(ds: xr.Dataset) -> plt.Figure:
 
 def step_size_figure(ds: xr.Dataset) -> plt.Figure:
     """Accepted step sizes along the flow against ``3.5 / S(t)`` (the explicit solver's stability limit)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
     t = ds.t.values
-    ax.semilogy(t, ds.dt, ".", ms=3, label=f"{ds.attrs['solver']} step (rtol {ds.attrs['rtol']:g})")
+    ax.semilogy(t, ds.dt, ".", ms=3, label=f"{ds.attrs['solver']} accepted step (rtol {ds.attrs['rtol']:g})")
     ok = np.isfinite(ds.stability_dt.values)
-    ax.semilogy(t[ok], ds.stability_dt.values[ok], color="tab:red", lw=1.5, label="3.5 / sharpness")
+    ax.semilogy(t[ok], ds.stability_dt.values[ok], color="tab:red", lw=1.5, label="3.5 / sharpness (stability limit)")
     ax.set(xlabel="flow time t", ylabel="step size", title="Step size along the layer flow")
     ax.legend(fontsize=8)
     return fig
+

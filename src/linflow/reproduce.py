@@ -25,23 +25,30 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from scipy.optimize import minimize
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
-
-from . import _runs, datasets, init, problems  # noqa: E402
-from .descent import end_to_end_descent, gradient_descents, optax_descents  # noqa: E402
-from .fields import claim2_field  # noqa: E402
-from .problems import Problem  # noqa: E402
+from . import _catalog, _runs, datasets, init, problems
+from .descent import end_to_end_descent, gradient_descents, optax_descents
+from .fields import claim2_field
+from .problems import Problem
 
 __all__ = ["EXPERIMENTS", "run", "load_problem", "loop_integral", "loop_integral_closed_form"]
 
 
 # ----------------------------------------------------------------------------- data
+def _caption(fig, title: str, descriptions) -> None:
+    """A short title above the figure and the full data description under it (wrapped, never cut)."""
+    import textwrap
+
+    descriptions = [descriptions] if isinstance(descriptions, str) else list(dict.fromkeys(descriptions))
+    fig.suptitle(title)
+    text = "\n".join(textwrap.fill("data: " + d, 150) for d in descriptions)
+    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=8, color="0.25")
+
+
 def load_problem(data, p: float) -> tuple[Problem, str]:
     """The Ethanol problem from ``data`` (a path), or the embedded synthetic one when ``data`` is None."""
     if data is None:
@@ -157,7 +164,7 @@ def fig2(data=None, quick: bool = False):
             ax.plot(e2e[(p, N)].iterations, e2e[(p, N)].loss, "k--", label="end-to-end rule (Claim 2)")
             ax.set(yscale="log", xlabel="iteration", ylabel=f"l{int(p)} loss", title=f"l{int(p)}, depth {N}, eta {chosen[p]:g}")
             ax.legend(fontsize=7)
-    fig.suptitle("fig2: " + descs[0][:90])
+    _caption(fig, "fig2: gradient descent on deep networks against the end-to-end rule (Claim 2)", descs)
     return ds, summary, {"fig2": fig}
 
 
@@ -206,7 +213,7 @@ def fig3(data=None, quick: bool = False):
         for N in depths:
             res[f"depth{N}"]["speedup_vs_depth1"] = base / its_by_depth[N] if np.isfinite(its_by_depth[N]) else 0.0
         summary[f"l{int(p)}"] = res
-        axes[i].axhline(target, color="0.5", ls=":", lw=1)
+        axes[i].axhline(target, color="0.3", ls=":", lw=1.5, label=f"target {target:.4g}")
         axes[i].set(yscale="log", xlabel="iteration", ylabel=f"l{int(p)} loss", title=f"l{int(p)}: best eta per depth")
         axes[i].legend(fontsize=7)
     deep = [N for N in depths if N > 1]
@@ -216,7 +223,7 @@ def fig3(data=None, quick: bool = False):
     summary["measured"] = f"best speed-up of a deeper network over depth 1: l2 {s2:.2f}x, l4 {s4:.2f}x"
     summary["agrees"] = bool(s4 > 1.5 and s4 > s2)
     summary["data"] = descs
-    fig.suptitle("fig3: " + descs[0][:90])
+    _caption(fig, "fig3: iterations to the target, best learning rate per depth", descs)
     ds = xr.Dataset({"loss": (("p", "depth", "sample"), curves)},
                     coords={"p": [2.0, 4.0], "depth": depths, "iteration": ("sample", np.arange(curves.shape[-1]) *
                                                                             save_every)})
@@ -246,7 +253,8 @@ def fig4(data=None, quick: bool = False):
         summary[label] = {"optimizer": opt, "learning_rate": grid[b], "final_loss": finals[b],
                           "final_gap_to_min": finals[b] - lmin}
         ax.plot(runs[b].iterations, np.maximum(runs[b].loss - lmin, 1e-300), label=f"{label} (lr {grid[b]:.2g})")
-    ax.set(yscale="log", xlabel="iteration", ylabel="l4 loss - min", title="fig4: " + desc[:70])
+    ax.set(yscale="log", xlabel="iteration", ylabel="l4 loss - min")
+    _caption(fig, "fig4: depth-3 GD against adaptive optimizers on the linear model (l4)", desc)
     ax.legend(fontsize=7)
     gaps = {k: v["final_gap_to_min"] for k, v in summary.items() if isinstance(v, dict)}
     better = [k for k in gaps if k != "GD depth 3" and gaps[k] < gaps["GD depth 3"]]
@@ -289,7 +297,7 @@ def init_experiment(data=None, quick: bool = False):
     summary["measured"] = "; ".join(f"{k}: gap {v['final_gap_to_min']:.3g}" for k, v in summary.items() if isinstance(v, dict))
     summary["agrees"] = None
     summary["data"] = descs
-    fig.suptitle("init: " + descs[0][:90])
+    _caption(fig, "init: near-zero against identity initialization, depth 3", descs)
     n = max(len(c.loss) for c in curves.values())
     ds = xr.Dataset({"loss": (("p", "init", "sample"), np.array([[_runs.padded(curves[(p, k)].loss, n)
                                                                    for k in ("near_zero", "identity")]

@@ -57,6 +57,20 @@ PARAMETERS: dict[str, tuple[type, object]] = {
 }
 TASKS = ("run", "compare", "accuracy")
 INITS = ("balanced", "near_zero", "identity")
+# the range of each numeric parameter: (lower bound, whether the bound itself is allowed)
+_BOUNDS: dict[str, tuple[float, bool]] = {
+    "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
+    "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
+    "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
+}
+
+
+def _check_bound(key: str, value, where: str) -> None:
+    if key not in _BOUNDS:
+        return
+    low, inclusive = _BOUNDS[key]
+    if value < low or (value == low and not inclusive):
+        raise ValueError(f"{where}: {key!r} must be {'>=' if inclusive else '>'} {low:g}, got {value!r}")
 
 
 def _check_value(key: str, value, where: str):
@@ -64,10 +78,12 @@ def _check_value(key: str, value, where: str):
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError(f"{where}: {key!r} must be a finite number, got {value!r}")
+        _check_bound(key, value, where)
         return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{where}: {key!r} must be an integer, got {value!r}")
+        _check_bound(key, value, where)
         return int(value)
     if kind is list:
         if not isinstance(value, list) or not value or not all(isinstance(v, int) and v > 0 for v in value):
@@ -113,7 +129,12 @@ def validate(grid: dict, fixed: dict | None = None, task: str = "run") -> tuple[
 
 
 def load_config(path) -> dict:
-    """A sweep from a TOML file: ``task``, optional ``store``, a ``[grid]`` table and a ``[fixed]`` table."""
+    """A sweep from a TOML file: ``task``, optional ``store``, a ``[grid]`` table and a ``[fixed]`` table.
+
+    A relative ``store`` is taken relative to the working directory (like every output path of the
+    command line); without one the store is ``<config name>-store`` there. ``name`` is the file's
+    stem (the figures of the sweep are named after it).
+    """
     path = Path(path)
     with open(path, "rb") as fh:
         try:
@@ -125,10 +146,9 @@ def load_config(path) -> dict:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected task, store, grid, fixed")
     if "grid" not in cfg:
         raise ValueError(f"{path}: a [grid] table is required")
-    store = cfg.get("store", str(path.with_suffix("")) + "-store")
-    if not Path(store).is_absolute():
-        store = str(path.parent / store)
-    return {"task": cfg.get("task", "run"), "store": store, "grid": cfg["grid"], "fixed": cfg.get("fixed", {})}
+    store = cfg.get("store", f"{path.stem}-store")  # relative to the working directory unless absolute
+    return {"name": path.stem, "task": cfg.get("task", "run"), "store": store, "grid": cfg["grid"],
+            "fixed": cfg.get("fixed", {})}
 
 
 # ----------------------------------------------------------------------------- one point
@@ -294,7 +314,19 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
         n_workers = 1 if executor == "local" else 2
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
-    store = Path(store)
+    total = math.prod(len(v) for v in grid.values())
+    from tqdm.auto import tqdm
+
+    # the bar is up before the first point starts (the first one also compiles: it is the slowest)
+    bar = tqdm(total=total, desc=f"sweep {task}", unit="point", disable=not progress or None, mininterval=0.5)
+    bar.set_postfix_str("starting", refresh=True)
+    try:
+        return _sweep(grid, task, Path(store), fixed, executor, scheduler, n_workers, bar)
+    finally:
+        bar.close()
+
+
+def _sweep(grid, task, store: Path, fixed, executor, scheduler, n_workers, bar) -> xr.Dataset:
     spec = {"task": task, "grid": grid, "fixed": fixed}
     if (store / "sweep.json").exists():
         old = json.loads((store / "sweep.json").read_text())
@@ -303,10 +335,8 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     (store / "points").mkdir(parents=True, exist_ok=True)
     _io.write_json(spec, store / "sweep.json")
     todo = [(idx, {**fixed, **params}) for idx, params in _points(grid) if not (store / "points" / _point_name(idx)).exists()]
-    total = math.prod(len(v) for v in grid.values())
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=total - len(todo), desc=f"sweep {task}", unit="point", disable=not progress or None)
+    bar.update(bar.total - len(todo))
+    bar.set_postfix(failed=0, remaining=len(todo))
     failed = [0]
 
     def record(idx, params, out):
@@ -316,16 +346,13 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
         bar.set_postfix(failed=failed[0], remaining=bar.total - bar.n, refresh=False)
         _io.write_netcdf(_assemble(store, grid, fixed, task), store / "result.nc")
 
-    try:
-        if executor == "local" and n_workers <= 1:
-            for idx, params in todo:
-                record(idx, params, run_point(task, params))
-        elif executor == "local":
-            _run_processes(todo, task, record, n_workers)
-        else:
-            _run_dask(todo, task, record, scheduler, n_workers)
-    finally:
-        bar.close()
+    if executor == "local" and n_workers <= 1:
+        for idx, params in todo:
+            record(idx, params, run_point(task, params))
+    elif executor == "local":
+        _run_processes(todo, task, record, n_workers)
+    else:
+        _run_dask(todo, task, record, scheduler, n_workers)
     ds = _assemble(store, grid, fixed, task)
     _io.write_netcdf(ds, store / "result.nc")
     return ds
@@ -378,6 +405,7 @@ def _run_dask(todo, task, record, scheduler, n_workers) -> None:
 def phase_diagram(ds: xr.Dataset):
     """Breakdown eta and predicted stability threshold against depth, one line per p (a ``compare`` sweep)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if "breakdown_eta" not in ds or "depth" not in ds.dims:
         raise ValueError("phase_diagram needs a 'compare' sweep with a 'depth' axis")
@@ -393,5 +421,6 @@ def phase_diagram(ds: xr.Dataset):
         ax.semilogy(row.depth, row.stability_eta_predicted, "s--", color=line[0].get_color(),
                     label=f"2 / max sharpness, {label}")
     ax.set(xlabel="depth N", ylabel="learning rate", title="Where the small-learning-rate picture fails")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     return fig

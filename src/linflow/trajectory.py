@@ -83,9 +83,14 @@ class Trajectory:
         )
 
     def to_xarray(self) -> xr.Dataset:
-        """The run as an ``xarray.Dataset`` with dimension ``t`` (flow time) and the metadata as attributes."""
+        """The run as an ``xarray.Dataset`` with dimension ``t`` (flow time) and the metadata as attributes.
+
+        Matrix dimensions are named after the layer widths ``n_j`` of ``dims = (n_0, ..., n_N)``:
+        ``W_j`` has dims ``(t, n_j, n_{j-1})`` and ``W_e`` has ``(t, n_N, n_0)``, so a dimension shared by
+        two variables has one name (``n0`` is the input dimension d, ``n{N}`` the output dimension k).
+        """
         data = {
-            "end_to_end": (("t", "out", "in"), np.asarray(self.end_to_end)),
+            "end_to_end": (("t", f"n{self.depth}", "n0"), np.asarray(self.end_to_end)),
             "loss": (("t",), np.asarray(self.loss)),
         }
         if self.imbalance is not None:

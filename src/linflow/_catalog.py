@@ -1,0 +1,26 @@
+"""The names the command line offers (private), kept free of heavy imports.
+
+``linflow --help`` must answer at once, before JAX, xarray or matplotlib are imported, so the names it
+lists live here; the modules that own the registries (:data:`linflow.integrate.SOLVERS`,
+:data:`linflow.accuracy.CASES`, :data:`linflow.reproduce.EXPERIMENTS`) are checked against them by
+the tests.
+"""
+
+from __future__ import annotations
+
+SOLVER_NAMES = ("euler", "heun", "midpoint", "ralston", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno3", "kvaerno5")
+
+ACCURACY_CASES = {
+    "exact": "whitened l2 problem (singular values 2, 1, 0.5), aligned balanced start sigma0 = 0.1, depth 3, "
+             "t1 = 10: exact solution",
+    "plateau": "the exact problem from sigma0 = 1e-4: a long plateau near W_e = 0 (ill-conditioned), t1 = 40",
+    "long_horizon": "the exact problem on t1 = 200: after convergence the step is limited by stability "
+                    "(steps grow like t1 * sharpness)",
+    "weight_decay": "synthetic l2 problem (m = 300, d = 6) with weight decay lambda = 50: stiff, balanced start, t1 = 5",
+    "ill_conditioned": "synthetic l2 problem (m = 300, d = 6) whose feature scales span 100 (condition number 1e4), "
+                       "balanced start, t1 = 200",
+}
+ACCURACY_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5")
+SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
+
+EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6")
