@@ -1,10 +1,59 @@
-"""Shared fixtures: small problems whose values are known independently of linflow's code."""
+"""Shared fixtures: small problems whose values are known independently of linflow's code.
 
-import numpy as np
-import pytest
+Set-up of the test process (before JAX is imported): the test process, its subprocesses and the
+notebook kernels share one persistent compilation cache for the run (XLA compiles a computation once
+even when several processes, or a test after a cache clear, need it again).
+"""
 
-import linflow  # noqa: F401  (enables float64 before any array is made)
-from linflow import problems
+import atexit
+import os
+import shutil
+import tempfile
+
+_cache = tempfile.mkdtemp(prefix="linflow-tests-jax-cache-")
+atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import linflow  # noqa: F401, E402  (enables float64 before any array is made)
+from linflow import problems  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures made by a test are closed after it (pyplot keeps every open figure alive)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+RSS_LIMIT = 1.2e9  # bytes: above this after a test module, JAX's in-memory caches are emptied
+
+
+def _rss() -> float:
+    with open("/proc/self/status") as fh:
+        return next((float(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:")), 0.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """JAX keeps every compiled computation: over the whole suite one process grows to several GB. After
+    a module that leaves it above RSS_LIMIT the caches are emptied (recompiling is cheaper than never
+    freeing: the persistent cache above serves the XLA part again)."""
+    yield
+    if not os.path.exists("/proc/self/status") or _rss() < RSS_LIMIT:
+        return
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture

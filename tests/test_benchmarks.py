@@ -15,5 +15,6 @@ def test_benchmarks_quick(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     data = json.loads(out.read_text())
     assert all(r["recompilations"] == 0 for r in data["compile_latency"].values())
-    assert {"vs_scipy", "overhead", "vs_numpy_loop", "sweeps32", "scaling"} <= set(data)
+    assert {"startup", "vs_scipy", "overhead", "vs_numpy_loop", "sweeps32", "scaling"} <= set(data)
+    assert data["startup"]["linflow --help"]["vs_bare_interpreter"] > 0
     assert "32-wide sweeps" in res.stdout

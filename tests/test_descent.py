@@ -155,14 +155,14 @@ def test_no_recompilation_for_new_eta_data_or_start():
 @pytest.mark.parametrize(
     "call, exc, match",
     [
-        (lambda p, l: linflow.gradient_descent(p, l, 0.0, 10), ValueError, "eta must be > 0"),
-        (lambda p, l: linflow.gradient_descent(p, l, -1.0, 10), ValueError, "eta must be > 0"),
-        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 0), ValueError, "steps must be >= 1"),
-        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 2.5), TypeError, "steps must be an integer"),
-        (lambda p, l: linflow.gradient_descent(p, l, 0.1, 5, save_every=0), ValueError, "save_every must be >= 1"),
-        (lambda p, l: linflow.gradient_descent(p, l, float("inf"), 5), ValueError, "eta must be finite"),
-        (lambda p, l: linflow.end_to_end_descent(p, np.ones((1, 3)), 0, 0.1, 5), ValueError, "depth must be >= 1"),
-        (lambda p, l: linflow.end_to_end_descent(p, l, 3, 0.1, 5), ValueError, "depth = 3 but 2 layers"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, 0.0, 10), ValueError, "eta must be > 0"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, -1.0, 10), ValueError, "eta must be > 0"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, 0.1, 0), ValueError, "steps must be >= 1"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, 0.1, 2.5), TypeError, "steps must be an integer"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, 0.1, 5, save_every=0), ValueError, "save_every must be >= 1"),
+        (lambda p, ls: linflow.gradient_descent(p, ls, float("inf"), 5), ValueError, "eta must be finite"),
+        (lambda p, ls: linflow.end_to_end_descent(p, np.ones((1, 3)), 0, 0.1, 5), ValueError, "depth must be >= 1"),
+        (lambda p, ls: linflow.end_to_end_descent(p, ls, 3, 0.1, 5), ValueError, "depth = 3 but 2 layers"),
     ],
 )
 def test_bad_input(call, exc, match):

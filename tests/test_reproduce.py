@@ -5,15 +5,26 @@ import numpy as np
 import pytest
 
 from linflow import cli, reproduce
+from conftest import strict_json
 
 SHARED = next((p / "shared" / "data" / "gas_sensor" for p in Path(__file__).resolve().parents
                if (p / "shared" / "data" / "gas_sensor").is_dir()), None)
 DATA = str(SHARED) if SHARED is not None else None
 
 
+_QUICK = {}
+
+
+def quick(name):
+    """Each quick experiment runs once per session; the tests below check different things of it."""
+    if name not in _QUICK:
+        _QUICK[name] = reproduce.run(name, data=DATA, quick=True)
+    return _QUICK[name]
+
+
 @pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
 def test_each_experiment_runs_quick_and_reports(name):
-    ds, summary, figs = reproduce.run(name, data=DATA, quick=True)
+    ds, summary, figs = quick(name)
     assert {"experiment", "paper", "measured", "agrees", "data"} <= set(summary)
     assert isinstance(summary["measured"], str) and summary["measured"]
     assert figs and ds.data_vars
@@ -23,7 +34,7 @@ def test_each_experiment_runs_quick_and_reports(name):
 
 
 def test_fig2_quantities():
-    ds, s, _ = reproduce.run("fig2", data=DATA, quick=True)
+    ds, s, _ = quick("fig2")
     for key in ("l2_depth2", "l2_depth3", "l4_depth2", "l4_depth3"):
         assert set(s[key]["final_loss_by_width"]) == {"1", "4"}
         d = s[key]["max_relative_distance_to_end_to_end_by_width"]
@@ -34,7 +45,7 @@ def test_fig2_quantities():
 
 
 def test_fig3_reports_grid_and_speedups():
-    _, s, _ = reproduce.run("fig3", data=DATA, quick=True)
+    _, s, _ = quick("fig3")
     assert len(s["eta_grid"]) >= 5
     for p in ("l2", "l4"):
         for N in s["depths"]:
@@ -43,7 +54,7 @@ def test_fig3_reports_grid_and_speedups():
 
 
 def test_theorem2_loop_integrals():
-    ds, s, _ = reproduce.run("theorem2", quick=True)
+    ds, s, _ = quick("theorem2")  # needs no data: the same with and without it
     c = s["constant_gradient"]
     assert abs(c["N1"]["finest"]) < 1e-12 and abs(c["N2"]["finest"]) < 1e-12
     for N in ("N3", "N4"):
@@ -66,16 +77,17 @@ def test_loop_integral_of_a_gradient_field_is_zero_and_closed_form():
 
 
 def test_section6_with_the_bound():
-    _, s, _ = reproduce.run("section6", quick=True)
+    _, s, _ = quick("section6")
     l4 = [r for r in s["runs"] if r["p"] == 4.0]
     assert [r["gd_eta_bound_paper"] for r in l4] == [2.0 / r["ratio"] ** 2 for r in l4]
     assert all(r["gd_iterations"] > 0 for r in s["runs"])
 
 
 def test_cli_reproduce_writes_outputs(tmp_path, capsys):
-    assert cli.main(["reproduce", "theorem2", "--quick", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["theorem2.json", "theorem2.nc", "theorem2.png"]
-    assert "[theorem2]" in capsys.readouterr().out
+    assert cli.main(["reproduce", "section6", "--quick", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["section6.json", "section6.nc", "section6.png"]
+    assert strict_json(tmp_path / "section6.json")["experiment"] == "section6"
+    assert "[section6]" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["reproduce", "fig9", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):

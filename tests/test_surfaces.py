@@ -1,6 +1,5 @@
 """What users touch first: import side effects, start-up, the public namespace, output formats."""
 
-import json
 import math
 import subprocess
 import sys

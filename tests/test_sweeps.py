@@ -155,10 +155,26 @@ def test_store_defaults_to_the_config_name_in_the_working_directory(tmp_path, mo
 
 
 def test_compare_sweep_writes_the_phase_diagram_named_after_the_config(tmp_path, monkeypatch, capsys):
+    # the command line's part only: the sweep itself is tested above, so it is replaced by its result here
     cfg = tmp_path / "tiny_phase.toml"
-    cfg.write_text('task = "compare"\n[grid]\ndepth = [1, 2]\n[fixed]\nm = 40\nd = 3\nwidth = 2\nt1 = 2.0\n'
-                   'points = 11\neta_divisors = [1, 2]\n')
+    cfg.write_text('task = "compare"\n[grid]\ndepth = [1, 2, 3]\np = [2.0, 4.0]\n')
+    depth, p = [1, 2, 3], [2.0, 4.0]
+    values = np.array([[0.05, 0.08], [0.03, 0.06], [0.02, 0.05]])
+    ds = xr.Dataset({"breakdown_eta": (("depth", "p"), values), "stability_eta_predicted": (("depth", "p"), 3 * values)},
+                    coords={"depth": depth, "p": p}, attrs={"done": 6, "total": 6, "failed": 0})
+    seen = {}
+
+    def fake_sweep(grid, task, store, **kwargs):
+        seen.update(grid=grid, task=task, store=store)
+        return ds
+
+    monkeypatch.setattr(sweeps, "sweep", fake_sweep)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["sweep", str(cfg)]) == 0
-    assert (tmp_path / "tiny_phase-store" / "tiny_phase.png").is_file()
+    assert seen["task"] == "compare" and str(seen["store"]) == "tiny_phase-store"
+    png = tmp_path / "tiny_phase-store" / "tiny_phase.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "tiny_phase.png" in capsys.readouterr().out
+    fig = sweeps.phase_diagram(ds)
+    ticks = fig.axes[0].get_xticks()
+    assert np.allclose(ticks, np.round(ticks))  # depth is an integer axis

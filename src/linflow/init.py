@@ -129,7 +129,8 @@ def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | No
     depth = _checks.integer("depth", depth, minimum=1)
     U, s, V = target_svd(problem)
     r = len(s)
-    sig = np.broadcast_to(np.asarray(sigma0, dtype=np.float64), (r,)) if np.ndim(sigma0) == 0 else np.asarray(sigma0, dtype=np.float64)
+    sig = np.asarray(sigma0, dtype=np.float64)
+    sig = np.broadcast_to(sig, (r,)) if sig.ndim == 0 else sig
     if sig.shape != (r,):
         raise ValueError(f"sigma0 must be a scalar or have shape ({r},), got shape {sig.shape}")
     if np.any(sig < 0) or not np.all(np.isfinite(sig)):

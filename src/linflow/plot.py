@@ -301,8 +301,8 @@ def _work_precision(ds: xr.Dataset, work: str, xlabel: str, title: str) -> plt.F
     """Error against work, one colour and marker per solver; failed solves as red crosses at the top."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
     names = [str(n) for n in ds.solver.values]
-    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: len(names)] if len(names) > 10 else \
-        plt.get_cmap("tab10")(np.arange(len(names)))
+    palette = [plt.get_cmap("tab10")(i) for i in range(10)] + ["k", "gold", "navy", "lime", "magenta"]
+    colors = [palette[i % len(palette)] for i in range(len(names))]  # distinct hues; markers differ too
     errors = np.asarray(ds.rms_error.values, float)
     top = np.nanmax(errors[np.isfinite(errors)]) * 10 if np.isfinite(errors).any() else 1.0
     failed_any = False

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import minimize
 
-from . import _catalog, _runs, datasets, init, problems
+from . import _runs, datasets, init, problems
 from .descent import end_to_end_descent, gradient_descents, optax_descents
 from .fields import claim2_field
 from .problems import Problem
@@ -274,9 +274,9 @@ def fig4(data=None, quick: bool = False):
 # ----------------------------------------------------------------------------- init
 def init_experiment(data=None, quick: bool = False):
     """Depth-3 GD from a near-zero start against the identity (linear residual) start, l2 and l4."""
-    steps = 300 if quick else 3000
+    steps = 200 if quick else 3000
     save_every = max(1, steps // 300)
-    etas = list(np.logspace(-4, -0.5, 6 if quick else 10))
+    etas = list(np.logspace(-4, -0.5, 4 if quick else 10))
     summary, descs, curves = {"steps": steps, "eta_grid": etas}, [], {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     for i, p in enumerate((2.0, 4.0)):

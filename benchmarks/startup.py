@@ -1,0 +1,47 @@
+"""Start-up of the command line and of ``import linflow``, against a bare interpreter, in fresh processes.
+
+Run alone: ``python -m benchmarks.startup``; ``python -m benchmarks`` includes it. Each figure is the
+minimum wall time over repeated fresh processes, and its ratio to ``python -c pass`` measured in the
+same run.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+COMMANDS = {
+    "python -c pass": ["-c", "pass"],
+    "linflow --help": ["-m", "linflow", "--help"],
+    "linflow --version": ["-m", "linflow", "--version"],
+    "import linflow": ["-c", "import linflow"],
+    "import linflow.integrate (JAX, diffrax)": ["-c", "import linflow.integrate"],
+}
+
+
+def startup(repeats: int = 5) -> dict:
+    out = {}
+    for name, args in COMMANDS.items():
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, *args], check=True, capture_output=True)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = {"wall_s": best}
+    base = out["python -c pass"]["wall_s"]
+    for r in out.values():
+        r["vs_bare_interpreter"] = r["wall_s"] / base
+    return out
+
+
+def report(rows: dict) -> str:
+    lines = ["start-up in a fresh process (minimum over repeats; ratio to a bare interpreter):"]
+    for name, r in rows.items():
+        lines.append(f"  {name:<42} {r['wall_s'] * 1e3:8.0f} ms  ({r['vs_bare_interpreter']:.1f}x)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report(startup()))
