@@ -39,7 +39,7 @@ from linflow.fields import claim2_field, end_to_end_field, layer_field
 
 from ._timing import best_of, once
 from .startup import report as startup_report
-from .startup import startup
+from .startup import compilation_cache, startup
 
 # ----------------------------------------------------------------------------- problems
 def small_l2():
@@ -284,6 +284,7 @@ def main(argv=None):
                        "device": str(jax.devices()[0]), "cpu_count": __import__("os").cpu_count()},
            "quick": q}
     res["startup"] = startup(1 if q else 5)
+    res["compilation_cache"] = None if q else compilation_cache()  # two CLI runs: full mode only
     res["compile_latency"] = compile_latency(small[1], small[2])
     ks = (6, 9) if q else (5, 6, 7, 8, 9, 10)
     res["vs_scipy"] = [versus_scipy(*small, ks, repeats), versus_scipy(*gas, ks, repeats)]
@@ -301,7 +302,7 @@ def main(argv=None):
 
 def report(res) -> str:
     L = [f"machine: {res['machine']['processor']}, {res['machine']['cpu_count']} cores, device {res['machine']['device']}, "
-         f"jax {res['machine']['jax']}", "", startup_report(res["startup"]), "",
+         f"jax {res['machine']['jax']}", "", startup_report(res["startup"], res["compilation_cache"]), "",
          "compile latency (first call) and recompilations across new t1/eta/tol:"]
     for name, r in res["compile_latency"].items():
         L.append(f"  {name:<20} first {r['first_call_s']:6.2f} s   warm {r['warm_call_s'] * 1e3:8.2f} ms   "

@@ -99,3 +99,20 @@ def test_to_xarray_names_each_dimension_once():
     w21 = (ds.W2.rename(n1="k") * ds.W1.rename(n1="k")).sum("k")
     w321 = (ds.W3.rename(n2="k") * w21.rename(n2="k")).sum("k")
     np.testing.assert_allclose(w321.transpose("t", "n3", "n0").values, ds.end_to_end.values, rtol=1e-12)
+
+
+def test_the_command_line_keeps_compiled_code_in_a_persistent_cache(tmp_path):
+    env = {**__import__("os").environ, "LINFLOW_CACHE": str(tmp_path / "cache")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    code = ("import jax, jax.numpy as jnp\n"
+            "from linflow import cli\n"
+            "folder = cli.compilation_cache()\n"
+            "jax.jit(lambda x: jnp.sin(x) * 2)(jnp.ones(3)).block_until_ready()\n"
+            "print(folder)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    folder = tmp_path / "cache" / "jax"
+    assert res.stdout.strip() == str(folder) and any(folder.iterdir())
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**env, "LINFLOW_COMPILATION_CACHE": "0"})
+    assert off.returncode == 0 and off.stdout.strip() == "None"

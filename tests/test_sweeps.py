@@ -178,3 +178,31 @@ def test_compare_sweep_writes_the_phase_diagram_named_after_the_config(tmp_path,
     fig = sweeps.phase_diagram(ds)
     ticks = fig.axes[0].get_xticks()
     assert np.allclose(ticks, np.round(ticks))  # depth is an integer axis
+
+
+def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path, monkeypatch):
+    # 2,000 cheap points (the task replaced by an instant one): every point must cost the same I/O, one
+    # small JSON file, whether it is the 10th or the 1,990th; the store is read once, at the start
+    from linflow import _io
+
+    writes, reads = [], []
+    real_write, real_read = _io.atomic_write, sweeps._read_records
+    monkeypatch.setattr(_io, "atomic_write", lambda path, write: writes.append(str(path)) or real_write(path, write))
+    monkeypatch.setattr(sweeps, "_read_records", lambda store: reads.append(1) or real_read(store))
+    monkeypatch.setattr(sweeps, "run_point", lambda task, params: {
+        "status": "ok", "reason": "", "results": {"x": params["seed"] * 0.5, "y": float(params["depth"])},
+        "nonfinite": []})
+    grid = {"seed": list(range(400)), "depth": [1, 2, 3, 4, 5]}
+    ds = sweeps.sweep(grid, "run", tmp_path / "s", progress=False, flush_every=1e9)
+    assert ds.attrs["done"] == 2000 and float(ds.x.sel(seed=399, depth=5)) == 199.5
+    points = [w for w in writes if "/points/" in w]
+    assert len(points) == 2000 and len(set(points)) == 2000  # one record per point, written once
+    assert [w for w in writes if w.endswith("result.nc")] == [str(tmp_path / "s" / "result.nc")]  # at the end
+    assert len(reads) == 1
+    sizes = [(tmp_path / "s" / "points" / sweeps._point_name(idx)).stat().st_size
+             for idx in [(0, 0), (1, 0), (398, 4), (399, 4)]]
+    assert max(sizes) - min(sizes) < 16  # a record's size does not grow either
+    # the store as it is, at any moment, and a resumed sweep reads it once and computes nothing
+    assert sweeps.load(tmp_path / "s").identical(ds)
+    again = sweeps.sweep(grid, "run", tmp_path / "s", progress=False)
+    assert again.identical(ds) and len([w for w in writes if "/points/" in w]) == 2000

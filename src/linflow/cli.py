@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import _catalog
 
-__all__ = ["main"]
+__all__ = ["main", "compilation_cache"]
 
 INITS = ("balanced", "near_zero", "identity")
 STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
@@ -373,12 +373,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache for this process; returns its folder (None when off).
+
+    The command line compiles the same computations on every run; with the cache a second run loads
+    them from disk instead of compiling them again. The folder is ``<linflow cache>/jax`` (see
+    :func:`linflow.datasets.default_cache`); a cache folder already configured for JAX
+    (``JAX_COMPILATION_CACHE_DIR``) is kept, and ``LINFLOW_COMPILATION_CACHE=0`` turns it off. The
+    library never does this by itself (no global state beyond float64).
+    """
+    import os
+
+    if os.environ.get("LINFLOW_COMPILATION_CACHE", "1").strip().lower() in ("0", "", "false", "no", "off"):
+        return None
+    import jax
+
+    from .datasets import default_cache
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(default_cache() / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return jax.config.jax_compilation_cache_dir
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
+    compilation_cache()
     try:
         return args.func(args)
     except (ValueError, TypeError) as exc:

@@ -9,7 +9,9 @@ The store is a folder:
   reason of failure), each written atomically: a sweep killed at any moment (``kill -9`` included)
   loses at most the points in flight;
 * ``result.nc``: the assembled Dataset (NaN where a point is not done or failed), rewritten
-  atomically after every point, so xarray can read it while the sweep grows;
+  atomically every ``flush_every`` seconds (10 by default) and at the end, so xarray can read it while
+  the sweep grows; :func:`load` assembles the store as it is at any moment. A point costs one small
+  file write whatever the number of finished points (the records are read once, at the start);
 * ``sweep.json``: the grid, the fixed parameters and the task (a restart must match them).
 
 Starting the same sweep again computes only the missing points and ends with the same store as an
@@ -25,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import time
 import tomllib
 from pathlib import Path
 
@@ -33,7 +36,7 @@ import xarray as xr
 
 from . import _io
 
-__all__ = ["sweep", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "phase_diagram"]
+__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "phase_diagram"]
 
 # parameter -> (type, default); every grid axis and fixed value must be one of these
 PARAMETERS: dict[str, tuple[type, object]] = {
@@ -246,13 +249,19 @@ def _point_name(idx) -> str:
     return "p" + "_".join(str(i) for i in idx) + ".json"
 
 
-def _assemble(store: Path, grid: dict, fixed: dict, task: str) -> xr.Dataset:
-    axes = list(grid)
-    shape = tuple(len(grid[a]) for a in axes)
+def _read_records(store: Path) -> dict:
+    """The finished points of a store, by grid index (read once, when a sweep starts or is assembled)."""
     records = {}
     for f in sorted((store / "points").glob("p*.json")):
         rec = json.loads(f.read_text())
         records[tuple(rec["index"])] = rec
+    return records
+
+
+def _assemble(records: dict, grid: dict, fixed: dict, task: str) -> xr.Dataset:
+    """The Dataset of the finished points ``records`` (NaN where a point is pending or has no value)."""
+    axes = list(grid)
+    shape = tuple(len(grid[a]) for a in axes)
     names = sorted({k for r in records.values() for k in r["results"]})
     data = {n: np.full(shape, np.nan) for n in names}
     status = np.full(shape, "pending", dtype=object)
@@ -261,7 +270,7 @@ def _assemble(store: Path, grid: dict, fixed: dict, task: str) -> xr.Dataset:
         status[idx] = rec["status"]
         reason[idx] = rec["reason"]
         for n, v in rec["results"].items():
-            data[n][idx] = v
+            data[n][idx] = np.nan if v is None else v  # JSON null: no value (see the point's status)
     dv = {n: (axes, v) for n, v in data.items()}
     dv["status"] = (axes, status.astype(str))
     dv["reason"] = (axes, reason.astype(str))
@@ -270,13 +279,25 @@ def _assemble(store: Path, grid: dict, fixed: dict, task: str) -> xr.Dataset:
     return xr.Dataset(dv, coords={a: grid[a] for a in axes}, attrs=attrs)
 
 
-def _write_point(store: Path, idx, params, out) -> None:
+def load(store) -> xr.Dataset:
+    """The Dataset of a sweep store as it is now (finished points; the others pending), from its records."""
+    store = Path(store)
+    spec = json.loads((store / "sweep.json").read_text())
+    grid = {axis: spec["grid"][axis] for axis in spec["axes"]}
+    return _assemble(_read_records(store), grid, spec["fixed"], spec["task"])
+
+
+def _write_point(store: Path, idx, params, out) -> dict:
+    """One finished point as its own small JSON file (atomic): the cost of a point does not depend on how
+    many are done."""
     rec = {"index": list(idx), "params": params, **out}
     _io.write_json(rec, store / "points" / _point_name(idx))
+    return _io.jsonable(rec)
 
 
 def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, executor: str = "local",
-          scheduler: str | None = None, n_workers: int | None = None, progress: bool = True) -> xr.Dataset:
+          scheduler: str | None = None, n_workers: int | None = None, progress: bool = True,
+          flush_every: float = 10.0) -> xr.Dataset:
     """Run ``task`` at every point of ``grid`` (a dict of axes, or a TOML file path) into ``store``.
 
     Args:
@@ -291,6 +312,8 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
             them on a pool of spawned processes; ``dask``: workers of the default ``LocalCluster``
             (default 2).
         progress: show a progress bar with done, failed and remaining counts.
+        flush_every: seconds between rewrites of ``store/result.nc`` while the sweep runs (it is always
+            written at the end; :func:`load` assembles a store at any moment from its point records).
 
     Returns:
         The assembled ``xarray.Dataset`` (also in ``store/result.nc``).
@@ -321,30 +344,35 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     bar = tqdm(total=total, desc=f"sweep {task}", unit="point", disable=not progress or None, mininterval=0.5)
     bar.set_postfix_str("starting", refresh=True)
     try:
-        return _sweep(grid, task, Path(store), fixed, executor, scheduler, n_workers, bar)
+        return _sweep(grid, task, Path(store), fixed, executor, scheduler, n_workers, bar, float(flush_every))
     finally:
         bar.close()
 
 
-def _sweep(grid, task, store: Path, fixed, executor, scheduler, n_workers, bar) -> xr.Dataset:
-    spec = {"task": task, "grid": grid, "fixed": fixed}
+def _sweep(grid, task, store: Path, fixed, executor, scheduler, n_workers, bar, flush_every: float) -> xr.Dataset:
+    spec = {"task": task, "grid": grid, "axes": list(grid), "fixed": fixed}  # JSON sorts keys: keep the order
     if (store / "sweep.json").exists():
         old = json.loads((store / "sweep.json").read_text())
         if old != json.loads(json.dumps(spec)):
             raise ValueError(f"{store} holds a different sweep ({old}); use another store or delete it")
     (store / "points").mkdir(parents=True, exist_ok=True)
     _io.write_json(spec, store / "sweep.json")
-    todo = [(idx, {**fixed, **params}) for idx, params in _points(grid) if not (store / "points" / _point_name(idx)).exists()]
+    records = _read_records(store)  # the only read of the store: afterwards, points are only appended
+    todo = [(idx, {**fixed, **params}) for idx, params in _points(grid) if idx not in records]
     bar.update(bar.total - len(todo))
     bar.set_postfix(failed=0, remaining=len(todo))
     failed = [0]
+    flushed = [time.monotonic()]
 
     def record(idx, params, out):
-        _write_point(store, idx, params, out)
+        rec = _write_point(store, idx, params, out)
+        records[idx] = rec
         failed[0] += out["status"] == "failed"
         bar.update(1)
         bar.set_postfix(failed=failed[0], remaining=bar.total - bar.n, refresh=False)
-        _io.write_netcdf(_assemble(store, grid, fixed, task), store / "result.nc")
+        if time.monotonic() - flushed[0] >= flush_every:  # result.nc follows the sweep, at a bounded cost
+            _io.write_netcdf(_assemble(records, grid, fixed, task), store / "result.nc")
+            flushed[0] = time.monotonic()
 
     if executor == "local" and n_workers <= 1:
         for idx, params in todo:
@@ -353,7 +381,7 @@ def _sweep(grid, task, store: Path, fixed, executor, scheduler, n_workers, bar) 
         _run_processes(todo, task, record, n_workers)
     else:
         _run_dask(todo, task, record, scheduler, n_workers)
-    ds = _assemble(store, grid, fixed, task)
+    ds = _assemble(records, grid, fixed, task)
     _io.write_netcdf(ds, store / "result.nc")
     return ds
 
