@@ -182,6 +182,8 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
                        edgecolors=edge, zorder=4, clip_on=False)
     ax.set(xlabel="eta", ylabel="max_t relative distance", title="(d) distance against eta (GD is first order)")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if len(etas) <= 8:  # label the learning rates themselves
+        ax.set_xticks(etas, [f"{e:.3g}" for e in etas])
     entries = {"GD vs layer flow": dict(marker="o", color="k"), "Eq. 10 vs end-to-end flow":
                dict(marker="s", ls="--", color="tab:red"), "slope 1": dict(color="0.6")}
     if (~ok).any() or (~ok_e2e).any():
