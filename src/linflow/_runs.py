@@ -103,10 +103,11 @@ def build(kind: str, depth: int, ts, ys, observed, keep: int, **meta) -> Traject
     )
 
 
-def finite_rows(ys) -> np.ndarray:
-    """Boolean per saved row: every entry of every leaf finite."""
-    leaves = jax.tree_util.tree_leaves(ys)
-    return np.logical_and.reduce([np.all(np.isfinite(y.reshape(y.shape[0], -1)), axis=1) for y in leaves])
+def finite_prefix(tree) -> int:
+    """How many leading saved rows have every entry of every leaf finite (leaves share their first axis)."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    finite = np.logical_and.reduce([np.all(np.isfinite(y.reshape(y.shape[0], -1)), axis=1) for y in leaves])
+    return int(np.argmin(finite)) if not finite.all() else len(finite)
 
 
 def padded(values, n: int) -> np.ndarray:

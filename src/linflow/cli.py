@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
     table = overview.summary_table(ds)
     fig = plot.overview_figure(ds)
     paths = [_io.write_netcdf(ds, out / "run.nc"), _io.write_figure(fig, out / "run.png")]
-    scale = float(np.nanmax(np.sqrt((ds.flow_end_to_end.values**2).sum(axis=(-2, -1)))))
+    scale = overview.flow_scale(ds)
     summary = {
         "problem": ds.attrs["problem"],
         "init": ds.attrs["init"],

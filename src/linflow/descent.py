@@ -135,8 +135,7 @@ def _finish_descent(kind, depth, ys, observed, bad_at: int, eta: float, steps: i
     saved_steps = np.concatenate([[0], np.cumsum(chunks)])
     ts = saved_steps * eta
     stats = {"num_steps": steps if bad_at < 0 else bad_at, "nfev": steps if bad_at < 0 else bad_at}
-    finite = _runs.finite_rows((ys, observed))
-    keep = int(np.argmin(finite)) if not finite.all() else len(saved_steps)
+    keep = _runs.finite_prefix((ys, observed))
     if bad_at >= 0:
         keep = min(keep, int(np.searchsorted(saved_steps, bad_at)))  # saved rows strictly before the bad step
     status, message = "ok", ""

@@ -200,8 +200,7 @@ class FlowSettings:
         stats["nfev"] = SOLVERS[solver].nfev(stats["num_steps"])
         name = _result_name(result)
         status = _STATUS.get(name, "failed")
-        finite = _runs.finite_rows((ys, observed))  # the state and what is observed of it (W_e, loss)
-        keep = int(np.argmin(finite)) if not finite.all() else len(ts)
+        keep = _runs.finite_prefix((ys, observed))  # the state and what is observed of it (W_e, loss)
         message = ""
         if status == "ok" and keep < len(ts):
             status = "nonfinite"

@@ -19,7 +19,7 @@ from .init import end_to_end
 from .integrate import end_to_end_flow, gradient_flow
 from .problems import Problem
 
-__all__ = ["overview", "summary_table"]
+__all__ = ["overview", "summary_table", "flow_scale"]
 
 
 def _frob(a: np.ndarray) -> np.ndarray:
@@ -126,9 +126,14 @@ def _last_finite(values: np.ndarray) -> float:
     return float(finite[-1]) if len(finite) else float("nan")
 
 
+def flow_scale(ds: xr.Dataset) -> float:
+    """``max_t ||W_e^flow(t)||_F`` of an :func:`overview` Dataset: the scale of its relative deviations."""
+    return float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
+
+
 def summary_table(ds: xr.Dataset) -> str:
     """A plain-text table of an :func:`overview` Dataset: final losses, deviations, drift, solver stats."""
-    scale = float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
+    scale = flow_scale(ds)
     lines = [
         f"layer flow:      final loss {_last_finite(ds.flow_loss.values):.6g}   steps {ds.attrs['flow_num_steps']}   "
         f"nfev {ds.attrs['flow_nfev']}   status {ds.attrs['flow_status']}",

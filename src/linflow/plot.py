@@ -54,18 +54,12 @@ def _style_legend(ax, entries, **kwargs) -> None:
     ax.legend(handles, list(entries), **{"fontsize": 8, **kwargs})
 
 
-def _clip_to_completed(ax, series, log: bool = True, pad: float = 3.0) -> None:
-    """Y-limits from the runs that completed, so a diverged or stopped run never stretches the axes."""
+def _clip_to_completed(ax, series, pad: float = 3.0) -> None:
+    """Log-axis y-limits from the runs that completed, so a diverged or stopped run never stretches the axes."""
     values = np.concatenate([np.ravel(np.asarray(v, dtype=float)) for v in series]) if series else np.array([])
-    values = values[np.isfinite(values) & ((values > 0) if log else True)]
-    if not len(values):
-        return
-    lo, hi = float(values.min()), float(values.max())
-    if log:
-        ax.set_ylim(lo / pad, hi * pad)
-    else:
-        span = (hi - lo) or abs(hi) or 1.0
-        ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values):
+        ax.set_ylim(values.min() / pad, values.max() * pad)
 
 
 def _mark_stop(ax, x, y, color) -> bool:
@@ -80,16 +74,29 @@ def _mark_stop(ax, x, y, color) -> bool:
     return True
 
 
-def _per_eta(fig, ax, ds, var: str, outcome: str, *, x=None, style=None, completed=None):
-    """One curve of ``ds[var]`` per eta coloured by eta; runs whose ``outcome`` is not ok are clipped and marked."""
-    x = ds.t.values if x is None else x
+def _mark_stopped(ax, x, rows, ok, colors) -> bool:
+    """:func:`_mark_stop` for every row whose run did not complete; whether any X was drawn."""
+    return any([_mark_stop(ax, x, _finite_positive(rows[i]), colors[i]) for i in np.flatnonzero(~ok)])
+
+
+def _stopped_entry(stopped: bool, label: str = "diverged / oscillating (last point)") -> dict:
+    """The legend entry of the X of a stopped run, when one was drawn."""
+    return {label: {k: v for k, v in STOPPED_MARKER.items() if k != "zorder"}} if stopped else {}
+
+
+def _per_eta(fig, ax, ds, var: str, outcome: str, *, also=(), completed=()):
+    """One curve of ``ds[var]`` per eta coloured by eta; runs whose ``outcome`` is not ok are clipped and marked.
+
+    The y-limits come from the completed runs of ``var`` and of the variables ``also`` (drawn by the
+    caller) and from the reference values ``completed``.
+    """
+    t = ds.t.values
     colors = _eta_colors(fig, ax, ds.eta.values)
     ok = np.asarray(ds[outcome].values).astype(str) == "ok"
     for i, c in enumerate(colors):
-        ax.plot(x, _finite_positive(ds[var].values[i]), color=c, lw=1.2, **(style or {}))
-    _clip_to_completed(ax, [_finite_positive(ds[var].values[i]) for i in np.flatnonzero(ok)] + (completed or []))
-    stopped = [i for i in np.flatnonzero(~ok) if _mark_stop(ax, x, _finite_positive(ds[var].values[i]), colors[i])]
-    return colors, ok, stopped
+        ax.plot(t, _finite_positive(ds[var].values[i]), color=c, lw=1.2)
+    _clip_to_completed(ax, [ds[v].values[i] for v in (var, *also) for i in np.flatnonzero(ok)] + list(completed))
+    return colors, _mark_stopped(ax, t, ds[var].values, ok, colors)
 
 
 # ----------------------------------------------------------------------------- linflow run
@@ -104,11 +111,12 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     """
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), layout="constrained")
     t = ds.t.values
-    scale = float(np.nanmax(np.sqrt(np.nansum(ds.flow_end_to_end.values ** 2, axis=(-2, -1)))))
+    from .overview import flow_scale
+
+    scale = flow_scale(ds)
     colors = _eta_colors(fig, axes, ds.eta.values)
     ok = np.asarray(ds.gd_status.values).astype(str) == "ok"
     ok_e2e = np.asarray(ds.e2e_descent_status.values).astype(str) == "ok"
-    stopped = False
 
     ax = axes[0, 0]
     ax.set_yscale("log")
@@ -119,16 +127,12 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
         ax.plot(t, _finite_positive(ds.e2e_descent_loss.values[i]), color=c, lw=1, ls=":")
     _clip_to_completed(ax, [ds.flow_loss.values, ds.e2e_flow_loss.values]
                        + [ds.gd_loss.values[i] for i in np.flatnonzero(ok)])
-    for i in np.flatnonzero(~ok):
-        stopped |= _mark_stop(ax, t, _finite_positive(ds.gd_loss.values[i]), colors[i])
-    for i in np.flatnonzero(~ok_e2e):
-        stopped |= _mark_stop(ax, t, _finite_positive(ds.e2e_descent_loss.values[i]), colors[i])
+    stopped = _mark_stopped(ax, t, ds.gd_loss.values, ok, colors)
+    stopped |= _mark_stopped(ax, t, ds.e2e_descent_loss.values, ok_e2e, colors)
     ax.set(xlabel="flow time t = k eta", ylabel="loss L1(W_e)", title="(a) loss")
-    entries = {"layer flow": dict(color="k", lw=2.5), "end-to-end flow (Thm 1)": dict(color="tab:red", ls="--"),
-               "GD on the layers": dict(marker="o", ms=3, ls="none"), "Eq. 10 (end-to-end update)": dict(ls=":")}
-    if stopped:
-        entries["diverged (last finite point)"] = {k: v for k, v in STOPPED_MARKER.items() if k != "zorder"}
-    _style_legend(ax, entries)
+    _style_legend(ax, {"layer flow": dict(color="k", lw=2.5), "end-to-end flow (Thm 1)": dict(color="tab:red", ls="--"),
+                       "GD on the layers": dict(marker="o", ms=3, ls="none"), "Eq. 10 (end-to-end update)": dict(ls=":"),
+                       **_stopped_entry(stopped, "diverged (last finite point)")})
 
     ax = axes[0, 1]
     ax.set_yscale("log")
@@ -141,10 +145,8 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     ax.plot(t[1:], gap, color="tab:red", ls="--", lw=1.2)
     _clip_to_completed(ax, [rel_gd[i, 1:] for i in np.flatnonzero(ok)] + [rel_e2e[i, 1:] for i in np.flatnonzero(ok_e2e)]
                        + [gap])
-    for i in np.flatnonzero(~ok):
-        _mark_stop(ax, t[1:], _finite_positive(rel_gd[i, 1:]), colors[i])
-    for i in np.flatnonzero(~ok_e2e):
-        _mark_stop(ax, t[1:], _finite_positive(rel_e2e[i, 1:]), colors[i])
+    _mark_stopped(ax, t[1:], rel_gd[:, 1:], ok, colors)
+    _mark_stopped(ax, t[1:], rel_e2e[:, 1:], ok_e2e, colors)
     ax.set(xlabel="flow time t", ylabel="||W_e - W_e^flow||_F / max_t ||W_e^flow||_F",
            title="(b) relative distance from the flow")
     _style_legend(ax, {"GD vs layer flow": dict(), "Eq. 10 vs end-to-end flow": dict(ls=":"),
@@ -152,13 +154,12 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
 
     ax = axes[1, 0]
     ax.set_yscale("log")
-    ax.plot(t, _finite_positive(np.maximum(ds.flow_imbalance.values, 1e-300)), color="k", lw=2.5)
+    ax.plot(t, np.maximum(ds.flow_imbalance.values, 1e-300), color="k", lw=2.5)
     for i, c in enumerate(colors):
         ax.plot(t, _finite_positive(ds.gd_imbalance.values[i]), color=c, lw=1.2)
     _clip_to_completed(ax, [ds.gd_imbalance.values[i] for i in np.flatnonzero(ok)]
                        + [_finite_positive(ds.flow_imbalance.values)])
-    for i in np.flatnonzero(~ok):
-        _mark_stop(ax, t, _finite_positive(ds.gd_imbalance.values[i]), colors[i])
+    _mark_stopped(ax, t, ds.gd_imbalance.values, ok, colors)
     ax.set(xlabel="flow time t", ylabel="max_j ||D_j||_F", title="(c) balancedness (conserved by the flow)")
     _style_legend(ax, {"layer flow": dict(color="k", lw=2.5), "GD": dict()})
 
@@ -203,16 +204,11 @@ def _per_eta_figure(ds: xr.Dataset, ylabel: str, title: str) -> tuple[plt.Figure
     return fig, ax
 
 
-def _stopped_entry(stopped) -> dict:
-    return {"diverged / oscillating (last point)": {k: v for k, v in STOPPED_MARKER.items() if k != "zorder"}} \
-        if stopped else {}
-
-
 def deviation_vs_time(ds: xr.Dataset) -> plt.Figure:
     """Relative distance ``||W_e^GD(t) - W_e^flow(t)||_F / max_t ||W_e^flow||_F`` against time, one curve per eta."""
     fig, ax = _per_eta_figure(ds, "relative deviation of W_e from the flow", "Gradient descent against the gradient flow")
     tol = float(ds.attrs["tol"])
-    _, _, stopped = _per_eta(fig, ax, ds, "gd_deviation_rel", "gd_outcome", completed=[np.array([tol])])
+    _, stopped = _per_eta(fig, ax, ds, "gd_deviation_rel", "gd_outcome", completed=[tol])
     ax.axhline(tol, color="0.4", ls="--", lw=1)
     _style_legend(ax, {f"breakdown tolerance {tol:g}": dict(color="0.4", ls="--"), **_stopped_entry(stopped)})
     return fig
@@ -255,7 +251,7 @@ def balancedness_drift(ds: xr.Dataset) -> plt.Figure:
     """GD's ``max_j ||D_j||_F`` (lines) against its exact eta^2 accumulation (dots), coloured by eta."""
     fig, ax = _per_eta_figure(ds, "max_j ||D_j||_F", "Balancedness under GD: measured and predicted by the eta^2 term")
     every = max(1, ds.sizes["t"] // 20)
-    colors, _, stopped = _per_eta(fig, ax, ds, "gd_imbalance", "gd_outcome")
+    colors, stopped = _per_eta(fig, ax, ds, "gd_imbalance", "gd_outcome")
     for i, c in enumerate(colors):
         ax.plot(ds.t.values[::every], _finite_positive(ds.gd_imbalance_predicted.values[i])[::every], color=c,
                 marker="o", ms=3.5, ls="none")
@@ -267,7 +263,7 @@ def balancedness_drift(ds: xr.Dataset) -> plt.Figure:
 def stability(ds: xr.Dataset) -> plt.Figure:
     """``eta S(t) / 2`` along the flow for each eta, with the stability line at 1."""
     fig, ax = _per_eta_figure(ds, "eta * sharpness(t) / 2", "Stability along the flow: GD leaves it above 1")
-    _, _, stopped = _per_eta(fig, ax, ds, "eta_sharpness_half", "gd_outcome", completed=[np.array([1.0])])
+    _, stopped = _per_eta(fig, ax, ds, "eta_sharpness_half", "gd_outcome", completed=[1.0])
     ax.axhline(1.0, color="tab:red", lw=1.5)
     _style_legend(ax, {"eta S / 2 = 1 (stability limit)": dict(color="tab:red", lw=1.5), **_stopped_entry(stopped)})
     return fig
@@ -276,9 +272,7 @@ def stability(ds: xr.Dataset) -> plt.Figure:
 def bound_vs_error(ds: xr.Dataset) -> plt.Figure:
     """The Elkabetz-Cohen first-order bound (dashed) against GD's measured distance from the flow (solid)."""
     fig, ax = _per_eta_figure(ds, "||theta_GD(t) - theta(t)|| (layers)", "Measured error and the first-order bound")
-    colors, ok, stopped = _per_eta(fig, ax, ds, "gd_layer_deviation", "gd_outcome",
-                                   completed=[_finite_positive(ds.bound.values[i]) for i in
-                                              np.flatnonzero(np.asarray(ds.gd_outcome.values).astype(str) == "ok")])
+    colors, stopped = _per_eta(fig, ax, ds, "gd_layer_deviation", "gd_outcome", also=("bound",))
     for i, c in enumerate(colors):
         ax.plot(ds.t.values, _finite_positive(ds.bound.values[i]), color=c, ls="--", lw=1)
     _style_legend(ax, {"measured ||theta_GD - theta||": dict(),
@@ -300,7 +294,8 @@ _SOLVER_MARKERS = "osD^v<>phP*Xd8H"
 
 
 def _work_precision(ds: xr.Dataset, work: str, xlabel: str, title: str) -> plt.Figure:
-    """Error against work, one colour and marker per solver; failed solves as red crosses at the top."""
+    """Error against work, one colour and marker per solver; failed solves as crosses (in the solver's colour)
+    at the top."""
     fig, ax = plt.subplots(figsize=(8.5, 5.5), layout="constrained")
     names = [str(n) for n in ds.solver.values]
     palette = [plt.get_cmap("tab10")(i) for i in range(10)] + ["k", "gold", "navy", "lime", "magenta"]
