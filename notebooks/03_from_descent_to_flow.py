@@ -62,13 +62,15 @@ start = tuple(w * 1.001 for w in at_min)
 fig, ax = plt.subplots(figsize=(7, 4))
 for f in (0.95, 1.05):
     gd = linflow.gradient_descent(scalar, start, f * eta_crit, 400)
-    ax.plot(gd.iterations, gd.end_to_end[:, 0, 0] - s, label=f"eta = {f} eta_crit")
-ax.set(xlabel="iteration", ylabel="w2 w1 - s", title="below and above 2 / sharpness")
+    ax.plot(gd.iterations, np.abs(gd.end_to_end[:, 0, 0] - s), label=f"eta = {f} eta_crit")
+ax.set(yscale="log", xlabel="iteration", ylabel="|w2 w1 - s|  (distance from the minimum)",
+       title="below and above 2 / sharpness")
 ax.legend();
 
 # %% [markdown]
-# **What you should see:** at 0.95 `eta_crit` the oscillation around the minimum dies out; at 1.05 it
-# grows until GD settles into a period-2 orbit, jumping between two points on either side of the minimum.
+# **What you should see:** at 0.95 `eta_crit` the distance from the minimum falls geometrically (the
+# oscillation dies out); at 1.05 it grows until it levels off: GD has settled into a period-2 orbit,
+# jumping between two points on either side of the minimum.
 #
 # ## 3. Balancedness: conserved by the flow, drifting under GD
 # `D_j = W_{j+1}^T W_{j+1} - W_j W_j^T` is constant along the flow; under GD it changes by exactly
