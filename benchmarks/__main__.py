@@ -105,7 +105,7 @@ def compile_latency(prob, layers):
         "end_to_end_descent": lambda t1, tol: linflow.end_to_end_descent(prob, w_e, 3, t1 / 500, 500, save_every=5),
         "modified_flow": lambda t1, tol: linflow.modified_flow(prob, layers, t1 / 500, t1, rtol=tol),
     }
-    caches = [integrate._solve, descent._descend]
+    caches = [integrate._solve._cached, descent._descend._cached]
     out = {}
     for name, call in calls.items():
         first = once(lambda: call(10.0, 1e-8).end_to_end)
@@ -141,7 +141,7 @@ def versus_scipy(label, prob, layers, t1, ks, repeats):
             run()
             t = best_of(lambda: run().end_to_end, repeats)
             tr = run()
-            rows[f"linflow_{solver}"].append((np.abs(tr.end_to_end[-1] - ref).max() / scale, t, tr.stats["nfev"]))
+            rows[f"linflow_{solver}"].append((np.abs(tr.end_to_end[-1] - ref).max() / scale, t, int(tr.stats["nfev"])))
         for method in ("RK45", "DOP853"):
             best, sol = math.inf, None
             for _ in range(repeats):
@@ -187,8 +187,9 @@ def overhead(label, prob, layers, t1, repeats):
     gd = lambda: linflow.gradient_descent(prob, layers, 1e-3, steps, save_every=steps)  # noqa: E731
     gd()
     t_gd = best_of(lambda: gd().end_to_end, repeats) / steps
-    return {"problem": label, "vf_eval_s": t_eval, "solve_s": t_solve, "nfev": tr.stats["nfev"],
-            "solver_overhead": t_solve / (tr.stats["nfev"] * t_eval), "gd_step_s": t_gd,
+    nfev = int(tr.stats["nfev"])
+    return {"problem": label, "vf_eval_s": t_eval, "solve_s": t_solve, "nfev": nfev,
+            "solver_overhead": t_solve / (nfev * t_eval), "gd_step_s": t_gd,
             "gd_overhead": t_gd / t_eval}
 
 

@@ -4,8 +4,8 @@ Run: ``python -m benchmarks.sweep [--quick]``. Two comparisons, both warm (compi
 
 * ``compare`` with 16 etas against 16 ``compare`` calls with one eta each (what a user would write
   without batching; each call recomputes the flows, as it must);
-* the discrete part alone: the batched masked loop over 16 etas (``_descend_many``) against 16
-  ``gradient_descent`` calls.
+* the discrete part alone: ``jax.vmap`` of ``gradient_descent`` over 16 etas (``gradient_descents``;
+  each eta its own steps through a traced steps-per-save) against 16 ``gradient_descent`` calls.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import jax
-import numpy as np
 
 from ._timing import best_of
 
@@ -41,12 +40,13 @@ def main(argv=None) -> dict:
     sequential()
     t_batch, t_seq = best_of(batched, repeats), best_of(sequential, repeats)
 
-    chunks = np.stack([descent.grid_chunks(e, t1, points) for e in etas])
-    step, observe = descent.EulerStep(linflow.layer_field), linflow._runs.observe_layers
-    gd_batched = lambda: descent._descend_many(step, observe, len(layers), prob, layers,  # noqa: E731
-                                               jax.numpy.asarray(etas), jax.numpy.asarray(chunks))
-    gd_seq = lambda: [linflow.gradient_descent(prob, layers, e, int(c.sum()), save_every=int(c[0]))  # noqa: E731
-                      for e, c in zip(etas, chunks)]
+    per_save = [descent.steps_per_save(e, t1, points) for e in etas]
+    rule = descent.EulerRule(linflow.LayerFlow(prob))
+    batched_gd = jax.jit(jax.vmap(lambda e, n: descent.iterate(rule, layers, e, n, points - 1)))
+    gd_batched = lambda: jax.block_until_ready(batched_gd(jax.numpy.asarray(etas),  # noqa: E731
+                                                          jax.numpy.asarray(per_save)))
+    gd_seq = lambda: [linflow.gradient_descent(prob, layers, e, n * (points - 1), save_every=n)  # noqa: E731
+                      for e, n in zip(etas, per_save)]
     gd_batched()
     gd_seq()
     g_batch, g_seq = best_of(gd_batched, repeats), best_of(gd_seq, repeats)

@@ -35,12 +35,12 @@ def test_balancedness_drift_is_predicted_to_round_off(whitened_orders):
 
 
 def test_no_recompilation_for_new_etas():
-    from linflow import descent, integrate
+    from linflow import integrate
 
     prob = problems.whitened([1.5, 0.5], seed=1)
     layers = init.balanced((2, 2, 2), 0.4)
     linflow.compare(prob, layers, [0.05, 0.025], 1.0, points=11, orders=(1,))
-    caches = (descent._descend_many, integrate._solve_many, comparison._hessian_times_gradient)
+    caches = (comparison._descend_etas._cached, integrate._solve._cached, comparison._hessian_times_gradient)
     n = [c._cache_size() for c in caches]
     linflow.compare(prob, layers, [0.1 / 3, 0.02], 1.0, points=11, orders=(1,))
     assert [c._cache_size() for c in caches] == n

@@ -155,17 +155,17 @@ def test_euler_at_step_eta_is_gradient_descent():
 def test_nfev_counts_the_vector_field_calls(solver):
     counter = [0]
 
-    def counting_field(problem, layers, depth):
-        jax.debug.callback(lambda: counter.__setitem__(0, counter[0] + 1))
-        return linflow.layer_field(problem, layers)
+    class CountingFlow(linflow.LayerFlow):
+        def __call__(self, t, y, args=None):
+            jax.debug.callback(lambda: counter.__setitem__(0, counter[0] + 1))
+            return linflow.layer_field(self.problem, y)
 
     prob = small_regression(m=40, d=4, k=1, p=4.0)
     layers = init.balanced((4, 3, 1), 0.5)
-    dt0 = 0.05 if solver in ("euler", "heun") else None
-    tr = integrate.solve_flow("gradient_flow", counting_field, _runs.observe_layers, prob, layers, 2, 10.0,
-                              solver=solver, dt0=dt0, rtol=1e-6, atol=1e-9)
+    options = dict(dt0=0.05) if solver in ("euler", "heun") else dict(rtol=1e-6, atol=1e-9)
+    tr = integrate.solve(CountingFlow(prob), layers, 10.0, solver=solver, **options)
     jax.effects_barrier()
-    assert tr.stats["nfev"] == counter[0]
+    assert tr.stats["nfev"] == counter[0] > 0
 
 
 # ---------------------------------------------------------------- conventions, failures, compilation
@@ -181,8 +181,13 @@ def test_max_steps_is_reported_with_where_it_stopped():
     tr = linflow.gradient_flow(SMALL, SMALL_LAYERS, 4.0, ts=SMALL_TS, max_steps=4, rtol=1e-10)
     assert tr.status == "max_steps"
     assert "last saved point reached" in tr.message and "max_steps" in tr.message
-    assert 1 <= len(tr) < len(SMALL_TS)
+    assert 1 <= tr.n_reached < len(SMALL_TS) == len(tr) == tr.end_to_end.shape[0]  # fixed shapes
     assert np.all(np.isfinite(tr.end_to_end)) and np.all(np.isfinite(tr.loss))
+    # the rows not reached repeat the last reached one; the message names that time
+    k = tr.n_reached
+    np.testing.assert_array_equal(tr.end_to_end[k:], np.broadcast_to(tr.end_to_end[k - 1], tr.end_to_end[k:].shape))
+    assert f"t = {float(tr.ts[k - 1]):.6g}, before t = {float(tr.ts[k]):.6g}" in tr.message
+    assert tr.reached().loss.shape == (k,) and np.isnan(tr.masked(tr.loss)[k:]).all()
 
 
 def test_fixed_step_blow_up_is_reported():
@@ -191,22 +196,22 @@ def test_fixed_step_blow_up_is_reported():
     tr = linflow.gradient_flow(prob, layers, 50.0, solver="euler", dt0=1.0, n_save=51)
     assert tr.status == "nonfinite"
     assert "before t =" in tr.message
-    assert len(tr) < 51 and np.all(np.isfinite(tr.end_to_end))
+    assert tr.n_reached < 51 and np.all(np.isfinite(tr.end_to_end))
 
 
 def test_no_recompilation_for_new_values():
     prob = small_regression(m=30, d=3, k=1, seed=0)
     layers = init.balanced((3, 2, 1), 0.5)
     linflow.gradient_flow(prob, layers, 1.0, n_save=11)
-    n = integrate._solve._cache_size()
+    n = integrate._solve._cached._cache_size()
     linflow.gradient_flow(prob, layers, 2.5, n_save=11, rtol=1e-6, atol=1e-9)
     linflow.gradient_flow(small_regression(m=30, d=3, k=1, seed=5, weight_decay=0.2), init.balanced((3, 2, 1), 0.9, 4),
                           3.0, ts=np.linspace(0, 3.0, 11), rtol=1e-7)
-    assert integrate._solve._cache_size() == n
+    assert integrate._solve._cached._cache_size() == n
     linflow.end_to_end_flow(prob, np.ones((1, 3)), 2, 1.0, n_save=11)
-    m = integrate._solve._cache_size()
+    m = integrate._solve._cached._cache_size()
     linflow.end_to_end_flow(prob, 2 * np.ones((1, 3)), 2, 7.0, n_save=11, rtol=1e-5, atol=1e-5)
-    assert integrate._solve._cache_size() == m
+    assert integrate._solve._cached._cache_size() == m
 
 
 def test_end_to_end_flow_from_unbalanced_layers_warns_with_the_imbalance():

@@ -7,10 +7,15 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
 * problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``);
 * networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
   :func:`end_to_end`, :func:`imbalance`, :func:`balancedness`;
-* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow` (diffrax;
-  :data:`SOLVERS`);
+* vector fields as modules with diffrax's ``(t, y, args)`` signature: :class:`LayerFlow`,
+  :class:`EndToEndFlow`, :class:`ModifiedFlow`;
+* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow`, and their core
+  :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects);
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
-* discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`;
+* discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`, :func:`optax_descent` (any optax
+  optimizer), and their core :func:`linflow.descent.descend`;
+* every run accepts tracers: call it under ``jax.jit``, batch it with ``jax.vmap``, differentiate it with
+  ``jax.grad`` (the result, a :class:`Trajectory`, is a pytree of fixed-shape arrays);
 * studies: :func:`compare` (GD against the flows and the modified flows, :mod:`linflow.comparison`),
   :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`), :func:`sweep`
   (:mod:`linflow.sweeps`), :mod:`linflow.reproduce`;
@@ -46,7 +51,13 @@ _SUBMODULES = ("accuracy", "comparison", "curvature", "datasets", "descent", "ex
 _ATTRIBUTES = {
     "Problem": "problems",
     "Trajectory": "trajectory",
+    "STATUSES": "trajectory",
     "SOLVERS": "integrate",
+    "solve": "integrate",
+    "LayerFlow": "fields",
+    "EndToEndFlow": "fields",
+    "ModifiedFlow": "fields",
+    "optax_descent": "descent",
     "gradient_flow": "integrate",
     "gradient_flows": "integrate",
     "end_to_end_flow": "integrate",
@@ -104,12 +115,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .accuracy import work_precision
     from .comparison import compare
     from .curvature import hessian_extremes, sharpness, smallest_eigenvalue
-    from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descents
-    from .fields import (claim2_field, end_to_end_field, hessian_vector_product, layer_field, layer_gradients,
-                         modified_field_1, modified_field_2, network_gradient, network_loss)
+    from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
+    from .fields import (EndToEndFlow, LayerFlow, ModifiedFlow, claim2_field, end_to_end_field, hessian_vector_product,
+                         layer_field, layer_gradients, modified_field_1, modified_field_2, network_gradient,
+                         network_loss)
     from .init import balancedness, end_to_end, imbalance
-    from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow
+    from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers
     from .problems import Problem
     from .sweeps import sweep
-    from .trajectory import Trajectory
+    from .trajectory import STATUSES, Trajectory

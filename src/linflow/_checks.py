@@ -1,7 +1,8 @@
 """Input validation shared by the public entry points (private).
 
 Every check raises a ``ValueError`` or ``TypeError`` that names the parameter and the expected form.
-Checks run eagerly, on concrete Python or NumPy values, before anything is traced.
+Shapes and dtypes are checked on every input; values (finite, positive, ordered) only on concrete
+inputs, so a public run also works on tracers (inside ``jax.jit``, ``jax.vmap``, ``jax.grad``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,25 @@ import jax
 import numpy as np
 
 
+def is_traced(value) -> bool:
+    """True for a JAX tracer (a value not known until the computation runs)."""
+    return isinstance(value, jax.core.Tracer)
+
+
+def _traced_array(name: str, value, ranks: tuple[int, ...]):
+    """A tracer of one of the ranks and a real dtype (its values are not known yet)."""
+    if value.ndim not in ranks:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ranks))} dimensions, got shape {value.shape}")
+    if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+        raise TypeError(f"{name} must be real, got dtype {value.dtype}")
+    return value.astype(np.float64) if value.dtype != np.float64 else value
+
+
 def real_scalar(name: str, value, *, minimum: float | None = None, strict: bool = False) -> float:
-    """A finite real number, optionally bounded below (``> minimum`` if strict, else ``>=``)."""
+    """A finite real number, optionally bounded below (``> minimum`` if strict, else ``>=``); a traced
+    scalar is returned as it is (shape and dtype checked)."""
+    if is_traced(value):
+        return _traced_array(name, value, (0,))
     if isinstance(value, bool) or value is None:
         raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
@@ -49,7 +67,9 @@ def integer(name: str, value, *, minimum: int) -> int:
 
 
 def finite_matrix(name: str, value, *, ndim: int | tuple[int, ...] = 2) -> np.ndarray:
-    """A real float64 array of the given rank(s) with only finite entries."""
+    """A real float64 array of the given rank(s) with only finite entries (a tracer: rank and dtype only)."""
+    if is_traced(value):
+        return _traced_array(name, value, (ndim,) if isinstance(ndim, int) else ndim)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -96,4 +116,4 @@ def layers(value) -> tuple[jax.Array, ...]:
                 f"{out[-1].shape}; W_{j} must have {out[-1].shape[0]} columns"
             )
         out.append(arr)
-    return tuple(jnp.asarray(a) for a in out)
+    return tuple(jnp.asarray(a, dtype=jnp.float64) for a in out)

@@ -1,8 +1,8 @@
 """Plumbing shared by the continuous and discrete runs (private).
 
-Validation of a start, the observables saved with every run (``W_e``, loss, imbalance), the choice of
-the end-to-end form, and the assembly of a :class:`~linflow.trajectory.Trajectory` that keeps only the
-rows reached before a failure.
+Validation of a start (shapes on every input, values on concrete ones) and the assembly of a
+:class:`~linflow.trajectory.Trajectory` inside the compiled run: the rows reached before a failure,
+the later rows holding the last reached one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
-from .fields import END_TO_END_FORMS
 from .init import end_to_end, imbalance
 from .problems import Problem
 from .trajectory import Trajectory
@@ -46,6 +45,8 @@ def check_end_to_end_start(problem: Problem, start, depth) -> tuple[jax.Array, i
         layers0 = check_layers(problem, start)
         if depth is not None and _checks.integer("depth", depth, minimum=1) != len(layers0):
             raise ValueError(f"depth = {depth} but {len(layers0)} layers were given")
+        if any(_checks.is_traced(w) for w in layers0):
+            return end_to_end(layers0), len(layers0)
         scale = max(float(jnp.sum(w * w)) for w in layers0)
         gap = float(imbalance(layers0))
         if scale > 0 and gap > IMBALANCE_WARN * scale:
@@ -59,60 +60,29 @@ def check_end_to_end_start(problem: Problem, start, depth) -> tuple[jax.Array, i
     W = _checks.finite_matrix("W_e0", start, ndim=2)
     if W.shape != (problem.k, problem.d):
         raise ValueError(f"W_e0 must have shape (k, d) = ({problem.k}, {problem.d}), got {W.shape}")
-    return jnp.asarray(W), _checks.integer("depth", depth, minimum=1)
+    return jnp.asarray(W, dtype=jnp.float64), _checks.integer("depth", depth, minimum=1)
 
 
-def end_to_end_form(problem: Problem, form: str):
-    """The end-to-end field for ``form`` in ``auto`` (Claim 2 when k = 1), ``general``, ``claim2``."""
-    if form == "auto":
-        form = "claim2" if problem.k == 1 else "general"
-    if form not in END_TO_END_FORMS:
-        raise ValueError(f"form must be one of 'auto', {', '.join(map(repr, END_TO_END_FORMS))}; got {form!r}")
-    if form == "claim2" and problem.k != 1:
-        raise ValueError(f"form='claim2' needs k = 1 output, the problem has k = {problem.k}")
-    return END_TO_END_FORMS[form]
+def rows_reached(tree) -> jax.Array:
+    """How many leading saved rows have every entry of every leaf finite (leaves share their first axis; traced)."""
+    leaves = [x for x in jax.tree_util.tree_leaves(tree)]
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in leaves]), axis=0)
+    return jnp.where(jnp.all(finite), finite.shape[0], jnp.argmin(finite))
 
 
-def observe_layers(problem: Problem, ys):
-    """``(W_e, loss, imbalance)`` for a batch of saved layer tuples."""
-    w_e = end_to_end(ys)
-    return w_e, jax.vmap(problem.loss)(w_e), imbalance(ys)
+def hold_last(tree, stop):
+    """Rows ``stop, stop + 1, ...`` of every leaf replaced by row ``stop - 1`` (row 0 when ``stop == 0``)."""
+    def hold(x):
+        idx = jnp.minimum(jnp.arange(x.shape[0]), jnp.maximum(stop - 1, 0))
+        return x[idx]
+    return jax.tree_util.tree_map(hold, tree)
 
 
-def observe_end_to_end(problem: Problem, ys):
-    return ys, jax.vmap(problem.loss)(ys), None
-
-
-def as_numpy(tree):
-    return jax.tree_util.tree_map(np.asarray, tree)
-
-
-def build(kind: str, depth: int, ts, ys, observed, keep: int, **meta) -> Trajectory:
-    """A Trajectory of the first ``keep`` saved rows."""
-    w_e, loss, imb = observed
-    layers = tuple(y[:keep] for y in ys) if isinstance(ys, tuple) else None
+def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, **meta) -> Trajectory:
+    """A Trajectory of saved states ``ys`` and their observables ``(W_e, loss, imbalance)``, rows past ``stop`` held."""
+    ys, (w_e, loss, imb) = hold_last((ys, observed), stop)
     return Trajectory(
-        kind=kind,
-        depth=depth,
-        ts=ts[:keep],
-        end_to_end=w_e[:keep],
-        loss=loss[:keep],
-        layers=layers,
-        imbalance=None if imb is None else imb[:keep],
-        **meta,
+        ts=ts, end_to_end=w_e, loss=loss, layers=ys if isinstance(ys, tuple) else None, imbalance=imb,
+        result=jnp.asarray(result, dtype=jnp.int32), stop=jnp.asarray(stop, dtype=jnp.int32), kind=kind,
+        depth=depth, **meta,
     )
-
-
-def finite_prefix(tree) -> int:
-    """How many leading saved rows have every entry of every leaf finite (leaves share their first axis)."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    finite = np.logical_and.reduce([np.all(np.isfinite(y.reshape(y.shape[0], -1)), axis=1) for y in leaves])
-    return int(np.argmin(finite)) if not finite.all() else len(finite)
-
-
-def padded(values, n: int) -> np.ndarray:
-    """The first ``n`` rows of ``values`` followed by NaN rows up to ``n`` (a run that stopped early)."""
-    values = np.asarray(values, dtype=float)
-    out = np.full((n, *values.shape[1:]), np.nan)
-    out[: min(n, len(values))] = values[:n]
-    return out

@@ -19,6 +19,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,9 +28,10 @@ from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
 from . import _catalog, _checks, _runs, exact, init, problems
-from .fields import layer_field
-from .integrate import SOLVERS, FlowSettings, _solve, _result_name
+from .fields import EndToEndFlow, LayerFlow, layer_field
+from .integrate import SOLVERS, result_code, solve
 from .problems import Problem
+from .trajectory import STATUSES
 
 __all__ = ["work_precision", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
 
@@ -37,23 +39,42 @@ DEFAULT_SOLVERS = _catalog.ACCURACY_SOLVERS
 SCIPY_SOLVERS = _catalog.SCIPY_SOLVERS
 
 
-class CountedField:
-    """A vector field that counts its calls (``jax.debug.callback``), for solvers without a closed-form nfev.
+class _Counter:
+    """A mutable call count (hashed by identity, so it can be a static part of a module)."""
 
-    One call is one evaluation of the field; for implicit solvers the Jacobian is taken by forward-mode
-    autodiff of one traced call and so counts once.
-    """
-
-    def __init__(self, field):
-        self.field = field
+    def __init__(self):
         self.count = 0
 
-    def _tick(self):
+    def tick(self):
         self.count += 1
 
-    def __call__(self, args, y, depth):
-        jax.debug.callback(self._tick)
-        return self.field(args, y, depth)
+
+class CountedField(eqx.Module):
+    """A field module that counts its calls (``jax.debug.callback``), for solvers without a closed-form nfev.
+
+    One call is one evaluation of the field; for implicit solvers the Jacobian is taken by forward-mode
+    autodiff of one traced call and so counts once. ``counter.count`` holds the count.
+    """
+
+    field: eqx.Module
+    counter: _Counter = eqx.field(static=True)
+
+    def __init__(self, field):
+        self.field, self.counter = field, _Counter()
+
+    @property
+    def kind(self) -> str:
+        return self.field.kind
+
+    def __call__(self, t, y, args=None):
+        jax.debug.callback(self.counter.tick)
+        return self.field(t, y, args)
+
+    def depth_of(self, y) -> int:
+        return self.field.depth_of(y)
+
+    def observe(self, ys):
+        return self.field.observe(ys)
 
 
 def _aligned_sigma0(problem: Problem, w_e0: np.ndarray, depth: int) -> np.ndarray | None:
@@ -70,13 +91,13 @@ def _aligned_sigma0(problem: Problem, w_e0: np.ndarray, depth: int) -> np.ndarra
 
 
 def _flow_setup(problem: Problem, start, flow: str, depth):
-    """``(field, observe, y0, depth, W_e0)`` of the chosen flow."""
+    """``(field module, y0, depth, W_e0)`` of the chosen flow."""
     if flow == "layers":
         layers0 = _runs.check_layers(problem, start)
-        return layer_field, _runs.observe_layers, layers0, len(layers0), np.asarray(init.end_to_end(layers0))
+        return LayerFlow(problem), layers0, len(layers0), np.asarray(init.end_to_end(layers0))
     if flow == "end_to_end":
         w0, depth = _runs.check_end_to_end_start(problem, start, depth)
-        return _runs.end_to_end_form(problem, "auto"), _runs.observe_end_to_end, w0, depth, np.asarray(w0)
+        return EndToEndFlow(problem, depth), w0, depth, np.asarray(w0)
     raise ValueError(f"flow must be 'layers' or 'end_to_end', got {flow!r}")
 
 
@@ -100,16 +121,14 @@ def _errors(w: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
     return float(np.mean(np.abs(w[-1] - ref[-1]))), float(np.sqrt(np.mean((w - ref) ** 2)))
 
 
-def _numerical_reference(field, observe, depth, problem, y0, t1, ts) -> tuple[np.ndarray, float, str]:
+def _numerical_reference(field, y0, t1, ts) -> tuple[np.ndarray, float, str]:
     """Dopri8 at rtol 1e-13 and, as a check, Dopri8 at rtol 1e-12: the first, and their largest gap."""
     out = []
     for rtol in (1e-13, 1e-12):
-        s = FlowSettings.make(t1, ts=ts, solver="dopri8", rtol=rtol, atol=rtol * 1e-3, max_steps=1_000_000)
-        traj = s.finish("reference", depth, *_solve(field, observe, depth, "dopri8", s.max_steps, problem, y0,
-                                                    *s.arrays()))
+        traj = solve(field, y0, t1, ts=ts, solver="dopri8", rtol=rtol, atol=rtol * 1e-3, max_steps=1_000_000)
         if not traj.ok:
             raise RuntimeError(f"the reference solve failed: {traj.message}")
-        out.append(traj.end_to_end)
+        out.append(np.asarray(traj.end_to_end))
     return out[0], float(np.abs(out[0] - out[1]).max()), "dopri8 at rtol 1e-13, atol 1e-16 (checked against rtol 1e-12)"
 
 
@@ -179,7 +198,7 @@ def work_precision(
     fixed_steps = [_checks.positive(f"fixed_steps[{i}]", h) for i, h in enumerate(fixed_steps)]
     if len(fixed_steps) != len(tolerances):
         raise ValueError(f"fixed_steps must have one step per tolerance level ({len(tolerances)}), got {len(fixed_steps)}")
-    field, observe, y0, depth, w_e0 = _flow_setup(problem, start, flow, depth)
+    field, y0, depth, w_e0 = _flow_setup(problem, start, flow, depth)
     ts = np.linspace(0.0, t1, n_times)
     tick = progress or (lambda label: None)
 
@@ -192,7 +211,7 @@ def work_precision(
     if sigma0 is not None and reference != "numerical":
         ref, ref_err, ref_label = exact.end_to_end(problem, depth, sigma0, ts), 0.0, "exact (closed form)"
     else:
-        ref, ref_err, ref_label = _numerical_reference(field, observe, depth, problem, y0, t1, ts)
+        ref, ref_err, ref_label = _numerical_reference(field, y0, t1, ts)
     tick("reference")
 
     names = list(solvers) + [f"scipy_{s}" for s in scipy_solvers]
@@ -207,23 +226,22 @@ def work_precision(
         for j, k in enumerate(tolerances):
             rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
             dt0 = None if spec.adaptive else fixed_steps[j]
-            s = FlowSettings.make(t1, ts=ts, solver=name, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps)
-            args = s.arrays()
-            first, best, out = _timed(lambda: _solve(field, observe, depth, name, s.max_steps, problem, y0, *args),
-                                      repeats)
+            opts = dict(ts=ts, solver=name, dt0=dt0, max_steps=max_steps)
+            if spec.adaptive:
+                opts.update(rtol=rtol, atol=atol)
+            first, best, traj = _timed(lambda: solve(field, y0, t1, **opts), repeats)
             if j == 0:
                 compile_time[i] = max(first - best, 0.0)
-            traj = s.finish(name, depth, *out)
-            nfev = traj.stats["nfev"]
+            nfev = int(traj.stats["nfev"])
             if counted is not None:
-                counted.count = 0
-                jax.block_until_ready(_solve(counted, observe, depth, name, s.max_steps, problem, y0, *args))
+                counted.counter.count = 0
+                jax.block_until_ready(solve(counted, y0, t1, **opts))
                 jax.effects_barrier()
-                nfev = counted.count
-            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(traj.end_to_end, ref)
+                nfev = counted.counter.count
+            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(traj.masked(traj.end_to_end), ref)
             rec["nfev"][i, j] = nfev
-            rec["steps"][i, j] = traj.stats["num_steps"]
-            rec["rejected"][i, j] = traj.stats["num_rejected_steps"]
+            rec["steps"][i, j] = int(traj.stats["num_steps"])
+            rec["rejected"][i, j] = int(traj.stats["num_rejected_steps"])
             rec["wall_time"][i, j] = best
             rec["rtol"][i, j], rec["atol"][i, j] = (rtol, atol) if spec.adaptive else (np.nan, np.nan)
             rec["dt"][i, j] = np.nan if spec.adaptive else fixed_steps[j]
@@ -231,9 +249,9 @@ def work_precision(
         tick(name)
 
     flat0, unravel = ravel_pytree(y0)
-    f_flat = jax.jit(lambda y: ravel_pytree(field(problem, unravel(y), depth))[0])
-    jac_flat = jax.jit(jax.jacfwd(lambda y: ravel_pytree(field(problem, unravel(y), depth))[0]))
-    w_e_of = jax.jit(jax.vmap(lambda y: observe(problem, jax.tree_util.tree_map(lambda a: a[None], unravel(y)))[0][0]))
+    f_flat = jax.jit(lambda y: ravel_pytree(field(0.0, unravel(y), None))[0])
+    jac_flat = jax.jit(jax.jacfwd(lambda y: ravel_pytree(field(0.0, unravel(y), None))[0]))
+    w_e_of = jax.jit(jax.vmap(lambda y: field.observe(jax.tree_util.tree_map(lambda a: a[None], unravel(y)))[0][0]))
     f_np = lambda t, y: np.asarray(f_flat(y))  # noqa: E731
     jac_np = lambda t, y: np.asarray(jac_flat(y))  # noqa: E731
     y0_np = np.asarray(flat0)
@@ -359,6 +377,6 @@ def step_sizes(problem: Problem, layers0, t1: float, *, solver: str = "tsit5", r
     return xr.Dataset(
         {"dt": (("step",), dt), "sharpness": (("step",), S), "stability_dt": (("step",), 3.5 / S)},
         coords={"t": (("step",), ts)},
-        attrs={"solver": solver, "rtol": rtol, "atol": atol, "status": _result_name(sol.result._value),
+        attrs={"solver": solver, "rtol": rtol, "atol": atol, "status": STATUSES[int(result_code(sol.result))],
                "num_steps": int(sol.stats["num_steps"])},
     )

@@ -22,10 +22,11 @@ eta at which GD actually diverged or settled into an oscillation. REFERENCE.md s
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import warnings
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,10 +34,10 @@ import xarray as xr
 
 from . import _checks, _runs
 from .curvature import hessian_extremes
-from .descent import EulerStep, _descend_many, grid_chunks
-from .fields import hessian_vector_product, layer_gradients, network_gradient
+from .descent import EulerRule, iterate, steps_per_save
+from .fields import MODIFIED_FIELDS, EndToEndFlow, hessian_vector_product, layer_gradients, network_gradient
 from .init import balancedness, end_to_end, imbalance
-from .integrate import MODIFIED_FIELDS, FlowSettings, _solve_many, end_to_end_flow, gradient_flow, observe_modified
+from .integrate import end_to_end_flow, gradient_flow, modified_flow
 from .problems import Problem
 
 __all__ = ["compare", "fit_order", "summary", "summary_text"]
@@ -46,14 +47,16 @@ OSCILLATION_GROWTH = 0.999  # ... and not shrinking: a period-2 orbit (or its on
 ASYMPTOTIC = 0.1  # orders are fitted where the relative deviation is below this
 
 
-@dataclasses.dataclass(frozen=True)
-class _GDDiagnosticStep:
+class _GDDiagnosticRule(eqx.Module):
     """GD on the layers carrying the exact balancedness prediction and the last two updates.
 
     State: ``(layers, predicted D_j, last update, cos(last two updates), |last| / |previous|)``.
     """
 
-    def __call__(self, problem, state, eta, depth):
+    problem: Problem
+
+    def __call__(self, state, eta):
+        problem = self.problem
         layers, pred, last, _, _ = state
         G = layer_gradients(problem, layers)
         a = 1.0 - eta * problem.weight_decay
@@ -78,6 +81,7 @@ def _observe_gd(problem, states):
                             axis=0) if pred else jnp.zeros(w_e.shape[0]))
     norm = lambda tree: jnp.sqrt(sum(jnp.sum(x**2, axis=(-2, -1)) for x in tree))  # noqa: E731
     return {
+        "layers": layers,
         "end_to_end": w_e,
         "loss": jax.vmap(problem.loss)(w_e),
         "imbalance": imbalance(layers),
@@ -87,6 +91,15 @@ def _observe_gd(problem, states):
         "update_cos": cos,
         "update_growth": growth,
     }
+
+
+@eqx.filter_jit
+def _descend_etas(rule, observe, state0, etas, per_save, n_saves: int):
+    """:func:`~linflow.descent.iterate` for every eta (its own steps per save), with ``observe`` of the saves."""
+    def one(eta, every):
+        saves, bad_at = iterate(rule, state0, eta, every, n_saves)
+        return observe(saves), bad_at
+    return jax.vmap(one)(etas, per_save)
 
 
 @jax.jit
@@ -202,7 +215,7 @@ def compare(
     orders = tuple(orders)
     if any(o not in MODIFIED_FIELDS for o in orders):
         raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
-    chunks = np.stack([grid_chunks(e, t1, points) for e in etas])
+    per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
     tick = progress or (lambda label: None)
     depth = len(layers0)
     ts = np.linspace(0.0, t1, points)
@@ -224,19 +237,19 @@ def compare(
     tick("curvature along the flow")
 
     # ---- discrete runs, all etas in one computation each
-    eta_arr, chunk_arr = jnp.asarray(etas), jnp.asarray(chunks)
+    eta_arr, every_arr = jnp.asarray(etas), jnp.asarray(per_save)
     pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
     zeros = tuple(jnp.zeros_like(w) for w in layers0)
     gd_state0 = (layers0, pred0, zeros, jnp.asarray(0.0), jnp.asarray(0.0))
-    gd_states, gd_obs, gd_bad = _descend_many(_GDDiagnosticStep(), _observe_gd, depth, problem, gd_state0, eta_arr,
-                                              chunk_arr)
-    gd_layers = tuple(np.asarray(w) for w in gd_states[0])
+    gd_obs, gd_bad = _descend_etas(_GDDiagnosticRule(problem), functools.partial(_observe_gd, problem), gd_state0,
+                                   eta_arr, every_arr, points - 1)
     gd_obs = {k: np.asarray(v) for k, v in gd_obs.items()}
+    gd_layers = gd_obs.pop("layers")
     gd_bad = np.asarray(gd_bad)
     tick("gradient descent")
-    e2e_field = _runs.end_to_end_form(problem, "auto")
-    _, eq_obs, eq_bad = _descend_many(EulerStep(e2e_field), _runs.observe_end_to_end, depth, problem,
-                                      end_to_end(layers0), eta_arr, chunk_arr)
+    e2e_field = EndToEndFlow(problem, depth)
+    eq_obs, eq_bad = _descend_etas(EulerRule(e2e_field), e2e_field.observe, end_to_end(layers0), eta_arr, every_arr,
+                                   points - 1)
     eq_w, eq_loss, _ = (None if x is None else np.asarray(x) for x in eq_obs)
     eq_bad = np.asarray(eq_bad)
     tick("end-to-end descent (Eq. 10)")
@@ -249,16 +262,12 @@ def compare(
         mod_layers = tuple(np.full((len(etas), points, *w.shape), np.nan) for w in layers0)
         status = np.array(["skipped: eta above the predicted stability threshold"] * len(etas), dtype=object)
         if stable.any():
-            settings = FlowSettings.make(t1, ts=ts, solver=solver, rtol=rtol, atol=atol, max_steps=modified_max_steps)
-            out = _solve_many(MODIFIED_FIELDS[order], observe_modified, depth, settings.solver, settings.max_steps,
-                              (problem, jnp.asarray(etas[stable])), layers0, *settings.arrays())
-            ys, _, results, stats = out
-            for i, idx in enumerate(np.flatnonzero(stable)):
-                traj = settings.finish("modified_flow", depth, tuple(y[i] for y in ys),
-                                       tuple(None if o is None else o[i] for o in out[1]), results[i],
-                                       {k: v[i] for k, v in stats.items()}, eta=float(etas[idx]))
+            runs = jax.vmap(lambda e, o=order: modified_flow(problem, layers0, e, t1, order=o, ts=ts, solver=solver,
+                                                            rtol=rtol, atol=atol, max_steps=modified_max_steps))(
+                jnp.asarray(etas[stable])).unstack()
+            for traj, idx in zip(runs, np.flatnonzero(stable)):
                 for j, w in enumerate(traj.layers):
-                    mod_layers[j][idx, : len(w)] = w
+                    mod_layers[j][idx] = traj.masked(w)
                 status[idx] = traj.status if traj.ok else f"{traj.status}: {traj.message}"
         modified[order] = (mod_layers, status)
         tick(f"modified flow, order {order}")
@@ -270,7 +279,7 @@ def compare(
         we_norm = float(np.max(np.sqrt(np.sum(flow_we**2, axis=(-2, -1)))))
         e2e_we = np.asarray(ef.end_to_end) if ef.ok else np.full_like(flow_we, np.nan)
         e2e_norm = float(np.nanmax(np.sqrt(np.sum(e2e_we**2, axis=(-2, -1)))))
-        saved_steps = np.concatenate([np.zeros((len(etas), 1), np.int64), np.cumsum(chunks, axis=1)], axis=1)
+        saved_steps = per_save[:, None] * np.arange(points)[None]
 
         def mask_after(bad, values):
             """NaN on saved rows at or after a divergence step."""
@@ -285,7 +294,7 @@ def compare(
         eq_dev = mask_after(eq_bad, np.sqrt(np.sum((eq_w - e2e_we[None]) ** 2, axis=(-2, -1))))
         data = {
             "flow_loss": (("t",), np.asarray(lf.loss)),
-            "e2e_flow_loss": (("t",), _runs.padded(np.asarray(ef.loss), points)),
+            "e2e_flow_loss": (("t",), ef.masked(ef.loss)),
             "sharpness": (("t",), s_max_t),
             "lambda_min": (("t",), lam_min_t),
             "hg_norm": (("t",), hg_norm),
@@ -298,7 +307,7 @@ def compare(
             "eq10_deviation": (("eta", "t"), eq_dev),
             "eq10_deviation_rel": (("eta", "t"), eq_dev / e2e_norm),
             "gd_loss_gap": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"]) - np.asarray(lf.loss)[None]),
-            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - _runs.padded(np.asarray(ef.loss), points)[None]),
+            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - ef.masked(ef.loss)[None]),
             "gd_imbalance": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance"])),
             "gd_imbalance_predicted": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_predicted"])),
             "gd_imbalance_identity_error": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_identity_error"])),
@@ -353,7 +362,7 @@ def _settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, e
         "solver": solver,
         "rtol": rtol,
         "atol": atol,
-        "flow_num_steps": lf.stats["num_steps"],
+        "flow_num_steps": int(lf.stats["num_steps"]),
         "e2e_flow_status": ef.status,
         "initial_imbalance": float(lf.imbalance[0]),
         "warnings": " | ".join(str(w.message) for w in caught),

@@ -8,19 +8,28 @@ r"""Vector fields of the continuous dynamics (REFERENCE.md sections 1-3).
   ``dW_e/dt = -lambda N W_e - ||W_e||^(2-2/N) (g + (N-1) Pr_{W_e}(g))``.
 
 Gradient descent and the end-to-end update (Eq. 10) are the forward Euler steps of these fields
-with step ``eta``. Every field is a pure function ``field(problem, state, depth)``.
+with step ``eta``. Each field is a pure function ``field(problem, state, depth)`` and, for the solvers,
+an ``equinox.Module`` with diffrax's signature ``field(t, y, args)``: :class:`LayerFlow`,
+:class:`EndToEndFlow`, :class:`ModifiedFlow`. A module also knows what a run of it records
+(``observe``: ``W_e``, the loss ``L1(W_e)``, the imbalance) and its name (``kind``).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .init import end_to_end
+from .init import end_to_end, imbalance
 from .linalg import psd_powers
 from .problems import Problem
 
 __all__ = [
+    "LayerFlow",
+    "EndToEndFlow",
+    "ModifiedFlow",
     "network_gradient",
     "hessian_vector_product",
     "modified_field_1",
@@ -157,3 +166,92 @@ def modified_field_2(args, layers, depth: int | None = None):
     h2g = hessian_vector_product(problem, layers, hg)
     d3 = jax.jvp(lambda ls: hessian_vector_product(problem, ls, g), (layers,), (g,))[1]
     return _combine((-1.0, g), (-0.5 * eta, hg), (-(eta**2) / 3.0, h2g), (-(eta**2) / 12.0, d3))
+
+
+MODIFIED_FIELDS = {1: modified_field_1, 2: modified_field_2}
+
+
+def _observe_layers(problem: Problem, ys):
+    """``(W_e, loss, imbalance)`` for a batch of saved layer tuples (leading axis: saves)."""
+    w_e = end_to_end(ys)
+    return w_e, jax.vmap(problem.loss)(w_e), imbalance(ys)
+
+
+class LayerFlow(eqx.Module):
+    """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``; state: the layers.
+
+    Examples:
+        >>> import diffrax, linflow
+        >>> prob = linflow.problems.whitened([1.0])
+        >>> field = linflow.LayerFlow(prob)
+        >>> [f.shape for f in field(0.0, linflow.init.identity((1, 2, 1)), None)]
+        [(2, 1), (1, 2)]
+    """
+
+    problem: Problem
+    kind: ClassVar[str] = "gradient_flow"
+    discrete_kind: ClassVar[str] = "gradient_descent"
+
+    def __call__(self, t, y, args=None):
+        return layer_field(self.problem, y)
+
+    def depth_of(self, y) -> int:
+        return len(y)
+
+    def observe(self, ys):
+        """``(W_e, loss, imbalance)`` of saved states (leading axis: saves)."""
+        return _observe_layers(self.problem, ys)
+
+
+class EndToEndFlow(eqx.Module):
+    """End-to-end flow of ACH18 Theorem 1 (``form='general'``) or Claim 2 (``'claim2'``, ``k = 1``); state ``W_e``.
+
+    ``form='auto'`` picks Claim 2's O(d) form when the problem has one output.
+    """
+
+    problem: Problem
+    depth: int = eqx.field(static=True)
+    form: str = eqx.field(static=True)
+    kind: ClassVar[str] = "end_to_end_flow"
+    discrete_kind: ClassVar[str] = "end_to_end_descent"
+
+    def __init__(self, problem: Problem, depth: int, form: str = "auto"):
+        if form == "auto":
+            form = "claim2" if problem.k == 1 else "general"
+        if form not in END_TO_END_FORMS:
+            raise ValueError(f"form must be one of 'auto', {', '.join(map(repr, END_TO_END_FORMS))}; got {form!r}")
+        if form == "claim2" and problem.k != 1:
+            raise ValueError(f"form='claim2' needs k = 1 output, the problem has k = {problem.k}")
+        self.problem, self.depth, self.form = problem, depth, form
+
+    def __call__(self, t, y, args=None):
+        return END_TO_END_FORMS[self.form](self.problem, y, self.depth)
+
+    def depth_of(self, y) -> int:
+        return self.depth
+
+    def observe(self, ys):
+        """``(W_e, loss, None)``: the state is ``W_e`` (a balanced network has no imbalance)."""
+        return ys, jax.vmap(self.problem.loss)(ys), None
+
+
+class ModifiedFlow(eqx.Module):
+    """Modified flow of GD with step ``eta`` on the layers, order 1 or 2 (:func:`modified_field_1`, ``_2``).
+
+    ``eta`` is an array leaf: it may be traced (``jax.vmap`` over learning rates, ``jax.grad``).
+    """
+
+    problem: Problem
+    eta: jax.Array
+    order: int = eqx.field(static=True, default=1)
+    kind: ClassVar[str] = "modified_flow"
+    discrete_kind: ClassVar[str] = "gradient_descent"
+
+    def __call__(self, t, y, args=None):
+        return MODIFIED_FIELDS[self.order]((self.problem, self.eta), y)
+
+    def depth_of(self, y) -> int:
+        return len(y)
+
+    def observe(self, ys):
+        return _observe_layers(self.problem, ys)

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from . import _checks, _runs
-from .descent import end_to_end_descent, grid_chunks, gradient_descent
+from .descent import end_to_end_descent, gradient_descent, steps_per_save
 from .init import end_to_end
 from .integrate import end_to_end_flow, gradient_flow
 from .problems import Problem
@@ -56,7 +56,7 @@ def overview(
     etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
     if not etas:
         raise ValueError("etas must hold at least one learning rate")
-    grid = [(int(c.sum()), int(c[0])) for c in (grid_chunks(e, t1, points) for e in etas)]
+    grid = [(n * (points - 1), n) for n in (steps_per_save(e, t1, points) for e in etas)]
     tick = progress or (lambda label: None)
     depth = len(layers0)
     options = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
@@ -67,12 +67,12 @@ def overview(
         warnings.simplefilter("always")
         ef = end_to_end_flow(problem, layers0, None, t1, ts=ts, **options)
     tick("end-to-end flow")
-    w_flow, w_e2e = _runs.padded(lf.end_to_end, points), _runs.padded(ef.end_to_end, points)
+    w_flow, w_e2e = lf.masked(lf.end_to_end), ef.masked(ef.end_to_end)
     data = {
-        "flow_loss": (("t",), _runs.padded(lf.loss, points)),
+        "flow_loss": (("t",), lf.masked(lf.loss)),
         "flow_end_to_end": (("t", "n_out", "n_in"), w_flow),
-        "flow_imbalance": (("t",), _runs.padded(lf.imbalance, points)),
-        "e2e_flow_loss": (("t",), _runs.padded(ef.loss, points)),
+        "flow_imbalance": (("t",), lf.masked(lf.imbalance)),
+        "e2e_flow_loss": (("t",), ef.masked(ef.loss)),
         "e2e_flow_end_to_end": (("t", "n_out", "n_in"), w_e2e),
         "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
     }
@@ -84,12 +84,12 @@ def overview(
         tick(f"gradient descent, eta = {eta:g}")
         ed = end_to_end_descent(problem, end_to_end(layers0), depth, eta, steps, save_every=save_every)
         tick(f"end-to-end descent, eta = {eta:g}")
-        gd_vars["gd_loss"].append(_runs.padded(gd.loss, points))
-        gd_vars["gd_imbalance"].append(_runs.padded(gd.imbalance, points))
-        gd_vars["gd_end_to_end"].append(_runs.padded(gd.end_to_end, points))
-        gd_vars["gd_deviation"].append(_frob(_runs.padded(gd.end_to_end, points) - w_flow))
-        gd_vars["e2e_descent_loss"].append(_runs.padded(ed.loss, points))
-        gd_vars["e2e_descent_deviation"].append(_frob(_runs.padded(ed.end_to_end, points) - w_e2e))
+        gd_vars["gd_loss"].append(gd.masked(gd.loss))
+        gd_vars["gd_imbalance"].append(gd.masked(gd.imbalance))
+        gd_vars["gd_end_to_end"].append(gd.masked(gd.end_to_end))
+        gd_vars["gd_deviation"].append(_frob(gd.masked(gd.end_to_end) - w_flow))
+        gd_vars["e2e_descent_loss"].append(ed.masked(ed.loss))
+        gd_vars["e2e_descent_deviation"].append(_frob(ed.masked(ed.end_to_end) - w_e2e))
         for name, run in (("gd", gd), ("e2e_descent", ed)):
             status[f"{name}_status"].append(run.status)
             status[f"{name}_message"].append(run.message)
@@ -110,10 +110,10 @@ def overview(
         "flow_message": lf.message,
         "e2e_flow_status": ef.status,
         "e2e_flow_message": ef.message,
-        "flow_num_steps": lf.stats["num_steps"],
-        "flow_nfev": lf.stats["nfev"],
-        "e2e_flow_num_steps": ef.stats["num_steps"],
-        "e2e_flow_nfev": ef.stats["nfev"],
+        "flow_num_steps": int(lf.stats["num_steps"]),
+        "flow_nfev": int(lf.stats["nfev"]),
+        "e2e_flow_num_steps": int(ef.stats["num_steps"]),
+        "e2e_flow_nfev": int(ef.stats["nfev"]),
         "initial_imbalance": float(lf.imbalance[0]),
         "warnings": " | ".join(str(w.message) for w in caught),
         "time_convention": "flow time t; GD iterate k sits at t = k * eta",

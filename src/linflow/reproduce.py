@@ -118,11 +118,11 @@ def fig2(data=None, quick: bool = False):
         for N in (2, 3):
             scale = 0.3 ** (1 / N) * 0.5  # same W_e(0) for every width (balanced.., seed 0)
             ed = end_to_end_descent(prob, init.balanced((d,) + (1,) * (N - 1) + (1,), scale, 0), None, eta, steps,
-                                    save_every=save_every)
+                                    save_every=save_every).reached()
             e2e[(p, N)] = ed
             for w in widths:
                 gd = gradient_descents(prob, init.balanced((d,) + (w,) * (N - 1) + (1,), scale, 0), [eta], steps,
-                                       save_every=save_every)[0]
+                                       save_every=save_every)[0].reached()
                 curves[(p, N, w)] = gd
                 n = min(len(gd), len(ed))
                 dist[(p, N, w)] = (np.sqrt(np.sum((gd.end_to_end[:n] - ed.end_to_end[:n]) ** 2, axis=(1, 2)))
@@ -190,7 +190,7 @@ def fig3(data=None, quick: bool = False):
         for N in depths:
             dims = (prob.d,) + (width,) * (N - 1) + (1,)
             layers = (jnp.zeros((1, prob.d)),) if N == 1 else init.balanced(dims, 0.5 ** (1 / N) * 0.6, seed=0)
-            all_runs[N] = gradient_descents(prob, layers, etas, steps, save_every=save_every)
+            all_runs[N] = [r.reached() for r in gradient_descents(prob, layers, etas, steps, save_every=save_every)]
         # the target: 5% of the way from L(0) to the minimum; if depth 1 misses it within the budget, the
         # best loss depth 1 reaches instead (speed-up = iterations depth 1 needs / iterations depth N needs)
         base_best = min(r.loss[-1] for r in all_runs[depths[0]] if r.ok)
@@ -246,7 +246,7 @@ def fig4(data=None, quick: bool = False):
     summary, curves = {"steps": steps, "lr_grid": grid, "loss_min": lmin}, {}
     fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
     for label, (opt, layers) in setups.items():
-        runs = optax_descents(prob, layers, opt, grid, steps, save_every=save_every)
+        runs = [r.reached() for r in optax_descents(prob, layers, opt, grid, steps, save_every=save_every)]
         finals = [r.loss[-1] if r.ok else math.inf for r in runs]
         b = int(np.argmin(finals))
         curves[label] = runs[b]
@@ -285,7 +285,7 @@ def init_experiment(data=None, quick: bool = False):
         lmin = _minimum_loss(prob)
         dims = (prob.d, prob.d, prob.d, 1)
         for name, layers in (("near_zero", init.near_zero(dims, 1e-2, seed=0)), ("identity", init.identity(dims))):
-            runs = gradient_descents(prob, layers, etas, steps, save_every=save_every)
+            runs = [r.reached() for r in gradient_descents(prob, layers, etas, steps, save_every=save_every)]
             finals = [r.loss[-1] if r.ok else math.inf for r in runs]
             b = int(np.argmin(finals))
             curves[(p, name)] = runs[b]
@@ -434,13 +434,13 @@ def section6(data=None, quick: bool = False):
             bound_paper = 2.0 / ratio ** (p - 2) if p > 2 else 2.0
             bound_here = 2.0 * bound_paper
             etas = list(bound_here * np.logspace(-3, 0, 13)[:-1])
-            runs = gradient_descents(prob, (jnp.zeros((1, 2)),), etas, steps, save_every=save_every)
+            runs = [r.reached() for r in gradient_descents(prob, (jnp.zeros((1, 2)),), etas, steps, save_every=save_every)]
             gd = min(_converged_at(r, y) for r in runs)
             w0 = jnp.full((1, 2), 0.1)
             e_etas = list(np.logspace(-4, 0, 13))
             eits = []
             for e in e_etas:
-                ed = end_to_end_descent(prob, w0, 2, e, steps, save_every=save_every)
+                ed = end_to_end_descent(prob, w0, 2, e, steps, save_every=save_every).reached()
                 eits.append(_converged_at(ed, y))
             gd_its.append(gd)
             e2e_its.append(min(eits))

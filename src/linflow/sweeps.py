@@ -198,7 +198,7 @@ def _task_run(prob, layers, p) -> dict:
         raise RuntimeError(flow.message)
     steps = max(1, round(p["t1"] / p["eta"]))
     save_every = max(1, steps // (p["points"] - 1))
-    gd = gradient_descent(prob, layers, p["eta"], steps, save_every=save_every)
+    gd = gradient_descent(prob, layers, p["eta"], steps, save_every=save_every).reached()
     ref = gradient_flow(prob, layers, gd.t1, ts=gd.ts, solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
     n = len(gd)
     with np.errstate(over="ignore"):

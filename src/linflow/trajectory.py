@@ -1,57 +1,81 @@
-"""The one result type of every run, continuous or discrete."""
+"""The one result type of every run, continuous or discrete: a pytree of fixed-shape arrays."""
 
 from __future__ import annotations
 
-import dataclasses
-
+import equinox as eqx
+import jax
 import numpy as np
 import xarray as xr
 
-__all__ = ["Trajectory", "KINDS"]
+__all__ = ["Trajectory", "KINDS", "STATUSES"]
 
 KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "gradient_descent", "end_to_end_descent")
 
+#: ``Trajectory.result`` is an index into this tuple (diffrax's manner: an integer code, traced under jit).
+STATUSES = ("ok", "max_steps", "dt_min", "nonfinite", "implicit_failure", "diverged", "failed")
 
-@dataclasses.dataclass(frozen=True, repr=False)
-class Trajectory:
-    """A run saved at times ``ts``.
+
+def _concrete(x) -> np.ndarray:
+    if isinstance(x, jax.core.Tracer):
+        raise TypeError("this property needs concrete values: read it outside jax.jit / jax.vmap / jax.grad "
+                        "(inside, use the arrays `result` and `stop`)")
+    return np.asarray(x)
+
+
+class Trajectory(eqx.Module):
+    """A run saved at times ``ts``: an ``equinox.Module``, so it passes through ``jax.jit``, ``jax.vmap``
+    and ``jax.grad`` like any pytree.
+
+    Every array has the shape of the requested save grid, whatever happened. A run that stops early
+    (divergence, solver failure) has ``stop < len(ts)``: rows ``stop, stop + 1, ...`` were not reached
+    and repeat the last reached row (row ``stop - 1``), so no array holds NaN or inf; ``ts`` keeps the
+    requested grid. :meth:`reached` returns the reached rows only, :meth:`masked` any per-row array
+    with NaN on the rows not reached.
 
     Attributes:
-        kind: one of ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``gradient_descent``,
-            ``end_to_end_descent``.
-        depth: the depth ``N`` of the network (the end-to-end runs use it in their preconditioner).
-        ts: flow time of each saved point, shape ``(n,)``. Discrete runs use ``t = k * eta`` for iterate
-            ``k`` (linflow's convention; ACH18 counts iterations instead: see :attr:`iterations`).
-        end_to_end: ``W_e`` at each saved time, shape ``(n, k, d)``.
+        ts: flow time of each save, shape ``(n,)``. Discrete runs use ``t = k * eta`` for iterate ``k``
+            (linflow's convention; ACH18 counts iterations instead: see :attr:`iterations`).
+        end_to_end: ``W_e`` at each save, shape ``(n, k, d)``.
         loss: ``L1(W_e)``, the data loss without weight decay, shape ``(n,)``.
         layers: tuple of ``(n, n_j, n_{j-1})`` arrays for layer runs, ``None`` for end-to-end runs.
-        imbalance: ``max_j ||D_j||_F`` per saved time for layer runs, ``None`` for end-to-end runs
-            (they model a balanced network).
-        stats: counts. Flows: ``num_steps``, ``num_accepted_steps``, ``num_rejected_steps``, ``nfev``
-            (-1 where a solver's evaluations are not known in closed form). Descent: ``num_steps``,
-            ``nfev`` (gradient evaluations).
-        status: ``"ok"``, or why the run stopped early: ``"diverged"`` (non-finite iterate),
-            ``"max_steps"``, ``"dt_min"``, ``"nonfinite"``, ``"implicit_failure"``, ``"failed"``.
-            Saved values are kept up to the stop and nothing after it is returned.
-        message: a sentence saying what happened and where (step and time), empty when ``ok``.
+        imbalance: ``max_j ||D_j||_F`` per save for layer runs, ``None`` for end-to-end runs.
+        result: integer code, an index into :data:`STATUSES` (``status`` is its name).
+        stop: number of saved rows reached (``len(ts)`` for a complete run).
+        stats: integer arrays. Flows: ``num_steps``, ``num_accepted_steps``, ``num_rejected_steps``,
+            ``nfev`` (-1 where a solver's evaluations are not known in closed form). Discrete runs:
+            ``num_steps``, ``nfev`` (gradient evaluations) and ``diverged_at`` (first step whose iterate
+            was non-finite, -1 if none).
         eta: the learning rate of a discrete run or of the GD a modified flow models (``None`` for flows).
-        solver: the ODE solver of a flow (``None`` for discrete runs).
         t1: the requested final time.
+        kind: ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``gradient_descent``,
+            ``end_to_end_descent``, or an optimizer's name.
+        depth: the depth ``N`` of the network (the end-to-end runs use it in their preconditioner).
+        solver: the ODE solver of a flow (``None`` for discrete runs).
     """
 
-    kind: str
-    depth: int
-    ts: np.ndarray
-    end_to_end: np.ndarray
-    loss: np.ndarray
-    layers: tuple[np.ndarray, ...] | None = None
-    imbalance: np.ndarray | None = None
-    stats: dict = dataclasses.field(default_factory=dict)
-    status: str = "ok"
-    message: str = ""
-    eta: float | None = None
-    solver: str | None = None
-    t1: float | None = None
+    ts: jax.Array
+    end_to_end: jax.Array
+    loss: jax.Array
+    layers: tuple | None
+    imbalance: jax.Array | None
+    result: jax.Array
+    stop: jax.Array
+    stats: dict
+    eta: jax.Array | None
+    t1: jax.Array
+    kind: str = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    solver: str | None = eqx.field(static=True, default=None)
+
+    # ---- status (concrete values only)
+    @property
+    def status(self) -> str:
+        """``"ok"``, or why the run stopped early: ``"diverged"`` (non-finite iterate), ``"max_steps"``,
+        ``"dt_min"``, ``"nonfinite"``, ``"implicit_failure"``, ``"failed"``."""
+        code = _concrete(self.result)
+        if code.ndim:
+            raise ValueError(f"a batch of {code.size} runs has no single status: use .unstack()")
+        return STATUSES[int(code)]
 
     @property
     def ok(self) -> bool:
@@ -59,50 +83,118 @@ class Trajectory:
         return self.status == "ok"
 
     @property
+    def n_reached(self) -> int:
+        """How many saved rows were reached (``stop`` as a Python int)."""
+        return int(_concrete(self.stop))
+
+    @property
+    def message(self) -> str:
+        """A sentence saying what happened and where (step and time); empty when ``ok``."""
+        status = self.status
+        if status == "ok":
+            return ""
+        ts, keep = np.asarray(self.ts), self.n_reached
+        stats = {k: int(v) for k, v in self.stats.items()}
+        if self.eta is not None and "diverged_at" in stats:
+            return _descent_message(self.kind, float(self.eta), ts, keep, stats["diverged_at"])
+        reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
+        nxt = f", before t = {ts[keep]:.6g}" if keep < len(ts) else ""
+        message = (f"{self.kind} with solver {self.solver!r} stopped ({status.replace('_', ' ')}) after "
+                   f"{stats.get('num_steps', -1)} steps; last saved point reached: {reached}{nxt} "
+                   f"(t1 = {float(self.t1):.6g}); rows {keep} to {len(ts) - 1} repeat the last reached row")
+        if status == "max_steps":
+            message += "; raise max_steps or loosen rtol/atol"
+        return message
+
+    @property
     def final_loss(self) -> float:
-        """``L1(W_e)`` at the last saved time."""
-        return float(self.loss[-1])
+        """``L1(W_e)`` at the last reached save."""
+        return float(np.asarray(self.loss)[max(self.n_reached - 1, 0)])
 
     @property
     def iterations(self) -> np.ndarray:
         """Iteration counts ``k = t / eta`` (ACH18's time) of a discrete run."""
         if self.eta is None:
             raise ValueError("iterations are defined for discrete runs only; divide ts by your eta")
-        return np.rint(self.ts / self.eta).astype(np.int64)
+        return np.rint(np.asarray(self.ts) / float(self.eta)).astype(np.int64)
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return int(np.shape(self.ts)[-1])
 
-    def __repr__(self) -> str:
-        k, d = self.end_to_end.shape[1:]
-        extra = f", eta={self.eta:g}" if self.eta is not None else f", solver={self.solver!r}"
-        tail = f", loss {self.loss[0]:.4g} -> {self.loss[-1]:.4g}" if len(self.ts) else ""
-        return (
-            f"Trajectory({self.kind}, depth={self.depth}, k={k}, d={d}{extra}, "
-            f"{len(self.ts)} points on [{self.ts[0]:g}, {self.ts[-1]:g}]{tail}, status={self.status!r})"
+    # ---- views
+    def masked(self, values) -> np.ndarray:
+        """``values`` (rows along the save axis, like ``loss``) as float NumPy, NaN on the rows not reached."""
+        out = np.array(values, dtype=float, copy=True)
+        out[self.n_reached:] = np.nan
+        return out
+
+    def reached(self) -> Trajectory:
+        """The same run cut to the rows reached (NumPy arrays; the shapes now depend on where it stopped)."""
+        keep = self.n_reached
+        cut = lambda x: None if x is None else np.asarray(x)[:keep]  # noqa: E731
+        return Trajectory(
+            ts=cut(self.ts), end_to_end=cut(self.end_to_end), loss=cut(self.loss),
+            layers=None if self.layers is None else tuple(cut(w) for w in self.layers),
+            imbalance=cut(self.imbalance), result=self.result, stop=self.stop, stats=self.stats, eta=self.eta,
+            t1=self.t1, kind=self.kind, depth=self.depth, solver=self.solver,
         )
 
+    def unstack(self) -> list[Trajectory]:
+        """One Trajectory per run of a batch (the result of ``jax.vmap`` over a public run)."""
+        n = int(np.shape(self.result)[0]) if np.ndim(self.result) else None
+        if n is None:
+            return [self]
+        return [jax.tree_util.tree_map(lambda x, i=i: np.asarray(x)[i], self) for i in range(n)]
+
+    def __repr__(self) -> str:
+        if isinstance(self.result, jax.core.Tracer) or np.ndim(self.result):
+            return f"Trajectory({self.kind}, depth={self.depth}, batch or traced, ts shape {np.shape(self.ts)})"
+        k, d = np.shape(self.end_to_end)[1:]
+        extra = f", eta={float(self.eta):g}" if self.eta is not None else f", solver={self.solver!r}"
+        ts, loss, keep = np.asarray(self.ts), np.asarray(self.loss), self.n_reached
+        last = max(keep - 1, 0)
+        where = (f"{len(ts)} points on [{ts[0]:g}, {ts[-1]:g}]" if keep == len(ts) else
+                 f"{keep} of {len(ts)} points reached, on [{ts[0]:g}, {ts[last]:g}] of [{ts[0]:g}, {ts[-1]:g}]")
+        return (f"Trajectory({self.kind}, depth={self.depth}, k={k}, d={d}{extra}, {where}, "
+                f"loss {loss[0]:.4g} -> {loss[last]:.4g}, status={self.status!r})")
+
     def to_xarray(self) -> xr.Dataset:
-        """The run as an ``xarray.Dataset`` with dimension ``t`` (flow time) and the metadata as attributes.
+        """The reached rows as an ``xarray.Dataset`` with dimension ``t`` (flow time) and the metadata as attributes.
 
         Matrix dimensions are named after the layer widths ``n_j`` of ``dims = (n_0, ..., n_N)``:
         ``W_j`` has dims ``(t, n_j, n_{j-1})`` and ``W_e`` has ``(t, n_N, n_0)``, so a dimension shared by
         two variables has one name (``n0`` is the input dimension d, ``n{N}`` the output dimension k).
+        Attribute ``points_requested`` is the length of the save grid.
         """
+        run = self.reached()
         data = {
-            "end_to_end": (("t", f"n{self.depth}", "n0"), np.asarray(self.end_to_end)),
-            "loss": (("t",), np.asarray(self.loss)),
+            "end_to_end": (("t", f"n{self.depth}", "n0"), run.end_to_end),
+            "loss": (("t",), run.loss),
         }
-        if self.imbalance is not None:
-            data["imbalance"] = (("t",), np.asarray(self.imbalance))
-        if self.layers is not None:
-            for j, w in enumerate(self.layers, start=1):
-                data[f"W{j}"] = (("t", f"n{j}", f"n{j - 1}"), np.asarray(w))
+        if run.imbalance is not None:
+            data["imbalance"] = (("t",), run.imbalance)
+        if run.layers is not None:
+            for j, w in enumerate(run.layers, start=1):
+                data[f"W{j}"] = (("t", f"n{j}", f"n{j - 1}"), w)
         attrs = {"kind": self.kind, "depth": self.depth, "status": self.status, "message": self.message,
-                 "time_convention": "flow time t; discrete iterate k sits at t = k * eta"}
-        for name in ("eta", "solver", "t1"):
-            value = getattr(self, name)
-            if value is not None:
-                attrs[name] = value
+                 "points_requested": len(self), "time_convention": "flow time t; discrete iterate k sits at t = k * eta",
+                 "t1": float(self.t1)}
+        if self.eta is not None:
+            attrs["eta"] = float(self.eta)
+        if self.solver is not None:
+            attrs["solver"] = self.solver
         attrs.update({f"stats_{k}": int(v) for k, v in self.stats.items()})
-        return xr.Dataset(data, coords={"t": np.asarray(self.ts)}, attrs=attrs)
+        return xr.Dataset(data, coords={"t": run.ts}, attrs=attrs)
+
+
+def _descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, bad_at: int) -> str:
+    """Where a discrete run diverged: the first non-finite step and the last saved row kept."""
+    saved_steps = np.rint(ts / eta).astype(np.int64)
+    causes = []
+    if keep < len(ts) and (bad_at < 0 or saved_steps[keep] < bad_at):
+        causes.append(f"W_e or the loss overflowed by saved step {saved_steps[keep]} (t = {ts[keep]:.6g})")
+    if bad_at >= 0:
+        causes.append(f"the iterate became non-finite at step {bad_at} (t = {bad_at * eta:.6g})")
+    kept = (f"the trajectory reached {keep} saved points, up to step {saved_steps[keep - 1]} (t = {ts[keep - 1]:.6g}); "
+            f"rows {keep} to {len(ts) - 1} repeat that point" if keep else "no saved point is finite")
+    return f"{kind} diverged (eta = {eta:g}): {' and '.join(causes)}; {kept}"
