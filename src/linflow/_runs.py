@@ -86,3 +86,11 @@ def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, **meta) ->
         result=jnp.asarray(result, dtype=jnp.int32), stop=jnp.asarray(stop, dtype=jnp.int32), kind=kind,
         depth=depth, **meta,
     )
+
+
+def padded(values, n: int) -> np.ndarray:
+    """The first ``n`` rows of ``values`` followed by NaN rows up to ``n`` (a run cut by ``reached()``)."""
+    values = np.asarray(values, dtype=float)
+    out = np.full((n, *values.shape[1:]), np.nan)
+    out[: min(n, len(values))] = values[:n]
+    return out

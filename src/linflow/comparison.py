@@ -22,7 +22,6 @@ eta at which GD actually diverged or settled into an oscillation. REFERENCE.md s
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 
@@ -70,27 +69,27 @@ class _GDDiagnosticRule(eqx.Module):
         pred = tuple(a**2 * p + eta**2 * (G[j + 1].T @ G[j + 1] - G[j] @ G[j].T) for j, p in enumerate(pred))
         return new, pred, update, cos, growth
 
-
-def _observe_gd(problem, states):
-    layers, pred, last, cos, growth = states
-    w_e = end_to_end(layers)
-    measured = balancedness(layers)
-    pred_imb = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum(p**2, axis=(-2, -1))) for p in pred]), axis=0)
-                if pred else jnp.zeros(w_e.shape[0]))
-    identity_err = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum((d - p) ** 2, axis=(-2, -1))) for d, p in zip(measured, pred)]),
-                            axis=0) if pred else jnp.zeros(w_e.shape[0]))
-    norm = lambda tree: jnp.sqrt(sum(jnp.sum(x**2, axis=(-2, -1)) for x in tree))  # noqa: E731
-    return {
-        "layers": layers,
-        "end_to_end": w_e,
-        "loss": jax.vmap(problem.loss)(w_e),
-        "imbalance": imbalance(layers),
-        "imbalance_predicted": pred_imb,
-        "imbalance_identity_error": identity_err,
-        "update_norm": norm(last),
-        "update_cos": cos,
-        "update_growth": growth,
-    }
+    def observe(self, states):
+        problem = self.problem
+        layers, pred, last, cos, growth = states
+        w_e = end_to_end(layers)
+        measured = balancedness(layers)
+        pred_imb = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum(p**2, axis=(-2, -1))) for p in pred]), axis=0)
+                    if pred else jnp.zeros(w_e.shape[0]))
+        identity_err = (jnp.max(jnp.stack([jnp.sqrt(jnp.sum((d - p) ** 2, axis=(-2, -1))) for d, p in zip(measured, pred)]),
+                                axis=0) if pred else jnp.zeros(w_e.shape[0]))
+        norm = lambda tree: jnp.sqrt(sum(jnp.sum(x**2, axis=(-2, -1)) for x in tree))  # noqa: E731
+        return {
+            "layers": layers,
+            "end_to_end": w_e,
+            "loss": jax.vmap(problem.loss)(w_e),
+            "imbalance": imbalance(layers),
+            "imbalance_predicted": pred_imb,
+            "imbalance_identity_error": identity_err,
+            "update_norm": norm(last),
+            "update_cos": cos,
+            "update_growth": growth,
+        }
 
 
 @eqx.filter_jit
@@ -241,10 +240,10 @@ def compare(
     pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
     zeros = tuple(jnp.zeros_like(w) for w in layers0)
     gd_state0 = (layers0, pred0, zeros, jnp.asarray(0.0), jnp.asarray(0.0))
-    gd_obs, gd_bad = _descend_etas(_GDDiagnosticRule(problem), functools.partial(_observe_gd, problem), gd_state0,
-                                   eta_arr, every_arr, points - 1)
+    gd_rule = _GDDiagnosticRule(problem)
+    gd_obs, gd_bad = _descend_etas(gd_rule, gd_rule.observe, gd_state0, eta_arr, every_arr, points - 1)
+    gd_layers = tuple(np.asarray(w) for w in gd_obs.pop("layers"))
     gd_obs = {k: np.asarray(v) for k, v in gd_obs.items()}
-    gd_layers = gd_obs.pop("layers")
     gd_bad = np.asarray(gd_bad)
     tick("gradient descent")
     e2e_field = EndToEndFlow(problem, depth)
