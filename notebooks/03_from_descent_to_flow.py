@@ -124,7 +124,12 @@ import jax
 import jax.numpy as jnp
 
 k = 40
-loss_after = lambda eta: linflow.gradient_descent(prob, layers, eta, k, save_every=k).loss[-1]
+
+
+def loss_after(eta):
+    return linflow.gradient_descent(prob, layers, eta, k, save_every=k).loss[-1]
+
+
 eta_stable = linflow.comparison.summary(cmp)["stability_eta_predicted"]   # 2 / max sharpness along the flow
 eta_grid = jnp.linspace(0.01, 0.95 * eta_stable, 60)
 losses = jax.vmap(loss_after)(eta_grid)               # 60 runs, one compiled call
@@ -140,7 +145,12 @@ a2.axhline(0, color="0.6", lw=0.8)
 a2.set(xlabel="eta", ylabel="d L_k / d eta", title="its derivative")
 a2.legend();
 
-scale_loss = lambda s: linflow.gradient_flow(prob, tuple(s * w for w in layers), 2.0, n_save=2).loss[-1]
+
+
+def scale_loss(s):
+    return linflow.gradient_flow(prob, tuple(s * w for w in layers), 2.0, n_save=2).loss[-1]
+
+
 print(f"d L(t1 = 2) / d (init scale) at 1: {float(jax.grad(scale_loss)(1.0)):.6f} (autodiff), "
       f"{float((scale_loss(1 + 1e-5) - scale_loss(1 - 1e-5)) / 2e-5):.6f} (finite differences)")
 

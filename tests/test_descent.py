@@ -110,10 +110,11 @@ def test_divergence_is_reported_at_the_right_step():
     assert gd.stats["num_steps"] == first_bad
     assert np.all(np.isfinite(gd.end_to_end)) and np.all(np.isfinite(gd.loss))
     k = gd.n_reached
-    assert gd.iterations[k - 1] < first_bad <= gd.iterations[k]
+    assert gd.iterations[k - 1] < first_bad <= gd.iterations[k - 1] + 3  # saved every 3 steps
     # the message names the last reached point; the rows after it repeat it (fixed shapes)
     assert f"up to step {gd.iterations[k - 1]} (t = {float(gd.ts[k - 1]):.6g})" in gd.message
-    assert len(gd) == 400 // 3 + 2 and np.all(gd.loss[k:] == gd.loss[k - 1])
+    assert len(gd) == 400 // 3 + 2 and np.all(gd.loss[k:] == gd.loss[k - 1]) and np.all(gd.ts[k:] == gd.ts[k - 1])
+    assert f"t = {float(gd.ts[-1]):.6g})" in gd.message  # the time axis ends where the message says
 
 
 def test_overflowing_loss_with_finite_layers_is_a_divergence_and_never_returned():

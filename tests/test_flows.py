@@ -186,7 +186,9 @@ def test_max_steps_is_reported_with_where_it_stopped():
     # the rows not reached repeat the last reached one; the message names that time
     k = tr.n_reached
     np.testing.assert_array_equal(tr.end_to_end[k:], np.broadcast_to(tr.end_to_end[k - 1], tr.end_to_end[k:].shape))
-    assert f"t = {float(tr.ts[k - 1]):.6g}, before t = {float(tr.ts[k]):.6g}" in tr.message
+    assert f"last saved point reached: t = {float(tr.ts[k - 1]):.6g} ({k} of {len(SMALL_TS)} saves" in tr.message
+    assert np.all(tr.ts[k:] == tr.ts[k - 1]) and float(tr.ts[-1]) < 4.0  # the time axis ends where the run did
+    np.testing.assert_array_equal(tr.ts[:k], SMALL_TS[:k])
     assert tr.reached().loss.shape == (k,) and np.isnan(tr.masked(tr.loss)[k:]).all()
 
 
@@ -195,7 +197,7 @@ def test_fixed_step_blow_up_is_reported():
     layers = init.balanced((2, 2, 1), 0.5)
     tr = linflow.gradient_flow(prob, layers, 50.0, solver="euler", dt0=1.0, n_save=51)
     assert tr.status == "nonfinite"
-    assert "before t =" in tr.message
+    assert f"last saved point reached: t = {float(tr.ts[-1]):.6g}" in tr.message
     assert tr.n_reached < 51 and np.all(np.isfinite(tr.end_to_end))
 
 

@@ -101,6 +101,10 @@ def test_claim1_preconditioner(depth, shape, rng):
     g = np.asarray(prob.grad(W))
     field = np.asarray(linflow.end_to_end_field(prob, jnp.asarray(W), depth))
     np.testing.assert_allclose(field.ravel(order="F"), -P @ g.ravel(order="F"), rtol=1e-10, atol=1e-12)
+    # applied without forming P_W: the same vector, for any G
+    G = rng.standard_normal(shape)
+    applied = np.asarray(linalg.apply_preconditioner(jnp.asarray(W), jnp.asarray(G), depth))
+    np.testing.assert_allclose(applied.ravel(order="F"), P_ref @ G.ravel(order="F"), rtol=1e-10, atol=1e-12)
 
 
 def test_preconditioner_eigenvalues_closed_form_for_a_scalar():

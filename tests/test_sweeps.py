@@ -38,6 +38,7 @@ def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
         ({"depth": [1, "2"]}, None, "'depth' must be an integer"),
         ({"p": [2, "four"]}, None, "'p' must be a finite number"),
         ({"init": ["orthogonal"]}, None, "'init' must be one of"),
+        ({"problem": ["mnist"]}, None, "'problem' must be one of synthetic, whitened, gas_sensor"),
         ({"depth": [1]}, {"depth": 2}, "'depth' is also a grid axis"),
         ({"depth": [1]}, {"widht": 2}, "unknown parameter 'widht'"),
         ({"depth": [1, 1]}, None, "repeats a value"),
@@ -61,6 +62,18 @@ def test_failed_points_are_recorded_and_the_rest_completes(tmp_path):
     assert list(ds.status.values) == ["ok", "failed"]
     assert "diverged" in str(ds.reason.values[1])
     assert np.isfinite(ds.flow_final_loss.values).all()
+
+
+def test_problem_axis_varies_the_data(tmp_path):
+    fixed = {"m": 40, "d": 3, "depth": 2, "scale": 0.5, "t1": 50.0, "points": 5, "eta": 0.05}
+    ds = sweeps.sweep({"problem": ["synthetic", "whitened", "gas_sensor"]}, "run", tmp_path / "s", fixed=fixed,
+                      progress=False)
+    assert list(ds.status.values) == ["ok", "ok", "failed"]
+    assert "needs 'data'" in str(ds.reason.values[2])  # a point without its data fails alone, saying why
+    # whitened targets are realizable (Y = X Phi^T exactly): the flow drives the loss to zero; the
+    # synthetic targets carry noise, so their loss stays at the least-squares floor
+    assert ds.flow_final_loss.values[1] < 1e-12
+    assert ds.flow_final_loss.values[0] > 1e-4
 
 
 def test_local_sweep_result_and_resume_without_recomputation(tmp_path):

@@ -87,6 +87,7 @@ _ATTRIBUTES = {
     "psd_power": "linalg",
     "psd_powers": "linalg",
     "preconditioner": "linalg",
+    "apply_preconditioner": "linalg",
     "preconditioner_eigenvalues": "linalg",
 }
 
@@ -121,7 +122,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
                          network_loss)
     from .init import balancedness, end_to_end, imbalance
     from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
-    from .linalg import preconditioner, preconditioner_eigenvalues, psd_power, psd_powers
+    from .linalg import apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power, psd_powers
     from .problems import Problem
     from .sweeps import sweep
     from .trajectory import STATUSES, Trajectory

@@ -19,6 +19,17 @@ def is_traced(value) -> bool:
     return isinstance(value, jax.core.Tracer)
 
 
+def f64(value):
+    """``value`` as float64 without a device transfer: a tracer stays a tracer, anything else becomes NumPy.
+
+    NumPy inputs are passed to the compiled runs as they are (``equinox.filter_jit`` traces them like
+    JAX arrays), which keeps a warm call's fixed cost down.
+    """
+    if is_traced(value):
+        return value if value.dtype == np.float64 else value.astype(np.float64)
+    return np.asarray(value, dtype=np.float64)
+
+
 def _traced_array(name: str, value, ranks: tuple[int, ...]):
     """A tracer of one of the ranks and a real dtype (its values are not known yet)."""
     if value.ndim not in ranks:
@@ -101,19 +112,18 @@ def dims(value) -> tuple[int, ...]:
 
 def layers(value) -> tuple[jax.Array, ...]:
     """A non-empty tuple of 2-D layers whose shapes chain: ``W_j`` is ``(n_j, n_{j-1})``."""
-    import jax.numpy as jnp
-
     if isinstance(value, (np.ndarray, jax.Array)) or not isinstance(value, Sequence) or len(value) == 0:
         raise TypeError(
             "layers must be a non-empty tuple of 2-D arrays (W_1, ..., W_N) with W_j of shape (n_j, n_{j-1})"
         )
-    out = []
+    out, given = [], []
     for j, w in enumerate(value, start=1):
         arr = finite_matrix(f"layers[{j - 1}] (W_{j})", w, ndim=2)
+        given.append(w if isinstance(w, jax.Array) and w.dtype == np.float64 else arr)
         if out and arr.shape[1] != out[-1].shape[0]:
             raise ValueError(
                 f"layer shapes do not chain: W_{j} has shape {arr.shape} but W_{j - 1} has shape "
                 f"{out[-1].shape}; W_{j} must have {out[-1].shape[0]} columns"
             )
         out.append(arr)
-    return tuple(jnp.asarray(a, dtype=jnp.float64) for a in out)
+    return tuple(given)

@@ -60,7 +60,7 @@ def check_end_to_end_start(problem: Problem, start, depth) -> tuple[jax.Array, i
     W = _checks.finite_matrix("W_e0", start, ndim=2)
     if W.shape != (problem.k, problem.d):
         raise ValueError(f"W_e0 must have shape (k, d) = ({problem.k}, {problem.d}), got {W.shape}")
-    return jnp.asarray(W, dtype=jnp.float64), _checks.integer("depth", depth, minimum=1)
+    return W, _checks.integer("depth", depth, minimum=1)
 
 
 def rows_reached(tree) -> jax.Array:
@@ -79,8 +79,9 @@ def hold_last(tree, stop):
 
 
 def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, **meta) -> Trajectory:
-    """A Trajectory of saved states ``ys`` and their observables ``(W_e, loss, imbalance)``, rows past ``stop`` held."""
-    ys, (w_e, loss, imb) = hold_last((ys, observed), stop)
+    """A Trajectory of saved states ``ys`` and their observables ``(W_e, loss, imbalance)``; the rows from ``stop``
+    on (times included) repeat row ``stop - 1``."""
+    ts, ys, (w_e, loss, imb) = hold_last((ts, ys, observed), stop)
     return Trajectory(
         ts=ts, end_to_end=w_e, loss=loss, layers=ys if isinstance(ys, tuple) else None, imbalance=imb,
         result=jnp.asarray(result, dtype=jnp.int32), stop=jnp.asarray(stop, dtype=jnp.int32), kind=kind,

@@ -183,71 +183,126 @@ def work_precision(
         >>> print(linflow.accuracy.table(wp))  # doctest: +SKIP
     """
     problem = _runs.check_problem(problem)
-    t1 = _checks.positive("t1", t1)
-    repeats = _checks.integer("repeats", repeats, minimum=1)
+    t1, repeats = _checks.positive("t1", t1), _checks.integer("repeats", repeats, minimum=1)
     n_times = _checks.integer("n_times", n_times, minimum=2)
+    _check_solver_names(solvers, scipy_solvers)
+    tolerances, fixed_steps = _levels(tolerances, fixed_steps, t1)
+    field, y0, depth, w_e0 = _flow_setup(problem, start, flow, depth)
+    ts = np.linspace(0.0, t1, n_times)
+    tick = progress or (lambda label: None)
+    ref, ref_err, ref_label = _reference(problem, field, y0, depth, w_e0, ts, reference)
+    tick("reference")
+    names = list(solvers) + [f"scipy_{s}" for s in scipy_solvers]
+    rec = _Records(len(names), len(tolerances))
+    for i, name in enumerate(solvers):
+        _linflow_row(rec, i, field, y0, ts, name, tolerances, fixed_steps, max_steps, repeats, ref)
+        tick(name)
+    rhs = _numpy_field(field, y0)
+    for i, method in enumerate(scipy_solvers, start=len(solvers)):
+        _scipy_row(rec, i, rhs, ts, method, tolerances, repeats, ref)
+        tick(f"scipy {method}")
+    dims = (problem.d, *(w.shape[0] for w in y0)) if flow == "layers" else (problem.d, problem.k)
+    attrs = {"flow": flow, "depth": depth, "dims": ",".join(map(str, dims)), "p": problem.p,
+             "weight_decay": float(problem.weight_decay), "t1": t1, "n_times": n_times, "repeats": repeats}
+    return rec.dataset(names, tolerances, ref_err, ref_label, attrs)
+
+
+def _check_solver_names(solvers, scipy_solvers) -> None:
     unknown = [s for s in solvers if s not in SOLVERS]
     if unknown:
         raise ValueError(f"solvers must be among {', '.join(sorted(SOLVERS))}; unknown: {unknown}")
     bad_scipy = [s for s in scipy_solvers if s not in ("RK45", "RK23", "DOP853", "LSODA", "Radau", "BDF")]
     if bad_scipy:
         raise ValueError(f"scipy_solvers must be solve_ivp methods (RK45, RK23, DOP853, LSODA, Radau, BDF); got {bad_scipy}")
+
+
+def _levels(tolerances, fixed_steps, t1) -> tuple[list[int], list[float]]:
+    """Tolerance exponents and the fixed-step solvers' steps (one per level; default ``t1 / (50 * 2^i)``)."""
     tolerances = [_checks.integer(f"tolerances[{i}]", k, minimum=1) for i, k in enumerate(tolerances)]
     if fixed_steps is None:
         fixed_steps = [t1 / (50 * 2**i) for i in range(len(tolerances))]
     fixed_steps = [_checks.positive(f"fixed_steps[{i}]", h) for i, h in enumerate(fixed_steps)]
     if len(fixed_steps) != len(tolerances):
         raise ValueError(f"fixed_steps must have one step per tolerance level ({len(tolerances)}), got {len(fixed_steps)}")
-    field, y0, depth, w_e0 = _flow_setup(problem, start, flow, depth)
-    ts = np.linspace(0.0, t1, n_times)
-    tick = progress or (lambda label: None)
+    return tolerances, fixed_steps
 
-    sigma0 = _aligned_sigma0(problem, w_e0, depth)
+
+def _reference(problem, field, y0, depth, w_e0, ts, reference) -> tuple[np.ndarray, float, str]:
+    """``(W_e at ts, its error estimate, label)``: the closed form where it applies, else :func:`_numerical_reference`."""
     if reference not in ("auto", "exact", "numerical"):
         raise ValueError(f"reference must be 'auto', 'exact' or 'numerical', got {reference!r}")
+    sigma0 = _aligned_sigma0(problem, w_e0, depth)
     if reference == "exact" and sigma0 is None:
         raise ValueError("reference='exact' needs whitened data, p = 2, a start aligned with the target (init.aligned) "
                          "and no weight decay for depth >= 3")
     if sigma0 is not None and reference != "numerical":
-        ref, ref_err, ref_label = exact.end_to_end(problem, depth, sigma0, ts), 0.0, "exact (closed form)"
-    else:
-        ref, ref_err, ref_label = _numerical_reference(field, y0, t1, ts)
-    tick("reference")
+        return exact.end_to_end(problem, depth, sigma0, ts), 0.0, "exact (closed form)"
+    return _numerical_reference(field, y0, float(ts[-1]), ts)
 
-    names = list(solvers) + [f"scipy_{s}" for s in scipy_solvers]
-    shape = (len(names), len(tolerances))
-    rec = {k: np.full(shape, np.nan) for k in ("final_error", "rms_error", "nfev", "steps", "rejected", "wall_time",
-                                               "rtol", "atol", "dt")}
-    status = np.full(shape, "", dtype=object)
-    compile_time = np.full(len(names), np.nan)
-    for i, name in enumerate(solvers):
-        spec = SOLVERS[name]
-        counted = CountedField(field) if spec.implicit else None
-        for j, k in enumerate(tolerances):
-            rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
-            dt0 = None if spec.adaptive else fixed_steps[j]
-            opts = dict(ts=ts, solver=name, dt0=dt0, max_steps=max_steps)
-            if spec.adaptive:
-                opts.update(rtol=rtol, atol=atol)
-            first, best, traj = _timed(lambda: solve(field, y0, t1, **opts), repeats)
-            if j == 0:
-                compile_time[i] = max(first - best, 0.0)
-            nfev = int(traj.stats["nfev"])
-            if counted is not None:
-                counted.counter.count = 0
-                jax.block_until_ready(solve(counted, y0, t1, **opts))
-                jax.effects_barrier()
-                nfev = counted.counter.count
-            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(traj.masked(traj.end_to_end), ref)
-            rec["nfev"][i, j] = nfev
-            rec["steps"][i, j] = int(traj.stats["num_steps"])
-            rec["rejected"][i, j] = int(traj.stats["num_rejected_steps"])
-            rec["wall_time"][i, j] = best
-            rec["rtol"][i, j], rec["atol"][i, j] = (rtol, atol) if spec.adaptive else (np.nan, np.nan)
-            rec["dt"][i, j] = np.nan if spec.adaptive else fixed_steps[j]
-            status[i, j] = traj.status
-        tick(name)
 
+class _Records:
+    """The ``(solver, tolerance)`` tables of a work-precision diagram, filled row by row."""
+
+    FIELDS = ("final_error", "rms_error", "nfev", "steps", "rejected", "wall_time", "rtol", "atol", "dt")
+
+    def __init__(self, n_solvers: int, n_levels: int):
+        self.values = {k: np.full((n_solvers, n_levels), np.nan) for k in self.FIELDS}
+        self.status = np.full((n_solvers, n_levels), "", dtype=object)
+        self.compile_time = np.full(n_solvers, np.nan)
+
+    def put(self, i: int, j: int, **values) -> None:
+        for k, v in values.items():
+            if k == "status":
+                self.status[i, j] = v
+            else:
+                self.values[k][i, j] = v
+
+    def dataset(self, names, tolerances, ref_err, ref_label, attrs) -> xr.Dataset:
+        rec = self.values
+        smallest = np.nanmin(np.where(rec["final_error"] > 0, rec["rms_error"], np.nan)) if np.isfinite(
+            rec["rms_error"]).any() else math.nan
+        data = {k: (("solver", "tolerance"), v) for k, v in rec.items()}
+        data["status"] = (("solver", "tolerance"), self.status.astype(str))
+        data["compile_time"] = (("solver",), self.compile_time)
+        data["below_reference"] = (("solver", "tolerance"), rec["rms_error"] < 100 * ref_err)
+        attrs = dict(attrs, **{
+            "reference": ref_label,
+            "reference_error_estimate": ref_err,
+            "reference_ok": int(ref_err == 0.0 or (np.isfinite(smallest) and 100 * ref_err <= smallest)),
+            "error_measure": "final_error: mean |W_e(t1) - ref|; rms_error: RMS over n_times evenly spaced times",
+            "tolerance_rule": "rtol = 10^-k, atol = 10^-(k+3); fixed-step solvers use dt instead",
+            "wall_time_rule": "minimum over repeats after a warm-up call; compilation excluded (compile_time)",
+        })
+        return xr.Dataset(data, coords={"solver": names, "tolerance": np.asarray(tolerances)}, attrs=attrs)
+
+
+def _linflow_row(rec, i, field, y0, ts, name, tolerances, fixed_steps, max_steps, repeats, ref) -> None:
+    """One linflow solver over every tolerance level (or step), timed; implicit solvers' nfev counted."""
+    spec = SOLVERS[name]
+    counted = CountedField(field) if spec.implicit else None
+    t1 = float(ts[-1])
+    for j, k in enumerate(tolerances):
+        rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
+        opts = dict(ts=ts, solver=name, max_steps=max_steps)
+        opts.update(dict(rtol=rtol, atol=atol) if spec.adaptive else dict(dt0=fixed_steps[j]))
+        first, best, traj = _timed(lambda: solve(field, y0, t1, **opts), repeats)
+        if j == 0:
+            rec.compile_time[i] = max(first - best, 0.0)
+        nfev = int(traj.stats["nfev"])
+        if counted is not None:
+            counted.counter.count = 0
+            jax.block_until_ready(solve(counted, y0, t1, **opts))
+            jax.effects_barrier()
+            nfev = counted.counter.count
+        final, rms = _errors(traj.masked(traj.end_to_end), ref)
+        rec.put(i, j, final_error=final, rms_error=rms, nfev=nfev, steps=int(traj.stats["num_steps"]),
+                rejected=int(traj.stats["num_rejected_steps"]), wall_time=best, status=traj.status,
+                rtol=rtol if spec.adaptive else np.nan, atol=atol if spec.adaptive else np.nan,
+                dt=np.nan if spec.adaptive else fixed_steps[j])
+
+
+def _numpy_field(field, y0):
+    """``(f(t, y), its Jacobian, y -> W_e, flat y0)`` on flat NumPy vectors, compiled, for ``solve_ivp``."""
     flat0, unravel = ravel_pytree(y0)
     f_flat = jax.jit(lambda y: ravel_pytree(field(0.0, unravel(y), None))[0])
     jac_flat = jax.jit(jax.jacfwd(lambda y: ravel_pytree(field(0.0, unravel(y), None))[0]))
@@ -256,53 +311,28 @@ def work_precision(
     jac_np = lambda t, y: np.asarray(jac_flat(y))  # noqa: E731
     y0_np = np.asarray(flat0)
     f_np(0.0, y0_np), jac_np(0.0, y0_np)  # compile outside the timings
-    for i0, method in enumerate(scipy_solvers):
-        i = len(solvers) + i0
-        compile_time[i] = 0.0
-        for j, k in enumerate(tolerances):
-            rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
-            kwargs = {"jac": jac_np} if method in ("LSODA", "Radau", "BDF") else {}
-            best, sol = math.inf, None
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    sol = solve_ivp(f_np, (0.0, t1), y0_np, method=method, t_eval=ts, rtol=rtol, atol=atol, **kwargs)
-                best = min(best, time.perf_counter() - t0)
-            ok = sol.success and sol.y.shape[1] == len(ts)
-            w = np.asarray(w_e_of(jnp.asarray(sol.y.T))) if ok else np.full_like(ref, np.nan)
-            rec["final_error"][i, j], rec["rms_error"][i, j] = _errors(w, ref)
-            rec["nfev"][i, j] = sol.nfev
-            rec["wall_time"][i, j] = best
-            rec["rtol"][i, j], rec["atol"][i, j] = rtol, atol
-            status[i, j] = "ok" if ok else f"failed: {sol.message}"
-        tick(f"scipy {method}")
+    return f_np, jac_np, w_e_of, y0_np
 
-    smallest = np.nanmin(np.where(rec["final_error"] > 0, rec["rms_error"], np.nan)) if np.isfinite(
-        rec["rms_error"]).any() else math.nan
-    data = {k: (("solver", "tolerance"), v) for k, v in rec.items()}
-    data["status"] = (("solver", "tolerance"), status.astype(str))
-    data["compile_time"] = (("solver",), compile_time)
-    data["below_reference"] = (("solver", "tolerance"), rec["rms_error"] < 100 * ref_err)
-    attrs = {
-        "flow": flow,
-        "depth": depth,
-        "dims": ",".join(str(n) for n in ((problem.d, *(w.shape[0] for w in y0)) if flow == "layers"
-                                          else (problem.d, problem.k))),
-        "p": problem.p,
-        "weight_decay": float(problem.weight_decay),
-        "t1": t1,
-        "n_times": n_times,
-        "repeats": repeats,
-        "reference": ref_label,
-        "reference_error_estimate": ref_err,
-        "reference_ok": int(ref_err == 0.0 or (np.isfinite(smallest) and 100 * ref_err <= smallest)),
-        "error_measure": "final_error: mean |W_e(t1) - ref|; rms_error: RMS over n_times evenly spaced times",
-        "tolerance_rule": "rtol = 10^-k, atol = 10^-(k+3); fixed-step solvers use dt instead",
-        "wall_time_rule": "minimum over repeats after a warm-up call; compilation excluded (compile_time)",
-    }
-    coords = {"solver": names, "tolerance": np.asarray(tolerances)}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+def _scipy_row(rec, i, rhs, ts, method, tolerances, repeats, ref) -> None:
+    """One ``solve_ivp`` method over every tolerance level, timed (its exact Jacobian for the implicit ones)."""
+    f_np, jac_np, w_e_of, y0_np = rhs
+    rec.compile_time[i] = 0.0
+    for j, k in enumerate(tolerances):
+        rtol, atol = 10.0**-k, 10.0 ** -(k + 3)
+        kwargs = {"jac": jac_np} if method in ("LSODA", "Radau", "BDF") else {}
+        best, sol = math.inf, None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sol = solve_ivp(f_np, (0.0, ts[-1]), y0_np, method=method, t_eval=ts, rtol=rtol, atol=atol, **kwargs)
+            best = min(best, time.perf_counter() - t0)
+        ok = sol.success and sol.y.shape[1] == len(ts)
+        w = np.asarray(w_e_of(jnp.asarray(sol.y.T))) if ok else np.full_like(ref, np.nan)
+        final, rms = _errors(w, ref)
+        rec.put(i, j, final_error=final, rms_error=rms, nfev=sol.nfev, wall_time=best, rtol=rtol, atol=atol,
+                status="ok" if ok else f"failed: {sol.message}")
 
 
 def table(ds: xr.Dataset, levels: Sequence[int] | None = None) -> str:

@@ -203,141 +203,171 @@ def compare(
     """
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
-    t1 = _checks.positive("t1", t1)
-    points = _checks.integer("points", points, minimum=2)
-    tol = _checks.positive("tol", tol)
+    t1, points, tol = _checks.positive("t1", t1), _checks.integer("points", points, minimum=2), _checks.positive("tol", tol)
+    etas, orders = _checked_etas(etas), tuple(orders)
+    if any(o not in MODIFIED_FIELDS for o in orders):
+        raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
+    per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
+    tick = progress or (lambda label: None)
+    ts = np.linspace(0.0, t1, points)
+    flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol)
+    lf, ef, caught = _flows(problem, layers0, t1, flow_opts, max_steps)
+    tick("flows")
+    curv = _curvature(problem, lf, ts, lanczos_iters)
+    tick("curvature along the flow")
+    runs = _discrete_runs(problem, layers0, etas, per_save, points, tick)
+    stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
+    modified = {}
+    for order in orders:
+        modified[order] = _modified_flows(problem, layers0, etas, stable, order, t1,
+                                          dict(flow_opts, max_steps=modified_max_steps))
+        tick(f"modified flow, order {order}")
+    data = _deviations(lf, ef, runs, modified, per_save)
+    data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
+    data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
+    data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
+    data.update(_per_eta(runs, etas, data, modified))
+    ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
+    ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
+    ds.attrs.update(_flatten(summary(ds)))
+    tick("summary")
+    return ds
+
+
+def _checked_etas(etas) -> np.ndarray:
+    """Distinct positive learning rates, sorted ascending."""
     etas = np.sort(np.array([_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)], dtype=float))
     if len(etas) == 0:
         raise ValueError("etas must hold at least one learning rate")
     if len(np.unique(etas)) != len(etas):
         raise ValueError(f"etas must be distinct, got {etas}")
-    orders = tuple(orders)
-    if any(o not in MODIFIED_FIELDS for o in orders):
-        raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
-    per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
-    tick = progress or (lambda label: None)
-    depth = len(layers0)
-    ts = np.linspace(0.0, t1, points)
-    flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    return etas
 
-    # ---- the flows and the curvature along the layer flow
-    lf = gradient_flow(problem, layers0, t1, **flow_opts)
+
+def _flows(problem, layers0, t1, flow_opts, max_steps):
+    """The layer flow (it must succeed) and the end-to-end flow from the product, with the warnings it raised."""
+    lf = gradient_flow(problem, layers0, t1, max_steps=max_steps, **flow_opts)
     if not lf.ok:
         raise RuntimeError(f"the layer flow failed, nothing to compare against: {lf.message}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ef = end_to_end_flow(problem, layers0, None, t1, **flow_opts)
-    tick("flows")
+        ef = end_to_end_flow(problem, layers0, None, t1, max_steps=max_steps, **flow_opts)
+    return lf, ef, caught
+
+
+def _curvature(problem, lf, ts, lanczos_iters) -> dict:
+    """Sharpness, smallest Hessian eigenvalue, ``||H g||`` and the first-order bound's integral along the flow."""
     flow_layers = tuple(jnp.asarray(w) for w in lf.layers)
     s_max_t, lam_min_t = (np.asarray(x) for x in hessian_extremes(problem, flow_layers, iters=lanczos_iters))
-    hg = _hessian_times_gradient(problem, flow_layers)
-    hg_norm = _tree_norm(hg)
-    bound_unit = _bound_integral(ts, lam_min_t, hg_norm)
-    tick("curvature along the flow")
+    hg_norm = _tree_norm(_hessian_times_gradient(problem, flow_layers))
+    return {"sharpness": s_max_t, "lambda_min": lam_min_t, "hg_norm": hg_norm,
+            "bound_unit": _bound_integral(ts, lam_min_t, hg_norm)}
 
-    # ---- discrete runs, all etas in one computation each
+
+def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
+    """GD (with its diagnostics) and Eq. 10 for every eta, one compiled computation each."""
     eta_arr, every_arr = jnp.asarray(etas), jnp.asarray(per_save)
     pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
     zeros = tuple(jnp.zeros_like(w) for w in layers0)
-    gd_state0 = (layers0, pred0, zeros, jnp.asarray(0.0), jnp.asarray(0.0))
     gd_rule = _GDDiagnosticRule(problem)
-    gd_obs, gd_bad = _descend_etas(gd_rule, gd_rule.observe, gd_state0, eta_arr, every_arr, points - 1)
-    gd_layers = tuple(np.asarray(w) for w in gd_obs.pop("layers"))
-    gd_obs = {k: np.asarray(v) for k, v in gd_obs.items()}
-    gd_bad = np.asarray(gd_bad)
+    gd_obs, gd_bad = _descend_etas(gd_rule, gd_rule.observe, (layers0, pred0, zeros, jnp.asarray(0.0),
+                                                              jnp.asarray(0.0)), eta_arr, every_arr, points - 1)
     tick("gradient descent")
-    e2e_field = EndToEndFlow(problem, depth)
-    eq_obs, eq_bad = _descend_etas(EulerRule(e2e_field), e2e_field.observe, end_to_end(layers0), eta_arr, every_arr,
-                                   points - 1)
-    eq_w, eq_loss, _ = (None if x is None else np.asarray(x) for x in eq_obs)
-    eq_bad = np.asarray(eq_bad)
+    e2e_field = EndToEndFlow(problem, len(layers0))
+    (eq_w, eq_loss, _), eq_bad = _descend_etas(EulerRule(e2e_field), e2e_field.observe, end_to_end(layers0), eta_arr,
+                                               every_arr, points - 1)
     tick("end-to-end descent (Eq. 10)")
+    return {"gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
+            "gd": {k: np.asarray(v) for k, v in gd_obs.items()}, "gd_bad": np.asarray(gd_bad),
+            "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad)}
 
-    # ---- modified flows, below the predicted stability threshold
-    eta_pred = 2.0 / float(np.max(s_max_t))
-    stable = etas < eta_pred
-    modified = {}
-    for order in orders:
-        mod_layers = tuple(np.full((len(etas), points, *w.shape), np.nan) for w in layers0)
-        status = np.array(["skipped: eta above the predicted stability threshold"] * len(etas), dtype=object)
-        if stable.any():
-            runs = jax.vmap(lambda e, o=order: modified_flow(problem, layers0, e, t1, order=o, ts=ts, solver=solver,
-                                                            rtol=rtol, atol=atol, max_steps=modified_max_steps))(
-                jnp.asarray(etas[stable])).unstack()
-            for traj, idx in zip(runs, np.flatnonzero(stable)):
-                for j, w in enumerate(traj.layers):
-                    mod_layers[j][idx] = traj.masked(w)
-                status[idx] = traj.status if traj.ok else f"{traj.status}: {traj.message}"
-        modified[order] = (mod_layers, status)
-        tick(f"modified flow, order {order}")
 
-    # ---- distances and per-eta summaries
+def _modified_flows(problem, layers0, etas, stable, order, t1, options):
+    """The modified flow of ``order`` for every stable eta (``jax.vmap``): layers (NaN after a stop), statuses."""
+    points = len(options["ts"])
+    mod_layers = tuple(np.full((len(etas), points, *w.shape), np.nan) for w in layers0)
+    status = np.array(["skipped: eta above the predicted stability threshold"] * len(etas), dtype=object)
+    if stable.any():
+        runs = jax.vmap(lambda e: modified_flow(problem, layers0, e, t1, order=order, **options))(
+            jnp.asarray(etas[stable])).unstack()
+        for traj, idx in zip(runs, np.flatnonzero(stable)):
+            for j, w in enumerate(traj.layers):
+                mod_layers[j][idx] = traj.masked(w)
+            status[idx] = traj.status if traj.ok else f"{traj.status}: {traj.message}"
+    return mod_layers, status
+
+
+def _mask_after(bad, values, saved_steps) -> np.ndarray:
+    """NaN on saved rows at or after a divergence step."""
+    out = np.array(values, dtype=float, copy=True)
+    for i, b in enumerate(bad):
+        if b >= 0:
+            out[i, saved_steps[i] >= b] = np.nan
+    return out
+
+
+def _frob(a) -> np.ndarray:
+    return np.sqrt(np.sum(a**2, axis=(-2, -1)))
+
+
+def _deviations(lf, ef, runs, modified, per_save) -> dict:
+    """Losses, distances from the flows (absolute and relative) and imbalances on the ``(eta, t)`` grid."""
+    gd, gd_bad, eq_bad = runs["gd"], runs["gd_bad"], runs["eq_bad"]
+    saved_steps = per_save[:, None] * np.arange(len(lf.ts))[None]
+    gd_mask = lambda v: _mask_after(gd_bad, v, saved_steps)  # noqa: E731
+    eq_mask = lambda v: _mask_after(eq_bad, v, saved_steps)  # noqa: E731
     with np.errstate(invalid="ignore", over="ignore"):
         flow_norm = float(np.max(_tree_norm(lf.layers)))
         flow_we = np.asarray(lf.end_to_end)
-        we_norm = float(np.max(np.sqrt(np.sum(flow_we**2, axis=(-2, -1)))))
         e2e_we = np.asarray(ef.end_to_end) if ef.ok else np.full_like(flow_we, np.nan)
-        e2e_norm = float(np.nanmax(np.sqrt(np.sum(e2e_we**2, axis=(-2, -1)))))
-        saved_steps = per_save[:, None] * np.arange(points)[None]
-
-        def mask_after(bad, values):
-            """NaN on saved rows at or after a divergence step."""
-            out = np.array(values, dtype=float, copy=True)
-            for i, b in enumerate(bad):
-                if b >= 0:
-                    out[i, saved_steps[i] >= b] = np.nan
-            return out
-
-        layer_dev = mask_after(gd_bad, _tree_norm(tuple(g - f[None] for g, f in zip(gd_layers, lf.layers))))
-        we_dev = mask_after(gd_bad, np.sqrt(np.sum((gd_obs["end_to_end"] - flow_we[None]) ** 2, axis=(-2, -1))))
-        eq_dev = mask_after(eq_bad, np.sqrt(np.sum((eq_w - e2e_we[None]) ** 2, axis=(-2, -1))))
+        we_norm, e2e_norm = float(np.max(_frob(flow_we))), float(np.nanmax(_frob(e2e_we)))
+        layer_dev = gd_mask(_tree_norm(tuple(g - f[None] for g, f in zip(runs["gd_layers"], lf.layers))))
+        we_dev, eq_dev = gd_mask(_frob(gd["end_to_end"] - flow_we[None])), eq_mask(_frob(runs["eq_w"] - e2e_we[None]))
         data = {
             "flow_loss": (("t",), np.asarray(lf.loss)),
             "e2e_flow_loss": (("t",), ef.masked(ef.loss)),
-            "sharpness": (("t",), s_max_t),
-            "lambda_min": (("t",), lam_min_t),
-            "hg_norm": (("t",), hg_norm),
-            "gd_loss": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"])),
-            "eq10_loss": (("eta", "t"), mask_after(eq_bad, eq_loss)),
+            "gd_loss": (("eta", "t"), gd_mask(gd["loss"])),
+            "eq10_loss": (("eta", "t"), eq_mask(runs["eq_loss"])),
             "gd_layer_deviation": (("eta", "t"), layer_dev),
             "gd_layer_deviation_rel": (("eta", "t"), layer_dev / flow_norm),
             "gd_deviation": (("eta", "t"), we_dev),
             "gd_deviation_rel": (("eta", "t"), we_dev / we_norm),
             "eq10_deviation": (("eta", "t"), eq_dev),
             "eq10_deviation_rel": (("eta", "t"), eq_dev / e2e_norm),
-            "gd_loss_gap": (("eta", "t"), mask_after(gd_bad, gd_obs["loss"]) - np.asarray(lf.loss)[None]),
-            "eq10_loss_gap": (("eta", "t"), mask_after(eq_bad, eq_loss) - ef.masked(ef.loss)[None]),
-            "gd_imbalance": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance"])),
-            "gd_imbalance_predicted": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_predicted"])),
-            "gd_imbalance_identity_error": (("eta", "t"), mask_after(gd_bad, gd_obs["imbalance_identity_error"])),
-            "eta_sharpness_half": (("eta", "t"), etas[:, None] * s_max_t[None] / 2.0),
-            "bound": (("eta", "t"), etas[:, None] * bound_unit[None]),
+            "gd_loss_gap": (("eta", "t"), gd_mask(gd["loss"]) - np.asarray(lf.loss)[None]),
+            "eq10_loss_gap": (("eta", "t"), eq_mask(runs["eq_loss"]) - ef.masked(ef.loss)[None]),
+            "gd_imbalance": (("eta", "t"), gd_mask(gd["imbalance"])),
+            "gd_imbalance_predicted": (("eta", "t"), gd_mask(gd["imbalance_predicted"])),
+            "gd_imbalance_identity_error": (("eta", "t"), gd_mask(gd["imbalance_identity_error"])),
         }
         for order, (mod_layers, status) in modified.items():
-            dev = mask_after(gd_bad, _tree_norm(tuple(g - m for g, m in zip(gd_layers, mod_layers))))
+            dev = gd_mask(_tree_norm(tuple(g - m for g, m in zip(runs["gd_layers"], mod_layers))))
             data[f"mod{order}_deviation"] = (("eta", "t"), dev)
             data[f"mod{order}_deviation_rel"] = (("eta", "t"), dev / flow_norm)
             data[f"mod{order}_status"] = (("eta",), np.array(status, dtype=str))
+    return data
 
-    last = {k: v[:, -1] for k, v in gd_obs.items()}
-    theta_norm = _tree_norm(tuple(w[:, -1] for w in gd_layers))
+
+def _per_eta(runs, etas, data, modified) -> dict:
+    """GD's outcome per eta (diverged, oscillating: a period-2 orbit or its onset, ok) and the maxima over t."""
+    gd, gd_bad, eq_bad = runs["gd"], runs["gd_bad"], runs["eq_bad"]
+    last = {k: v[:, -1] for k, v in gd.items()}
+    theta_norm = _tree_norm(tuple(w[:, -1] for w in runs["gd_layers"]))
     oscillating = ((gd_bad < 0) & (last["update_cos"] < OSCILLATION_COS) & (last["update_growth"] > OSCILLATION_GROWTH)
                    & (last["update_norm"] > 1e-12 * (1.0 + theta_norm)))
     outcome = np.where(gd_bad >= 0, "diverged", np.where(oscillating, "oscillating", "ok"))
-    data["gd_outcome"] = (("eta",), outcome.astype(str))
-    data["gd_diverged_step"] = (("eta",), gd_bad.astype(np.int64))
-    data["gd_diverged_time"] = (("eta",), np.where(gd_bad >= 0, gd_bad * etas, np.nan))
-    data["eq10_diverged_step"] = (("eta",), eq_bad.astype(np.int64))
-    data["max_deviation_rel"] = (("eta",), _nanmax_rows(data["gd_deviation_rel"][1]))
-    data["max_layer_deviation"] = (("eta",), _nanmax_rows(layer_dev))
-    data["max_eq10_deviation_rel"] = (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1]))
+    out = {
+        "gd_outcome": (("eta",), outcome.astype(str)),
+        "gd_diverged_step": (("eta",), gd_bad.astype(np.int64)),
+        "gd_diverged_time": (("eta",), np.where(gd_bad >= 0, gd_bad * etas, np.nan)),
+        "eq10_diverged_step": (("eta",), eq_bad.astype(np.int64)),
+        "max_deviation_rel": (("eta",), _nanmax_rows(data["gd_deviation_rel"][1])),
+        "max_layer_deviation": (("eta",), _nanmax_rows(data["gd_layer_deviation"][1])),
+        "max_eq10_deviation_rel": (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1])),
+    }
     for order in modified:
-        data[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))
-    ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
-    ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
-    ds.attrs.update(_flatten(summary(ds)))
-    tick("summary")
-    return ds
+        out[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))
+    return out
 
 
 def _nanmax_rows(a: np.ndarray) -> np.ndarray:

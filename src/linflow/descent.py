@@ -13,8 +13,9 @@ recompile, and every public run works under ``jax.jit``, ``jax.vmap`` (e.g. over
 
 A step that produces a non-finite iterate stops the run: the iterate is frozen, the step is recorded
 (``stats["diverged_at"]``), ``status == "diverged"``, ``stop`` counts the saved rows whose iterate,
-``W_e`` and loss are all finite and the rows after it repeat the last of them; the message names the
-first non-finite step and the last row reached. No array of a returned Trajectory holds NaN or inf.
+``W_e`` and loss are all finite and the rows after it (times included) repeat the last of them, so
+``ts[-1]`` is the last time reached; the message names the first non-finite step and the last row
+reached. No array of a returned Trajectory holds NaN or inf.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def _descend(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> T
     steps = n_saves * save_every + rest
     code = jnp.where(stop < saved_steps.shape[0], STATUSES.index("diverged"), 0)
     done = jnp.where(bad_at < 0, steps, bad_at)
-    stats = {"num_steps": done, "nfev": done, "diverged_at": bad_at}
+    unreached = jnp.where(stop < saved_steps.shape[0], saved_steps[jnp.minimum(stop, saved_steps.shape[0] - 1)], -1)
+    stats = {"num_steps": done, "nfev": done, "diverged_at": bad_at, "first_unreached_step": unreached}
     return _runs.trajectory(kind, rule.field.depth_of(y0), saved_steps * eta, ys, observed, code, stop, stats=stats,
                             eta=eta, t1=steps * eta)
 
@@ -152,7 +154,7 @@ def descend(rule, y0, eta, steps: int, *, save_every: int = 1, kind: str | None 
     The building block of :func:`gradient_descent`, :func:`end_to_end_descent` and :func:`optax_descent`;
     ``y0`` is not validated here.
     """
-    eta = jnp.asarray(_checks.positive("eta", eta), jnp.float64)
+    eta = _checks.f64(_checks.positive("eta", eta))
     save_every, n_saves, rest = _schedule(steps, save_every)
     return _descend(rule, y0, eta, save_every, n_saves, rest, kind or rule.field.discrete_kind)
 
@@ -270,7 +272,7 @@ def optax_descent(problem: Problem, layers0, optimizer, learning_rate, steps: in
         >>> import optax, linflow
         >>> prob = linflow.problems.whitened([1.0], d=2, k=1)
         >>> run = linflow.optax_descent(prob, linflow.init.near_zero((2, 1)), optax.adam, 0.1, 100)
-        >>> run.final_loss < run.loss[0]
+        >>> run.final_loss < float(run.loss[0])
         True
     """
     problem = _runs.check_problem(problem)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from .init import end_to_end, imbalance
-from .linalg import psd_powers
+from .linalg import apply_preconditioner
 from .problems import Problem
 
 __all__ = [
@@ -81,14 +81,7 @@ def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
         >>> bool(np.isclose(end_to_end_field(prob, np.array([[1.0]]), 2)[0, 0], 2 * (float(prob.yx[0, 0]) - 1.0)))
         True
     """
-    N = depth
-    g = problem.grad(W)
-    if N == 1:
-        return -problem.weight_decay * W - g
-    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
-    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
-    total = sum(left[j] @ (g @ right[j]) for j in range(N))
-    return -problem.weight_decay * N * W - total
+    return -problem.weight_decay * depth * W - apply_preconditioner(W, problem.grad(W), depth)
 
 
 def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:

@@ -125,13 +125,12 @@ def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0):
                             f"{type(stepsize_controller).__name__}")
         if isinstance(stepsize_controller, diffrax.PIDController):
             return eqx.tree_at(lambda c: (c.rtol, c.atol), stepsize_controller,
-                               (jnp.asarray(stepsize_controller.rtol, jnp.float64),
-                                jnp.asarray(stepsize_controller.atol, jnp.float64)))
+                               (_checks.f64(stepsize_controller.rtol), _checks.f64(stepsize_controller.atol)))
         return stepsize_controller
     if _is_adaptive(solver, spec):
         rtol = _checks.positive("rtol", 1e-8 if rtol is None else rtol)
         atol = _checks.positive("atol", 1e-10 if atol is None else atol)
-        return diffrax.PIDController(rtol=jnp.asarray(rtol, jnp.float64), atol=jnp.asarray(atol, jnp.float64))
+        return diffrax.PIDController(rtol=_checks.f64(rtol), atol=_checks.f64(atol))
     if dt0 is None:
         raise ValueError(f"solver {name!r} takes fixed steps: pass dt0 (the step size) > 0")
     return diffrax.ConstantStepSize()
@@ -149,14 +148,18 @@ def _time_grid(t1, ts, n_save, time_unit, eta):
         t1 = t1 * eta
     if ts is None:
         n_save = _checks.integer("n_save", n_save, minimum=2)
-        return jnp.asarray(t1, jnp.float64), jnp.linspace(0.0, 1.0, n_save) * t1
+        if _checks.is_traced(t1):
+            return _checks.f64(t1), jnp.linspace(0.0, t1, n_save)
+        return _checks.f64(t1), np.linspace(0.0, t1, n_save)
     ts = _checks.finite_matrix("ts", ts, ndim=1)
     if time_unit == "iterations":
         ts = ts * eta
     if not (_checks.is_traced(ts) or _checks.is_traced(t1)):
         if np.any(np.diff(ts) < 0) or ts[0] < 0 or ts[-1] > t1 * (1 + 1e-12):
             raise ValueError(f"ts must be non-decreasing within [0, t1] = [0, {t1:g}]; got [{ts[0]:g} ... {ts[-1]:g}]")
-    return jnp.asarray(t1, jnp.float64), jnp.minimum(jnp.asarray(ts, jnp.float64), t1)
+    if _checks.is_traced(ts) or _checks.is_traced(t1):
+        return _checks.f64(t1), jnp.minimum(_checks.f64(ts), t1)
+    return _checks.f64(t1), np.minimum(ts, t1)
 
 
 @eqx.filter_jit
@@ -210,13 +213,13 @@ def solve(
     solver, name, spec = _resolve_solver(solver)
     t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
     if dt0 is not None:
-        dt0 = jnp.asarray(_checks.positive("dt0", dt0), jnp.float64)
+        dt0 = _checks.f64(_checks.positive("dt0", dt0))
     controller = _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0)
     max_steps = _checks.integer("max_steps", max_steps, minimum=1)
     eta_out = getattr(field, "eta", None)
     if eta_out is None and time_unit == "iterations":
         eta_out = eta
-    eta_out = None if eta_out is None else jnp.asarray(eta_out, jnp.float64)
+    eta_out = None if eta_out is None else _checks.f64(eta_out)
     return _solve(field, y0, t1, ts, solver, controller, dt0, max_steps, name, eta_out)
 
 
@@ -304,7 +307,7 @@ def modified_flow(problem: Problem, layers0, eta, t1, *, order: int = 1, **optio
         raise ValueError(f"order must be 1 or 2, got {order!r}")
     if "time_unit" in options:
         raise TypeError("modified_flow runs in flow time (t = k * eta); time_unit is not an option here")
-    return solve(ModifiedFlow(problem, jnp.asarray(eta, jnp.float64), order), layers0, t1, **options)
+    return solve(ModifiedFlow(problem, _checks.f64(eta), order), layers0, t1, **options)
 
 
 for _f in (gradient_flow, end_to_end_flow, modified_flow):

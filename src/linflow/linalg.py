@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["psd_power", "psd_powers", "preconditioner", "preconditioner_eigenvalues"]
+__all__ = ["psd_power", "psd_powers", "apply_preconditioner", "preconditioner", "preconditioner_eigenvalues"]
 
 
 def _eig(A: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -91,16 +91,39 @@ def psd_power(A: jax.Array, q: float) -> jax.Array:
     return psd_powers(A, (float(q),))[0]
 
 
+def _factors(W: jax.Array, depth: int):
+    """``([W W^T]^((j-1)/N), [W^T W]^((N-j)/N))`` for ``j = 1 .. N`` (two eigendecompositions in all)."""
+    N = depth
+    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
+    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
+    return left, right
+
+
+def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
+    """``P_W(G) = sum_{j=1}^N [W W^T]^((j-1)/N) G [W^T W]^((N-j)/N)`` (ACH18 Theorem 1), without forming ``P_W``.
+
+    The end-to-end field is ``-lambda N W - P_W(dL1/dW(W))``; ``depth = 1`` gives ``G``.
+
+    Examples:
+        >>> import numpy as np
+        >>> W, G = np.array([[2.0]]), np.array([[1.0]])
+        >>> float(apply_preconditioner(W, G, 2)[0, 0])  # N |W|^(2 - 2/N) G = 2 * 2
+        4.0
+    """
+    if depth == 1:
+        return G
+    left, right = _factors(W, depth)
+    return sum(left[j] @ (G @ right[j]) for j in range(depth))
+
+
 def preconditioner(W: jax.Array, depth: int) -> jax.Array:
     """Explicit ``P_W = sum_j [W^T W]^((N-j)/N) kron [W W^T]^((j-1)/N)`` (ACH18 Claim 1), shape ``(kd, kd)``.
 
     ``vec`` is column-major: ``vec(dW_e/dt) = -P_W vec(dL1/dW)`` without weight decay. Dense: for
     checks and pictures only (the fields never form it).
     """
-    N = depth
-    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
-    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
-    return sum(jnp.kron(right[j], left[j]) for j in range(N))
+    left, right = _factors(W, depth)
+    return sum(jnp.kron(right[j], left[j]) for j in range(depth))
 
 
 def preconditioner_eigenvalues(W, depth: int) -> np.ndarray:

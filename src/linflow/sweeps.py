@@ -36,10 +36,12 @@ import xarray as xr
 
 from . import _io
 
-__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "phase_diagram"]
+__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "PROBLEMS", "phase_diagram"]
 
 # parameter -> (type, default); every grid axis and fixed value must be one of these
 PARAMETERS: dict[str, tuple[type, object]] = {
+    "problem": (str, "synthetic"),
+    "data": (str, ""),
     "m": (int, 500),
     "d": (int, 8),
     "p": (float, 2.0),
@@ -60,6 +62,11 @@ PARAMETERS: dict[str, tuple[type, object]] = {
 }
 TASKS = ("run", "compare", "accuracy")
 INITS = ("balanced", "near_zero", "identity")
+#: the problems a sweep can vary over: ``synthetic`` (``problems.synthetic(m, d, p, weight_decay, seed)``),
+#: ``whitened`` (``X^T X / m = I`` exactly, one output, target norm 2: ``problems.whitened([2.0], d, 1, m=max(m, d))``)
+#: and ``gas_sensor`` (the UCI Ethanol problem from the files at ``data``, standardized; ``m`` and ``d`` are
+#: the data's)
+PROBLEMS = ("synthetic", "whitened", "gas_sensor")
 # the range of each numeric parameter: (lower bound, whether the bound itself is allowed)
 _BOUNDS: dict[str, tuple[float, bool]] = {
     "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
@@ -96,6 +103,8 @@ def _check_value(key: str, value, where: str):
         raise TypeError(f"{where}: {key!r} must be a string, got {value!r}")
     if key == "init" and value not in INITS:
         raise ValueError(f"{where}: 'init' must be one of {', '.join(INITS)}, got {value!r}")
+    if key == "problem" and value not in PROBLEMS:
+        raise ValueError(f"{where}: 'problem' must be one of {', '.join(PROBLEMS)}, got {value!r}")
     return value
 
 
@@ -155,11 +164,25 @@ def load_config(path) -> dict:
 
 
 # ----------------------------------------------------------------------------- one point
-def _problem_and_layers(params: dict):
-    from . import init, problems
+def _problem(params: dict):
+    """The Problem of a grid point (see :data:`PROBLEMS`)."""
+    from . import datasets, problems
 
-    prob = problems.synthetic(m=params["m"], d=params["d"], p=params["p"], weight_decay=params["weight_decay"],
-                              seed=params["seed"])
+    kind, p, lam = params["problem"], params["p"], params["weight_decay"]
+    if kind == "whitened":
+        return problems.whitened([2.0], params["d"], 1, m=max(params["m"], params["d"]), p=p, weight_decay=lam,
+                                 seed=params["seed"])
+    if kind == "gas_sensor":
+        if not params["data"]:
+            raise ValueError("problem = 'gas_sensor' needs 'data': the folder of the UCI gas-sensor files")
+        return datasets.gas_sensor(params["data"], p=p, weight_decay=lam)[0]
+    return problems.synthetic(m=params["m"], d=params["d"], p=p, weight_decay=lam, seed=params["seed"])
+
+
+def _problem_and_layers(params: dict):
+    from . import init
+
+    prob = _problem(params)
     dims = (prob.d,) + (params["width"],) * (params["depth"] - 1) + (prob.k,)
     make = {"balanced": lambda: init.balanced(dims, params["scale"], params["seed"]),
             "near_zero": lambda: init.near_zero(dims, params["scale"], params["seed"]),

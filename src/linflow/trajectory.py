@@ -28,12 +28,12 @@ class Trajectory(eqx.Module):
 
     Every array has the shape of the requested save grid, whatever happened. A run that stops early
     (divergence, solver failure) has ``stop < len(ts)``: rows ``stop, stop + 1, ...`` were not reached
-    and repeat the last reached row (row ``stop - 1``), so no array holds NaN or inf; ``ts`` keeps the
-    requested grid. :meth:`reached` returns the reached rows only, :meth:`masked` any per-row array
-    with NaN on the rows not reached.
+    and repeat the last reached row (row ``stop - 1``), its time included, so ``ts[-1]`` is the last
+    time reached and no array holds NaN or inf. :meth:`reached` returns the reached rows only,
+    :meth:`masked` any per-row array with NaN on the rows not reached.
 
     Attributes:
-        ts: flow time of each save, shape ``(n,)``. Discrete runs use ``t = k * eta`` for iterate ``k``
+        ts: flow time of each save, shape ``(n,)`` (the requested grid up to the stop). Discrete runs use ``t = k * eta`` for iterate ``k``
             (linflow's convention; ACH18 counts iterations instead: see :attr:`iterations`).
         end_to_end: ``W_e`` at each save, shape ``(n, k, d)``.
         loss: ``L1(W_e)``, the data loss without weight decay, shape ``(n,)``.
@@ -43,8 +43,9 @@ class Trajectory(eqx.Module):
         stop: number of saved rows reached (``len(ts)`` for a complete run).
         stats: integer arrays. Flows: ``num_steps``, ``num_accepted_steps``, ``num_rejected_steps``,
             ``nfev`` (-1 where a solver's evaluations are not known in closed form). Discrete runs:
-            ``num_steps``, ``nfev`` (gradient evaluations) and ``diverged_at`` (first step whose iterate
-            was non-finite, -1 if none).
+            ``num_steps``, ``nfev`` (gradient evaluations), ``diverged_at`` (first step whose iterate
+            was non-finite, -1 if none) and ``first_unreached_step`` (the step of the first save not
+            reached, -1 if none).
         eta: the learning rate of a discrete run or of the GD a modified flow models (``None`` for flows).
         t1: the requested final time.
         kind: ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``gradient_descent``,
@@ -96,12 +97,12 @@ class Trajectory(eqx.Module):
         ts, keep = np.asarray(self.ts), self.n_reached
         stats = {k: int(v) for k, v in self.stats.items()}
         if self.eta is not None and "diverged_at" in stats:
-            return _descent_message(self.kind, float(self.eta), ts, keep, stats["diverged_at"])
+            return _descent_message(self.kind, float(self.eta), ts, keep, stats)
         reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
-        nxt = f", before t = {ts[keep]:.6g}" if keep < len(ts) else ""
         message = (f"{self.kind} with solver {self.solver!r} stopped ({status.replace('_', ' ')}) after "
-                   f"{stats.get('num_steps', -1)} steps; last saved point reached: {reached}{nxt} "
-                   f"(t1 = {float(self.t1):.6g}); rows {keep} to {len(ts) - 1} repeat the last reached row")
+                   f"{stats.get('num_steps', -1)} steps; last saved point reached: {reached} "
+                   f"({keep} of {len(ts)} saves, t1 = {float(self.t1):.6g}); rows {keep} to {len(ts) - 1} "
+                   f"repeat the last reached row")
         if status == "max_steps":
             message += "; raise max_steps or loosen rtol/atol"
         return message
@@ -154,7 +155,7 @@ class Trajectory(eqx.Module):
         ts, loss, keep = np.asarray(self.ts), np.asarray(self.loss), self.n_reached
         last = max(keep - 1, 0)
         where = (f"{len(ts)} points on [{ts[0]:g}, {ts[-1]:g}]" if keep == len(ts) else
-                 f"{keep} of {len(ts)} points reached, on [{ts[0]:g}, {ts[last]:g}] of [{ts[0]:g}, {ts[-1]:g}]")
+                 f"{keep} of {len(ts)} points reached, on [{ts[0]:g}, {ts[last]:g}] (t1 = {float(self.t1):g})")
         return (f"Trajectory({self.kind}, depth={self.depth}, k={k}, d={d}{extra}, {where}, "
                 f"loss {loss[0]:.4g} -> {loss[last]:.4g}, status={self.status!r})")
 
@@ -187,12 +188,13 @@ class Trajectory(eqx.Module):
         return xr.Dataset(data, coords={"t": run.ts}, attrs=attrs)
 
 
-def _descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, bad_at: int) -> str:
+def _descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, stats: dict) -> str:
     """Where a discrete run diverged: the first non-finite step and the last saved row kept."""
     saved_steps = np.rint(ts / eta).astype(np.int64)
+    bad_at, unreached = stats["diverged_at"], stats.get("first_unreached_step", -1)
     causes = []
-    if keep < len(ts) and (bad_at < 0 or saved_steps[keep] < bad_at):
-        causes.append(f"W_e or the loss overflowed by saved step {saved_steps[keep]} (t = {ts[keep]:.6g})")
+    if unreached >= 0 and (bad_at < 0 or unreached < bad_at):
+        causes.append(f"W_e or the loss overflowed by saved step {unreached} (t = {unreached * eta:.6g})")
     if bad_at >= 0:
         causes.append(f"the iterate became non-finite at step {bad_at} (t = {bad_at * eta:.6g})")
     kept = (f"the trajectory reached {keep} saved points, up to step {saved_steps[keep - 1]} (t = {ts[keep - 1]:.6g}); "
