@@ -169,3 +169,25 @@ def test_optax_descent_takes_any_optax_constructor_and_is_differentiable_in_the_
 
     assert jax.grad(after)(0.01) == pytest.approx(central_difference(lambda e: float(after(e)), 0.01, 1e-7),
                                                   rel=1e-6)
+
+
+def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compilation():
+    from linflow import descent
+
+    prob = problems.two_point(10.0, 1.0, p=4)
+    layers = init.balanced((2, 2, 1), 0.5)
+    t1, points = 0.6, 7
+    etas = [0.1, 0.05, 0.0125]  # 1, 2 and 8 steps per save
+    rule = descent.EulerRule(linflow.LayerFlow(prob))
+    batch = descent.descend_on_grid(rule, layers, etas, t1, points)
+    n = descent._descend_grid._cached._cache_size()
+    for run, eta in zip(batch.unstack(), etas):
+        steps = round(t1 / eta)
+        single = linflow.gradient_descent(prob, layers, eta, steps, save_every=steps // (points - 1))
+        np.testing.assert_allclose(run.ts, single.ts, rtol=1e-14)
+        np.testing.assert_allclose(run.loss, single.loss, rtol=1e-12)
+        assert run.status == single.status and run.message == single.message
+    descent.descend_on_grid(rule, layers, [0.025, 0.02, 0.1 / 3], t1, points)  # other etas: no new compilation
+    assert descent._descend_grid._cached._cache_size() == n
+    with pytest.raises(ValueError, match="must divide the save spacing"):
+        descent.descend_on_grid(rule, layers, [0.07], t1, points)

@@ -65,16 +65,21 @@ def check_end_to_end_start(problem: Problem, start, depth) -> tuple[jax.Array, i
 
 def rows_reached(tree) -> jax.Array:
     """How many leading saved rows have every entry of every leaf finite (leaves share their first axis; traced)."""
-    leaves = [x for x in jax.tree_util.tree_leaves(tree)]
+    leaves = jax.tree_util.tree_leaves(tree)
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x.reshape(x.shape[0], -1)), axis=1) for x in leaves]), axis=0)
-    return jnp.where(jnp.all(finite), finite.shape[0], jnp.argmin(finite))
+    rows = jnp.arange(finite.shape[0])
+    return jnp.min(jnp.where(finite, finite.shape[0], rows))  # the first non-finite row (a plain min: quick to compile)
 
 
 def hold_last(tree, stop):
-    """Rows ``stop, stop + 1, ...`` of every leaf replaced by row ``stop - 1`` (row 0 when ``stop == 0``)."""
+    """Rows ``stop, stop + 1, ...`` of every leaf replaced by row ``stop - 1`` (row 0 when ``stop == 0``).
+
+    One dynamic row read and a select per leaf (a gather per leaf costs several times more to compile).
+    """
     def hold(x):
-        idx = jnp.minimum(jnp.arange(x.shape[0]), jnp.maximum(stop - 1, 0))
-        return x[idx]
+        last = jax.lax.dynamic_index_in_dim(x, jnp.maximum(stop - 1, 0), keepdims=True)
+        keep = (jnp.arange(x.shape[0]) < stop).reshape((-1,) + (1,) * (x.ndim - 1))
+        return jnp.where(keep, x, last)
     return jax.tree_util.tree_map(hold, tree)
 
 

@@ -93,7 +93,7 @@ def cmd_run(args) -> int:
     problem, layers = _build(args)
     out = Path(args.out)
     started = time.perf_counter()
-    bar, tick = _progress(2 + 2 * len(args.etas))
+    bar, tick = _progress(4)
     try:
         ds = overview.overview(problem, layers, args.etas, args.t1, points=args.points, solver=args.solver,
                                rtol=args.rtol, atol=args.atol, progress=tick)

@@ -45,6 +45,7 @@ __all__ = [
     "EulerRule",
     "OptaxRule",
     "steps_per_save",
+    "descend_on_grid",
 ]
 
 
@@ -121,9 +122,8 @@ def iterate(rule, state0, eta, save_every, n_saves: int, rest: int = 0):
     return saves, carry[2]
 
 
-@eqx.filter_jit
-def _descend(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> Trajectory:
-    """:func:`iterate` and the Trajectory of its saves (compiled): rows reached, status, stats."""
+def _descend_impl(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> Trajectory:
+    """:func:`iterate` and the Trajectory of its saves: rows reached, status, stats."""
     saves, bad_at = iterate(rule, rule.init(y0), eta, save_every, n_saves, rest)
     ys = rule.params(saves)
     observed = rule.field.observe(ys)
@@ -138,6 +138,15 @@ def _descend(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> T
     stats = {"num_steps": done, "nfev": done, "diverged_at": bad_at, "first_unreached_step": unreached}
     return _runs.trajectory(kind, rule.field.depth_of(y0), saved_steps * eta, ys, observed, code, stop, stats=stats,
                             eta=eta, t1=steps * eta)
+
+
+_descend = eqx.filter_jit(_descend_impl)
+
+
+@eqx.filter_jit
+def _descend_grid(rule, y0, etas, per_save, n_saves: int, kind: str) -> Trajectory:
+    """:func:`_descend_impl` for every eta with its own (traced) steps per save: one compiled computation."""
+    return jax.vmap(lambda e, s: _descend_impl(rule, y0, e, s, n_saves, 0, kind))(etas, per_save)
 
 
 def _schedule(steps, save_every) -> tuple[int, int, int]:
@@ -157,6 +166,20 @@ def descend(rule, y0, eta, steps: int, *, save_every: int = 1, kind: str | None 
     eta = _checks.f64(_checks.positive("eta", eta))
     save_every, n_saves, rest = _schedule(steps, save_every)
     return _descend(rule, y0, eta, save_every, n_saves, rest, kind or rule.field.discrete_kind)
+
+
+def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None = None) -> Trajectory:
+    """``rule`` at every eta of ``etas``, each saved on ``linspace(0, t1, points)`` (``t = k * eta``).
+
+    Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`); the etas run as one
+    ``jax.vmap``-ed computation with their own steps per save, compiled once for any etas. Returns a
+    batched Trajectory (``.unstack()`` for one per eta). Forward only: the steps per save are traced,
+    so reverse-mode ``jax.grad`` does not apply (use :func:`descend` for that).
+    """
+    etas = _batch("etas", etas)
+    points = _checks.integer("points", points, minimum=2)
+    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    return _descend_grid(rule, y0, etas, per_save, points - 1, kind or rule.field.discrete_kind)
 
 
 def steps_per_save(eta: float, t1: float, points: int) -> int:

@@ -33,6 +33,7 @@ from .trajectory import STATUSES, Trajectory
 __all__ = [
     "SolverSpec",
     "SOLVERS",
+    "result_code",
     "solve",
     "gradient_flow",
     "gradient_flows",

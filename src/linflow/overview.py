@@ -14,7 +14,8 @@ import numpy as np
 import xarray as xr
 
 from . import _checks, _runs
-from .descent import end_to_end_descent, gradient_descent, steps_per_save
+from .descent import EulerRule, descend_on_grid, steps_per_save
+from .fields import EndToEndFlow, LayerFlow
 from .init import end_to_end
 from .integrate import end_to_end_flow, gradient_flow
 from .problems import Problem
@@ -56,7 +57,8 @@ def overview(
     etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
     if not etas:
         raise ValueError("etas must hold at least one learning rate")
-    grid = [(n * (points - 1), n) for n in (steps_per_save(e, t1, points) for e in etas)]
+    for e in etas:
+        steps_per_save(e, t1, points)  # each eta must land on the grid: checked before anything runs
     tick = progress or (lambda label: None)
     depth = len(layers0)
     options = dict(solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
@@ -79,11 +81,11 @@ def overview(
     gd_vars = {k: [] for k in ("gd_loss", "gd_imbalance", "gd_deviation", "e2e_descent_loss", "e2e_descent_deviation",
                                "gd_end_to_end")}
     status = {"gd_status": [], "gd_message": [], "e2e_descent_status": [], "e2e_descent_message": []}
-    for eta, (steps, save_every) in zip(etas, grid):
-        gd = gradient_descent(problem, layers0, eta, steps, save_every=save_every)
-        tick(f"gradient descent, eta = {eta:g}")
-        ed = end_to_end_descent(problem, end_to_end(layers0), depth, eta, steps, save_every=save_every)
-        tick(f"end-to-end descent, eta = {eta:g}")
+    gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points).unstack()
+    tick("gradient descent, every eta")
+    ed_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, depth)), end_to_end(layers0), etas, t1, points).unstack()
+    tick("end-to-end descent (Eq. 10), every eta")
+    for gd, ed in zip(gd_runs, ed_runs):
         gd_vars["gd_loss"].append(gd.masked(gd.loss))
         gd_vars["gd_imbalance"].append(gd.masked(gd.imbalance))
         gd_vars["gd_end_to_end"].append(gd.masked(gd.end_to_end))

@@ -33,8 +33,8 @@ class Trajectory(eqx.Module):
     :meth:`masked` any per-row array with NaN on the rows not reached.
 
     Attributes:
-        ts: flow time of each save, shape ``(n,)`` (the requested grid up to the stop). Discrete runs use ``t = k * eta`` for iterate ``k``
-            (linflow's convention; ACH18 counts iterations instead: see :attr:`iterations`).
+        ts: flow time of each save, shape ``(n,)`` (the requested grid up to the stop). Discrete runs use
+            ``t = k * eta`` for iterate ``k`` (linflow's convention; ACH18 counts iterations: :attr:`iterations`).
         end_to_end: ``W_e`` at each save, shape ``(n, k, d)``.
         loss: ``L1(W_e)``, the data loss without weight decay, shape ``(n,)``.
         layers: tuple of ``(n, n_j, n_{j-1})`` arrays for layer runs, ``None`` for end-to-end runs.
