@@ -300,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linflow", description=_plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_compare, _add_accuracy, _add_reproduce, _add_sweep):
+        add(sub)
+    return parser
+
+
+def _add_run(sub) -> None:
+    """``linflow run``: the main job."""
     run = sub.add_parser("run", help="the four trajectories on the default problem (the main job)",
                          description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_problem_options(run)
@@ -312,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(g, "linflow-out")
     run.set_defaults(func=cmd_run)
 
+
+def _add_compare(sub) -> None:
+    """``linflow compare``."""
     cmp = sub.add_parser("compare", help="where GD leaves the flow: orders, breakdown eta, stability thresholds",
                          description="Gradient descent and Eq. 10 against the flows and the modified flows for a "
                                      "range of learning rates (see linflow.compare).")
@@ -329,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(g, "linflow-compare")
     cmp.set_defaults(func=cmd_compare)
 
+
+def _add_accuracy(sub) -> None:
+    """``linflow accuracy``."""
     CASES, DEFAULT_SOLVERS, SCIPY_SOLVERS = _catalog.ACCURACY_CASES, _catalog.ACCURACY_SOLVERS, _catalog.SCIPY_SOLVERS
     acc = sub.add_parser("accuracy", help="work-precision diagrams of the ODE solvers on a gradient flow",
                          description="Work-precision of linflow's solvers and SciPy's solve_ivp on a named case: "
@@ -350,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=cmd_accuracy)
 
+
+def _add_reproduce(sub) -> None:
+    """``linflow reproduce``."""
     EXPERIMENTS = _catalog.EXPERIMENTS
     rep = sub.add_parser("reproduce", help="the experiments of Arora, Cohen & Hazan (2018)",
                          description="Reproduce an experiment of ACH18 (" + ", ".join(EXPERIMENTS) + ") or all of them.")
@@ -360,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_options(rep, "linflow-reproduce")
     rep.set_defaults(func=cmd_reproduce)
 
+
+def _add_sweep(sub) -> None:
+    """``linflow sweep``."""
     sw = sub.add_parser("sweep", help="a resumable parameter sweep from a TOML file (local or Dask)",
                         description="Run a grid of 'run', 'compare' or 'accuracy' tasks (see linflow.sweeps); "
                                     "a restart computes only the missing points.")
@@ -370,7 +389,6 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=None,
                     help="local: processes (default 1, in-process); dask: workers of the LocalCluster (default 2)")
     sw.set_defaults(func=cmd_sweep)
-    return parser
 
 
 def compilation_cache() -> str | None:

@@ -78,36 +78,44 @@ def overview(
         "e2e_flow_end_to_end": (("t", "n_out", "n_in"), w_e2e),
         "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
     }
-    gd_vars = {k: [] for k in ("gd_loss", "gd_imbalance", "gd_deviation", "e2e_descent_loss", "e2e_descent_deviation",
-                               "gd_end_to_end")}
-    status = {"gd_status": [], "gd_message": [], "e2e_descent_status": [], "e2e_descent_message": []}
     gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points).unstack()
     tick("gradient descent, every eta")
     ed_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, depth)), end_to_end(layers0), etas, t1, points).unstack()
     tick("end-to-end descent (Eq. 10), every eta")
+    data.update(_descent_vars(gd_runs, ed_runs, w_flow, w_e2e))
+    attrs = _attrs(problem, layers0, dict(solver=solver, rtol=rtol, atol=atol), lf, ef, caught)
+    return xr.Dataset(data, coords={"t": ts, "eta": np.asarray(etas)}, attrs=attrs)
+
+
+def _descent_vars(gd_runs, ed_runs, w_flow, w_e2e) -> dict:
+    """GD and Eq. 10 per eta (NaN after a stop), their distances from the flows, statuses and messages."""
+    rows = {k: [] for k in ("gd_loss", "gd_imbalance", "gd_deviation", "e2e_descent_loss", "e2e_descent_deviation",
+                            "gd_end_to_end")}
+    status = {"gd_status": [], "gd_message": [], "e2e_descent_status": [], "e2e_descent_message": []}
     for gd, ed in zip(gd_runs, ed_runs):
-        gd_vars["gd_loss"].append(gd.masked(gd.loss))
-        gd_vars["gd_imbalance"].append(gd.masked(gd.imbalance))
-        gd_vars["gd_end_to_end"].append(gd.masked(gd.end_to_end))
-        gd_vars["gd_deviation"].append(_frob(gd.masked(gd.end_to_end) - w_flow))
-        gd_vars["e2e_descent_loss"].append(ed.masked(ed.loss))
-        gd_vars["e2e_descent_deviation"].append(_frob(ed.masked(ed.end_to_end) - w_e2e))
+        rows["gd_loss"].append(gd.masked(gd.loss))
+        rows["gd_imbalance"].append(gd.masked(gd.imbalance))
+        rows["gd_end_to_end"].append(gd.masked(gd.end_to_end))
+        rows["gd_deviation"].append(_frob(gd.masked(gd.end_to_end) - w_flow))
+        rows["e2e_descent_loss"].append(ed.masked(ed.loss))
+        rows["e2e_descent_deviation"].append(_frob(ed.masked(ed.end_to_end) - w_e2e))
         for name, run in (("gd", gd), ("e2e_descent", ed)):
             status[f"{name}_status"].append(run.status)
             status[f"{name}_message"].append(run.message)
-    for name, rows in gd_vars.items():
-        dims = ("eta", "t", "n_out", "n_in") if name.endswith("end_to_end") else ("eta", "t")
-        data[name] = (dims, np.stack(rows))
-    for name, rows in status.items():
-        data[name] = (("eta",), np.array(rows, dtype=str))
-    attrs = {
-        "depth": depth,
+    data = {name: (("eta", "t", "n_out", "n_in") if name.endswith("end_to_end") else ("eta", "t"), np.stack(v))
+            for name, v in rows.items()}
+    data.update({name: (("eta",), np.array(v, dtype=str)) for name, v in status.items()})
+    return data
+
+
+def _attrs(problem, layers0, settings: dict, lf, ef, caught) -> dict:
+    """The settings, the flows' statuses and step counts, the initial imbalance and any warning."""
+    return {
+        "depth": len(layers0),
         "dims": ",".join(str(n) for n in (problem.d, *(w.shape[0] for w in layers0))),
         "p": problem.p,
         "weight_decay": float(problem.weight_decay),
-        "solver": solver,
-        "rtol": rtol,
-        "atol": atol,
+        **settings,
         "flow_status": lf.status,
         "flow_message": lf.message,
         "e2e_flow_status": ef.status,
@@ -120,7 +128,6 @@ def overview(
         "warnings": " | ".join(str(w.message) for w in caught),
         "time_convention": "flow time t; GD iterate k sits at t = k * eta",
     }
-    return xr.Dataset(data, coords={"t": ts, "eta": np.asarray(etas)}, attrs=attrs)
 
 
 def _last_finite(values: np.ndarray) -> float:

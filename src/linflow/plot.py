@@ -110,15 +110,27 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     in an X and never set the axis limits.
     """
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), layout="constrained")
-    t = ds.t.values
     from .overview import flow_scale
 
-    scale = flow_scale(ds)
     colors = _eta_colors(fig, axes, ds.eta.values)
     ok = np.asarray(ds.gd_status.values).astype(str) == "ok"
     ok_e2e = np.asarray(ds.e2e_descent_status.values).astype(str) == "ok"
+    scale = flow_scale(ds)
+    rel = (ds.gd_deviation.values / scale, ds.e2e_descent_deviation.values / scale)
+    _overview_loss(axes[0, 0], ds, colors, ok, ok_e2e)
+    _overview_distance(axes[0, 1], ds, rel, scale, colors, ok, ok_e2e)
+    _overview_balancedness(axes[1, 0], ds, colors, ok)
+    _overview_against_eta(axes[1, 1], ds.eta.values, rel, colors, ok, ok_e2e)
+    fig.suptitle(
+        f"depth {ds.attrs['depth']} (dims {ds.attrs['dims']}), p = {ds.attrs['p']:g}, "
+        f"lambda = {ds.attrs['weight_decay']:g}, solver {ds.attrs['solver']}"
+    )
+    return fig
 
-    ax = axes[0, 0]
+
+def _overview_loss(ax, ds, colors, ok, ok_e2e) -> None:
+    """(a) loss against flow time: the two flows, GD (dots) and Eq. 10 (dotted) per eta."""
+    t = ds.t.values
     ax.set_yscale("log")
     ax.plot(t, ds.flow_loss, color="k", lw=2.5, zorder=3)
     ax.plot(t, ds.e2e_flow_loss, color="tab:red", lw=1.5, ls="--", zorder=4)
@@ -134,10 +146,12 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
                        "GD on the layers": dict(marker="o", ms=3, ls="none"), "Eq. 10 (end-to-end update)": dict(ls=":"),
                        **_stopped_entry(stopped, "diverged (last finite point)")})
 
-    ax = axes[0, 1]
+
+def _overview_distance(ax, ds, rel, scale, colors, ok, ok_e2e) -> None:
+    """(b) relative distance of each discrete run from its flow, and of the two flows (Theorem 1)."""
+    t = ds.t.values
+    rel_gd, rel_e2e = rel
     ax.set_yscale("log")
-    rel_gd = ds.gd_deviation.values / scale
-    rel_e2e = ds.e2e_descent_deviation.values / scale
     for i, c in enumerate(colors):
         ax.plot(t[1:], _finite_positive(rel_gd[i, 1:]), color=c, lw=1.2)
         ax.plot(t[1:], _finite_positive(rel_e2e[i, 1:]), color=c, lw=1, ls=":")
@@ -152,7 +166,10 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     _style_legend(ax, {"GD vs layer flow": dict(), "Eq. 10 vs end-to-end flow": dict(ls=":"),
                        "layer flow vs end-to-end flow": dict(color="tab:red", ls="--")})
 
-    ax = axes[1, 0]
+
+def _overview_balancedness(ax, ds, colors, ok) -> None:
+    """(c) GD's imbalance ``max_j ||D_j||_F`` per eta against the flow's (conserved)."""
+    t = ds.t.values
     ax.set_yscale("log")
     ax.plot(t, np.maximum(ds.flow_imbalance.values, 1e-300), color="k", lw=2.5)
     for i, c in enumerate(colors):
@@ -163,10 +180,10 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     ax.set(xlabel="flow time t", ylabel="max_j ||D_j||_F", title="(c) balancedness (conserved by the flow)")
     _style_legend(ax, {"layer flow": dict(color="k", lw=2.5), "GD": dict()})
 
-    ax = axes[1, 1]
-    etas = ds.eta.values
-    dev = np.nanmax(rel_gd, axis=1)
-    dev_e2e = np.nanmax(rel_e2e, axis=1)
+
+def _overview_against_eta(ax, etas, rel, colors, ok, ok_e2e) -> None:
+    """(d) maximum relative distance against eta on log-log axes, a slope-1 guide, diverged runs as X."""
+    dev, dev_e2e = np.nanmax(rel[0], axis=1), np.nanmax(rel[1], axis=1)
     ax.loglog(etas[ok], dev[ok], "-", color="k", lw=1, zorder=1)
     ax.loglog(etas[ok_e2e], dev_e2e[ok_e2e], "--", color="tab:red", lw=1, zorder=1)
     ax.scatter(etas[ok], dev[ok], c=np.asarray(colors)[ok], marker="o", s=40, edgecolors="k", zorder=3)
@@ -190,11 +207,6 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     if (~ok).any() or (~ok_e2e).any():
         entries["diverged (at its eta)"] = dict(marker="X", ls="none", color="k")
     _style_legend(ax, entries)
-    fig.suptitle(
-        f"depth {ds.attrs['depth']} (dims {ds.attrs['dims']}), p = {ds.attrs['p']:g}, "
-        f"lambda = {ds.attrs['weight_decay']:g}, solver {ds.attrs['solver']}"
-    )
-    return fig
 
 
 # ----------------------------------------------------------------------------- linflow compare
