@@ -179,15 +179,15 @@ def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compilation():
     t1, points = 0.6, 7
     etas = [0.1, 0.05, 0.0125]  # 1, 2 and 8 steps per save
     rule = descent.EulerRule(linflow.LayerFlow(prob))
-    batch = descent.descend_on_grid(rule, layers, etas, t1, points)
-    n = descent._descend_grid._cached._cache_size()
-    for run, eta in zip(batch.unstack(), etas):
+    runs = descent.descend_on_grid(rule, layers, etas, t1, points)
+    for run, eta in zip(runs, etas):
         steps = round(t1 / eta)
         single = linflow.gradient_descent(prob, layers, eta, steps, save_every=steps // (points - 1))
         np.testing.assert_allclose(run.ts, single.ts, rtol=1e-14)
         np.testing.assert_allclose(run.loss, single.loss, rtol=1e-12)
         assert run.status == single.status and run.message == single.message
+    n = descent._descend._cached._cache_size()
     descent.descend_on_grid(rule, layers, [0.025, 0.02, 0.1 / 3], t1, points)  # other etas: no new compilation
-    assert descent._descend_grid._cached._cache_size() == n
+    assert descent._descend._cached._cache_size() == n
     with pytest.raises(ValueError, match="must divide the save spacing"):
         descent.descend_on_grid(rule, layers, [0.07], t1, points)

@@ -143,12 +143,6 @@ def _descend_impl(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str)
 _descend = eqx.filter_jit(_descend_impl)
 
 
-@eqx.filter_jit
-def _descend_grid(rule, y0, etas, per_save, n_saves: int, kind: str) -> Trajectory:
-    """:func:`_descend_impl` for every eta with its own (traced) steps per save: one compiled computation."""
-    return jax.vmap(lambda e, s: _descend_impl(rule, y0, e, s, n_saves, 0, kind))(etas, per_save)
-
-
 def _schedule(steps, save_every) -> tuple[int, int, int]:
     """``(save_every, n_saves, rest)``: ``steps`` as full chunks of ``save_every`` and a remainder."""
     steps = _checks.integer("steps", steps, minimum=1)
@@ -168,18 +162,21 @@ def descend(rule, y0, eta, steps: int, *, save_every: int = 1, kind: str | None 
     return _descend(rule, y0, eta, save_every, n_saves, rest, kind or rule.field.discrete_kind)
 
 
-def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None = None) -> Trajectory:
-    """``rule`` at every eta of ``etas``, each saved on ``linspace(0, t1, points)`` (``t = k * eta``).
+def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None = None) -> list[Trajectory]:
+    """``rule`` at every eta of ``etas``, each saved on ``linspace(0, t1, points)`` (``t = k * eta``): one
+    Trajectory per eta.
 
-    Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`); the etas run as one
-    ``jax.vmap``-ed computation with their own steps per save, compiled once for any etas. Returns a
-    batched Trajectory (``.unstack()`` for one per eta). Forward only: the steps per save are traced,
-    so reverse-mode ``jax.grad`` does not apply (use :func:`descend` for that).
+    Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`). The steps per
+    save are passed traced, so all etas share one compiled computation; they run one after the other,
+    each with its own number of steps (a ``jax.vmap`` over them would run every eta for the largest
+    count). Forward only: reverse-mode ``jax.grad`` needs :func:`descend` (a fixed count).
     """
     etas = _batch("etas", etas)
     points = _checks.integer("points", points, minimum=2)
-    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
-    return _descend_grid(rule, y0, etas, per_save, points - 1, kind or rule.field.discrete_kind)
+    per_save = [steps_per_save(float(e), t1, points) for e in etas]
+    kind = kind or rule.field.discrete_kind
+    return [_descend(rule, y0, eta, np.asarray(n, dtype=np.int64), points - 1, 0, kind)
+            for eta, n in zip(np.asarray(etas), per_save)]
 
 
 def steps_per_save(eta: float, t1: float, points: int) -> int:

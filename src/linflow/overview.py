@@ -78,9 +78,9 @@ def overview(
         "e2e_flow_end_to_end": (("t", "n_out", "n_in"), w_e2e),
         "theorem1_gap": (("t",), _frob(w_flow - w_e2e)),
     }
-    gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points).unstack()
+    gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points)
     tick("gradient descent, every eta")
-    ed_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, depth)), end_to_end(layers0), etas, t1, points).unstack()
+    ed_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, depth)), end_to_end(layers0), etas, t1, points)
     tick("end-to-end descent (Eq. 10), every eta")
     data.update(_descent_vars(gd_runs, ed_runs, w_flow, w_e2e))
     attrs = _attrs(problem, layers0, dict(solver=solver, rtol=rtol, atol=atol), lf, ef, caught)
