@@ -49,6 +49,9 @@ def test_overview_reports_a_diverging_learning_rate():
     assert str(ds.gd_status.values[1]) == "ok"
     assert np.isnan(ds.gd_loss.values[0, -1]) and np.all(np.isfinite(ds.gd_loss.values[1]))
     assert "diverged" in overview.summary_table(ds)
+    summary = overview.summary(ds)  # the study's own numbers: what linflow run writes to summary.json
+    assert [r["gd_status"] for r in summary["runs"]] == ["diverged", "ok"]
+    assert summary["runs"][0]["gd_message"] == str(ds.gd_message.values[0]) and summary["t1"] == 1.0
 
 
 def test_atomic_write_leaves_nothing_on_interrupt(tmp_path):

@@ -84,8 +84,6 @@ def _progress(total: int, desc: str = "linflow run"):
 
 
 def cmd_run(args) -> int:
-    import numpy as np
-
     from . import _io, overview, plot
 
     if args.quick:
@@ -105,36 +103,7 @@ def cmd_run(args) -> int:
     table = overview.summary_table(ds)
     fig = plot.overview_figure(ds)
     paths = [_io.write_netcdf(ds, out / "run.nc"), _io.write_figure(fig, out / "run.png")]
-    scale = overview.flow_scale(ds)
-    summary = {
-        "problem": ds.attrs["problem"],
-        "init": ds.attrs["init"],
-        "depth": ds.attrs["depth"],
-        "dims": ds.attrs["dims"],
-        "t1": args.t1,
-        "solver": args.solver,
-        "rtol": args.rtol,
-        "atol": args.atol,
-        "wall_time_s": round(elapsed, 3),
-        "flow": {"final_loss": float(ds.flow_loss.values[-1]), "num_steps": ds.attrs["flow_num_steps"],
-                 "nfev": ds.attrs["flow_nfev"], "status": ds.attrs["flow_status"]},
-        "end_to_end_flow": {"final_loss": float(ds.e2e_flow_loss.values[-1]), "status": ds.attrs["e2e_flow_status"],
-                            "num_steps": ds.attrs["e2e_flow_num_steps"], "nfev": ds.attrs["e2e_flow_nfev"]},
-        "theorem1_relative_gap": float(np.nanmax(ds.theorem1_gap.values)) / scale,
-        "runs": [
-            {
-                "eta": float(eta),
-                "gd_status": str(ds.gd_status.values[i]),
-                "gd_message": str(ds.gd_message.values[i]),
-                "max_relative_deviation_gd": float(np.nanmax(ds.gd_deviation.values[i])) / scale,
-                "max_relative_deviation_eq10": float(np.nanmax(ds.e2e_descent_deviation.values[i])) / scale,
-                "max_gd_imbalance": float(np.nanmax(ds.gd_imbalance.values[i])),
-                "eq10_status": str(ds.e2e_descent_status.values[i]),
-                "eq10_message": str(ds.e2e_descent_message.values[i]),
-            }
-            for i, eta in enumerate(ds.eta.values)
-        ],
-    }
+    summary = {**overview.summary(ds), "wall_time_s": round(elapsed, 3)}
     paths.append(_io.write_json(summary, out / "summary.json"))
     print(table)
     if ds.attrs["warnings"]:

@@ -140,6 +140,41 @@ def flow_scale(ds: xr.Dataset) -> float:
     return float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
 
 
+def summary(ds: xr.Dataset) -> dict:
+    """The numbers of an :func:`overview` Dataset (``linflow run``'s ``summary.json``): settings, the two flows'
+    final losses and solver counts, the relative Theorem 1 gap, and per eta the status, message and maximum
+    relative deviation of GD and Eq. 10 from their flows and GD's largest imbalance."""
+    scale = flow_scale(ds)
+    attrs = ds.attrs
+    return {
+        **{k: attrs[k] for k in ("problem", "init") if k in attrs},
+        "depth": attrs["depth"],
+        "dims": attrs["dims"],
+        "t1": float(ds.t.values[-1]),
+        "solver": attrs["solver"],
+        "rtol": attrs["rtol"],
+        "atol": attrs["atol"],
+        "flow": {"final_loss": float(ds.flow_loss.values[-1]), "num_steps": attrs["flow_num_steps"],
+                 "nfev": attrs["flow_nfev"], "status": attrs["flow_status"]},
+        "end_to_end_flow": {"final_loss": float(ds.e2e_flow_loss.values[-1]), "status": attrs["e2e_flow_status"],
+                            "num_steps": attrs["e2e_flow_num_steps"], "nfev": attrs["e2e_flow_nfev"]},
+        "theorem1_relative_gap": float(np.nanmax(ds.theorem1_gap.values)) / scale,
+        "runs": [
+            {
+                "eta": float(eta),
+                "gd_status": str(ds.gd_status.values[i]),
+                "gd_message": str(ds.gd_message.values[i]),
+                "max_relative_deviation_gd": float(np.nanmax(ds.gd_deviation.values[i])) / scale,
+                "max_relative_deviation_eq10": float(np.nanmax(ds.e2e_descent_deviation.values[i])) / scale,
+                "max_gd_imbalance": float(np.nanmax(ds.gd_imbalance.values[i])),
+                "eq10_status": str(ds.e2e_descent_status.values[i]),
+                "eq10_message": str(ds.e2e_descent_message.values[i]),
+            }
+            for i, eta in enumerate(ds.eta.values)
+        ],
+    }
+
+
 def summary_table(ds: xr.Dataset) -> str:
     """A plain-text table of an :func:`overview` Dataset: final losses, deviations, drift, solver stats."""
     scale = flow_scale(ds)
