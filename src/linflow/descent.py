@@ -122,25 +122,24 @@ def iterate(rule, state0, eta, save_every, n_saves: int, rest: int = 0):
     return saves, carry[2]
 
 
-def _descend_impl(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> Trajectory:
-    """:func:`iterate` and the Trajectory of its saves: rows reached, status, stats."""
+@eqx.filter_jit
+def _descend(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> Trajectory:
+    """:func:`iterate` and the Trajectory of its saves (compiled): rows reached, status, stats."""
     saves, bad_at = iterate(rule, rule.init(y0), eta, save_every, n_saves, rest)
     ys = rule.params(saves)
     observed = rule.field.observe(ys)
-    saved_steps = jnp.concatenate([save_every * jnp.arange(n_saves + 1), jnp.asarray([n_saves * save_every + rest])])
-    saved_steps = saved_steps if rest else saved_steps[:-1]
+    steps = n_saves * save_every + rest
+    saved_steps = save_every * jnp.arange(n_saves + 1)
+    if rest:
+        saved_steps = jnp.concatenate([saved_steps, jnp.asarray([steps])])
     stop = _runs.rows_reached((ys, observed))
     stop = jnp.where(bad_at >= 0, jnp.minimum(stop, jnp.sum(saved_steps < bad_at)), stop)
-    steps = n_saves * save_every + rest
     code = jnp.where(stop < saved_steps.shape[0], STATUSES.index("diverged"), 0)
     done = jnp.where(bad_at < 0, steps, bad_at)
     unreached = jnp.where(stop < saved_steps.shape[0], saved_steps[jnp.minimum(stop, saved_steps.shape[0] - 1)], -1)
     stats = {"num_steps": done, "nfev": done, "diverged_at": bad_at, "first_unreached_step": unreached}
     return _runs.trajectory(kind, rule.field.depth_of(y0), saved_steps * eta, ys, observed, code, stop, stats=stats,
                             eta=eta, t1=steps * eta)
-
-
-_descend = eqx.filter_jit(_descend_impl)
 
 
 def _schedule(steps, save_every) -> tuple[int, int, int]:
