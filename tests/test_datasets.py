@@ -147,3 +147,28 @@ def test_download_offline_says_it_needs_the_network_and_how_to_pass_local_files(
         datasets.download(tmp_path / "cache", url="http://127.0.0.1:9/gas.zip", timeout=5)
     assert "--data PATH" in str(err.value) and "gas_sensor(PATH)" in str(err.value)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+@needs_data
+def test_whitened_preprocessing_on_the_real_data():
+    """ICLR 2019 setting: centred inputs with X^T X / m = I and a standardized target, from the real data."""
+    prob, desc = datasets.gas_sensor(SHARED, preprocessing="whitened")
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    raw = datasets.load_gas_sensor(SHARED)
+    assert X.shape[0] == len(raw) and "whitened" in desc
+    np.testing.assert_allclose(X.T @ X / len(X), np.eye(X.shape[1]), atol=1e-12)
+    assert abs(Y.mean()) < 1e-12 and abs((Y**2).mean() - 1.0) < 1e-12
+    # the same column space as the standardized features: whitening is an invertible change of basis on it
+    Z, *_ = np.linalg.lstsq(np.asarray(datasets.gas_sensor(SHARED)[0].X), X, rcond=None)
+    np.testing.assert_allclose(np.asarray(datasets.gas_sensor(SHARED)[0].X) @ Z, X, atol=1e-6)
+
+
+def test_whitened_drops_directions_without_variance(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((12, 3))
+    feats = np.concatenate([base @ rng.standard_normal((3, 127)), np.full((12, 1), 7.0)], axis=1)  # rank 3 + constant
+    (tmp_path / "batch1.dat").write_text("".join(dat_line(1, 10.0 + i, f) for i, f in enumerate(feats)))
+    prob, _ = datasets.gas_sensor(tmp_path, preprocessing="whitened")
+    X = np.asarray(prob.X)
+    assert X.shape == (12, 3)
+    np.testing.assert_allclose(X.T @ X / 12, np.eye(3), atol=1e-12)

@@ -6,7 +6,7 @@ import pytest
 from scipy import integrate as sci
 
 import linflow
-from linflow import _runs, exact, init, integrate, problems
+from linflow import exact, init, integrate, problems
 
 from conftest import small_regression
 

@@ -1,4 +1,4 @@
-"""Real data: the UCI gas-sensor array drift data (the Ethanol problem of ACH18).
+"""Real data: the UCI gas-sensor array drift data (the Ethanol problem of ACH18) and MNIST (its Section 8).
 
 UCI "Gas Sensor Array Drift Dataset at Different Concentrations" (id 270, DOI 10.24432/C5MK6M,
 CC BY 4.0; Vergara et al. 2012, Rodriguez-Lujan et al. 2014). Ten files ``batch1.dat`` ...
@@ -9,13 +9,21 @@ CC BY 4.0; Vergara et al. 2012, Rodriguez-Lujan et al. 2014). Ten files ``batch1
 Nothing here needs the network: :func:`download` is the only function that uses it, on request.
 
 Preprocessing is an explicit, recorded choice (ACH18 do not publish theirs): ``"standardize"``
-(default: every feature and the target centred and scaled to unit variance), ``"center"`` (centred
-only) or ``"none"`` (raw values). :func:`gas_sensor` returns the Problem and a description.
+(default: every feature and the target centred and scaled to unit variance), ``"whitened"`` (centred
+features rotated and scaled so that ``X^T X / m = I`` on the span of the data, the setting of Arora,
+Cohen, Golowich & Hu, ICLR 2019; target standardized), ``"center"`` (centred only) or ``"none"`` (raw
+values). :func:`gas_sensor` returns the Problem and a description.
+
+MNIST (LeCun et al. 1998) in its official IDX files (``train-images-idx3-ubyte.gz`` ...,
+``t10k-labels-idx1-ubyte.gz``, gzip-compressed or not): :func:`read_idx` parses one file, checking its
+magic number, shape and length; :func:`mnist` reads a split, checks the official md5 of the files it
+knows, and scales pixels to ``[-0.5, 0.5]`` as TensorFlow's MNIST tutorial does: ``(x - 127.5) / 255``.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import os
@@ -30,7 +38,7 @@ import numpy as np
 from .problems import Problem
 
 __all__ = ["GASES", "GasSensorData", "read_dat", "read_csv", "load_gas_sensor", "gas_sensor", "download",
-           "UCI_URL", "BATCH1_SHA256"]
+           "UCI_URL", "BATCH1_SHA256", "PREPROCESSING", "MnistData", "read_idx", "mnist", "MNIST_MD5"]
 
 GASES = {"ethanol": 1, "ethylene": 2, "ammonia": 3, "acetaldehyde": 4, "acetone": 5, "toluene": 6}
 N_FEATURES = 128
@@ -156,6 +164,8 @@ def load_gas_sensor(path, gas: str = "ethanol", batches=None) -> GasSensorData:
 
 PREPROCESSING = {
     "standardize": "features and target centred and scaled to unit variance (constant features dropped)",
+    "whitened": "features centred, scaled to unit variance and whitened (X^T X / m = I; principal "
+                "directions with variance below 1e-12 of the largest dropped), target centred and scaled to unit variance",
     "center": "features and target centred, not scaled",
     "none": "raw features and target (ppm)",
 }
@@ -178,15 +188,28 @@ def gas_sensor(path, gas: str = "ethanol", *, batches=None, preprocessing: str =
         raise ValueError(f"preprocessing must be one of {', '.join(PREPROCESSING)}; got {preprocessing!r}")
     data = load_gas_sensor(path, gas, batches)
     X, y = data.features.astype(float), data.concentration.astype(float)
-    if preprocessing in ("standardize", "center"):
+    if preprocessing in ("standardize", "center", "whitened"):
         X, y = X - X.mean(axis=0), y - y.mean()
     if preprocessing == "standardize":
         std = X.std(axis=0)
         X = X[:, std > 0] / std[std > 0]
         y = y / y.std()
+    elif preprocessing == "whitened":
+        X, y = _whiten(X), y / y.std()
     desc = (f"UCI gas sensor drift data, {gas}: {len(y)} samples, {X.shape[1]} features, batches "
             f"{sorted(set(data.batch.tolist()))}; preprocessing: {preprocessing} ({PREPROCESSING[preprocessing]})")
     return Problem(X, y, p=p, weight_decay=weight_decay), desc
+
+
+def _whiten(X: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """Centred ``X`` (m, d) -> ``sqrt(m) U_r`` from the SVD ``X = U S V^T``, keeping the directions whose
+    variance ``s^2 / m`` exceeds ``rcond`` times the largest (PCA whitening computed without forming
+    ``X^T X``, so ``X^T X / m = I`` holds to rounding). Features are first scaled to unit variance."""
+    std = X.std(axis=0)
+    X = X[:, std > 0] / std[std > 0]
+    U, s, _ = np.linalg.svd(X, full_matrices=False)
+    keep = s**2 > rcond * s[0] ** 2
+    return np.sqrt(len(X)) * U[:, keep]
 
 
 def _sha256(path: Path) -> str:
@@ -263,3 +286,112 @@ def download(dest=None, *, url: str = UCI_URL, sha256: dict | None = None, timeo
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+# ---------------------------------------------------------------------------------------------- MNIST
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MNIST_MD5 = {  # of the official gzip files (yann.lecun.com; identical on the usual mirrors)
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path) -> np.ndarray:
+    """One IDX file (gzip-compressed when its name ends in ``.gz``) as an array of its stored type and shape.
+
+    Layout (LeCun's format): two zero bytes, a type byte (0x08 = unsigned byte, ...), the number of
+    dimensions, then each dimension as a big-endian uint32, then the values in C order. A wrong magic
+    number, a truncated file or trailing bytes raise ValueError naming the file.
+    """
+    path = Path(path)
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; a cut gzip stream an EOFError
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a readable gzip file ({exc}); a truncated or corrupted download?") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES or raw[3] == 0:
+        raise ValueError(f"{path}: not an IDX file (magic number {raw[:4].hex() or 'missing'}; expected "
+                         f"0000 then a type byte 08-0e and the number of dimensions, e.g. 00000803 for images)")
+    ndim, dtype = raw[3], np.dtype(_IDX_TYPES[raw[2]])
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes, {header} needed for {ndim} dimensions)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != size:
+        state = "truncated" if len(raw) - header < size else "longer than its header says"
+        raise ValueError(f"{path}: {state}: {len(raw) - header} data bytes, the header's shape {shape} needs {size}")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST images ``(n, 28, 28)`` scaled to ``[-0.5, 0.5]``, labels ``(n,)`` in 0..9, the ``split`` read
+    and a ``description`` of the files (to be quoted in every output that uses them)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: str
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _mnist_file(folder: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(f"{folder}: no {stem}.gz (nor {stem})")
+
+
+def mnist(path, split: str = "auto", *, check_md5: bool = True, dtype=np.float64) -> MnistData:
+    """Read the MNIST ``split`` (``"train"``, ``"test"``, or ``"auto"``: train when its files are in
+    ``path``, else test) from a folder of the official IDX files.
+
+    Pixels are scaled as in TensorFlow's MNIST tutorial, ``(x - 127.5) / 255`` in ``[-0.5, 0.5]``.
+    With ``check_md5`` a ``.gz`` file with an official name must have the official md5 (:data:`MNIST_MD5`).
+
+    Examples:
+        >>> from linflow import datasets
+        >>> data = datasets.mnist("path/to/mnist")  # doctest: +SKIP
+        >>> data.images.shape, data.split  # doctest: +SKIP
+        ((10000, 28, 28), 'test')
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"path must be a folder holding the MNIST IDX files; {folder} is not a folder")
+    if split == "auto":
+        split = "train" if any((folder / (MNIST_FILES["train"][0] + s)).exists() for s in (".gz", "")) else "test"
+    if split not in MNIST_FILES:
+        raise ValueError(f"split must be 'train', 'test' or 'auto'; got {split!r}")
+    files = [_mnist_file(folder, stem) for stem in MNIST_FILES[split]]
+    for f in files:
+        expected = MNIST_MD5.get(f.name)
+        if check_md5 and expected is not None:
+            got = hashlib.md5(f.read_bytes()).hexdigest()
+            if got != expected:
+                raise ValueError(f"{f}: md5 {got} is not the official {expected} (a corrupted or different file; "
+                                 f"pass check_md5=False to read it anyway)")
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ValueError(f"{files[0]}: expected uint8 images of shape (n, 28, 28), got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),) or labels.dtype != np.uint8:
+        raise ValueError(f"{files[1]}: expected {len(images)} uint8 labels (one per image), got {labels.dtype} "
+                         f"{labels.shape}")
+    if labels.max(initial=0) > 9:
+        raise ValueError(f"{files[1]}: labels must be 0..9, found {int(labels.max())}")
+    desc = (f"MNIST {split} split ({len(labels)} images, official IDX files"
+            + (", md5 checked" if check_md5 and all(f.name in MNIST_MD5 for f in files) else "") + ")"
+            + ("; the test split used as the training set (the training split was not available)"
+               if split == "test" else ""))
+    scaled = (images.astype(dtype) - 127.5) / 255.0
+    return MnistData(scaled, labels.astype(np.int32), split, desc)
