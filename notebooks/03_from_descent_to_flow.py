@@ -159,3 +159,51 @@ print(f"d L(t1 = 2) / d (init scale) at 1: {float(jax.grad(scale_loss)(1.0)):.6f
 # flattens once the run has reached the minimum; the derivative from `jax.grad` lies on the
 # finite-difference dots. The grid stops below the stability limit `2 / max S` (section 1's summary):
 # past it GD oscillates, `L_k(eta)` becomes jagged and its derivative explodes (try it).
+
+# %% [markdown]
+# ## 7. Past the threshold: the period-2 orbit, its midpoint and the central flow
+# Section 2 left GD in a period-2 orbit. Where is that orbit? On a depth-2 whitened problem with target
+# singular values (1.5, 0.5) every minimum has sharpness at least `N s1^(2-2/N) = 3`, so GD with
+# `eta = 0.72` (`2 / eta = 2.78`) can never converge. The **central flow** (Cohen et al., ICLR 2025) is an
+# ODE for GD's time average: the gradient flow until the sharpness `S` reaches `2 / eta`, then the flow
+# constrained to `S = 2 / eta`, `dw/dt = -grad L - (sigma^2 / 2) grad S`, where `sigma^2` (the multiplier)
+# predicts the variance of GD's oscillation along the top Hessian eigenvector.
+
+# %%
+prob7 = problems.whitened([1.5, 0.5])
+start7 = init.balanced((2, 2, 2), 0.3)
+eta7, T7 = 0.72, 120.0
+cf = linflow.central_flow(prob7, start7, eta7, T7, n_save=241)
+gf7 = linflow.gradient_flow(prob7, start7, T7, n_save=241)
+gd7 = linflow.gradient_descent(prob7, start7, eta7, int(T7 / eta7))
+mid = tuple(0.5 * (np.asarray(w)[1:] + np.asarray(w)[:-1]) for w in gd7.layers)   # mean of consecutive iterates
+t_mid = 0.5 * (np.asarray(gd7.ts)[1:] + np.asarray(gd7.ts)[:-1])
+S_gd, S_mid = linflow.sharpness(prob7, gd7.layers), linflow.sharpness(prob7, mid)
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+a1.plot(gd7.ts, S_gd, ".", color="0.6", ms=3, label="GD iterates")
+a1.plot(t_mid, S_mid, color="C1", lw=1.5, label="GD, mean of consecutive iterates")
+a1.plot(gf7.ts, linflow.sharpness(prob7, gf7.layers), "C0--", label="gradient flow")
+a1.plot(cf.ts, cf.extras["sharpness"], "C3", lw=2.5, alpha=0.6, label="central flow")
+a1.axhline(2 / eta7, color="k", lw=0.8, ls=":", label="2 / eta")
+a1.set(xlabel="flow time t = k eta", ylabel="sharpness S", title=f"sharpness, eta = {eta7}")
+a1.legend(fontsize=8)
+a2.semilogy(gd7.ts, gd7.loss, ".", color="0.6", ms=3, label="GD iterates")
+a2.semilogy(t_mid, [float(prob7.loss(w2 @ w1)) for w1, w2 in zip(*mid)], color="C1", label="GD midpoints")
+a2.semilogy(gf7.ts, gf7.loss, "C0--", label="gradient flow")
+a2.semilogy(cf.ts, cf.loss, "C3", lw=2.5, alpha=0.6, label="central flow")
+a2.set(xlabel="flow time t = k eta", ylabel="loss", title="loss")
+a2.legend(fontsize=8);
+flat = np.concatenate([np.asarray(w).reshape(len(gd7.ts), -1) for w in gd7.layers], axis=1)
+print(f"constraint switched on at t = {float(cf.stats['activated_at']):.3f}; final sigma^2 = "
+      f"{float(cf.extras['sigma2'][-1]):.5f}; GD's squared half-amplitude = "
+      f"{(0.5 * np.linalg.norm(flat[-1] - flat[-2])) ** 2:.5f}")
+print(f"final loss: central flow {cf.final_loss:.5f}, GD midpoint "
+      f"{float(prob7.loss(mid[1][-1] @ mid[0][-1])):.5f}, gradient flow {gf7.final_loss:.2e}")
+
+# %% [markdown]
+# **What you should see:** the gradient flow's sharpness climbs to 3 and its loss goes to 0. GD's
+# iterates follow it until `S` reaches `2 / eta`, then oscillate: the grey dots split into two
+# branches, but their midpoints (orange) sit on the central flow (red), whose sharpness stays exactly
+# at `2 / eta` and whose loss levels off where GD's midpoints do. `sigma^2` predicts the squared
+# half-amplitude of the orbit within about 10% (the central flow is a leading-order theory in the
+# amplitude). The catapult, GD started *above* the threshold, is in `linflow.catapult`.

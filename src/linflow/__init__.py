@@ -12,6 +12,8 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
 * continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow`, and their core
   :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects);
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
+* past the stability threshold: :func:`central_flow` (the central flow of GD at the edge of stability,
+  :mod:`linflow.central`) and the catapult on the uv model (:mod:`linflow.catapult`);
 * discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`, :func:`optax_descent` (any optax
   optimizer), and their core :func:`linflow.descent.descend`;
 * every run accepts tracers: call it under ``jax.jit``, batch it with ``jax.vmap``, differentiate it with
@@ -44,7 +46,7 @@ def _enable_x64() -> None:
 
 _enable_x64()
 
-_SUBMODULES = ("accuracy", "comparison", "curvature", "datasets", "descent", "exact", "fields", "init",
+_SUBMODULES = ("accuracy", "catapult", "central", "comparison", "curvature", "datasets", "descent", "exact", "fields", "init",
                "integrate", "linalg", "overview", "plot", "problems", "reproduce", "sweeps", "trajectory")
 
 # public name -> the submodule that defines it
@@ -70,6 +72,8 @@ _ATTRIBUTES = {
     "imbalance": "init",
     "balancedness": "init",
     "compare": "comparison",
+    "central_flow": "central",
+    "CentralFlow": "central",
     "work_precision": "accuracy",
     "sweep": "sweeps",
     "sharpness": "curvature",
@@ -111,9 +115,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
-    from . import (accuracy, comparison, curvature, datasets, descent, exact, fields, init, integrate, linalg,
+    from . import (accuracy, catapult, central, comparison, curvature, datasets, descent, exact, fields, init, integrate, linalg,
                    overview, plot, problems, reproduce, sweeps, trajectory)
     from .accuracy import work_precision
+    from .central import CentralFlow, central_flow
     from .comparison import compare
     from .curvature import hessian_extremes, sharpness, smallest_eigenvalue
     from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents

@@ -9,7 +9,7 @@ import xarray as xr
 
 __all__ = ["Trajectory", "KINDS", "STATUSES"]
 
-KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "gradient_descent", "end_to_end_descent")
+KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "central_flow", "gradient_descent", "end_to_end_descent")
 
 #: ``Trajectory.result`` is an index into this tuple (diffrax's manner: an integer code, traced under jit).
 STATUSES = ("ok", "max_steps", "dt_min", "nonfinite", "implicit_failure", "diverged", "failed")
@@ -48,8 +48,10 @@ class Trajectory(eqx.Module):
             reached, -1 if none).
         eta: the learning rate of a discrete run or of the GD a modified flow models (``None`` for flows).
         t1: the requested final time.
-        kind: ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``gradient_descent``,
-            ``end_to_end_descent``, or an optimizer's name.
+        extras: further per-save arrays of a kind of run, by name (leading axis: saves), e.g. the central
+            flow's ``sharpness`` and ``sigma2``; empty for the other runs.
+        kind: ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``central_flow``,
+            ``gradient_descent``, ``end_to_end_descent``, or an optimizer's name.
         depth: the depth ``N`` of the network (the end-to-end runs use it in their preconditioner).
         solver: the ODE solver of a flow (``None`` for discrete runs).
     """
@@ -64,6 +66,7 @@ class Trajectory(eqx.Module):
     stats: dict
     eta: jax.Array | None
     t1: jax.Array
+    extras: dict
     kind: str = eqx.field(static=True)
     depth: int = eqx.field(static=True)
     solver: str | None = eqx.field(static=True, default=None)
@@ -105,6 +108,9 @@ class Trajectory(eqx.Module):
                    f"repeat the last reached row")
         if status == "max_steps":
             message += "; raise max_steps or loosen rtol/atol"
+        if stats.get("several_unstable"):
+            message += ("; a second Hessian eigenvalue reached 2 / eta there (the central flow on a several-dimensional "
+                        "unstable eigenspace is not solved by this version)")
         return message
 
     @property
@@ -137,7 +143,8 @@ class Trajectory(eqx.Module):
             ts=cut(self.ts), end_to_end=cut(self.end_to_end), loss=cut(self.loss),
             layers=None if self.layers is None else tuple(cut(w) for w in self.layers),
             imbalance=cut(self.imbalance), result=self.result, stop=self.stop, stats=self.stats, eta=self.eta,
-            t1=self.t1, kind=self.kind, depth=self.depth, solver=self.solver,
+            t1=self.t1, extras={k: cut(v) for k, v in self.extras.items()}, kind=self.kind, depth=self.depth,
+            solver=self.solver,
         )
 
     def unstack(self) -> list[Trajectory]:
@@ -177,6 +184,7 @@ class Trajectory(eqx.Module):
         if run.layers is not None:
             for j, w in enumerate(run.layers, start=1):
                 data[f"W{j}"] = (("t", f"n{j}", f"n{j - 1}"), w)
+        data.update({name: (("t",), v) for name, v in run.extras.items()})
         attrs = {"kind": self.kind, "depth": self.depth, "status": self.status, "message": self.message,
                  "points_requested": len(self), "time_convention": "flow time t; discrete iterate k sits at t = k * eta",
                  "t1": float(self.t1)}
@@ -184,7 +192,7 @@ class Trajectory(eqx.Module):
             attrs["eta"] = float(self.eta)
         if self.solver is not None:
             attrs["solver"] = self.solver
-        attrs.update({f"stats_{k}": int(v) for k, v in self.stats.items()})
+        attrs.update({f"stats_{k}": np.asarray(v).item() for k, v in self.stats.items()})
         return xr.Dataset(data, coords={"t": run.ts}, attrs=attrs)
 
 

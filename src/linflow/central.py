@@ -1,0 +1,253 @@
+r"""The central flow of gradient descent at the edge of stability (Cohen, Damian, Talwalkar, Kolter & Lee,
+ICLR 2025; REFERENCE.md section 8), on the layers of a deep linear network.
+
+Gradient descent with step ``eta`` is stable near a point only while the sharpness ``S`` (the largest
+eigenvalue of the Hessian ``H`` of the network loss ``L = L^N``, weight decay included) is below
+``2 / eta``. Past it, GD oscillates along the top eigenvector ``u`` while its time average follows,
+in flow time ``t = k * eta``,
+
+    ``dw/dt = -[grad L(w) + (1/2) grad <H(w), Sigma(t)>]``,
+
+with ``Sigma`` the covariance of the oscillation, supported on the eigenspace of ``H`` at ``2 / eta``.
+With one eigenvalue there, ``Sigma = sigma^2 u u^T``, ``<H, Sigma> = sigma^2 S(w)`` and
+``grad S = D^3 L(w)[u, u]``, so
+
+    ``dw/dt = -grad L - (sigma^2 / 2) grad S``,   ``sigma^2 = 2 <-grad L, grad S> / ||grad S||^2``
+
+(the multiplier that keeps ``dS/dt = 0``). The constraint is a complementarity problem: it is
+*inactive* (``sigma = 0``: the central flow is the gradient flow) while ``S < 2 / eta`` or while the
+gradient flow itself would lower ``S`` (``<-grad L, grad S> <= 0``), *active* otherwise. The
+integration runs in phases: a gradient-flow phase ends at the event ``S = 2 / eta`` (located by a root
+finder on the solver's dense output), an active phase ends when ``<-grad L, grad S>`` falls to 0
+(the constraint lets go) or when a second eigenvalue reaches ``2 / eta``. The latter case needs the
+semidefinite complementarity problem on a several-dimensional eigenspace, which this version does not
+solve: the run stops there with ``status == "failed"`` and says so.
+
+Numerics: ``H`` is formed densely (``jax.hessian`` of the flattened loss; ``eigh`` for ``S`` and
+``u``), which suits the small networks where everything can be checked (a few thousand parameters at
+most). ``grad S`` is the gradient of ``w -> u^T H(w) u`` at fixed ``u`` (a JVP nested in a gradient).
+In the active phase the multiplier carries a restoring term, ``dS/dt = -(S - 2/eta) / eta``, which
+vanishes on the exact solution and keeps the solver's round-off from drifting off ``S = 2 / eta``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+from jax.flatten_util import ravel_pytree
+
+from . import _checks, _runs
+from .fields import _observe_layers, network_gradient, network_loss
+from .integrate import _controller, _resolve_solver, _time_grid, result_code
+from .problems import Problem
+from .trajectory import STATUSES, Trajectory
+
+__all__ = ["CentralFlow", "central_flow", "sharpness_and_direction", "sharpness_gradient", "multiplier"]
+
+
+def _flat_loss(problem: Problem, unravel):
+    return lambda v: network_loss(problem, unravel(v))
+
+
+def sharpness_and_direction(problem: Problem, layers) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(S, u, lambda_2)``: the largest Hessian eigenvalue of ``L^N`` in the layers, its unit eigenvector
+    (flattened like ``jax.flatten_util.ravel_pytree(layers)``) and the second largest eigenvalue (dense ``eigh``)."""
+    flat, unravel = ravel_pytree(layers)
+    H = jax.hessian(_flat_loss(problem, unravel))(flat)
+    lam, V = jnp.linalg.eigh(0.5 * (H + H.T))
+    second = lam[-2] if lam.shape[0] > 1 else -jnp.inf
+    return lam[-1], V[:, -1], second
+
+
+def sharpness_gradient(problem: Problem, layers, u: jax.Array) -> jax.Array:
+    """``grad S = D^3 L(w)[u, u]``: the gradient of ``w -> u^T H(w) u`` at fixed unit ``u`` (flattened)."""
+    flat, unravel = ravel_pytree(layers)
+    u = jax.lax.stop_gradient(u)
+    grad = jax.grad(_flat_loss(problem, unravel))
+
+    def curvature_along_u(v):
+        return jnp.vdot(u, jax.jvp(grad, (v,), (u,))[1])
+
+    return jax.grad(curvature_along_u)(flat)
+
+
+def multiplier(g: jax.Array, grad_s: jax.Array, excess=0.0, rate=0.0) -> jax.Array:
+    """``sigma^2 = 2 (<-g, grad S> + rate * excess) / ||grad S||^2``: keeps ``dS/dt = -rate * excess``
+    along ``dw/dt = -g - (sigma^2 / 2) grad S`` (``excess = S - 2/eta``)."""
+    return 2.0 * (-jnp.vdot(g, grad_s) + rate * excess) / jnp.maximum(jnp.vdot(grad_s, grad_s), 1e-300)
+
+
+class CentralFlow(eqx.Module):
+    """The central flow's vector field on the layers, in one phase: ``active=False`` is the gradient flow,
+    ``active=True`` the flow constrained to ``S = 2 / eta`` (see the module docstring).
+
+    ``__call__(t, y, args)`` as diffrax wants; ``parts(y)`` gives ``(S, lambda_2, push, sigma^2, grad L, grad S)``
+    (flattened gradients) with ``push = <-grad L, grad S>`` (the constraint is kept while it is positive).
+    """
+
+    problem: Problem
+    eta: jax.Array
+    active: bool = eqx.field(static=True, default=False)
+    kind: ClassVar[str] = "central_flow"
+    discrete_kind: ClassVar[str] = "gradient_descent"
+
+    def parts(self, y):
+        S, u, second = sharpness_and_direction(self.problem, y)
+        g = ravel_pytree(network_gradient(self.problem, y))[0]
+        gs = sharpness_gradient(self.problem, y, u)
+        push = -jnp.vdot(g, gs)
+        s2 = multiplier(g, gs, S - 2.0 / self.eta, 1.0 / self.eta)
+        return S, second, push, s2, g, gs
+
+    def __call__(self, t, y, args=None):
+        if not self.active:
+            return jax.tree_util.tree_map(jnp.negative, network_gradient(self.problem, y))
+        _, unravel = ravel_pytree(y)
+        _, _, _, s2, g, gs = self.parts(y)
+        return unravel(-(g + 0.5 * s2 * gs))
+
+    def depth_of(self, y) -> int:
+        return len(y)
+
+    def observe(self, ys):
+        return _observe_layers(self.problem, ys)
+
+    def event(self, y) -> jax.Array:
+        """The function of the layers whose sign change ends this phase: ``S - 2/eta`` (rising through 0) for the
+        gradient flow; ``min(push, 2/eta - lambda_2)`` (falling through 0: the constraint lets go, or a second
+        eigenvalue reaches ``2 / eta``) for the active phase."""
+        threshold = 2.0 / self.eta
+        if not self.active:
+            return sharpness_and_direction(self.problem, y)[0] - threshold
+        _, second, push = self.parts(y)[:3]
+        return jnp.minimum(push, threshold - second)
+
+
+@eqx.filter_jit
+def _phase(field: CentralFlow, y0, t0, t1, ts, solver, controller, max_steps, root_tol):
+    """One phase from layers ``y0`` at ``t0``: saves at ``ts`` (clipped to ``[t0, t1]``) and at its end; ends at
+    ``t1`` or where ``field.event`` crosses 0. Returns ``(t_end, flat states at ts (inf after the end), flat state at
+    the end, status code, events fired, stats)``."""
+    flat0, unravel = ravel_pytree(y0)
+    term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
+    event = diffrax.Event(lambda t, y, args, **kw: field.event(unravel(y)),
+                          root_finder=optx.Bisection(rtol=root_tol, atol=root_tol), direction=not field.active)
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.clip(ts, t0, t1)), diffrax.SubSaveAt(t1=True)])
+    sol = diffrax.diffeqsolve(term, solver, t0=t0, t1=t1, dt0=None, y0=flat0, saveat=saveat,
+                              stepsize_controller=controller, max_steps=max_steps, throw=False, event=event)
+    fired = jnp.asarray(sol.event_mask)
+    stats = jnp.stack([jnp.asarray(sol.stats[k]) for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")])
+    code = jnp.where(sol.result == diffrax.RESULTS.event_occurred, 0, result_code(sol.result))
+    return sol.ts[1][-1], sol.ys[0], sol.ys[1][-1], code, fired, stats
+
+
+@eqx.filter_jit
+def _diagnose(problem: Problem, eta, layers):
+    """``(S, sigma^2, push, lambda_2)`` at saved layers (leading axis: saves)."""
+    S, second, push, s2, _, _ = jax.vmap(CentralFlow(problem, eta, True).parts)(layers)
+    return S, s2, push, second
+
+
+def central_flow(
+    problem: Problem,
+    layers0,
+    eta,
+    t1,
+    *,
+    ts=None,
+    n_save: int = 201,
+    solver="tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    max_switches: int = 50,
+) -> Trajectory:
+    """The central flow of gradient descent with step ``eta`` from ``layers0`` on ``[0, t1]`` (flow time ``t = k eta``).
+
+    ``dw/dt = -grad L - (sigma^2 / 2) grad S`` with ``sigma^2 = 2 <-grad L, grad S> / ||grad S||^2`` while
+    the constraint ``S <= 2 / eta`` is active, the gradient flow otherwise (module docstring). An adaptive
+    diffrax solver with events switches the constraint on where ``S`` reaches ``2 / eta`` and off where the
+    gradient flow would lower ``S``. A driver in Python runs the phases (each phase is one compiled solve;
+    this run is not itself traceable by ``jax.jit``).
+
+    Returns a :class:`~linflow.Trajectory` of kind ``central_flow`` whose ``extras`` hold, per save,
+    ``sharpness`` (``S``), ``sigma2`` (the multiplier ``sigma^2``, 0 where the constraint is off: the
+    predicted variance of GD's oscillation along the top eigenvector) and ``active`` (1.0 where it is on);
+    ``stats`` add ``switches`` (phase changes), ``activated_at`` (first time the constraint switched on,
+    -1.0 if never) and ``several_unstable`` (1 where a second eigenvalue reached ``2 / eta``: the run
+    stops there with ``status == "failed"``, a case this version does not solve).
+
+    Raises ValueError when the start is already past the threshold (``S(w0) > 2 / eta``: GD is unstable
+    from its first step; see :func:`linflow.catapult.uv_descent`).
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([1.5, 0.5])
+        >>> layers = linflow.init.balanced((2, 2, 2), 0.3)
+        >>> cf = linflow.central_flow(prob, layers, eta=0.72, t1=40.0, n_save=5)
+        >>> round(float(cf.extras["sharpness"][-1]) * 0.72, 6)  # held at 2 / eta
+        2.0
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    eta = _checks.positive("eta", eta)
+    t1, ts = _time_grid(t1, ts, n_save, "flow", None)
+    t1, ts = float(t1), np.asarray(ts, dtype=float)
+    max_switches = _checks.integer("max_switches", max_switches, minimum=0)
+    max_steps = _checks.integer("max_steps", max_steps, minimum=1)
+    solver, name, spec = _resolve_solver(solver)
+    if not (spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)):
+        raise ValueError(f"central_flow locates its events on an adaptive solver's dense output; solver {name!r} "
+                         f"takes fixed steps")
+    controller = _controller(solver, spec, name, None, rtol, atol, None)
+    eta_a = _checks.f64(eta)
+    S0, _, push0, _ = (float(x[0]) for x in _diagnose(problem, eta_a, tuple(w[None] for w in layers0)))
+    if S0 > 2.0 / eta * (1 + 1e-9):
+        raise ValueError(f"the start is past the stability threshold: S(w0) = {S0:.6g} > 2 / eta = {2 / eta:.6g}; "
+                         f"GD is unstable from its first step (catapult or divergence), where no central flow applies")
+    active = S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0
+    n, unravel = len(ts), ravel_pytree(layers0)[1]
+    Y, phase_of, filled = np.zeros((n, ravel_pytree(layers0)[0].size)), np.zeros(n), np.zeros(n, bool)
+    t, y, used, switches, code, several = 0.0, layers0, np.zeros(3, np.int64), 0, 0, 0
+    activated_at = 0.0 if active else -1.0
+    while True:
+        t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, active), y, _checks.f64(t),
+                                               _checks.f64(t1), jnp.asarray(ts), solver, controller,
+                                               max_steps, 1e-12)
+        t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)
+        used += np.asarray(stats)
+        inside = (ts >= t) & (ts <= t_end) & np.all(np.isfinite(ys), axis=1) & ~filled
+        Y[inside], phase_of[inside], filled[inside] = ys[inside], float(active), True
+        if code != 0 or not fired or t_end >= t1:
+            break
+        if used[0] >= max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
+            code = STATUSES.index("max_steps")
+            break
+        if active and float(_diagnose(problem, eta_a, tuple(w[None] for w in unravel(y_end)))[3][0]) >= 2.0 / eta * (1 - 1e-6):
+            several, code = 1, STATUSES.index("failed")
+            break
+        if switches >= max_switches:
+            code = STATUSES.index("failed")
+            break
+        active, switches, t, y = not active, switches + 1, t_end, unravel(y_end)
+        if active and activated_at < 0:
+            activated_at = t
+    stop = n if filled.all() else int(np.argmin(filled))
+    if stop < n and code == 0:
+        code = STATUSES.index("failed")
+    layers = jax.vmap(unravel)(jnp.asarray(Y))
+    S, s2, _, _ = _diagnose(problem, eta_a, layers)
+    on = jnp.asarray(phase_of)
+    stats = {"num_steps": used[0], "num_accepted_steps": used[1], "num_rejected_steps": used[2],
+             "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": switches,
+             "several_unstable": several, "activated_at": activated_at}
+    return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, _observe_layers(problem, layers),
+                            code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
+                            t1=jnp.asarray(t1), solver=name,
+                            extras={"sharpness": S, "sigma2": jnp.where(on > 0, s2, 0.0), "active": on})

@@ -1,0 +1,97 @@
+"""The central flow (Cohen et al. ICLR 2025) on a small whitened deep linear problem, checked against the
+gradient flow below the threshold, against Lanczos sharpness, and against gradient descent's period-2 orbit."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import linflow
+from linflow import central, curvature
+
+# depth 2, target singular values (1.5, 0.5): every minimum has sharpness >= N s1^(2-2/N) = 3 (REFERENCE.md section 8)
+PROB = linflow.problems.whitened([1.5, 0.5])
+START = linflow.init.balanced((2, 2, 2), 0.3)
+T1, POINTS = 150.0, 31
+
+
+@pytest.fixture(scope="module")
+def edge():
+    """eta = 0.72: 2 / eta = 2.78 < 3, so the gradient flow crosses the threshold and GD cannot converge."""
+    return central.central_flow(PROB, START, 0.72, T1, n_save=POINTS)
+
+
+def test_below_the_threshold_the_central_flow_is_the_gradient_flow():
+    eta = 0.3  # 2 / eta = 6.7 is above the sharpness along the whole flow
+    cf = central.central_flow(PROB, START, eta, T1, n_save=POINTS)
+    gf = linflow.gradient_flow(PROB, START, T1, n_save=POINTS, rtol=1e-8, atol=1e-10)
+    assert cf.ok and int(cf.stats["switches"]) == 0 and float(cf.stats["activated_at"]) == -1.0
+    for a, b in zip(cf.layers, gf.layers):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-7)
+    assert np.all(np.asarray(cf.extras["sigma2"]) == 0) and np.all(np.asarray(cf.extras["active"]) == 0)
+    # the recorded sharpness (dense eigh) against Lanczos on the same states (independent code)
+    np.testing.assert_allclose(np.asarray(cf.extras["sharpness"]), np.asarray(curvature.sharpness(PROB, cf.layers)),
+                               rtol=1e-9)
+
+
+def test_at_the_edge_the_sharpness_is_held_at_two_over_eta(edge):
+    eta = 0.72
+    S, on = np.asarray(edge.extras["sharpness"]), np.asarray(edge.extras["active"]) > 0
+    assert edge.ok and int(edge.stats["switches"]) == 1 and on[-1] and not on[0]
+    np.testing.assert_allclose(S[on] * eta / 2, 1.0, atol=1e-6)
+    assert np.all(S[~on] < 2 / eta)
+    # the switch happens where the gradient flow's sharpness reaches 2 / eta (located independently here)
+    t_on = float(edge.stats["activated_at"])
+    gf = linflow.gradient_flow(PROB, START, 2 * t_on, ts=np.linspace(0, 2 * t_on, 401))
+    s_gf = np.asarray(curvature.sharpness(PROB, gf.layers))
+    k = int(np.argmax(s_gf >= 2 / eta))
+    t_cross = np.interp(2 / eta, s_gf[k - 1:k + 1], np.asarray(gf.ts)[k - 1:k + 1])
+    assert abs(t_on - t_cross) < 1e-3 * t_on
+    # the loss still falls along the constrained flow, and the flow comes to rest (grad L + sigma^2/2 grad S = 0)
+    loss = np.asarray(edge.loss)
+    assert np.all(np.diff(loss) <= 1e-12)
+    end = tuple(jnp.asarray(w)[-1] for w in edge.layers)
+    assert max(float(jnp.max(jnp.abs(v))) for v in central.CentralFlow(PROB, jnp.float64(eta), True)(0.0, end)) < 1e-6
+
+
+def _invariants(layers):
+    """``(W_2 W_1, W_1^T W_1, W_2 W_2^T)`` flattened: the layers up to a rotation of the hidden layer."""
+    w1, w2 = layers
+    return np.concatenate([(w2 @ w1).ravel(), (w1.T @ w1).ravel(), (w2 @ w2.T).ravel()])
+
+
+def _gd_orbit(eta, steps):
+    gd = linflow.gradient_descent(PROB, START, eta, steps, save_every=1)
+    assert gd.ok
+    flat = np.concatenate([np.asarray(w).reshape(len(gd.ts), -1) for w in gd.layers], axis=1)
+    return gd, flat
+
+
+@pytest.mark.parametrize("eta", [0.72, 0.80])
+def test_the_central_flow_predicts_the_midpoint_of_the_period_two_orbit(eta):
+    cf = central.central_flow(PROB, START, eta, T1, n_save=POINTS)
+    gf = linflow.gradient_flow(PROB, START, T1, n_save=POINTS)
+    gd, flat = _gd_orbit(eta, int(round(T1 / eta)))
+    # GD has settled into a period-2 orbit: x_{k+2} = x_k
+    np.testing.assert_allclose(flat[-1], flat[-3], atol=1e-8)
+    # the orbit's midpoint (mean of two consecutive iterates), compared through quantities that the hidden
+    # layer's rotations W_1 -> Q W_1, W_2 -> W_2 Q^T leave unchanged (GD and the flows may end at different Q)
+    mid = tuple(0.5 * (np.asarray(w)[-1] + np.asarray(w)[-2]) for w in gd.layers)
+    err_cf = np.linalg.norm(_invariants([np.asarray(w)[-1] for w in cf.layers]) - _invariants(mid))
+    err_gf = np.linalg.norm(_invariants([np.asarray(w)[-1] for w in gf.layers]) - _invariants(mid))
+    assert err_cf < 0.2 * err_gf
+    # sigma^2 predicts the oscillation's variance along the top eigenvector: half-amplitude squared
+    a2 = (0.5 * np.linalg.norm(flat[-1] - flat[-2])) ** 2
+    sigma2 = float(cf.extras["sigma2"][-1])
+    assert sigma2 > 0 and abs(a2 / sigma2 - 1) < 0.15
+
+
+def test_to_xarray_and_errors(edge):
+    ds = edge.to_xarray()
+    assert {"sharpness", "sigma2", "active"} <= set(ds.data_vars) and ds.attrs["kind"] == "central_flow"
+    assert ds.attrs["stats_activated_at"] > 0
+    with pytest.raises(ValueError, match="eta must be > 0"):
+        central.central_flow(PROB, START, -0.1, 1.0)
+    with pytest.raises(ValueError, match="past the stability threshold"):
+        central.central_flow(PROB, linflow.init.balanced((2, 2, 2), 1.5), 0.72, 1.0)
+    with pytest.raises(ValueError, match="adaptive"):
+        central.central_flow(PROB, START, 0.72, 1.0, solver="euler")
