@@ -171,8 +171,8 @@ print(f"d L(t1 = 2) / d (init scale) at 1: {float(jax.grad(scale_loss)(1.0)):.6f
 
 # %%
 prob7 = problems.whitened([1.5, 0.5])
-start7 = init.balanced((2, 2, 2), 0.3)
-eta7, T7 = 0.72, 120.0
+start7 = init.balanced((2, 2, 2), 0.3, seed=1)   # seed 0 starts near a saddle: try it, all three linger there
+eta7, T7 = 0.72, 30.0
 cf = linflow.central_flow(prob7, start7, eta7, T7, n_save=241)
 gf7 = linflow.gradient_flow(prob7, start7, T7, n_save=241)
 gd7 = linflow.gradient_descent(prob7, start7, eta7, int(T7 / eta7))
@@ -191,7 +191,7 @@ a2.semilogy(gd7.ts, gd7.loss, ".", color="0.6", ms=3, label="GD iterates")
 a2.semilogy(t_mid, [float(prob7.loss(w2 @ w1)) for w1, w2 in zip(*mid)], color="C1", label="GD midpoints")
 a2.semilogy(gf7.ts, gf7.loss, "C0--", label="gradient flow")
 a2.semilogy(cf.ts, cf.loss, "C3", lw=2.5, alpha=0.6, label="central flow")
-a2.set(xlabel="flow time t = k eta", ylabel="loss", title="loss")
+a2.set(xlabel="flow time t = k eta", ylabel="loss", title="loss", ylim=(1e-10, 3))
 a2.legend(fontsize=8);
 flat = np.concatenate([np.asarray(w).reshape(len(gd7.ts), -1) for w in gd7.layers], axis=1)
 print(f"constraint switched on at t = {float(cf.stats['activated_at']):.3f}; final sigma^2 = "
@@ -206,4 +206,5 @@ print(f"final loss: central flow {cf.final_loss:.5f}, GD midpoint "
 # branches, but their midpoints (orange) sit on the central flow (red), whose sharpness stays exactly
 # at `2 / eta` and whose loss levels off where GD's midpoints do. `sigma^2` predicts the squared
 # half-amplitude of the orbit within about 10% (the central flow is a leading-order theory in the
-# amplitude). The catapult, GD started *above* the threshold, is in `linflow.catapult`.
+# amplitude: here the ratio is 9/8 at every eta tried). The catapult, GD started *above* the threshold,
+# is in `linflow.catapult`.

@@ -66,9 +66,8 @@ def _gd_orbit(eta, steps):
     return gd, flat
 
 
-@pytest.mark.parametrize("eta", [0.72, 0.80])
-def test_the_central_flow_predicts_the_midpoint_of_the_period_two_orbit(eta):
-    cf = central.central_flow(PROB, START, eta, T1, n_save=POINTS)
+def test_the_central_flow_predicts_the_midpoint_of_the_period_two_orbit(edge):
+    eta, cf = 0.72, edge
     gf = linflow.gradient_flow(PROB, START, T1, n_save=POINTS)
     gd, flat = _gd_orbit(eta, int(round(T1 / eta)))
     # GD has settled into a period-2 orbit: x_{k+2} = x_k
@@ -95,3 +94,16 @@ def test_to_xarray_and_errors(edge):
         central.central_flow(PROB, linflow.init.balanced((2, 2, 2), 1.5), 0.72, 1.0)
     with pytest.raises(ValueError, match="adaptive"):
         central.central_flow(PROB, START, 0.72, 1.0, solver="euler")
+
+
+def test_compare_classifies_each_learning_rate():
+    """2 / max S along the flow is 2 / 3: 0.24 follows the flow, 0.72 and 0.8 sit at the edge of stability
+    (GD's midpoint sharpness at 2 / eta, tracked by the central flow), 1.2 diverges."""
+    ds = linflow.compare(PROB, START, [0.24, 0.72, 0.8, 1.2], t1=144.0, points=21, orders=())
+    assert list(ds.regime.values) == ["follows the flow", "edge of stability", "edge of stability", "diverged"]
+    assert list(ds.central_status.values[1:3]) == ["ok", "ok"]
+    np.testing.assert_allclose(ds.central_sharpness.values[1:3, -1] * np.array([0.72, 0.8]) / 2, 1.0, atol=1e-6)
+    assert np.all(ds.central_deviation_rel.values[1:3, -1] < 0.02)
+    assert np.all(np.abs(ds.gd_midpoint_sharpness.values[1:3, -1] * np.array([0.72, 0.8]) / 2 - 1) < 0.05)
+    assert "edge of stability: at the end GD's sharpness" in ds.attrs["regime_rule"]
+    assert "eta 0.72: edge of stability" in linflow.comparison.summary(ds)["regimes"]

@@ -219,3 +219,25 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     assert sweeps.load(tmp_path / "s").identical(ds)
     again = sweeps.sweep(grid, "run", tmp_path / "s", progress=False)
     assert again.identical(ds) and len([w for w in writes if "/points/" in w]) == 2000
+
+
+def test_regime_task_and_its_diagram():
+    """Below the threshold GD follows the flow; eta is the stated fraction of 2 / max sharpness along the flow."""
+    from linflow import comparison, curvature, init, integrate, problems
+
+    params = {"problem": "whitened", "d": 2, "m": 8, "width": 2, "depth": 2, "scale": 0.3, "t1": 20.0, "points": 11,
+              "eta_ratio": 0.5}
+    out = sweeps.run_point("regime", params)
+    assert out["status"] == "ok", out["reason"]
+    res = out["results"]
+    assert comparison.REGIMES[int(res["regime"])] == "follows the flow"
+    prob = problems.whitened([2.0], 2, 1, m=8)
+    flow = integrate.gradient_flow(prob, init.balanced((2, 2, 1), 0.3), 20.0, n_save=11)
+    s_max = float(np.max(np.asarray(curvature.sharpness(prob, flow.layers))))
+    assert res["eta_crit"] == pytest.approx(2 / s_max, rel=1e-9) and res["eta"] == pytest.approx(0.5 * res["eta_crit"])
+    # the diagram draws one cell per (depth, eta_ratio), failed points blank
+    codes = np.array([[0.0, 1.0, 3.0], [0.0, np.nan, 2.0]])
+    ds = xr.Dataset({"regime": (("depth", "eta_ratio"), codes)}, coords={"depth": [2, 3], "eta_ratio": [0.5, 1.2, 3.0]})
+    fig = sweeps.phase_diagram(ds)
+    assert fig.axes[0].get_xlabel() == "depth N" and [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(
+        comparison.REGIMES)

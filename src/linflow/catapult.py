@@ -23,13 +23,16 @@ about ``2 sqrt(n)``; the thresholds scale with it and the relative kernel change
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from . import _checks
-from .descent import gradient_descent
+from .descent import EulerRule, iterate
+from .fields import LayerFlow
+from .init import end_to_end
 from .problems import Problem
 
 __all__ = ["uv_model", "tangent_kernel", "catapult_sweep", "REGIMES", "thresholds"]
@@ -65,8 +68,17 @@ def tangent_kernel(problem: Problem, layers) -> jax.Array:
     return one(tuple(layers))
 
 
+@eqx.filter_jit
+def _run(problem: Problem, layers0, eta, steps: int):
+    """GD on the layers for ``steps`` steps: the loss and the tangent kernel after every step, and the first
+    non-finite step (-1 if none). Only the layers are carried (no per-step imbalance matrices)."""
+    saves, bad_at = iterate(EulerRule(LayerFlow(problem)), tuple(layers0), eta, 1, steps)
+    loss = jax.vmap(problem.loss)(end_to_end(saves))
+    return loss, tangent_kernel(problem, saves), bad_at
+
+
 def catapult_sweep(problem: Problem, layers0, eta_lambda0, steps: int = 2000, *, converged: float = 1e-10) -> xr.Dataset:
-    """GD on the uv model for each ``eta = eta_lambda0 / lambda_0``, every step recorded, classified into :data:`REGIMES`.
+    """GD on the uv model for each ``eta = eta_lambda0 / lambda_0``, every step read, classified into :data:`REGIMES`.
 
     Rule (stated in ``ds.attrs["rule"]``): *diverged* when the run does not stay finite or its final loss
     is above its initial loss; otherwise *not converged* when the final loss is above ``converged`` times
@@ -74,19 +86,21 @@ def catapult_sweep(problem: Problem, layers0, eta_lambda0, steps: int = 2000, *,
     *lazy* when it never did.
 
     Returns an ``xarray.Dataset`` over ``eta_lambda0`` with ``eta``, ``regime``, ``max_loss_ratio``
-    (max loss / initial loss), ``final_loss``, ``final_kernel`` (``lambda`` at the end) and
-    ``final_eta_lambda`` (``eta lambda`` at the end: below 2 for a converged run); attributes ``lambda0``
-    and the thresholds ``2 / lambda0``, ``4 / lambda0``.
+    (max loss / initial loss), ``final_loss``, ``final_kernel`` (``lambda`` at the end),
+    ``final_eta_lambda`` (``eta lambda`` at the end: below 2 for a converged run) and
+    ``kernel_change`` (``max_k |lambda_k / lambda_0 - 1|``); attributes ``lambda0``, the thresholds
+    ``2 / lambda0`` and ``4 / lambda0``, the rule.
     """
     etas_scaled = np.asarray(eta_lambda0, dtype=float)
-    if etas_scaled.ndim != 1 or np.any(etas_scaled <= 0):
+    if etas_scaled.ndim != 1 or etas_scaled.size == 0 or np.any(~(etas_scaled > 0)):
         raise ValueError(f"eta_lambda0 must be a 1-d list of positive numbers (eta * lambda_0), got {eta_lambda0!r}")
     steps = _checks.integer("steps", steps, minimum=1)
+    layers0 = tuple(jnp.asarray(w, jnp.float64) for w in layers0)
     lam0 = float(tangent_kernel(problem, layers0))
-    # one run after the other (one compilation: eta is traced); a vmapped batch would hold every eta's saved layers
-    rows = [_classify(problem, gradient_descent(problem, layers0, eta, steps, save_every=1), converged)
-            for eta in etas_scaled / lam0]
-    names = ("regime", "max_loss_ratio", "final_loss", "final_kernel")
+    # one eta after the other (one compilation: eta is traced); a vmapped batch would hold every eta's steps
+    rows = [_classify(*(np.asarray(x) for x in _run(problem, layers0, jnp.float64(e / lam0), steps)), lam0, converged)
+            for e in etas_scaled]
+    names = ("regime", "max_loss_ratio", "final_loss", "final_kernel", "kernel_change")
     data = {name: ("eta_lambda0", np.array([r[i] for r in rows])) for i, name in enumerate(names)}
     data["eta"] = ("eta_lambda0", etas_scaled / lam0)
     data["final_eta_lambda"] = ("eta_lambda0", etas_scaled / lam0 * data["final_kernel"][1])
@@ -97,16 +111,18 @@ def catapult_sweep(problem: Problem, layers0, eta_lambda0, steps: int = 2000, *,
                              "steps": steps, "rule": rule, "width": int(layers0[0].shape[0])})
 
 
-def _classify(problem: Problem, run, converged: float) -> tuple[str, float, float, float]:
-    loss = np.asarray(run.masked(run.loss))
-    first, last = loss[0], loss[run.n_reached - 1]
-    kernel = float(tangent_kernel(problem, tuple(np.asarray(w)[run.n_reached - 1] for w in run.layers)))
-    ratio = float(np.nanmax(loss) / first)
-    if not run.ok or last > first:
-        return "diverged", ratio, float(last), kernel
-    if last > converged * first:
-        return "not converged", ratio, float(last), kernel
-    return ("catapult" if ratio > 1.0 else "lazy"), ratio, float(last), kernel
+def _classify(loss, kernel, bad_at, lam0: float, converged: float) -> tuple[str, float, float, float, float]:
+    reached = len(loss) if bad_at < 0 else int(bad_at)  # rows 0 .. bad_at - 1 are finite
+    loss, kernel = loss[:max(reached, 1)], kernel[:max(reached, 1)]
+    first, last = float(loss[0]), float(loss[-1])
+    ratio, change = float(np.max(loss) / first), float(np.max(np.abs(kernel / lam0 - 1)))
+    if bad_at >= 0 or not np.isfinite(last) or last > first:
+        regime = "diverged"
+    elif last > converged * first:
+        regime = "not converged"
+    else:
+        regime = "catapult" if ratio > 1.0 else "lazy"
+    return regime, ratio, last, float(kernel[-1]), change
 
 
 def thresholds(ds: xr.Dataset) -> dict:

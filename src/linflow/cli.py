@@ -123,7 +123,7 @@ def cmd_compare(args) -> int:
     etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
     out = Path(args.out)
     started = time.perf_counter()
-    stages = 5 + len(args.orders)
+    stages = 6 + len(args.orders)
     bar, tick = _progress(stages, "linflow compare")
     try:
         ds = comparison.compare(problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
@@ -140,6 +140,8 @@ def cmd_compare(args) -> int:
                "t1": args.t1, "etas": [float(e) for e in ds.eta.values], "wall_time_s": round(elapsed, 3),
                **comparison.summary(ds),
                "outcomes": [str(o) for o in ds.gd_outcome.values],
+               "regime_per_eta": [str(r) for r in ds.regime.values],
+               "central_flow_status": [str(c) for c in ds.central_status.values],
                "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
     paths.append(_io.write_json(summary, out / "compare_summary.json"))
     print(comparison.summary_text(ds))
@@ -233,7 +235,8 @@ def cmd_sweep(args) -> int:
     ds = sweeps.sweep(cfg["grid"], cfg["task"], store, fixed=cfg["fixed"], executor=args.executor,
                       scheduler=args.scheduler, n_workers=args.workers)
     elapsed = time.perf_counter() - started
-    if cfg["task"] == "compare" and "depth" in ds.dims:
+    if (cfg["task"] == "compare" and "depth" in ds.dims) or (cfg["task"] == "regime" and
+                                                           {"depth", "eta_ratio"} <= set(ds.dims)):
         figure = _io.write_figure(sweeps.phase_diagram(ds), store / f"{cfg['name']}.png")
         print(f"phase diagram: {figure}")
     print(ds)
@@ -349,7 +352,7 @@ def _add_reproduce(sub) -> None:
 def _add_sweep(sub) -> None:
     """``linflow sweep``."""
     sw = sub.add_parser("sweep", help="a resumable parameter sweep from a TOML file (local or Dask)",
-                        description="Run a grid of 'run', 'compare' or 'accuracy' tasks (see linflow.sweeps); "
+                        description="Run a grid of 'run', 'compare', 'accuracy' or 'regime' tasks (see linflow.sweeps); "
                                     "a restart computes only the missing points.")
     sw.add_argument("config", help="TOML file with task, store, [grid] and [fixed]")
     sw.add_argument("--store", default=None, help="store folder (default: the config's)")

@@ -14,6 +14,10 @@ r"""Where the small-learning-rate assumption breaks: gradient descent against th
 * along GD: the balancedness ``max_j ||D_j||`` and its exact prediction by the accumulated
   ``eta^2`` term, ``D_j <- a^2 D_j + eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, ``a = 1 - eta lambda``.
 
+* past the threshold (``central=True``, small networks): the central flow of GD for each eta above the
+  predicted threshold (:func:`linflow.central_flow`), GD's sharpness at the mean of consecutive iterates,
+  and a regime per eta (:data:`REGIMES`, rule in ``ds.attrs["regime_rule"]``).
+
 Then, across etas: the fitted order of the error against eta for the flow and each modified flow
 (on the asymptotic range, reported), the breakdown eta (largest eta whose relative deviation stays
 under ``tol``), the stability threshold ``2 / max_t S(t)`` predicted from the flow, and the smallest
@@ -32,14 +36,26 @@ import numpy as np
 import xarray as xr
 
 from . import _checks, _runs
-from .curvature import hessian_extremes
+from .central import central_flow
+from .curvature import hessian_extremes, sharpness
 from .descent import EulerRule, iterate, steps_per_save
 from .fields import MODIFIED_FIELDS, EndToEndFlow, hessian_vector_product, layer_gradients, network_gradient
 from .init import balancedness, end_to_end, imbalance
 from .integrate import end_to_end_flow, gradient_flow, modified_flow
 from .problems import Problem
 
-__all__ = ["compare", "fit_order", "summary", "summary_text"]
+__all__ = ["compare", "fit_order", "summary", "summary_text", "REGIMES"]
+
+#: regimes of GD per learning rate (``ds.regime``); the rule is :data:`REGIME_RULE`
+REGIMES = ("follows the flow", "edge of stability", "catapult", "diverged", "unclassified")
+EOS_TOL = 0.05  # |S(GD midpoint) * eta / 2 - 1| below this at the end: GD sits at the edge of stability
+REGIME_RULE = (
+    "diverged: GD's iterate became non-finite; follows the flow: eta < 2 / max_t S(t) along the gradient flow "
+    "and GD neither diverged nor oscillated; edge of stability: at the end GD's sharpness at the mean of its "
+    f"last two iterates is within {EOS_TOL:g} (relative) of 2 / eta; catapult: GD's loss rose above its initial "
+    "value at some save and GD ends converging (no oscillation) with sharpness below 2 / eta; unclassified: none "
+    "of these")
+CENTRAL_MAX_PARAMS = 400  # the central flow forms the Hessian densely: run it only on networks this small
 
 OSCILLATION_COS = -0.5  # consecutive GD updates this anti-aligned ...
 OSCILLATION_GROWTH = 0.999  # ... and not shrinking: a period-2 orbit (or its onset), not convergence
@@ -81,6 +97,7 @@ class _GDDiagnosticRule(eqx.Module):
         norm = lambda tree: jnp.sqrt(sum(jnp.sum(x**2, axis=(-2, -1)) for x in tree))  # noqa: E731
         return {
             "layers": layers,
+            "last_update": last,
             "end_to_end": w_e,
             "loss": jax.vmap(problem.loss)(w_e),
             "imbalance": imbalance(layers),
@@ -169,6 +186,7 @@ def compare(
     max_steps: int = 100_000,
     modified_max_steps: int = 20_000,
     lanczos_iters: int = 64,
+    central: bool = True,
     progress=None,
 ) -> xr.Dataset:
     """Gradient descent, Eq. 10, the flows and the modified flows for every eta, on one time grid.
@@ -187,6 +205,8 @@ def compare(
         max_steps: step budget of the flows.
         modified_max_steps: step budget of each modified flow.
         lanczos_iters: Lanczos steps for the Hessian extremes.
+        central: run the central flow for the etas above the predicted threshold (networks of at most
+            :data:`CENTRAL_MAX_PARAMS` parameters; otherwise recorded as skipped, with the reason).
         progress: optional callable ``progress(label)`` called after each stage.
 
     Returns:
@@ -227,6 +247,10 @@ def compare(
     data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
     data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
     data.update(_per_eta(runs, etas, data, modified))
+    data.update(_past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
+                                lanczos_iters))
+    tick("central flows" if central else "regimes")
+    data["regime"] = (("eta",), _regimes(etas, stable, data))
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
     ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
     ds.attrs.update(_flatten(summary(ds)))
@@ -278,6 +302,7 @@ def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
                                                every_arr, points - 1)
     tick("end-to-end descent (Eq. 10)")
     return {"gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
+            "gd_last": tuple(np.asarray(w) for w in gd_obs.pop("last_update")),
             "gd": {k: np.asarray(v) for k, v in gd_obs.items()}, "gd_bad": np.asarray(gd_bad),
             "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad)}
 
@@ -295,6 +320,64 @@ def _modified_flows(problem, layers0, etas, stable, order, t1, options):
                 mod_layers[j][idx] = traj.masked(w)
             status[idx] = traj.status if traj.ok else f"{traj.status}: {traj.message}"
     return mod_layers, status
+
+
+def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, runs, lf, central, iters) -> dict:
+    """GD's sharpness at the mean of consecutive iterates, and the central flow for each eta in ``unstable``."""
+    n_params = sum(int(np.size(w)) for w in layers0)
+    shape = (len(etas), len(lf.ts))
+    mid = tuple(np.asarray(w) - 0.5 * np.asarray(u) for w, u in zip(runs["gd_layers"], runs["gd_last"]))
+    gd_s = np.full(shape, np.nan)
+    for i in range(len(etas)):
+        if runs["gd_bad"][i] < 0:
+            gd_s[i] = np.asarray(sharpness(problem, tuple(jnp.asarray(w[i]) for w in mid), iters=iters))
+    cf_s, cf_s2, cf_dev = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    status = np.array(["not run: eta below the predicted threshold (the central flow is the gradient flow)"] * len(etas),
+                      dtype=object)
+    we_norm = float(np.max(_frob(np.asarray(lf.end_to_end))))
+    for i in np.flatnonzero(unstable):
+        if not central:
+            status[i] = "not run: central=False"
+        elif n_params > CENTRAL_MAX_PARAMS:
+            status[i] = f"not run: {n_params} parameters > {CENTRAL_MAX_PARAMS} (the central flow forms the Hessian densely)"
+        else:
+            try:
+                cf = central_flow(problem, layers0, etas[i], t1, max_steps=max_steps, **flow_opts)
+            except ValueError as exc:  # the start is already past the threshold
+                status[i] = f"not run: {exc}"
+                continue
+            status[i] = cf.status if cf.ok else f"{cf.status}: {cf.message}"
+            cf_s[i], cf_s2[i] = cf.masked(cf.extras["sharpness"]), cf.masked(cf.extras["sigma2"])
+            mid_we = end_to_end(tuple(w[i] for w in mid))
+            cf_dev[i] = cf.masked(_frob(np.asarray(mid_we) - np.asarray(cf.end_to_end))) / we_norm
+    gd_dev = np.where(np.isfinite(gd_s), cf_dev, np.nan)
+    return {
+        "gd_midpoint_sharpness": (("eta", "t"), gd_s),
+        "central_sharpness": (("eta", "t"), cf_s),
+        "central_sigma2": (("eta", "t"), cf_s2),
+        "central_deviation_rel": (("eta", "t"), gd_dev),
+        "central_status": (("eta",), np.array(status, dtype=str)),
+    }
+
+
+def _regimes(etas, stable, data) -> np.ndarray:
+    """One of :data:`REGIMES` per eta, by :data:`REGIME_RULE`."""
+    outcome = data["gd_outcome"][1]
+    s_end = data["gd_midpoint_sharpness"][1][:, -1]
+    loss = data["gd_loss"][1]
+    out = []
+    for i, eta in enumerate(etas):
+        if outcome[i] == "diverged":
+            out.append("diverged")
+        elif stable[i] and outcome[i] == "ok":
+            out.append("follows the flow")
+        elif np.isfinite(s_end[i]) and abs(s_end[i] * eta / 2 - 1) < EOS_TOL:
+            out.append("edge of stability")
+        elif outcome[i] == "ok" and np.nanmax(loss[i]) > loss[i][0] and s_end[i] < 2 / eta:
+            out.append("catapult")
+        else:
+            out.append("unclassified")
+    return np.array(out, dtype=str)
 
 
 def _mask_after(bad, values, saved_steps) -> np.ndarray:
@@ -397,6 +480,8 @@ def _settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, e
         "warnings": " | ".join(str(w.message) for w in caught),
         "time_convention": "flow time t; GD iterate k sits at t = k * eta",
         "relative_deviation": "distance / max over t of the flow's norm",
+        "regime_rule": REGIME_RULE,
+        "central_deviation": "||W_e(mean of GD's last two iterates) - W_e(central flow)|| / max_t ||W_e(flow)||",
     }
 
 
@@ -448,6 +533,9 @@ def summary(ds: xr.Dataset) -> dict:
                                             "none: GD neither diverged nor oscillated at any eta of the grid")
     below = ok & (etas < (out["stability_eta_observed"] if failed.any() else np.inf))
     out["largest_stable_eta_observed"] = float(etas[below].max()) if below.any() else float("nan")
+    if "regime" in ds:
+        out["regimes"] = "; ".join(f"eta {e:g}: {r}" for e, r in zip(etas, ds.regime.values))
+        out["regime_rule"] = REGIME_RULE
     return out
 
 
@@ -471,13 +559,18 @@ def summary_text(ds: xr.Dataset) -> str:
         f"(max sharpness {s['sharpness_max']:.4g})",
         f"stability threshold observed (smallest eta where GD diverged or oscillated): {s['stability_eta_observed']:.4g}",
         "",
-        f"{'eta':>10} {'outcome':>12} {'max rel dev':>12} {'eta S/2':>9} {'max |D| GD':>11} {'|D| identity err':>17}",
+        f"{'eta':>10} {'outcome':>12} {'max rel dev':>12} {'eta S/2':>9} {'max |D| GD':>11} {'|D| identity err':>17}"
+        + ("   regime (end: eta S_GD/2, rel. distance to the central flow)" if "regime" in ds else ""),
     ]
     for i, eta in enumerate(ds.eta.values):
         row = ds.isel(eta=i)
-        lines.append(
-            f"{eta:>10.4g} {str(row.gd_outcome.values):>12} {float(row.max_deviation_rel):>12.3e} "
-            f"{float(row.eta_sharpness_half.max()):>9.3f} {np.nanmax(row.gd_imbalance.values):>11.3e} "
-            f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}"
-        )
+        line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} {float(row.max_deviation_rel):>12.3e} "
+                f"{float(row.eta_sharpness_half.max()):>9.3f} {np.nanmax(row.gd_imbalance.values):>11.3e} "
+                f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}")
+        if "regime" in ds:
+            s_end, dev = float(row.gd_midpoint_sharpness[-1]) * eta / 2, float(row.central_deviation_rel[-1])
+            line += f"   {str(row.regime.values)} ({s_end:.3f}, {dev:.2e})"
+        lines.append(line)
+    if "regime" in ds:
+        lines += ["", f"regime rule: {REGIME_RULE}"]
     return "\n".join(lines)

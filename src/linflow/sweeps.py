@@ -1,6 +1,6 @@
 """Parameter sweeps: declarative grids, resumable stores, local or Dask execution.
 
-A sweep runs one *task* (``run``, ``compare`` or ``accuracy``) at every point of a grid (the product
+A sweep runs one *task* (``run``, ``compare``, ``accuracy`` or ``regime``) at every point of a grid (the product
 of its axes) and collects scalar results into an ``xarray.Dataset`` with one dimension per axis.
 
 The store is a folder:
@@ -36,7 +36,8 @@ import xarray as xr
 
 from . import _io
 
-__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "PROBLEMS", "phase_diagram"]
+__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "PROBLEMS", "phase_diagram",
+           "regime_diagram"]
 
 # parameter -> (type, default); every grid axis and fixed value must be one of these
 PARAMETERS: dict[str, tuple[type, object]] = {
@@ -59,8 +60,9 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "solver": (str, "tsit5"),
     "rtol": (float, 1e-8),
     "atol": (float, 1e-10),
+    "eta_ratio": (float, 1.0),
 }
-TASKS = ("run", "compare", "accuracy")
+TASKS = ("run", "compare", "accuracy", "regime")
 INITS = ("balanced", "near_zero", "identity")
 #: the problems a sweep can vary over: ``synthetic`` (``problems.synthetic(m, d, p, weight_decay, seed)``),
 #: ``whitened`` (``X^T X / m = I`` exactly, one output, target norm 2: ``problems.whitened([2.0], d, 1, m=max(m, d))``)
@@ -72,6 +74,7 @@ _BOUNDS: dict[str, tuple[float, bool]] = {
     "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
     "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
     "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
+    "eta_ratio": (0.0, False),
 }
 
 
@@ -258,7 +261,28 @@ def _task_accuracy(prob, layers, p) -> dict:
     return out
 
 
-TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy}
+def _task_regime(prob, layers, p) -> dict:
+    """GD at ``eta = eta_ratio * eta_crit`` (``eta_crit = 2 / max_t S(t)`` along the gradient flow on ``[0, t1]``),
+    classified by :func:`linflow.compare` (with the central flow where the network is small): ``regime`` is an
+    index into :data:`linflow.comparison.REGIMES`."""
+    from .comparison import REGIMES, compare
+    from .curvature import sharpness
+    from .integrate import gradient_flow
+
+    flow = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+    if not flow.ok:
+        raise RuntimeError(flow.message)
+    eta_crit = 2.0 / float(np.max(np.asarray(sharpness(prob, flow.layers))))
+    eta = p["eta_ratio"] * eta_crit
+    per_save = max(1, math.ceil(p["t1"] / eta / (p["points"] - 1)))  # GD steps between saves: t1 rounded up
+    ds = compare(prob, layers, [eta], per_save * eta * (p["points"] - 1), points=p["points"], orders=(),
+                 solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+    return {"regime": float(REGIMES.index(str(ds.regime.values[0]))), "eta": eta, "eta_crit": eta_crit,
+            "gd_midpoint_sharpness_ratio": float(ds.gd_midpoint_sharpness.values[0, -1]) * eta / 2,
+            "central_deviation_rel": float(ds.central_deviation_rel.values[0, -1])}
+
+
+TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime}
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -454,10 +478,13 @@ def _run_dask(todo, task, record, scheduler, n_workers) -> None:
 
 
 def phase_diagram(ds: xr.Dataset):
-    """Breakdown eta and predicted stability threshold against depth, one line per p (a ``compare`` sweep)."""
+    """Breakdown eta and predicted stability threshold against depth, one line per p (a ``compare`` sweep),
+    or the regime of GD over (depth, eta / eta_crit) (a ``regime`` sweep: see :func:`regime_diagram`)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    if "regime" in ds:
+        return regime_diagram(ds)
     if "breakdown_eta" not in ds or "depth" not in ds.dims:
         raise ValueError("phase_diagram needs a 'compare' sweep with a 'depth' axis")
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
@@ -474,4 +501,29 @@ def phase_diagram(ds: xr.Dataset):
     ax.set(xlabel="depth N", ylabel="learning rate", title="Where the small-learning-rate picture fails")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
+    return fig
+
+
+def regime_diagram(ds: xr.Dataset):
+    """GD's regime (:data:`linflow.comparison.REGIMES`) over depth and ``eta / eta_crit``, one coloured cell per
+    point of a ``regime`` sweep with axes ``depth`` and ``eta_ratio`` (failed points blank)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    from .comparison import REGIMES
+
+    if not {"depth", "eta_ratio"} <= set(ds.dims):
+        raise ValueError("regime_diagram needs a 'regime' sweep with axes 'depth' and 'eta_ratio'")
+    row = ds.isel({d: 0 for d in ds.regime.dims if d not in ("depth", "eta_ratio")})
+    codes = row.regime.transpose("eta_ratio", "depth").values
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8c8c8c"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    ax.pcolormesh(np.arange(len(row.depth) + 1) - 0.5, np.arange(len(row.eta_ratio) + 1) - 0.5,
+                  np.ma.masked_invalid(codes), cmap=ListedColormap(colors), vmin=-0.5, vmax=len(REGIMES) - 0.5)
+    ax.set_xticks(range(len(row.depth)), [str(int(d)) for d in row.depth.values])
+    ax.set_yticks(range(len(row.eta_ratio)), [f"{r:g}" for r in row.eta_ratio.values])
+    ax.set(xlabel="depth N", ylabel="eta / eta_crit  (eta_crit = 2 / max sharpness along the flow)",
+           title="Regime of gradient descent")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors]
+    ax.legend(handles, REGIMES, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
