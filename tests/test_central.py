@@ -105,5 +105,5 @@ def test_compare_classifies_each_learning_rate():
     np.testing.assert_allclose(ds.central_sharpness.values[1:3, -1] * np.array([0.72, 0.8]) / 2, 1.0, atol=1e-6)
     assert np.all(ds.central_deviation_rel.values[1:3, -1] < 0.02)
     assert np.all(np.abs(ds.gd_midpoint_sharpness.values[1:3, -1] * np.array([0.72, 0.8]) / 2 - 1) < 0.05)
-    assert "edge of stability: at the end GD's sharpness" in ds.attrs["regime_rule"]
+    assert "edge of stability: at the end GD (the mean of its last two iterates) is within" in ds.attrs["regime_rule"]
     assert "eta 0.72: edge of stability" in linflow.comparison.summary(ds)["regimes"]

@@ -51,10 +51,11 @@ REGIMES = ("follows the flow", "edge of stability", "catapult", "diverged", "unc
 EOS_TOL = 0.05  # |S(GD midpoint) * eta / 2 - 1| below this at the end: GD sits at the edge of stability
 REGIME_RULE = (
     "diverged: GD's iterate became non-finite; follows the flow: eta < 2 / max_t S(t) along the gradient flow "
-    "and GD neither diverged nor oscillated; edge of stability: at the end GD's sharpness at the mean of its "
-    f"last two iterates is within {EOS_TOL:g} (relative) of 2 / eta; catapult: GD's loss rose above its initial "
-    "value at some save and GD ends converging (no oscillation) with sharpness below 2 / eta; unclassified: none "
-    "of these")
+    "and GD neither diverged nor oscillated; catapult: GD's loss rose above its initial value at some save, then "
+    f"GD ended with its sharpness more than {EOS_TOL:g} (relative) below 2 / eta or more than {EOS_TOL:g} away from "
+    "the central flow; edge of stability: at the end GD (the mean of its last two iterates) is within "
+    f"{EOS_TOL:g} (relative distance of W_e) of the central flow, or, where the central flow was not run, its "
+    f"sharpness is within {EOS_TOL:g} (relative) of 2 / eta; unclassified: none of these")
 CENTRAL_MAX_PARAMS = 400  # the central flow forms the Hessian densely: run it only on networks this small
 
 OSCILLATION_COS = -0.5  # consecutive GD updates this anti-aligned ...
@@ -348,14 +349,14 @@ def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, 
                 continue
             status[i] = cf.status if cf.ok else f"{cf.status}: {cf.message}"
             cf_s[i], cf_s2[i] = cf.masked(cf.extras["sharpness"]), cf.masked(cf.extras["sigma2"])
-            mid_we = end_to_end(tuple(w[i] for w in mid))
-            cf_dev[i] = cf.masked(_frob(np.asarray(mid_we) - np.asarray(cf.end_to_end))) / we_norm
-    gd_dev = np.where(np.isfinite(gd_s), cf_dev, np.nan)
+            if runs["gd_bad"][i] < 0:  # a diverged GD has no midpoint to compare
+                mid_we = np.asarray(end_to_end(tuple(w[i] for w in mid)))
+                cf_dev[i] = cf.masked(_frob(mid_we - np.asarray(cf.end_to_end))) / we_norm
     return {
         "gd_midpoint_sharpness": (("eta", "t"), gd_s),
         "central_sharpness": (("eta", "t"), cf_s),
         "central_sigma2": (("eta", "t"), cf_s2),
-        "central_deviation_rel": (("eta", "t"), gd_dev),
+        "central_deviation_rel": (("eta", "t"), cf_dev),
         "central_status": (("eta",), np.array(status, dtype=str)),
     }
 
@@ -363,18 +364,21 @@ def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, 
 def _regimes(etas, stable, data) -> np.ndarray:
     """One of :data:`REGIMES` per eta, by :data:`REGIME_RULE`."""
     outcome = data["gd_outcome"][1]
-    s_end = data["gd_midpoint_sharpness"][1][:, -1]
+    s_ratio = data["gd_midpoint_sharpness"][1][:, -1] * etas / 2.0
+    dev = data["central_deviation_rel"][1][:, -1]
     loss = data["gd_loss"][1]
     out = []
-    for i, eta in enumerate(etas):
+    for i in range(len(etas)):
+        spiked = np.nanmax(loss[i]) > loss[i][0]
+        off_central = np.isfinite(dev[i]) and dev[i] > EOS_TOL
         if outcome[i] == "diverged":
             out.append("diverged")
         elif stable[i] and outcome[i] == "ok":
             out.append("follows the flow")
-        elif np.isfinite(s_end[i]) and abs(s_end[i] * eta / 2 - 1) < EOS_TOL:
-            out.append("edge of stability")
-        elif outcome[i] == "ok" and np.nanmax(loss[i]) > loss[i][0] and s_end[i] < 2 / eta:
+        elif spiked and (s_ratio[i] < 1.0 - EOS_TOL or off_central):
             out.append("catapult")
+        elif (np.isfinite(dev[i]) and dev[i] <= EOS_TOL) or (not np.isfinite(dev[i]) and abs(s_ratio[i] - 1) < EOS_TOL):
+            out.append("edge of stability")
         else:
             out.append("unclassified")
     return np.array(out, dtype=str)
