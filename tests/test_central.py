@@ -107,3 +107,14 @@ def test_compare_classifies_each_learning_rate():
     assert np.all(np.abs(ds.gd_midpoint_sharpness.values[1:3, -1] * np.array([0.72, 0.8]) / 2 - 1) < 0.05)
     assert "edge of stability: at the end GD (the mean of its last two iterates) is within" in ds.attrs["regime_rule"]
     assert "eta 0.72: edge of stability" in linflow.comparison.summary(ds)["regimes"]
+
+
+def test_lanczos_eigenpair_equals_the_dense_one(monkeypatch):
+    """Above DENSE_MAX_PARAMS the top pair comes from Lanczos: on a small network (Lanczos then spans the
+    whole space) it must equal the dense eigh."""
+    layers = linflow.init.balanced((2, 3, 2), 0.7, seed=2)
+    S, u, second = central.sharpness_and_direction(PROB, layers)
+    monkeypatch.setattr(central, "DENSE_MAX_PARAMS", 0)
+    S_l, u_l, second_l = central.sharpness_and_direction(PROB, layers)
+    assert float(S_l) == pytest.approx(float(S), rel=1e-10) and float(second_l) == pytest.approx(float(second), rel=1e-10)
+    assert abs(float(jnp.vdot(u, u_l))) == pytest.approx(1.0, abs=1e-10)

@@ -23,11 +23,12 @@ finder on the solver's dense output), an active phase ends when ``<-grad L, grad
 semidefinite complementarity problem on a several-dimensional eigenspace, which this version does not
 solve: the run stops there with ``status == "failed"`` and says so.
 
-Numerics: ``H`` is formed densely (``jax.hessian`` of the flattened loss; ``eigh`` for ``S`` and
-``u``), which suits the small networks where everything can be checked (a few thousand parameters at
-most). ``grad S`` is the gradient of ``w -> u^T H(w) u`` at fixed ``u`` (a JVP nested in a gradient).
-In the active phase the multiplier carries a restoring term, ``dS/dt = -(S - 2/eta) / eta``, which
-vanishes on the exact solution and keeps the solver's round-off from drifting off ``S = 2 / eta``.
+Numerics: ``S``, ``u`` and ``lambda_2`` come from a dense Hessian (``jax.hessian`` of the flattened
+loss, ``eigh``) up to :data:`DENSE_MAX_PARAMS` parameters and from Lanczos on Hessian-vector products
+above (the top Ritz pair after :data:`LANCZOS_ITERS` steps). ``grad S`` is the gradient of
+``w -> u^T H(w) u`` at fixed ``u`` (a JVP nested in a gradient). In the active phase the multiplier
+carries a restoring term, ``dS/dt = -(S - 2/eta) / eta``, which vanishes on the exact solution and
+keeps the solver's round-off from drifting off ``S = 2 / eta``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
 from . import _checks, _runs
+from .curvature import lanczos_top
 from .fields import _observe_layers, network_gradient, network_loss
 from .integrate import _controller, _resolve_solver, _time_grid, result_code
 from .problems import Problem
@@ -55,10 +57,21 @@ def _flat_loss(problem: Problem, unravel):
     return lambda v: network_loss(problem, unravel(v))
 
 
+DENSE_MAX_PARAMS = 256  # above this many parameters the top eigenpair comes from Lanczos, not a dense Hessian
+LANCZOS_ITERS = 64
+
+
 def sharpness_and_direction(problem: Problem, layers) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(S, u, lambda_2)``: the largest Hessian eigenvalue of ``L^N`` in the layers, its unit eigenvector
-    (flattened like ``jax.flatten_util.ravel_pytree(layers)``) and the second largest eigenvalue (dense ``eigh``)."""
+    (flattened like ``jax.flatten_util.ravel_pytree(layers)``) and the second largest eigenvalue: a dense
+    ``eigh`` up to :data:`DENSE_MAX_PARAMS` parameters, Lanczos (:data:`LANCZOS_ITERS` Hessian-vector products,
+    full reorthogonalization, a fixed start) above."""
     flat, unravel = ravel_pytree(layers)
+    if flat.size > DENSE_MAX_PARAMS:
+        grad = jax.grad(_flat_loss(problem, unravel))
+        hvp = lambda v: jax.jvp(grad, (flat,), (v,))[1]  # noqa: E731
+        S, second, u = lanczos_top(hvp, flat.size, LANCZOS_ITERS, jax.random.PRNGKey(0))
+        return S, u, second
     H = jax.hessian(_flat_loss(problem, unravel))(flat)
     lam, V = jnp.linalg.eigh(0.5 * (H + H.T))
     second = lam[-2] if lam.shape[0] > 1 else -jnp.inf

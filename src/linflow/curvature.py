@@ -22,11 +22,11 @@ from . import _runs
 from .fields import hessian_vector_product
 from .problems import Problem
 
-__all__ = ["hessian_extremes", "sharpness", "smallest_eigenvalue"]
+__all__ = ["hessian_extremes", "sharpness", "smallest_eigenvalue", "lanczos_top"]
 
 
-def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:
-    """Largest and smallest Ritz values of a symmetric operator on R^n after ``iters`` Lanczos steps."""
+def _lanczos(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:
+    """``min(iters, n)`` Lanczos steps on a symmetric operator on R^n: the basis ``Q`` (rows) and the tridiagonal ``T``."""
     m = min(iters, n)
     starts = jax.random.normal(key, (m, n))
     Q = jnp.zeros((m, n))
@@ -61,10 +61,23 @@ def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.A
 
     q0 = starts[0] / jnp.linalg.norm(starts[0])
     state = (Q, alpha, beta, q0, jnp.zeros(n), jnp.asarray(0.0), jnp.asarray(0.0))
-    _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, state)
-    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    ritz = jnp.linalg.eigvalsh(T)
+    Q, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, state)
+    return Q, jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+
+
+def _lanczos_extremes(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:
+    """Largest and smallest Ritz values of a symmetric operator on R^n after ``iters`` Lanczos steps."""
+    ritz = jnp.linalg.eigvalsh(_lanczos(matvec, n, iters, key)[1])
     return ritz[-1], ritz[0]
+
+
+def lanczos_top(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(lambda_1, lambda_2, u)``: the two largest Ritz values and the unit Ritz vector of the largest."""
+    Q, T = _lanczos(matvec, n, iters, key)
+    ritz, V = jnp.linalg.eigh(T)
+    u = Q.T @ V[:, -1]
+    second = ritz[-2] if ritz.shape[0] > 1 else -jnp.inf
+    return ritz[-1], second, u / jnp.linalg.norm(u)
 
 
 @functools.partial(jax.jit, static_argnames=("iters",))
