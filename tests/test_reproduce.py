@@ -22,7 +22,7 @@ def quick(name):
     return _QUICK[name]
 
 
-@pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
+@pytest.mark.parametrize("name", [n for n in reproduce.EXPERIMENTS if n != "section8"])  # section8: test_section8.py
 def test_each_experiment_runs_quick_and_reports(name):
     ds, summary, figs = quick(name)
     assert {"experiment", "paper", "measured", "agrees", "data"} <= set(summary)

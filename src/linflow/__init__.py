@@ -46,8 +46,9 @@ def _enable_x64() -> None:
 
 _enable_x64()
 
-_SUBMODULES = ("accuracy", "catapult", "central", "comparison", "curvature", "datasets", "descent", "exact", "fields", "init",
-               "integrate", "linalg", "overview", "plot", "problems", "reproduce", "sweeps", "trajectory")
+_SUBMODULES = ("accuracy", "catapult", "central", "comparison", "convnet", "curvature", "datasets", "descent",
+               "exact", "fields", "init", "integrate", "linalg", "overview", "plot", "problems", "reproduce",
+               "section8", "sweeps", "trajectory")
 
 # public name -> the submodule that defines it
 _ATTRIBUTES = {
@@ -115,8 +116,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
-    from . import (accuracy, catapult, central, comparison, curvature, datasets, descent, exact, fields, init, integrate, linalg,
-                   overview, plot, problems, reproduce, sweeps, trajectory)
+    from . import (accuracy, catapult, central, comparison, convnet, curvature, datasets, descent, exact, fields, init,
+                   integrate, linalg,
+                   overview, plot, problems, reproduce, section8, sweeps, trajectory)
     from .accuracy import work_precision
     from .central import CentralFlow, central_flow
     from .comparison import compare

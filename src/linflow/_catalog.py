@@ -23,4 +23,4 @@ ACCURACY_CASES = {
 ACCURACY_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5")
 SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
 
-EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6")
+EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8")

@@ -16,6 +16,8 @@ data (``data=None``) the experiments run on the embedded synthetic problem and s
   constant gradient, converging under quadrature refinement; the field in a 2-D slice.
 * ``section6``: the two-point example, iterations of GD against the overparameterized rule as
   ``y1 / y2`` grows, with the learning-rate bound.
+* ``section8``: the MNIST convnet against its overparameterized twin (:mod:`linflow.section8`; ``data`` is
+  the folder of the MNIST files, not the gas-sensor data).
 """
 
 from __future__ import annotations
@@ -475,8 +477,16 @@ def _converged_at(traj, y: np.ndarray, rel: float = 5e-2) -> float:
     return _iterations_to(err, traj.iterations, rel)
 
 
+def section8(data=None, quick: bool = False):
+    """ACH18 Section 8: the MNIST convnet against its overparameterized twin (:mod:`linflow.section8`); ``data`` is
+    the folder of the MNIST IDX files (the experiment does not apply to the gas-sensor data)."""
+    from .section8 import section8 as run_section8
+
+    return run_section8(data, quick)
+
+
 EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment, "theorem2": theorem2,
-               "section6": section6}
+               "section6": section6, "section8": section8}
 
 
 def run(name: str, data=None, quick: bool = False):

@@ -1,0 +1,64 @@
+"""ACH18 Section 8: the tutorial's convnet, its overparameterized twin, training, and the quick experiment."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from linflow import convnet, reproduce
+
+MNIST = next((p / "shared" / "data" / "mnist" for p in Path(__file__).resolve().parents
+              if (p / "shared" / "data" / "mnist").is_dir()), None)
+needs_mnist = pytest.mark.skipif(MNIST is None, reason="../shared/data/mnist is not present beside this checkout")
+
+
+def test_parameter_counts_and_the_same_function_at_initialization():
+    original, twin = convnet.tutorial_net(False, 3), convnet.tutorial_net(True, 3)
+    # conv 5x5x1x32 + 32, 5x5x32x64 + 64, dense 3136x512 + 512, 512x10 + 10; the twin adds 512^2 + 10^2 (issue 13)
+    assert convnet.param_count(original) == 1_663_370 and convnet.param_count(twin) == 1_925_614
+    x = jax.random.uniform(jax.random.PRNGKey(0), (8, 28, 28), minval=-0.5, maxval=0.5)
+    np.testing.assert_array_equal(np.asarray(original(x)), np.asarray(twin(x)))
+    # the L2 penalty acts on the end-to-end dense maps: the same objective for both at initialization
+    y = jnp.arange(8) % 10
+    assert float(convnet.objective(original, x, y, 5e-4)) == float(convnet.objective(twin, x, y, 5e-4))
+    assert float(convnet.objective(original, x, y, 5e-4)) > float(convnet.data_loss(original, x, y))
+
+
+def test_features_have_the_tutorial_shape():
+    net = convnet.tutorial_net(False, 0)
+    assert net.features(jnp.zeros((2, 28, 28), jnp.float32)).shape == (2, 7 * 7 * 64)
+
+
+def test_training_lowers_the_loss_and_refuses_too_few_images():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 256)
+    images = rng.uniform(-0.5, 0.5, (256, 28, 28)) * 0.2 + (labels[:, None, None] / 10.0 - 0.45)  # separable
+    out = convnet.train(convnet.tutorial_net(False, 0), images, labels, steps=8, eval_every=4, eval_size=128)
+    assert list(out["iterations"]) == [0, 4, 8] and out["train_loss"][-1] < out["train_loss"][0]
+    with pytest.raises(ValueError, match="need at least batch = 64 images"):
+        convnet.train(convnet.tutorial_net(False, 0), images[:10], labels[:10], steps=1)
+
+
+def test_section8_without_mnist_is_not_applicable(tmp_path):
+    ds, summary, figs = reproduce.run("section8", data=str(tmp_path), quick=True)
+    assert summary["verdict"] == "not applicable: no MNIST files" and summary["agrees"] is None and not figs
+    json.dumps(summary)
+
+
+@needs_mnist
+def test_section8_quick_on_the_real_images():
+    ds, summary, figs = reproduce.run("section8", data=str(MNIST), quick=True)
+    assert summary["parameters"] == {"original": 1_663_370, "overparameterized": 1_925_614}
+    assert summary["parameter_overhead"] == pytest.approx(0.1577, abs=1e-4)
+    assert "test split used as the training set" in summary["data"] and "md5 checked" in summary["data"]
+    assert summary["verdict"] in ("agrees", "partly", "differs", "not applicable: no target reached by both networks")
+    assert "median speed-up >= 1.25" in summary["verdict_rule"]
+    assert ds.train_loss.dims == ("config", "network", "seed", "iteration") and figs["section8"].axes
+    loss = ds.train_loss.values
+    assert np.all(np.isfinite(loss)) and np.all(loss[..., -1] < loss[..., 0])  # every run learns
+    # both networks start from the same function: equal initial losses
+    np.testing.assert_allclose(loss[:, 0, :, 0], loss[:, 1, :, 0], rtol=1e-6)
+    json.loads(json.dumps(summary))
