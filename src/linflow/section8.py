@@ -40,8 +40,8 @@ PAPER = ("replacing each dense layer of TensorFlow's MNIST convnet by two matric
 def _settings(quick: bool) -> dict:
     if quick:
         return dict(seeds=(0,), steps=12, eval_every=4, eval_size=128, images=640, lr_grid=(0.01, 0.1), tune_steps=4)
-    return dict(seeds=(0, 1, 2), steps=400, eval_every=20, eval_size=2000, images=None, lr_grid=(0.01, 0.03, 0.1),
-                tune_steps=100)
+    return dict(seeds=(0, 1, 2), steps=240, eval_every=20, eval_size=2000, images=None, lr_grid=(0.01, 0.03, 0.1),
+                tune_steps=40)
 
 
 def _first_below(loss: np.ndarray, its: np.ndarray, target: float) -> float:
