@@ -205,7 +205,7 @@ def central_flow(
     stops there with ``status == "failed"``, a case this version does not solve).
 
     Raises ValueError when the start is already past the threshold (``S(w0) > 2 / eta``: GD is unstable
-    from its first step; see :func:`linflow.catapult.uv_descent`).
+    from its first step; the catapult regime, see :mod:`linflow.catapult`).
 
     Examples:
         >>> import linflow

@@ -344,7 +344,8 @@ def _add_reproduce(sub) -> None:
     rep.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
     rep.add_argument("--data", default=None,
                      help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "
-                          "(default: the embedded synthetic problem, said in every output)")
+                          "(default: the embedded synthetic problem, said in every output); for section8 the folder "
+                          "of the MNIST IDX files (section8 does not apply without them)")
     _add_output_options(rep, "linflow-reproduce")
     rep.set_defaults(func=cmd_reproduce)
 

@@ -324,12 +324,12 @@ def _modified_flows(problem, layers0, etas, stable, order, t1, options):
 
 
 def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, runs, lf, central, iters) -> dict:
-    """GD's sharpness at the mean of consecutive iterates, and the central flow for each eta in ``unstable``."""
+    """For each eta in ``unstable``: GD's sharpness at the mean of consecutive iterates and the central flow."""
     n_params = sum(int(np.size(w)) for w in layers0)
     shape = (len(etas), len(lf.ts))
     mid = tuple(np.asarray(w) - 0.5 * np.asarray(u) for w, u in zip(runs["gd_layers"], runs["gd_last"]))
     gd_s = np.full(shape, np.nan)
-    for i in range(len(etas)):
+    for i in np.flatnonzero(unstable):  # below the threshold GD follows the flow: no Lanczos runs spent there
         if runs["gd_bad"][i] < 0:
             gd_s[i] = np.asarray(sharpness(problem, tuple(jnp.asarray(w[i]) for w in mid), iters=iters))
     cf_s, cf_s2, cf_dev = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
