@@ -11,8 +11,9 @@ dynamics, differs (ACH18: "overparameterization as acceleration"). Parameter cou
 Training as in the tutorial: mini-batches of 64 taken in order from a once-shuffled training set,
 softmax cross-entropy, an optional L2 penalty ``5e-4 * (1/2) sum ||.||^2`` on the dense layers (here on the
 end-to-end dense maps ``B W`` and their biases, so that both networks minimize the same objective), SGD with
-momentum 0.9 or without, learning rate ``lr * 0.95^epoch`` (staircase). Computation is in float32 (a
-convnet on the CPU: float64 measured 2x slower), unlike the rest of linflow.
+momentum 0.9 or without, learning rate ``lr * 0.95^epoch`` (staircase). Computation is in float32,
+unlike the rest of linflow: one gradient of a batch of 64 took 0.20 s in float32 and 0.38 s in float64
+on the 2-core CPU machine (measured while another job ran).
 """
 
 from __future__ import annotations
