@@ -10,7 +10,7 @@ from conftest import central_difference, small_regression
 
 
 @pytest.mark.parametrize("p", [2.0, 4.0])
-@pytest.mark.parametrize("dims", [(4, 1), (4, 3, 2), (4, 5, 3, 1), (3, 2, 2, 2, 2)])
+@pytest.mark.parametrize("dims", [(4, 1), (4, 3, 2), (4, 5, 3, 1), (3, 2, 2, 2, 2), (2, 3, 4), (2, 2, 2)])
 def test_layer_gradients_are_the_chain_rule(p, dims, rng):
     prob = small_regression(d=dims[0], k=dims[-1], p=p)
     layers = tuple(jnp.asarray(0.5 * rng.standard_normal((dims[j + 1], dims[j]))) for j in range(len(dims) - 1))

@@ -44,7 +44,14 @@ __all__ = [
 
 
 def layer_gradients(problem: Problem, layers) -> tuple[jax.Array, ...]:
-    """``G_j = dL^N/dW_j = (W_N ... W_{j+1})^T g (W_{j-1} ... W_1)^T`` with ``g = dL1/dW(W_e)`` (no decay)."""
+    """``G_j = dL^N/dW_j = (W_N ... W_{j+1})^T g (W_{j-1} ... W_1)^T`` with ``g = dL1/dW(W_e)`` (no decay).
+
+    The products are chained from the narrow side: with fewer outputs than inputs (``k < d``) the
+    partial products are ``k``-row matrices (``O(k * parameters)`` per evaluation, no hidden-by-hidden
+    matrix products), otherwise ``d``-column ones. Same value either way, up to rounding.
+    """
+    if layers[-1].shape[0] < layers[0].shape[1]:
+        return _gradients_from_output(problem, layers)
     prefix = [None]  # prefix[j] = W_j ... W_1
     for w in layers[:-1]:
         prefix.append(w if prefix[-1] is None else w @ prefix[-1])
@@ -55,6 +62,21 @@ def layer_gradients(problem: Problem, layers) -> tuple[jax.Array, ...]:
         grads[j] = back if prefix[j] is None else back @ prefix[j].T
         if j:
             back = layers[j].T @ back
+    return tuple(grads)
+
+
+def _gradients_from_output(problem: Problem, layers) -> tuple[jax.Array, ...]:
+    """:func:`layer_gradients` with ``k``-row partial products: ``suffix[j] = W_N ... W_{j+1}`` (k x n_j) and
+    ``g (W_{j-1} ... W_1)^T`` (k x n_{j-1}), so ``G_j = suffix[j]^T (g (W_{j-1} ... W_1)^T)``."""
+    suffix, acc = [None] * len(layers), None
+    for j in reversed(range(len(layers))):
+        suffix[j] = acc
+        acc = layers[j] if acc is None else acc @ layers[j]
+    forward = problem.grad(acc)  # acc = W_e; forward = g (W_{j-1} ... W_1)^T, starting at j = 1
+    grads = []
+    for j, w in enumerate(layers):
+        grads.append(forward if suffix[j] is None else suffix[j].T @ forward)
+        forward = forward @ w.T
     return tuple(grads)
 
 
