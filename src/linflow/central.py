@@ -167,7 +167,7 @@ def _diagnose(problem: Problem, eta, layers):
     return S, s2, push, second
 
 
-def _padded(rows: np.ndarray, fill) -> jax.Array:
+def _bucketed(rows: np.ndarray, fill) -> jax.Array:
     """``rows`` extended to a power of two (at least 64) by repeating ``fill`` (or the last row): runs with
     different numbers of saves then share one compiled phase."""
     size = max(64, 1 << (len(rows) - 1).bit_length())
@@ -239,7 +239,7 @@ def central_flow(
     activated_at = 0.0 if active else -1.0
     while True:
         t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, active), y, _checks.f64(t),
-                                               _checks.f64(t1), _padded(ts, t1), solver, controller,
+                                               _checks.f64(t1), _bucketed(ts, t1), solver, controller,
                                                max_steps, 1e-12)
         t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)[:n]
         used += np.asarray(stats)
@@ -263,7 +263,7 @@ def central_flow(
     if stop < n and code == 0:
         code = STATUSES.index("failed")
     layers = jax.vmap(unravel)(jnp.asarray(Y))
-    S, s2, _, _ = (x[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_padded(Y, None))))
+    S, s2, _, _ = (x[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_bucketed(Y, None))))
     on = jnp.asarray(phase_of)
     stats = {"num_steps": used[0], "num_accepted_steps": used[1], "num_rejected_steps": used[2],
              "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": switches,

@@ -217,9 +217,8 @@ def cmd_reproduce(args) -> int:
     finally:
         bar.close()
     for name, summary in report.items():
-        verdict = {True: "agrees", False: "DIFFERS", None: "no claim to check"}[summary.get("agrees")]
-        print(f"[{name}] ({summary['wall_time_s']:.0f} s) {verdict}\n  paper:    {summary['paper']}\n"
-              f"  measured: {summary['measured']}\n")
+        print(f"[{name}] ({summary['wall_time_s']:.0f} s) verdict: {summary['verdict']}\n  paper:    {summary['paper']}\n"
+              f"  measured: {summary['measured']}\n  rule:     {summary['verdict_rule']}\n")
     data = report[names[0]].get("data")
     print(f"data: {data if isinstance(data, str) else data[0]}")
     print(f"wall time {time.perf_counter() - started:.0f} s; wrote {out}")

@@ -42,6 +42,7 @@ __all__ = [
     "optax_descents",
     "OPTIMIZERS",
     "iterate",
+    "descend_chunks",
     "EulerRule",
     "OptaxRule",
     "steps_per_save",
@@ -176,6 +177,18 @@ def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None 
     kind = kind or rule.field.discrete_kind
     return [_descend(rule, y0, eta, np.asarray(n, dtype=np.int64), points - 1, 0, kind)
             for eta, n in zip(np.asarray(etas), per_save)]
+
+
+def descend_chunks(rule, y0, eta, save_every, n_saves: int, *, kind: str | None = None) -> Trajectory:
+    """``n_saves`` chunks of ``save_every`` steps of ``rule`` from ``y0``, saved after each (and at the start).
+
+    ``save_every`` is passed traced: runs with different chunk sizes but the same ``n_saves`` share one
+    compiled computation (e.g. consecutive pieces of a run saved on a geometric grid of iterations,
+    each piece started from the last state of the one before). Forward only, like :func:`descend_on_grid`.
+    """
+    n_saves = _checks.integer("n_saves", n_saves, minimum=1)
+    every = jnp.asarray(save_every, dtype=jnp.int64)
+    return _descend(rule, y0, jnp.asarray(eta, dtype=jnp.float64), every, n_saves, 0, kind or rule.field.discrete_kind)
 
 
 def steps_per_save(eta: float, t1: float, points: int) -> int:
