@@ -18,6 +18,7 @@ from .problems import Problem
 
 VERDICTS = ("agrees", "partly", "differs", "not applicable")
 SYNTHETIC = "not applicable: synthetic data"
+STABLE_RULE = "finite at every save that, once below L(0), stay below it to the end of the budget"
 
 
 def load_problem(data, p: float, preprocessing: str = "standardize") -> tuple[Problem, str]:

@@ -161,9 +161,11 @@ def _summary(ds: xr.Dataset, quick: bool, synthetic: bool) -> dict:
             passes.append(ok)
             out[f"l{int(p)}_depth{int(N)}"] = {"by_width": rows, "passes": ok,
                                                "max_width_spread_at_small_eta": float(np.max(spread, initial=-np.inf))}
+            worst = max((r["distance_at_largest_stable_eta"] for r in rows.values()), default=math.nan)
             lines.append(f"l{int(p)} depth {int(N)}: 5% crossed at eta "
                          + ", ".join(f"{_fmt(r['eta_at_5pct'])} (width {w})" for w, r in rows.items())
-                         + f"; order {_fmt_order([r['order'] for r in rows.values()])}")
+                         + f"; order {_fmt_order([r['order'] for r in rows.values()])}; distance at the largest stable "
+                         f"eta {worst:.2g}")
     out["width_note"] = ("every width starts from the same exactly balanced, rank-one W_e(0); GD then stays on the "
                          "rank-one balanced manifold, so its W_e(t) is the same at every width up to rounding (Theorem 1 "
                          "with an exactly balanced start): width_spread measures that, and any imbalance would show in it")

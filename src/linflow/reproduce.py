@@ -35,13 +35,12 @@ from ._experiment import caption as _caption
 from ._experiment import iterations_to as _iterations_to
 from ._experiment import load_problem
 from ._experiment import minimum_loss as _minimum_loss
-from ._experiment import graded, problem_for, stable_to_end, verdict
+from ._experiment import STABLE_RULE, graded, problem_for, stable_to_end, verdict
 from .descent import end_to_end_descent, gradient_descents, optax_descents
 from .fields import claim2_field
 
 __all__ = ["EXPERIMENTS", "run", "load_problem", "loop_integral", "loop_integral_closed_form"]
 
-STABLE_RULE = "finite at every save that, once below L(0), stay below it to the end of the budget"
 FIG4_RULE = ("two claims: depth-3 GD ends closer to the minimum than AdaGrad and AdaDelta on the linear model, and Adam "
              "on the depth-3 network ends at least as close as Adam on the linear model; each method at the learning "
              f"rate of its grid with the lowest final loss among runs {STABLE_RULE}. agrees: both hold; partly: one; "
