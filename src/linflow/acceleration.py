@@ -6,10 +6,11 @@ For each configuration (:data:`CONFIGS`), loss p in (2, 4) and depth N (:data:`D
 
 * GD from a balanced start with ``||W_e(0)|| = 0.1`` (depth 1 starts at W = 0), over a learning-rate
   grid; for each target (a fraction q in :data:`TARGETS` of the way from L(0) to the minimum) the
-  learning rate with the fewest iterations to stay below the target, among the runs that stay finite
-  and below L(0) at every save to the end of the budget. Seeds 0, 1, 2 (seed 0 on the whole grid,
-  the others on the 4 grid points around seed 0's choices); no fallback target: a target depth
-  1 misses within the budget gives a lower bound on the speed-up, or none.
+  learning rate with the fewest iterations to stay below the target, among the runs finite at every
+  save that, once below L(0), stay below it to the end of the budget. Seeds 0, 1, 2 (seed 0 on the whole grid,
+  the others on the 4 grid points around seed 0's choices; quick mode: every seed on the whole
+  grid, one compiled shape); no fallback target: a target depth 1 misses within the budget gives a
+  lower bound on the speed-up, or none.
 * The prediction from the flows: along the layers' gradient flow from the same start (seed 0), the
   flow time ``T_q`` to the target and the largest sharpness ``S_max`` on ``[0, T_q]``; GD cannot take
   steps above ``2 / S_max`` (REFERENCE.md section 5), so it needs about ``T_q S_max / 2`` iterations.
@@ -161,7 +162,7 @@ def _sharpness_along(prob, layers, chunk: int = 24) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets):
+def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets, narrow: bool = True):
     """Best iterations per seed and target, chosen etas, seed-0 curves, the flow's prediction."""
     grid = np.asarray(ETA_GRID[pre])
     its = np.full((len(seeds), len(targets)), math.inf)
@@ -172,7 +173,9 @@ def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int,
         iters, loss, ok = _descend_grid(prob, layers0, window, steps)
         its[s], best = _best(iters, loss, _acceptable(loss, ok, l0), targets)
         eta_idx[s] = [np.searchsorted(grid, window[b]) if b >= 0 else -1 for b in best]
-        if s == 0:
+        if s == 0 and not narrow:
+            curves, seed0_iters = loss, iters
+        elif s == 0:
             curves = loss
             chosen = [b for b in eta_idx[0] if b >= 0]
             lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
@@ -211,7 +214,7 @@ def fig3(data=None, quick: bool = False):
                         cells[(name, p, N)] = base
                         continue
                     cells[(name, p, N)] = _cell(prob, pre, cfg["start"], cfg["width"], N, (0,) if N == 1 else seeds,
-                                                steps, l0, targets)
+                                                steps, l0, targets, narrow=not quick)
                     base = cells[(name, p, N)] if N == 1 else base
     ds = _dataset(cells, configs, depths, seeds, meta)
     summary = _summary(ds, meta, data is None, quick)
