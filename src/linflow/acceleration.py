@@ -173,14 +173,12 @@ def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int,
         iters, loss, ok = _descend_grid(prob, layers0, window, steps)
         its[s], best = _best(iters, loss, _acceptable(loss, ok, l0), targets)
         eta_idx[s] = [np.searchsorted(grid, window[b]) if b >= 0 else -1 for b in best]
-        if s == 0 and not narrow:
+        if s == 0:
             curves, seed0_iters = loss, iters
-        elif s == 0:
-            curves = loss
             chosen = [b for b in eta_idx[0] if b >= 0]
-            lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
-            window = grid[lo:lo + WINDOW]
-            seed0_iters = iters
+            if narrow:
+                lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
+                window = grid[lo:lo + WINDOW]
     curve = curves[max(eta_idx[0, 1], 0)] if eta_idx[0, 1] >= 0 else np.full(len(seed0_iters), np.nan)
     horizons = np.where(eta_idx[0] >= 0, grid[np.maximum(eta_idx[0], 0)] * seed0_iters[-1], np.nan)
     flow_t, smax, smax_budget = _prediction(prob, _start(prob, depth, width, 0, start), targets, horizons)
