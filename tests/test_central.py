@@ -1,6 +1,7 @@
 """The central flow (Cohen et al. ICLR 2025) on a small whitened deep linear problem, checked against the
 gradient flow below the threshold, against Lanczos sharpness, and against gradient descent's period-2 orbit."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -118,3 +119,57 @@ def test_lanczos_eigenpair_equals_the_dense_one(monkeypatch):
     S_l, u_l, second_l = central.sharpness_and_direction(PROB, layers)
     assert float(S_l) == pytest.approx(float(S), rel=1e-10) and float(second_l) == pytest.approx(float(second), rel=1e-10)
     assert abs(float(jnp.vdot(u, u_l))) == pytest.approx(1.0, abs=1e-10)
+
+
+def test_two_eigenvalues_held_solve_the_cone_problem():
+    """Target singular values (1.5, 1.4): the Hessian at a balanced minimum has eigenvalues 3, 2.9, 2.9, 2.8 (the
+    pairs s_i + s_j), so at eta = 0.7 (2 / eta = 2.857) two of them reach the threshold and the flow must hold
+    both (``Sigma`` of rank 2). Checked against an independent solution of the paper's cone problem: ``G_ij`` by
+    central differences of dense Hessians, ``X = L L^T`` minimizing ``||g + (1/2) sum X_ij G_ij||`` by scipy."""
+    from jax.flatten_util import ravel_pytree
+    from scipy.optimize import minimize
+
+    prob, eta = linflow.problems.whitened([1.5, 1.4]), 0.7
+    ts = np.array([0.0, 17.0, 18.0, 18.2, 19.0])
+    cf = central.central_flow(prob, START, eta, 19.0, ts=ts)
+    k = np.asarray(cf.extras["unstable"])
+    assert cf.ok and int(cf.stats["max_unstable"]) == 2 and k[-1] == 2 and int(cf.stats["several_unstable"]) == 0
+    flat, unravel = ravel_pytree(START)
+
+    dense = jax.jit(jax.hessian(lambda x: linflow.fields.network_loss(prob, unravel(x))))
+
+    def hessian(v):
+        return np.asarray(dense(jnp.asarray(v)))
+
+    states = np.concatenate([np.asarray(w).reshape(len(ts), -1) for w in cf.layers], axis=1)
+    for i in np.flatnonzero(k == 2):  # both top eigenvalues at 2 / eta, the third below
+        lam = np.linalg.eigvalsh(hessian(states[i]))[::-1]
+        np.testing.assert_allclose(lam[:2] * eta / 2, 1.0, atol=1e-7)
+        assert lam[2] * eta / 2 < 0.99
+    i = int(np.flatnonzero(k == 2)[0])
+    w = states[i]
+    U = np.linalg.eigh(hessian(w))[1][:, ::-1][:, :2]
+    h = 1e-5
+    G = np.zeros((2, 2, w.size))
+    for m in range(w.size):
+        e = np.zeros(w.size)
+        e[m] = h
+        G[:, :, m] = (U.T @ hessian(w + e) @ U - U.T @ hessian(w - e) @ U) / (2 * h)
+    g = np.asarray(ravel_pytree(linflow.fields.network_gradient(prob, unravel(jnp.asarray(w))))[0])
+
+    def velocity(c):  # -(g + (1/2) sum_ij X_ij G_ij) with X = L L^T >= 0
+        L = np.array([[c[0], 0.0], [c[1], c[2]]])
+        return -(g + 0.5 * np.einsum("ij,ijn->n", L @ L.T, G))
+
+    best = min((minimize(lambda c: velocity(c) @ velocity(c), c0, method="BFGS", options={"gtol": 1e-14})
+                for c0 in ([0.3, 0.0, 0.3], [0.1, 0.1, 0.5])), key=lambda r: r.fun)
+    ours = np.asarray(ravel_pytree(central.CentralFlow(prob, jnp.float64(eta), 2)(0.0, unravel(jnp.asarray(w))))[0])
+    assert np.linalg.norm(ours) > 1e-3  # not yet at rest: the projection is not trivially zero
+    np.testing.assert_allclose(ours, velocity(best.x), atol=1e-6 * np.linalg.norm(g))
+    # Sigma is PSD with both directions carrying variance, and tr Sigma is what the trajectory records
+    _, X, release = central.CentralFlow(prob, jnp.float64(eta), 2).parts(unravel(jnp.asarray(w)))[:3]
+    assert np.all(np.linalg.eigvalsh(np.asarray(X)) > 0) and float(release) > 0
+    L = np.array([[best.x[0], 0.0], [best.x[1], best.x[2]]])
+    U_ours = np.asarray(central._eigenpairs(prob, unravel(jnp.asarray(w)), 2)[1])  # its own basis of the eigenspace
+    np.testing.assert_allclose(U_ours @ np.asarray(X) @ U_ours.T, U @ L @ L.T @ U.T, atol=1e-5 * np.trace(L @ L.T))
+    assert float(cf.extras["sigma2"][i]) == pytest.approx(float(jnp.trace(X)), rel=1e-9)

@@ -19,16 +19,28 @@ With one eigenvalue there, ``Sigma = sigma^2 u u^T``, ``<H, Sigma> = sigma^2 S(w
 gradient flow itself would lower ``S`` (``<-grad L, grad S> <= 0``), *active* otherwise. The
 integration runs in phases: a gradient-flow phase ends at the event ``S = 2 / eta`` (located by a root
 finder on the solver's dense output), an active phase ends when ``<-grad L, grad S>`` falls to 0
-(the constraint lets go) or when a second eigenvalue reaches ``2 / eta``. The latter case needs the
-semidefinite complementarity problem on a several-dimensional eigenspace, which this version does not
-solve: the run stops there with ``status == "failed"`` and says so.
+(the constraint lets go) or when a second eigenvalue reaches ``2 / eta``.
+
+Several eigenvalues at ``2 / eta`` (the paper's semidefinite complementarity problem): with ``U`` an
+orthonormal basis of the ``k`` held eigenvectors, ``Sigma = U X U^T`` and ``G_ij = D^3 L(w)[u_i, u_j]``,
+
+    ``dw/dt = -(grad L + (1/2) sum_ij X_ij G_ij)``,  ``X >= 0`` minimizing ``||grad L + (1/2) sum_ij X_ij G_ij||``
+
+(the projection of ``-grad L`` on the tangent cone ``{v : U^T DH[v] U <= 0}``; complementarity
+``<X, d(U^T H U)/dt> = 0``). In a phase holding ``k`` eigenvalues ``X`` is positive definite and solves the
+``k (k + 1) / 2`` linear equations ``d(U^T H U)/dt = 0`` (:func:`covariance`); the phase ends where the
+smallest eigenvalue of ``X`` falls to 0 (``k - 1``) or where ``lambda_{k+1}`` reaches ``2 / eta`` (``k + 1``).
+``k = 1`` is the formula above. ``k >= 2`` uses the dense Hessian; above :data:`DENSE_MAX_PARAMS` parameters
+(Lanczos from one start vector cannot resolve a repeated eigenvalue) the run stops where a second
+eigenvalue reaches ``2 / eta``, with ``status == "failed"``, and says so.
 
 Numerics: ``S``, ``u`` and ``lambda_2`` come from a dense Hessian (``jax.hessian`` of the flattened
 loss, ``eigh``) up to :data:`DENSE_MAX_PARAMS` parameters and from Lanczos on Hessian-vector products
 above (the top Ritz pair after :data:`LANCZOS_ITERS` steps). ``grad S`` is the gradient of
 ``w -> u^T H(w) u`` at fixed ``u`` (a JVP nested in a gradient). In the active phase the multiplier
 carries a restoring term, ``dS/dt = -(S - 2/eta) / eta``, which vanishes on the exact solution and
-keeps the solver's round-off from drifting off ``S = 2 / eta``.
+keeps the solver's round-off from drifting off ``S = 2 / eta`` (``d(U^T H U)/dt = -(U^T H U - 2/eta) / eta``
+for several).
 """
 
 from __future__ import annotations
@@ -50,7 +62,8 @@ from .integrate import _controller, _resolve_solver, _time_grid, result_code
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
-__all__ = ["CentralFlow", "central_flow", "sharpness_and_direction", "sharpness_gradient", "multiplier"]
+__all__ = ["CentralFlow", "central_flow", "sharpness_and_direction", "sharpness_gradient", "curvature_gradients", "multiplier",
+           "covariance"]
 
 
 def _flat_loss(problem: Problem, unravel):
@@ -80,14 +93,20 @@ def sharpness_and_direction(problem: Problem, layers) -> tuple[jax.Array, jax.Ar
 
 def sharpness_gradient(problem: Problem, layers, u: jax.Array) -> jax.Array:
     """``grad S = D^3 L(w)[u, u]``: the gradient of ``w -> u^T H(w) u`` at fixed unit ``u`` (flattened)."""
+    return curvature_gradients(problem, layers, jnp.asarray(u)[:, None])[0, 0]
+
+
+def curvature_gradients(problem: Problem, layers, U: jax.Array) -> jax.Array:
+    """``G[i, j] = grad_w (u_i^T H(w) u_j) = D^3 L(w)[u_i, u_j]`` at fixed orthonormal columns ``u_i`` of ``U``
+    (flattened like the layers): shape ``(k, k, n)``, symmetric in ``i, j``."""
     flat, unravel = ravel_pytree(layers)
-    u = jax.lax.stop_gradient(u)
+    U = jax.lax.stop_gradient(U)
     grad = jax.grad(_flat_loss(problem, unravel))
 
-    def curvature_along_u(v):
-        return jnp.vdot(u, jax.jvp(grad, (v,), (u,))[1])
+    def restricted_hessian(v):  # U^T H(v) U
+        return jax.vmap(lambda u: jax.jvp(grad, (v,), (u,))[1])(U.T) @ U
 
-    return jax.grad(curvature_along_u)(flat)
+    return jax.jacrev(restricted_hessian)(flat)
 
 
 def multiplier(g: jax.Array, grad_s: jax.Array, excess=0.0, rate=0.0) -> jax.Array:
@@ -96,34 +115,70 @@ def multiplier(g: jax.Array, grad_s: jax.Array, excess=0.0, rate=0.0) -> jax.Arr
     return 2.0 * (-jnp.vdot(g, grad_s) + rate * excess) / jnp.maximum(jnp.vdot(grad_s, grad_s), 1e-300)
 
 
-class CentralFlow(eqx.Module):
-    """The central flow's vector field on the layers, in one phase: ``active=False`` is the gradient flow,
-    ``active=True`` the flow constrained to ``S = 2 / eta`` (see the module docstring).
+def covariance(g: jax.Array, G: jax.Array, excess: jax.Array, rate=0.0) -> tuple[jax.Array, jax.Array]:
+    """``(X, drift)`` on a ``k``-dimensional unstable eigenspace with orthonormal basis ``U`` (``Sigma = U X U^T``).
 
-    ``__call__(t, y, args)`` as diffrax wants; ``parts(y)`` gives ``(S, lambda_2, push, sigma^2, grad L, grad S)``
-    (flattened gradients) with ``push = <-grad L, grad S>`` (the constraint is kept while it is positive).
+    Along ``dw/dt = -g - drift`` with ``drift = (1/2) grad <H, Sigma> = (1/2) sum_ij X_ij G[i, j]``, the
+    restricted Hessian ``M = U^T H U`` moves as ``dM_ij/dt = <G[i, j], dw/dt>``; ``X`` (symmetric) solves the
+    ``k (k + 1) / 2`` linear equations ``dM/dt = -rate * excess`` (``excess = M - (2 / eta) I``). With ``k = 1``
+    this is :func:`multiplier`: ``X = sigma^2``, ``drift = (sigma^2 / 2) grad S``."""
+    k = G.shape[0]
+    iu, ju = np.triu_indices(k)
+    Gp = G[iu, ju]  # (m, n): the distinct G[i, j], i <= j
+    twice = np.where(iu == ju, 1.0, 2.0)  # X_ij and X_ji both appear in the sum
+    A = 0.5 * (Gp @ Gp.T) * twice[None, :]
+    x = jnp.linalg.solve(A, -(Gp @ g) + rate * excess[iu, ju])
+    X = jnp.zeros((k, k), x.dtype).at[iu, ju].set(x).at[ju, iu].set(x)
+    return X, 0.5 * (twice * x) @ Gp
+
+
+def _eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Array]:
+    """``(lam, U)``: the ``max(k + 1, 2)`` largest Hessian eigenvalues (descending) and the unit eigenvectors of the
+    ``k`` largest (columns). ``k <= 1`` as :func:`sharpness_and_direction` (dense or Lanczos); ``k >= 2`` from the
+    dense Hessian (Lanczos from one start vector cannot resolve an eigenvalue held at multiplicity ``k``)."""
+    if k <= 1:
+        S, u, second = sharpness_and_direction(problem, layers)
+        return jnp.stack([S, second]), u[:, None][:, :k]
+    flat, unravel = ravel_pytree(layers)
+    lam, V = jnp.linalg.eigh(jax.hessian(_flat_loss(problem, unravel))(flat))
+    lam = jnp.concatenate([lam[::-1], jnp.full(max(0, k + 1 - lam.shape[0]), -jnp.inf)])
+    return lam[: k + 1], V[:, ::-1][:, :k]
+
+
+class CentralFlow(eqx.Module):
+    """The central flow's vector field on the layers, in one phase: ``unstable = 0`` is the gradient flow,
+    ``unstable = k >= 1`` the flow constrained to hold the ``k`` largest Hessian eigenvalues at ``2 / eta``
+    (``Sigma`` supported on their eigenspace; see the module docstring).
+
+    ``__call__(t, y, args)`` as diffrax wants; ``parts(y)`` gives ``(lam, X, release, g, drift)``: the
+    ``max(k + 1, 2)`` largest eigenvalues, ``X`` (``k x k``), the smallest eigenvalue of ``X`` without the restoring
+    term (the constraint lets go where it falls to 0; ``2 <-grad L, grad S> / ||grad S||^2`` for ``k = 1``), the
+    flattened gradient and ``(1/2) grad <H, Sigma>``.
     """
 
     problem: Problem
     eta: jax.Array
-    active: bool = eqx.field(static=True, default=False)
+    unstable: int = eqx.field(static=True, default=0)
     kind: ClassVar[str] = "central_flow"
     discrete_kind: ClassVar[str] = "gradient_descent"
 
     def parts(self, y):
-        S, u, second = sharpness_and_direction(self.problem, y)
+        k = int(self.unstable)
+        lam, U = _eigenpairs(self.problem, y, k)
         g = ravel_pytree(network_gradient(self.problem, y))[0]
-        gs = sharpness_gradient(self.problem, y, u)
-        push = -jnp.vdot(g, gs)
-        s2 = multiplier(g, gs, S - 2.0 / self.eta, 1.0 / self.eta)
-        return S, second, push, s2, g, gs
+        if k == 0:
+            return lam, jnp.zeros((0, 0)), jnp.asarray(jnp.inf), g, jnp.zeros_like(g)
+        G = curvature_gradients(self.problem, y, U)
+        X, drift = covariance(g, G, jnp.diag(lam[:k] - 2.0 / self.eta), 1.0 / self.eta)
+        X0 = covariance(g, G, jnp.zeros((k, k)))[0]
+        return lam, X, jnp.linalg.eigvalsh(X0)[0], g, drift
 
     def __call__(self, t, y, args=None):
-        if not self.active:
+        if not self.unstable:
             return jax.tree_util.tree_map(jnp.negative, network_gradient(self.problem, y))
         _, unravel = ravel_pytree(y)
-        _, _, _, s2, g, gs = self.parts(y)
-        return unravel(-(g + 0.5 * s2 * gs))
+        _, _, _, g, drift = self.parts(y)
+        return unravel(-(g + drift))
 
     def depth_of(self, y) -> int:
         return len(y)
@@ -133,13 +188,13 @@ class CentralFlow(eqx.Module):
 
     def event(self, y) -> jax.Array:
         """The function of the layers whose sign change ends this phase: ``S - 2/eta`` (rising through 0) for the
-        gradient flow; ``min(push, 2/eta - lambda_2)`` (falling through 0: the constraint lets go, or a second
-        eigenvalue reaches ``2 / eta``) for the active phase."""
+        gradient flow; ``min(release, 2/eta - lambda_{k+1})`` (falling through 0: the constraint lets go, or one more
+        eigenvalue reaches ``2 / eta``) for a constrained phase."""
         threshold = 2.0 / self.eta
-        if not self.active:
+        if not self.unstable:
             return sharpness_and_direction(self.problem, y)[0] - threshold
-        _, second, push = self.parts(y)[:3]
-        return jnp.minimum(push, threshold - second)
+        lam, _, release = self.parts(y)[:3]
+        return jnp.minimum(release, threshold - lam[self.unstable])
 
 
 @eqx.filter_jit
@@ -150,7 +205,7 @@ def _phase(field: CentralFlow, y0, t0, t1, ts, solver, controller, max_steps, ro
     flat0, unravel = ravel_pytree(y0)
     term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
     event = diffrax.Event(lambda t, y, args, **kw: field.event(unravel(y)),
-                          root_finder=optx.Bisection(rtol=root_tol, atol=root_tol), direction=not field.active)
+                          root_finder=optx.Bisection(rtol=root_tol, atol=root_tol), direction=not field.unstable)
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.clip(ts, t0, t1)), diffrax.SubSaveAt(t1=True)])
     sol = diffrax.diffeqsolve(term, solver, t0=t0, t1=t1, dt0=None, y0=flat0, saveat=saveat,
                               stepsize_controller=controller, max_steps=max_steps, throw=False, event=event)
@@ -161,10 +216,13 @@ def _phase(field: CentralFlow, y0, t0, t1, ts, solver, controller, max_steps, ro
 
 
 @eqx.filter_jit
-def _diagnose(problem: Problem, eta, layers):
-    """``(S, sigma^2, push, lambda_2)`` at saved layers (leading axis: saves)."""
-    S, second, push, s2, _, _ = jax.vmap(CentralFlow(problem, eta, True).parts)(layers)
-    return S, s2, push, second
+def _diagnose(problem: Problem, eta, layers, unstable: int = 1):
+    """``(S, tr X, release, lambda_{k+1})`` at saved layers (leading axis: saves) in the phase holding ``unstable``
+    eigenvalues (``lambda_2`` when ``unstable == 0``)."""
+    def one(y):
+        lam, X, release = CentralFlow(problem, eta, unstable).parts(y)[:3]
+        return lam[0], jnp.trace(X), release, lam[max(unstable, 1)]
+    return jax.vmap(one)(layers)
 
 
 def _bucketed(rows: np.ndarray, fill) -> jax.Array:
@@ -198,11 +256,12 @@ def central_flow(
     this run is not itself traceable by ``jax.jit``).
 
     Returns a :class:`~linflow.Trajectory` of kind ``central_flow`` whose ``extras`` hold, per save,
-    ``sharpness`` (``S``), ``sigma2`` (the multiplier ``sigma^2``, 0 where the constraint is off: the
-    predicted variance of GD's oscillation along the top eigenvector) and ``active`` (1.0 where it is on);
-    ``stats`` add ``switches`` (phase changes), ``activated_at`` (first time the constraint switched on,
-    -1.0 if never) and ``several_unstable`` (1 where a second eigenvalue reached ``2 / eta``: the run
-    stops there with ``status == "failed"``, a case this version does not solve).
+    ``sharpness`` (``S``), ``sigma2`` (``tr Sigma``: the multiplier ``sigma^2`` with one held eigenvalue, 0 where
+    the constraint is off; the predicted variance of GD's oscillation), ``active`` (1.0 where the constraint is
+    on) and ``unstable`` (the number ``k`` of eigenvalues held at ``2 / eta``); ``stats`` add ``switches``
+    (phase changes), ``activated_at`` (first time the constraint switched on, -1.0 if never), ``max_unstable``
+    (the largest ``k``) and ``several_unstable`` (1 where a second eigenvalue reached ``2 / eta`` on a network
+    above :data:`DENSE_MAX_PARAMS` parameters: the run stops there with ``status == "failed"``).
 
     Raises ValueError when the start is already past the threshold (``S(w0) > 2 / eta``: GD is unstable
     from its first step; the catapult regime, see :mod:`linflow.catapult`).
@@ -228,47 +287,59 @@ def central_flow(
                          f"takes fixed steps")
     controller = _controller(solver, spec, name, None, rtol, atol, None)
     eta_a = _checks.f64(eta)
-    S0, _, push0, _ = (float(x[0]) for x in _diagnose(problem, eta_a, tuple(w[None] for w in layers0)))
+    at = lambda y, k: tuple(float(x[0]) for x in _diagnose(problem, eta_a, tuple(w[None] for w in y), k))  # noqa: E731
+    S0, _, push0, _ = at(layers0, 1)
     if S0 > 2.0 / eta * (1 + 1e-9):
         raise ValueError(f"the start is past the stability threshold: S(w0) = {S0:.6g} > 2 / eta = {2 / eta:.6g}; "
                          f"GD is unstable from its first step (catapult or divergence), where no central flow applies")
-    active = S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0
-    n, unravel = len(ts), ravel_pytree(layers0)[1]
-    Y, phase_of, filled = np.zeros((n, ravel_pytree(layers0)[0].size)), np.zeros(n), np.zeros(n, bool)
-    t, y, used, switches, code, several = 0.0, layers0, np.zeros(3, np.int64), 0, 0, 0
-    activated_at = 0.0 if active else -1.0
+    k = int(S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0)  # eigenvalues held at 2 / eta in the current phase
+    flat0, unravel = ravel_pytree(layers0)
+    n, dense = len(ts), flat0.size <= DENSE_MAX_PARAMS
+    Y, phase_of, filled = np.zeros((n, flat0.size)), np.zeros(n, np.int64), np.zeros(n, bool)
+    t, y, used, switches, code, several, most = 0.0, layers0, np.zeros(3, np.int64), 0, 0, 0, k
+    activated_at = 0.0 if k else -1.0
     while True:
-        t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, active), y, _checks.f64(t),
+        t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, k), y, _checks.f64(t),
                                                _checks.f64(t1), _bucketed(ts, t1), solver, controller,
                                                max_steps, 1e-12)
         t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)[:n]
         used += np.asarray(stats)
         inside = (ts >= t) & (ts <= t_end) & np.all(np.isfinite(ys), axis=1) & ~filled
-        Y[inside], phase_of[inside], filled[inside] = ys[inside], float(active), True
+        Y[inside], phase_of[inside], filled[inside] = ys[inside], k, True
         if code != 0 or not fired or t_end >= t1:
             break
         if used[0] >= max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
             code = STATUSES.index("max_steps")
             break
-        if active and float(_diagnose(problem, eta_a, tuple(w[None] for w in unravel(y_end)))[3][0]) >= 2.0 / eta * (1 - 1e-6):
-            several, code = 1, STATUSES.index("failed")
-            break
         if switches >= max_switches:
             code = STATUSES.index("failed")
             break
-        active, switches, t, y = not active, switches + 1, t_end, unravel(y_end)
-        if active and activated_at < 0:
+        y = unravel(y_end)
+        if k == 0:
+            k = 1
+        elif at(y, k)[3] >= 2.0 / eta * (1 - 1e-6):  # one more eigenvalue reached 2 / eta
+            if not dense:  # Lanczos from one start vector cannot follow a repeated eigenvalue
+                several, code = 1, STATUSES.index("failed")
+                break
+            k += 1
+        else:  # the constraint lets go of one direction
+            k -= 1
+        switches, t, most = switches + 1, t_end, max(most, k)
+        if k and activated_at < 0:
             activated_at = t
     stop = n if filled.all() else int(np.argmin(filled))
     if stop < n and code == 0:
         code = STATUSES.index("failed")
     layers = jax.vmap(unravel)(jnp.asarray(Y))
-    S, s2, _, _ = (x[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_bucketed(Y, None))))
-    on = jnp.asarray(phase_of)
+    S, s2 = np.zeros(n), np.zeros(n)
+    for j in np.unique(phase_of):  # each phase's diagnostics with its own number of held eigenvalues
+        S_j, s2_j = (np.asarray(x)[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_bucketed(Y, None)), int(j))[:2])
+        S, s2 = np.where(phase_of == j, S_j, S), np.where(phase_of == j, s2_j, s2)
     stats = {"num_steps": used[0], "num_accepted_steps": used[1], "num_rejected_steps": used[2],
              "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": switches,
-             "several_unstable": several, "activated_at": activated_at}
+             "several_unstable": several, "max_unstable": most, "activated_at": activated_at}
     return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, _observe_layers(problem, layers),
                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
                             t1=jnp.asarray(t1), solver=name,
-                            extras={"sharpness": S, "sigma2": jnp.where(on > 0, s2, 0.0), "active": on})
+                            extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
+                                    "active": jnp.asarray(phase_of > 0, float), "unstable": jnp.asarray(phase_of, float)})
