@@ -62,3 +62,26 @@ def test_section8_quick_on_the_real_images():
     # both networks start from the same function: equal initial losses
     np.testing.assert_allclose(loss[:, 0, :, 0], loss[:, 1, :, 0], rtol=1e-6)
     json.loads(json.dumps(summary))
+
+
+def test_iterations_count_from_where_the_loss_stays_below_the_target():
+    """A noisy SGD curve that dips under a target and comes back above it has not reached it yet."""
+    import xarray as xr
+
+    from linflow import section8
+
+    its = np.arange(0, 120, 20)
+    original = [2.0, 0.25, 0.6, 0.28, 0.2, 0.12]  # dips under 0.3 at 20, stays under from 60
+    over = [2.0, 0.7, 0.29, 0.2, 0.14, 0.09]  # stays under 0.3 from 40
+    loss = np.broadcast_to(np.array([original, over])[None, :, None, :], (len(section8.CONFIGS), 2, 1, len(its)))
+    ds = xr.Dataset({"train_loss": (("config", "network", "seed", "iteration"), loss)},
+                    coords={"config": list(section8.CONFIGS), "network": ["original", "overparameterized"],
+                            "seed": [0], "iteration": its, "target": list(section8.TARGETS)})
+    ds = section8.with_iterations(ds)
+    reach = ds.iterations_to_target.sel(config="momentum", seed=0)
+    assert float(reach.sel(network="original", target=0.3)) == 60 and float(reach.sel(network="overparameterized",
+                                                                                           target=0.3)) == 40
+    assert float(ds.speedup.sel(config="momentum", seed=0, target=0.3)) == 1.5
+    assert np.isinf(float(reach.sel(network="original", target=0.1)))  # never below 0.1
+    assert np.isnan(float(ds.speedup.sel(config="momentum", seed=0, target=0.1)))  # not reached by both: no ratio
+    assert "stays <= the target" in section8.ITERATIONS_RULE
