@@ -87,6 +87,9 @@ def test_linflow_compare_quick(tmp_path, capsys):
     # nothing diverged on the quick grid: the observed threshold is null, and its status says why
     assert summary["stability_eta_observed"] is None
     assert summary["stability_eta_observed_status"].startswith("none: GD neither diverged nor oscillated")
+    # the study's own report: settings and one entry per eta
+    assert len(summary["etas"]) == len(summary["outcomes"]) == len(summary["regime_per_eta"]) == 3
+    assert summary["t1"] == 4.0 and summary["problem"] and summary["outcomes"] == ["ok"] * 3
     ds = xr.open_dataset(tmp_path / "compare.nc", engine="scipy")
     assert set(ds.dims) >= {"eta", "t"} and ds.sizes["eta"] == 3
 
@@ -100,6 +103,8 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
                             "step_size.png", "accuracy_summary.json"])
     summary = strict_json(tmp_path / "accuracy_summary.json")
     assert summary["table"]["dopri8"]["9"]["rms_error"] < 1e-7 and summary["table"]["dopri8"]["9"]["status"] == "ok"
+    assert summary["flow"] == "layers" and summary["case"].startswith("exact") and summary["reference"].startswith("exact")
+    assert set(summary["table"]) == {"euler", "tsit5", "dopri8", "scipy_RK45"} and summary["t1"] > 0
 
 
 def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):

@@ -33,7 +33,7 @@ from .integrate import SOLVERS, result_code, solve
 from .problems import Problem
 from .trajectory import STATUSES
 
-__all__ = ["work_precision", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
+__all__ = ["work_precision", "summary", "table", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
 
 DEFAULT_SOLVERS = _catalog.ACCURACY_SOLVERS
 SCIPY_SOLVERS = _catalog.SCIPY_SOLVERS
@@ -333,6 +333,23 @@ def _scipy_row(rec, i, rhs, ts, method, tolerances, repeats, ref) -> None:
         final, rms = _errors(w, ref)
         rec.put(i, j, final_error=final, rms_error=rms, nfev=sol.nfev, wall_time=best, rtol=rtol, atol=atol,
                 status="ok" if ok else f"failed: {sol.message}")
+
+
+def summary(ds: xr.Dataset) -> dict:
+    """The JSON document of a :func:`work_precision` Dataset: the flow, horizon and reference, and per solver and
+    tolerance exponent ``k`` the RMS and final errors, ``nfev``, wall time and status (NaN stays NaN here; the
+    writers put ``null``)."""
+    def cell(name, i):
+        row = ds.sel(solver=name)
+        return {"rms_error": float(row.rms_error.values[i]), "final_error": float(row.final_error.values[i]),
+                "nfev": float(row.nfev.values[i]), "wall_time_s": float(row.wall_time.values[i]),
+                "status": str(row.status.values[i])}
+
+    return {**({"case": ds.attrs["case"]} if "case" in ds.attrs else {}), "flow": ds.attrs["flow"],
+            "t1": float(ds.attrs["t1"]), "reference": ds.attrs["reference"],
+            "reference_error_estimate": float(ds.attrs["reference_error_estimate"]),
+            "table": {str(name): {str(int(k)): cell(name, i) for i, k in enumerate(ds.tolerance.values)}
+                      for name in ds.solver.values}}
 
 
 def table(ds: xr.Dataset, levels: Sequence[int] | None = None) -> str:

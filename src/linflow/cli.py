@@ -136,13 +136,7 @@ def cmd_compare(args) -> int:
     paths = [_io.write_netcdf(ds, out / "compare.nc")]
     for name, make in plot.COMPARE_FIGURES.items():
         paths.append(_io.write_figure(make(ds), out / f"{name}.png"))
-    summary = {"problem": ds.attrs["problem"], "init": ds.attrs["init"], "depth": ds.attrs["depth"],
-               "t1": args.t1, "etas": [float(e) for e in ds.eta.values], "wall_time_s": round(elapsed, 3),
-               **comparison.summary(ds),
-               "outcomes": [str(o) for o in ds.gd_outcome.values],
-               "regime_per_eta": [str(r) for r in ds.regime.values],
-               "central_flow_status": [str(c) for c in ds.central_status.values],
-               "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
+    summary = {**comparison.report(ds), "wall_time_s": round(elapsed, 3)}
     paths.append(_io.write_json(summary, out / "compare_summary.json"))
     print(comparison.summary_text(ds))
     print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
@@ -175,15 +169,7 @@ def cmd_accuracy(args) -> int:
              _io.write_figure(plot.work_precision_time(ds), out / "work_precision_time.png"),
              _io.write_figure(plot.step_size_figure(steps), out / "step_size.png")]
     levels = [k for k in (tolerances[0], tolerances[len(tolerances) // 2], tolerances[-1])]
-    summary = {"case": ds.attrs["case"], "flow": args.flow, "t1": t1, "wall_time_s": round(elapsed, 3),
-               "reference": ds.attrs["reference"], "reference_error_estimate": ds.attrs["reference_error_estimate"],
-               "table": {str(name): {str(int(k)): {"rms_error": float(ds.rms_error.sel(solver=name).values[i]),
-                                                   "final_error": float(ds.final_error.sel(solver=name).values[i]),
-                                                   "nfev": float(ds.nfev.sel(solver=name).values[i]),
-                                                   "wall_time_s": float(ds.wall_time.sel(solver=name).values[i]),
-                                                   "status": str(ds.status.sel(solver=name).values[i])}
-                                        for i, k in enumerate(ds.tolerance.values)}
-                         for name in ds.solver.values}}
+    summary = {**accuracy.summary(ds), "wall_time_s": round(elapsed, 3)}
     paths.append(_io.write_json(summary, out / "accuracy_summary.json"))
     print(f"case {ds.attrs['case']}\n")
     print(accuracy.table(ds, levels))

@@ -44,7 +44,7 @@ from .init import balancedness, end_to_end, imbalance
 from .integrate import end_to_end_flow, gradient_flow, modified_flow
 from .problems import Problem
 
-__all__ = ["compare", "fit_order", "summary", "summary_text", "REGIMES"]
+__all__ = ["compare", "fit_order", "summary", "report", "summary_text", "REGIMES"]
 
 #: regimes of GD per learning rate (``ds.regime``); the rule is :data:`REGIME_RULE`
 REGIMES = ("follows the flow", "edge of stability", "catapult", "diverged", "unclassified")
@@ -541,6 +541,19 @@ def summary(ds: xr.Dataset) -> dict:
         out["regimes"] = "; ".join(f"eta {e:g}: {r}" for e, r in zip(etas, ds.regime.values))
         out["regime_rule"] = REGIME_RULE
     return out
+
+
+def report(ds: xr.Dataset) -> dict:
+    """The JSON document of a :func:`compare` Dataset: its settings, :func:`summary` and the outcome per eta."""
+    per_eta = {"outcomes": [str(o) for o in ds.gd_outcome.values],
+               "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
+    if "regime" in ds:
+        per_eta["regime_per_eta"] = [str(r) for r in ds.regime.values]
+    if "central_status" in ds:
+        per_eta["central_flow_status"] = [str(c) for c in ds.central_status.values]
+    settings = {k: ds.attrs[k] for k in ("problem", "init") if k in ds.attrs}
+    return {**settings, "depth": int(ds.attrs["depth"]), "t1": float(ds.attrs["t1"]),
+            "etas": [float(e) for e in ds.eta.values], **summary(ds), **per_eta}
 
 
 def summary_text(ds: xr.Dataset) -> str:
