@@ -215,7 +215,7 @@ def fig3(data=None, quick: bool = False):
                                                 steps, l0, targets, narrow=not quick)
                     base = cells[(name, p, N)] if N == 1 else base
     ds = _dataset(cells, configs, depths, seeds, meta)
-    summary = _summary(ds, meta, data is None, quick)
+    summary = _summary(ds, meta, data is None)
     summary["data"] = list(dict.fromkeys(descs))
     return ds, summary, {"fig3": figure(ds, summary["data"])}
 
@@ -268,7 +268,7 @@ def _speedups(ds: xr.Dataset):
         return (base / ds.iterations).transpose(*ds.iterations.dims)
 
 
-def _summary(ds: xr.Dataset, meta: dict, synthetic: bool, quick: bool) -> dict:
+def _summary(ds: xr.Dataset, meta: dict, synthetic: bool) -> dict:
     sp = _speedups(ds)
     out = {"targets_fraction": list(TARGETS), "depths": ds.depth.values.tolist(), "seeds": ds.seed.values.tolist(),
            "start_norm": START_NORM, "eta_grids": {k: list(v) for k, v in ETA_GRID.items()},

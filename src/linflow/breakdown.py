@@ -130,12 +130,12 @@ def fig2(data=None, quick: bool = False):
         coords={"p": list(ps), "depth": list(depths), "width": widths, "eta": etas, "t": times},
         attrs={"horizon_T": T, "start_norm": START_NORM,
                "distance_rel": "max_t ||W_e^GD(t) - W_e^Eq10(t)||_F / max_t ||W_e^Eq10(t)||_F (nan: a run diverged)"})
-    summary = _summary(ds, quick, data is None)
+    summary = _summary(ds, data is None)
     summary["data"] = descs
     return ds, summary, {"fig2": _figure(ds, summary, descs)}
 
 
-def _summary(ds: xr.Dataset, quick: bool, synthetic: bool) -> dict:
+def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
     etas = ds.eta.values
     small = etas <= PAPER_ETA * (1 + 1e-9)
     out = {"horizon_T": float(ds.attrs["horizon_T"]), "start_norm": START_NORM, "eta_grid": etas.tolist(),
