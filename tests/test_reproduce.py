@@ -122,10 +122,10 @@ def _speedup_case(l4_depth2: float, l2_depth2: float, depth2_l4_its: float = Non
 def test_fig3_verdict_rule_on_constructed_speedups(l4, l2, expected):
     from linflow import acceleration
 
-    s = acceleration._summary(_speedup_case(l4, l2), {}, synthetic=False, quick=True)
+    s = acceleration._summary(_speedup_case(l4, l2), {}, synthetic=False)
     assert s["verdict"] == expected
     assert ("holds in no configuration" in s["orders_of_magnitude"]) == (l4 < acceleration.FACTOR)
-    assert acceleration._summary(_speedup_case(l4, l2), {}, synthetic=True, quick=True)["verdict"] == (
+    assert acceleration._summary(_speedup_case(l4, l2), {}, synthetic=True)["verdict"] == (
         "not applicable: synthetic data")
 
 
@@ -140,7 +140,7 @@ def test_fig3_a_diverging_run_is_never_chosen_and_never_agrees():
     its, best = acceleration._best(iters, loss, acceleration._acceptable(loss, ok, 1.0), [0.3])
     assert best.tolist() == [1] and its.tolist() == [3.0]
     # no acceptable deep run: no speed-up to report, so no "agrees" (depth 2 inf iterations)
-    s = acceleration._summary(_speedup_case(30.0, 1.0, depth2_l4_its=np.inf), {}, synthetic=False, quick=True)
+    s = acceleration._summary(_speedup_case(30.0, 1.0, depth2_l4_its=np.inf), {}, synthetic=False)
     assert s["verdict"] == "differs"
     assert acceleration.predicted_iterations(4.0, 50.0) == 100.0
 
