@@ -54,6 +54,22 @@ def test_overview_reports_a_diverging_learning_rate():
     assert summary["runs"][0]["gd_message"] == str(ds.gd_message.values[0]) and summary["t1"] == 1.0
 
 
+def test_overview_is_the_plain_configuration_of_compare():
+    """``linflow run``'s study is compare without curvature, modified flows or central flow, etas in the given order."""
+    from linflow import comparison
+
+    prob, layers = problems.synthetic(m=50, d=3), init.balanced((3, 2, 1), 0.2)
+    ds = overview.overview(prob, layers, [0.1, 0.05], 1.0, points=11)
+    assert list(ds.eta.values) == [0.1, 0.05] and "sharpness" not in ds and "regime" not in ds
+    # the stored distances are those of the stored end-to-end matrices (recomputed here), Theorem 1 holds
+    gd_dev = np.sqrt(np.sum((ds.gd_end_to_end.values - ds.flow_end_to_end.values[None]) ** 2, axis=(-2, -1)))
+    np.testing.assert_allclose(ds.gd_deviation.values, gd_dev, rtol=1e-12, atol=1e-15)
+    assert float(ds.theorem1_gap.max()) < 1e-6 * float(np.abs(ds.flow_end_to_end.values).max())
+    assert list(ds.gd_status.values) == ["ok", "ok"] and list(ds.eq10_status.values) == ["ok", "ok"]
+    with pytest.raises(ValueError, match="pass orders=\\(\\) and central=False"):
+        comparison.compare(prob, layers, [0.1], 1.0, points=11, curvature=False)
+
+
 def test_atomic_write_leaves_nothing_on_interrupt(tmp_path):
     target = tmp_path / "result.nc"
     target.write_text("old")

@@ -38,11 +38,12 @@ import xarray as xr
 from . import _checks, _runs
 from .central import central_flow
 from .curvature import hessian_extremes, sharpness
-from .descent import EulerRule, iterate, steps_per_save
-from .fields import MODIFIED_FIELDS, EndToEndFlow, hessian_vector_product, layer_gradients, network_gradient
+from .descent import EulerRule, descend_on_grid, iterate, steps_per_save
+from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, hessian_vector_product, layer_gradients, network_gradient
 from .init import balancedness, end_to_end, imbalance
 from .integrate import end_to_end_flow, gradient_flow, modified_flow
 from .problems import Problem
+from .trajectory import _descent_message
 
 __all__ = ["compare", "fit_order", "summary", "report", "summary_text", "REGIMES"]
 
@@ -112,11 +113,15 @@ class _GDDiagnosticRule(eqx.Module):
 
 @eqx.filter_jit
 def _descend_etas(rule, observe, state0, etas, per_save, n_saves: int):
-    """:func:`~linflow.descent.iterate` for every eta (its own steps per save), with ``observe`` of the saves."""
-    def one(eta, every):
+    """:func:`~linflow.descent.iterate` for every eta (its own steps per save), with ``observe`` of the saves.
+
+    One compiled computation; the etas run one after the other (``jax.lax.map``), each for its own number of
+    steps (a ``jax.vmap`` would run every eta for the smallest eta's count)."""
+    def one(args):
+        eta, every = args
         saves, bad_at = iterate(rule, state0, eta, every, n_saves)
         return observe(saves), bad_at
-    return jax.vmap(one)(etas, per_save)
+    return jax.lax.map(one, (etas, per_save))
 
 
 @jax.jit
@@ -188,6 +193,7 @@ def compare(
     modified_max_steps: int = 20_000,
     lanczos_iters: int = 64,
     central: bool = True,
+    curvature: bool = True,
     progress=None,
 ) -> xr.Dataset:
     """Gradient descent, Eq. 10, the flows and the modified flows for every eta, on one time grid.
@@ -208,6 +214,9 @@ def compare(
         lanczos_iters: Lanczos steps for the Hessian extremes.
         central: run the central flow for the etas above the predicted threshold (networks of at most
             :data:`CENTRAL_MAX_PARAMS` parameters; otherwise recorded as skipped, with the reason).
+        curvature: the sharpness and the first-order bound along the flow (Lanczos at every save), which the
+            modified flows, the regimes and the central flow need. ``curvature=False, orders=(), central=False``
+            is the plain side-by-side of the four runs (:func:`linflow.overview.overview`).
         progress: optional callable ``progress(label)`` called after each stage.
 
     Returns:
@@ -228,30 +237,36 @@ def compare(
     etas, orders = _checked_etas(etas), tuple(orders)
     if any(o not in MODIFIED_FIELDS for o in orders):
         raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
+    if not curvature and (orders or central):
+        raise ValueError(f"curvature=False leaves out the sharpness that the modified flows (orders = {orders}) and "
+                         f"the central flow (central = {central}) need: pass orders=() and central=False")
     per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
     tick = progress or (lambda label: None)
     ts = np.linspace(0.0, t1, points)
     flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol)
     lf, ef, caught = _flows(problem, layers0, t1, flow_opts, max_steps)
     tick("flows")
-    curv = _curvature(problem, lf, ts, lanczos_iters)
-    tick("curvature along the flow")
-    runs = _discrete_runs(problem, layers0, etas, per_save, points, tick)
-    stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
+    if curvature:
+        curv = _curvature(problem, lf, ts, lanczos_iters)
+        tick("curvature along the flow")
+    runs = (_discrete_runs if curvature else _plain_runs)(problem, layers0, etas, per_save, points, tick)
     modified = {}
-    for order in orders:
-        modified[order] = _modified_flows(problem, layers0, etas, stable, order, t1,
-                                          dict(flow_opts, max_steps=modified_max_steps))
-        tick(f"modified flow, order {order}")
+    if curvature:
+        stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
+        for order in orders:
+            modified[order] = _modified_flows(problem, layers0, etas, stable, order, t1,
+                                              dict(flow_opts, max_steps=modified_max_steps))
+            tick(f"modified flow, order {order}")
     data = _deviations(lf, ef, runs, modified, per_save)
-    data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
-    data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
-    data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
-    data.update(_per_eta(runs, etas, data, modified))
-    data.update(_past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
-                                lanczos_iters))
-    tick("central flows" if central else "regimes")
-    data["regime"] = (("eta",), _regimes(etas, stable, data))
+    data.update(_per_eta(runs, etas, data, modified, ts))
+    if curvature:
+        data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
+        data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
+        data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
+        data.update(_past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
+                                    lanczos_iters))
+        tick("central flows" if central else "regimes")
+        data["regime"] = (("eta",), _regimes(etas, stable, data))
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
     ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
     ds.attrs.update(_flatten(summary(ds)))
@@ -302,10 +317,28 @@ def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
     (eq_w, eq_loss, _), eq_bad = _descend_etas(EulerRule(e2e_field), e2e_field.observe, end_to_end(layers0), eta_arr,
                                                every_arr, points - 1)
     tick("end-to-end descent (Eq. 10)")
-    return {"gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
+    return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
             "gd_last": tuple(np.asarray(w) for w in gd_obs.pop("last_update")),
             "gd": {k: np.asarray(v) for k, v in gd_obs.items()}, "gd_bad": np.asarray(gd_bad),
             "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad)}
+
+
+def _plain_runs(problem, layers0, etas, per_save, points, tick) -> dict:
+    """GD and Eq. 10 for every eta without GD's diagnostics (the plain configuration: each eta its own compiled
+    loop over its own number of steps, no balancedness prediction): the same entries as :func:`_discrete_runs`
+    less ``gd_last`` and the diagnostics."""
+    t1 = float(per_save[0] * etas[0] * (points - 1))
+    gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points)
+    tick("gradient descent")
+    eq_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, len(layers0))), end_to_end(layers0), etas, t1, points)
+    tick("end-to-end descent (Eq. 10)")
+    stack = lambda runs, name: np.stack([np.asarray(getattr(r, name)) for r in runs])  # noqa: E731
+    bad = lambda runs: np.array([int(r.stats["diverged_at"]) for r in runs])  # noqa: E731
+    return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.stack([np.asarray(r.layers[j]) for r in gd_runs])
+                                                                 for j in range(len(layers0))),
+            "gd": {"end_to_end": stack(gd_runs, "end_to_end"), "loss": stack(gd_runs, "loss"),
+                   "imbalance": stack(gd_runs, "imbalance")}, "gd_bad": bad(gd_runs),
+            "eq_w": stack(eq_runs, "end_to_end"), "eq_loss": stack(eq_runs, "loss"), "eq_bad": bad(eq_runs)}
 
 
 def _modified_flows(problem, layers0, etas, stable, order, t1, options):
@@ -408,11 +441,16 @@ def _deviations(lf, ef, runs, modified, per_save) -> dict:
         flow_we = np.asarray(lf.end_to_end)
         e2e_we = np.asarray(ef.end_to_end) if ef.ok else np.full_like(flow_we, np.nan)
         we_norm, e2e_norm = float(np.max(_frob(flow_we))), float(np.nanmax(_frob(e2e_we)))
-        layer_dev = gd_mask(_tree_norm(tuple(g - f[None] for g, f in zip(runs["gd_layers"], lf.layers))))
+        layer_dev = gd_mask(_tree_norm(tuple(g - np.asarray(f)[None] for g, f in zip(runs["gd_layers"], lf.layers))))
         we_dev, eq_dev = gd_mask(_frob(gd["end_to_end"] - flow_we[None])), eq_mask(_frob(runs["eq_w"] - e2e_we[None]))
         data = {
             "flow_loss": (("t",), np.asarray(lf.loss)),
             "e2e_flow_loss": (("t",), ef.masked(ef.loss)),
+            "flow_end_to_end": (("t", "n_out", "n_in"), flow_we),
+            "e2e_flow_end_to_end": (("t", "n_out", "n_in"), e2e_we),
+            "flow_imbalance": (("t",), np.asarray(lf.imbalance)),
+            "theorem1_gap": (("t",), _frob(flow_we - e2e_we)),
+            "gd_end_to_end": (("eta", "t", "n_out", "n_in"), gd_mask(gd["end_to_end"])),
             "gd_loss": (("eta", "t"), gd_mask(gd["loss"])),
             "eq10_loss": (("eta", "t"), eq_mask(runs["eq_loss"])),
             "gd_layer_deviation": (("eta", "t"), layer_dev),
@@ -424,9 +462,10 @@ def _deviations(lf, ef, runs, modified, per_save) -> dict:
             "gd_loss_gap": (("eta", "t"), gd_mask(gd["loss"]) - np.asarray(lf.loss)[None]),
             "eq10_loss_gap": (("eta", "t"), eq_mask(runs["eq_loss"]) - ef.masked(ef.loss)[None]),
             "gd_imbalance": (("eta", "t"), gd_mask(gd["imbalance"])),
-            "gd_imbalance_predicted": (("eta", "t"), gd_mask(gd["imbalance_predicted"])),
-            "gd_imbalance_identity_error": (("eta", "t"), gd_mask(gd["imbalance_identity_error"])),
         }
+        if "imbalance_predicted" in gd:  # GD's diagnostics (not in the plain configuration)
+            data["gd_imbalance_predicted"] = (("eta", "t"), gd_mask(gd["imbalance_predicted"]))
+            data["gd_imbalance_identity_error"] = (("eta", "t"), gd_mask(gd["imbalance_identity_error"]))
         for order, (mod_layers, status) in modified.items():
             dev = gd_mask(_tree_norm(tuple(g - m for g, m in zip(runs["gd_layers"], mod_layers))))
             data[f"mod{order}_deviation"] = (("eta", "t"), dev)
@@ -435,13 +474,28 @@ def _deviations(lf, ef, runs, modified, per_save) -> dict:
     return data
 
 
-def _per_eta(runs, etas, data, modified) -> dict:
-    """GD's outcome per eta (diverged, oscillating: a period-2 orbit or its onset, ok) and the maxima over t."""
+def _status(kind: str, bad: np.ndarray, etas: np.ndarray, per_save: np.ndarray, ts: np.ndarray) -> dict:
+    """``{kind}_status`` (ok or diverged) and ``{kind}_message`` (where, as a Trajectory says it) per eta."""
+    name = "gd" if kind == "gradient_descent" else "eq10"
+    status, message = [], []
+    for b, eta, every in zip(bad, etas, per_save):
+        status.append("ok" if b < 0 else "diverged")
+        keep = int(np.sum(every * np.arange(len(ts)) < b)) if b >= 0 else len(ts)
+        message.append("" if b < 0 else _descent_message(kind, float(eta), ts, keep, {"diverged_at": int(b)}))
+    return {f"{name}_status": (("eta",), np.array(status, dtype=str)),
+            f"{name}_message": (("eta",), np.array(message, dtype=str))}
+
+
+def _per_eta(runs, etas, data, modified, ts) -> dict:
+    """GD's outcome per eta (diverged, oscillating: a period-2 orbit or its onset, ok), the statuses of GD and
+    Eq. 10 with their messages, and the maxima over t."""
     gd, gd_bad, eq_bad = runs["gd"], runs["gd_bad"], runs["eq_bad"]
     last = {k: v[:, -1] for k, v in gd.items()}
     theta_norm = _tree_norm(tuple(w[:, -1] for w in runs["gd_layers"]))
-    oscillating = ((gd_bad < 0) & (last["update_cos"] < OSCILLATION_COS) & (last["update_growth"] > OSCILLATION_GROWTH)
-                   & (last["update_norm"] > 1e-12 * (1.0 + theta_norm)))
+    oscillating = np.zeros(len(etas), bool)  # needs GD's diagnostics: never said in the plain configuration
+    if "update_cos" in last:
+        oscillating = ((gd_bad < 0) & (last["update_cos"] < OSCILLATION_COS)
+                       & (last["update_growth"] > OSCILLATION_GROWTH) & (last["update_norm"] > 1e-12 * (1.0 + theta_norm)))
     outcome = np.where(gd_bad >= 0, "diverged", np.where(oscillating, "oscillating", "ok"))
     out = {
         "gd_outcome": (("eta",), outcome.astype(str)),
@@ -451,6 +505,8 @@ def _per_eta(runs, etas, data, modified) -> dict:
         "max_deviation_rel": (("eta",), _nanmax_rows(data["gd_deviation_rel"][1])),
         "max_layer_deviation": (("eta",), _nanmax_rows(data["gd_layer_deviation"][1])),
         "max_eq10_deviation_rel": (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1])),
+        **_status("gradient_descent", gd_bad, etas, runs["per_save"], ts),
+        **_status("end_to_end_descent", eq_bad, etas, runs["per_save"], ts),
     }
     for order in modified:
         out[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))
@@ -478,8 +534,14 @@ def _settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, e
         "solver": solver,
         "rtol": rtol,
         "atol": atol,
+        "flow_status": lf.status,
+        "flow_message": lf.message,
         "flow_num_steps": int(lf.stats["num_steps"]),
+        "flow_nfev": int(lf.stats["nfev"]),
         "e2e_flow_status": ef.status,
+        "e2e_flow_message": ef.message,
+        "e2e_flow_num_steps": int(ef.stats["num_steps"]),
+        "e2e_flow_nfev": int(ef.stats["nfev"]),
         "initial_imbalance": float(lf.imbalance[0]),
         "warnings": " | ".join(str(w.message) for w in caught),
         "time_convention": "flow time t; GD iterate k sits at t = k * eta",
@@ -529,8 +591,9 @@ def summary(ds: xr.Dataset) -> dict:
     out["breakdown_eta_interpolated"] = interp_eta
     out["breakdown_status"] = ("ok" if np.isfinite(grid_eta) else
                                f"none: the relative deviation exceeds {float(ds.attrs['tol']):g} at the smallest eta")
-    out["sharpness_max"] = float(np.max(ds.sharpness.values))
-    out["stability_eta_predicted"] = 2.0 / out["sharpness_max"]
+    if "sharpness" in ds:
+        out["sharpness_max"] = float(np.max(ds.sharpness.values))
+        out["stability_eta_predicted"] = 2.0 / out["sharpness_max"]
     failed = ~ok
     out["stability_eta_observed"] = float(etas[failed].min()) if failed.any() else float("nan")
     out["stability_eta_observed_status"] = ("ok" if failed.any() else
@@ -572,8 +635,9 @@ def summary_text(ds: xr.Dataset) -> str:
         "",
         f"breakdown eta (max relative deviation of W_e <= {ds.attrs['tol']:g}): {s['breakdown_eta']:.4g} "
         f"(interpolated {s['breakdown_eta_interpolated']:.4g})",
-        f"stability threshold predicted from the flow, 2 / max_t S(t): {s['stability_eta_predicted']:.4g} "
-        f"(max sharpness {s['sharpness_max']:.4g})",
+        (f"stability threshold predicted from the flow, 2 / max_t S(t): {s['stability_eta_predicted']:.4g} "
+         f"(max sharpness {s['sharpness_max']:.4g})" if "sharpness" in ds else
+         "stability threshold predicted from the flow: not measured (curvature=False)"),
         f"stability threshold observed (smallest eta where GD diverged or oscillated): {s['stability_eta_observed']:.4g}",
         "",
         f"{'eta':>10} {'outcome':>12} {'max rel dev':>12} {'eta S/2':>9} {'max |D| GD':>11} {'|D| identity err':>17}"
@@ -582,7 +646,8 @@ def summary_text(ds: xr.Dataset) -> str:
     for i, eta in enumerate(ds.eta.values):
         row = ds.isel(eta=i)
         line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} {float(row.max_deviation_rel):>12.3e} "
-                f"{float(row.eta_sharpness_half.max()):>9.3f} {np.nanmax(row.gd_imbalance.values):>11.3e} "
+                f"{float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan:>9.3f} "
+                f"{np.nanmax(row.gd_imbalance.values):>11.3e} "
                 f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}")
         if "regime" in ds:
             s_end, dev = float(row.gd_midpoint_sharpness[-1]) * eta / 2, float(row.central_deviation_rel[-1])

@@ -114,9 +114,9 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
 
     colors = _eta_colors(fig, axes, ds.eta.values)
     ok = np.asarray(ds.gd_status.values).astype(str) == "ok"
-    ok_e2e = np.asarray(ds.e2e_descent_status.values).astype(str) == "ok"
+    ok_e2e = np.asarray(ds.eq10_status.values).astype(str) == "ok"
     scale = flow_scale(ds)
-    rel = (ds.gd_deviation.values / scale, ds.e2e_descent_deviation.values / scale)
+    rel = (ds.gd_deviation.values / scale, ds.eq10_deviation.values / scale)
     _overview_loss(axes[0, 0], ds, colors, ok, ok_e2e)
     _overview_distance(axes[0, 1], ds, rel, scale, colors, ok, ok_e2e)
     _overview_balancedness(axes[1, 0], ds, colors, ok)
@@ -136,11 +136,11 @@ def _overview_loss(ax, ds, colors, ok, ok_e2e) -> None:
     ax.plot(t, ds.e2e_flow_loss, color="tab:red", lw=1.5, ls="--", zorder=4)
     for i, c in enumerate(colors):
         ax.plot(t, _finite_positive(ds.gd_loss.values[i]), color=c, marker="o", ms=2.5, ls="none")
-        ax.plot(t, _finite_positive(ds.e2e_descent_loss.values[i]), color=c, lw=1, ls=":")
+        ax.plot(t, _finite_positive(ds.eq10_loss.values[i]), color=c, lw=1, ls=":")
     _clip_to_completed(ax, [ds.flow_loss.values, ds.e2e_flow_loss.values]
                        + [ds.gd_loss.values[i] for i in np.flatnonzero(ok)])
     stopped = _mark_stopped(ax, t, ds.gd_loss.values, ok, colors)
-    stopped |= _mark_stopped(ax, t, ds.e2e_descent_loss.values, ok_e2e, colors)
+    stopped |= _mark_stopped(ax, t, ds.eq10_loss.values, ok_e2e, colors)
     ax.set(xlabel="flow time t = k eta", ylabel="loss L1(W_e)", title="(a) loss")
     _style_legend(ax, {"layer flow": dict(color="k", lw=2.5), "end-to-end flow (Thm 1)": dict(color="tab:red", ls="--"),
                        "GD on the layers": dict(marker="o", ms=3, ls="none"), "Eq. 10 (end-to-end update)": dict(ls=":"),
