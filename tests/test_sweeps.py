@@ -202,9 +202,9 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     real_write, real_read = _io.atomic_write, sweeps._read_records
     monkeypatch.setattr(_io, "atomic_write", lambda path, write: writes.append(str(path)) or real_write(path, write))
     monkeypatch.setattr(sweeps, "_read_records", lambda store: reads.append(1) or real_read(store))
-    monkeypatch.setattr(sweeps, "run_point", lambda task, params: {
+    monkeypatch.setattr(sweeps, "run_points", lambda task, batch: [{
         "status": "ok", "reason": "", "results": {"x": params["seed"] * 0.5, "y": float(params["depth"])},
-        "nonfinite": []})
+        "nonfinite": []} for params in batch])
     grid = {"seed": list(range(400)), "depth": [1, 2, 3, 4, 5]}
     ds = sweeps.sweep(grid, "run", tmp_path / "s", progress=False, flush_every=1e9)
     assert ds.attrs["done"] == 2000 and float(ds.x.sel(seed=399, depth=5)) == 199.5
@@ -241,3 +241,24 @@ def test_regime_task_and_its_diagram():
     fig = sweeps.phase_diagram(ds)
     assert fig.axes[0].get_xlabel() == "depth N" and [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == list(
         comparison.REGIMES)
+
+
+def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_path, monkeypatch):
+    """A ``run`` sweep over eta computes the gradient flow once per batch (not once per eta), and each point's
+    numbers equal, bit for bit, those of the point run alone."""
+    from linflow import integrate
+
+    calls = []
+    real_flow = integrate.gradient_flow
+    monkeypatch.setattr(integrate, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
+    fixed = {"m": 60, "d": 3, "t1": 2.0, "points": 5}
+    grid = {"depth": [1, 2], "eta": [0.05, 0.1, 0.2]}
+    assert [len(b) for b in sweeps._batches(list(sweeps._points(grid)), "run")] == [3, 3]
+    ds = sweeps.sweep(grid, "run", tmp_path / "s", fixed=fixed, progress=False)
+    assert ds.attrs["done"] == 6 and len(calls) == 2 * (1 + 3)  # per depth: the shared flow, one reference per eta
+    for depth in (1, 2):
+        for eta in (0.05, 0.1, 0.2):
+            alone = sweeps.run_point("run", {**fixed, "depth": depth, "eta": eta})["results"]
+            assert all(float(ds[k].sel(depth=depth, eta=eta)) == v for k, v in alone.items())
+    with pytest.raises(ValueError, match="may differ only in 'eta'"):
+        sweeps.run_points("run", [{"eta": 0.1}, {"eta": 0.1, "depth": 2}])

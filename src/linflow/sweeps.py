@@ -19,7 +19,9 @@ uninterrupted run. A point that fails (divergence, a solver failure, bad paramet
 with its reason and does not stop the rest. Executors: ``local`` (in-process, one point after
 another, or on a pool of ``n_workers`` spawned processes) or ``dask`` (``dask.distributed``: a
 ``LocalCluster`` by default, or any scheduler address).
-The same grid gives the same numbers, bit for bit, on both.
+The same grid gives the same numbers, bit for bit, on both. Points that differ only along a task's
+batch axis (:data:`BATCH_AXIS`: ``eta`` for ``run``, ``eta_ratio`` for ``regime``) run as one batch: the
+gradient flow they share (and ``eta_crit``) once, then each point (:func:`run_points`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import xarray as xr
 
 from . import _io
 
-__all__ = ["sweep", "load", "load_config", "validate", "run_point", "PARAMETERS", "TASKS", "PROBLEMS", "phase_diagram",
+__all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "BATCH_AXIS", "PARAMETERS", "TASKS",
+           "PROBLEMS", "phase_diagram",
            "regime_diagram"]
 
 # parameter -> (type, default); every grid axis and fixed value must be one of these
@@ -193,18 +196,40 @@ def _problem_and_layers(params: dict):
     return prob, make()
 
 
+#: the grid axis along which a task's points share work (``run``: the gradient flow; ``regime``: the flow and
+#: ``eta_crit``): the points of a grid that differ only there run as one batch, the shared part once
+BATCH_AXIS = {"run": "eta", "regime": "eta_ratio"}
+
+
 def run_point(task: str, params: dict) -> dict:
     """Run one grid point; returns ``{"status": "ok"|"failed", "reason": ..., "results": {name: float}}``.
 
     Pure: the same parameters give the same numbers in any process.
     """
-    full = {k: v for k, (_, v) in PARAMETERS.items()}
-    full.update(params)
+    return run_points(task, [params])[0]
+
+
+def run_points(task: str, batch: list[dict]) -> list[dict]:
+    """Run grid points that differ at most along :data:`BATCH_AXIS` ``[task]``: the problem, the start and the
+    work they share (the gradient flow; ``eta_crit``) once, then each point. One record per point, each the
+    same, bit for bit, as :func:`run_point` of that point alone."""
+    full = [{k: v for k, (_, v) in PARAMETERS.items()} | params for params in batch]
+    shared = {k for k in full[0] if k != BATCH_AXIS.get(task)}
+    if any({k: f[k] for k in shared} != {k: full[0][k] for k in shared} for f in full[1:]):
+        raise ValueError(f"a batch of {task!r} points may differ only in {BATCH_AXIS.get(task)!r}")
     try:
-        if full["depth"] < 1:
-            raise ValueError(f"depth must be >= 1, got {full['depth']}")
-        prob, layers = _problem_and_layers(full)
-        results = TASK_FUNCTIONS[task](prob, layers, full)
+        if full[0]["depth"] < 1:
+            raise ValueError(f"depth must be >= 1, got {full[0]['depth']}")
+        prob, layers = _problem_and_layers(full[0])
+    except Exception as exc:  # a failing point is recorded, never fatal
+        return [_failed(f"{type(exc).__name__}: {exc}")] * len(full)
+    cache: dict = {}
+    return [_one_point(task, prob, layers, p, cache) for p in full]
+
+
+def _one_point(task: str, prob, layers, p: dict, cache: dict) -> dict:
+    try:
+        results = TASK_FUNCTIONS[task](prob, layers, p, cache)
         bad = [k for k, v in results.items() if not np.isfinite(v)]
         status = "ok"
         reason = ""
@@ -215,13 +240,34 @@ def run_point(task: str, params: dict) -> dict:
         return _failed(f"{type(exc).__name__}: {exc}")
 
 
-def _task_run(prob, layers, p) -> dict:
+def _batches(todo: list, task: str) -> list[list]:
+    """``todo`` (pairs ``(index, params)``) grouped into batches of points that differ only along the task's
+    batch axis (one point per batch for the other tasks), in grid order."""
+    axis = BATCH_AXIS.get(task)
+    groups: dict = {}
+    for idx, params in todo:
+        key = json.dumps({k: v for k, v in params.items() if k != axis}, sort_keys=True) if axis else len(groups)
+        groups.setdefault(key, []).append((idx, params))
+    return list(groups.values())
+
+
+def _flow(prob, layers, p, cache: dict):
+    """The gradient flow of a point on ``[0, t1]`` (``points`` saves): computed once per batch of points."""
+    from .integrate import gradient_flow
+
+    if "flow" not in cache:
+        cache["flow"] = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"],
+                                      atol=p["atol"])
+    if not cache["flow"].ok:
+        raise RuntimeError(cache["flow"].message)
+    return cache["flow"]
+
+
+def _task_run(prob, layers, p, cache: dict) -> dict:
     from .descent import gradient_descent
     from .integrate import gradient_flow
 
-    flow = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
-    if not flow.ok:
-        raise RuntimeError(flow.message)
+    flow = _flow(prob, layers, p, cache)
     steps = max(1, round(p["t1"] / p["eta"]))
     save_every = max(1, steps // (p["points"] - 1))
     gd = gradient_descent(prob, layers, p["eta"], steps, save_every=save_every).reached()
@@ -235,7 +281,7 @@ def _task_run(prob, layers, p) -> dict:
             "flow_nfev": float(flow.stats["nfev"]), "diverged": float(not gd.ok)}
 
 
-def _task_compare(prob, layers, p) -> dict:
+def _task_compare(prob, layers, p, cache: dict) -> dict:
     from .comparison import compare, summary
 
     spacing = p["t1"] / (p["points"] - 1)
@@ -247,7 +293,7 @@ def _task_compare(prob, layers, p) -> dict:
             "order_modified1": s["order_modified1"]["order"], "sharpness_max": s["sharpness_max"]}
 
 
-def _task_accuracy(prob, layers, p) -> dict:
+def _task_accuracy(prob, layers, p, cache: dict) -> dict:
     from .accuracy import work_precision
 
     k = round(-math.log10(p["rtol"]))
@@ -261,18 +307,16 @@ def _task_accuracy(prob, layers, p) -> dict:
     return out
 
 
-def _task_regime(prob, layers, p) -> dict:
+def _task_regime(prob, layers, p, cache: dict) -> dict:
     """GD at ``eta = eta_ratio * eta_crit`` (``eta_crit = 2 / max_t S(t)`` along the gradient flow on ``[0, t1]``),
     classified by :func:`linflow.compare` (with the central flow where the network is small): ``regime`` is an
-    index into :data:`linflow.comparison.REGIMES`."""
+    index into :data:`linflow.comparison.REGIMES`. The flow and ``eta_crit`` are shared by a batch of ratios."""
     from .comparison import REGIMES, compare
     from .curvature import sharpness
-    from .integrate import gradient_flow
 
-    flow = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
-    if not flow.ok:
-        raise RuntimeError(flow.message)
-    eta_crit = 2.0 / float(np.max(np.asarray(sharpness(prob, flow.layers))))
+    if "eta_crit" not in cache:
+        cache["eta_crit"] = 2.0 / float(np.max(np.asarray(sharpness(prob, _flow(prob, layers, p, cache).layers))))
+    eta_crit = cache["eta_crit"]
     eta = p["eta_ratio"] * eta_crit
     per_save = max(1, math.ceil(p["t1"] / eta / (p["points"] - 1)))  # GD steps between saves: t1 rounded up
     ds = compare(prob, layers, [eta], per_save * eta * (p["points"] - 1), points=p["points"], orders=(),
@@ -421,13 +465,15 @@ def _sweep(grid, task, store: Path, fixed, executor, scheduler, n_workers, bar, 
             _io.write_netcdf(_assemble(records, grid, fixed, task), store / "result.nc")
             flushed[0] = time.monotonic()
 
+    batches = _batches(todo, task)
     if executor == "local" and n_workers <= 1:
-        for idx, params in todo:
-            record(idx, params, run_point(task, params))
+        for batch in batches:
+            for (idx, params), out in zip(batch, run_points(task, [params for _, params in batch])):
+                record(idx, params, out)
     elif executor == "local":
-        _run_processes(todo, task, record, n_workers)
+        _run_processes(batches, task, record, n_workers)
     else:
-        _run_dask(todo, task, record, scheduler, n_workers)
+        _run_dask(batches, task, record, scheduler, n_workers)
     ds = _assemble(records, grid, fixed, task)
     _io.write_netcdf(ds, store / "result.nc")
     return ds
@@ -439,27 +485,29 @@ def _failed(reason: str) -> dict:
 
 
 def _gather(futures: dict, as_completed, record) -> None:
-    """Record each point as its future finishes (concurrent.futures or Dask); a dead worker fails its point."""
+    """Record each batch's points as its future finishes (concurrent.futures or Dask); a dead worker fails its
+    points."""
     for fut in as_completed(futures):
-        idx, params = futures[fut]
+        batch = futures[fut]
         try:
-            out = fut.result()
-        except Exception as exc:  # a worker that died: the point is failed, the sweep goes on
-            out = _failed(f"worker error: {exc}")
-        record(idx, params, out)
+            outs = fut.result()
+        except Exception as exc:  # a worker that died: its points are failed, the sweep goes on
+            outs = [_failed(f"worker error: {exc}")] * len(batch)
+        for (idx, params), out in zip(batch, outs):
+            record(idx, params, out)
 
 
-def _run_processes(todo, task, record, n_workers) -> None:
-    """Points on a pool of ``n_workers`` fresh (spawned) processes; results recorded as they finish."""
+def _run_processes(batches, task, record, n_workers) -> None:
+    """Batches of points on a pool of ``n_workers`` fresh (spawned) processes; results recorded as they finish."""
     import concurrent.futures as cf
     import multiprocessing
 
     with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_point, task, params): (idx, params) for idx, params in todo}
+        futures = {pool.submit(run_points, task, [params for _, params in batch]): batch for batch in batches}
         _gather(futures, cf.as_completed, record)
 
 
-def _run_dask(todo, task, record, scheduler, n_workers) -> None:
+def _run_dask(batches, task, record, scheduler, n_workers) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -469,7 +517,8 @@ def _run_dask(todo, task, record, scheduler, n_workers) -> None:
     else:
         client = Client(scheduler)
     try:
-        futures = {client.submit(run_point, task, params, pure=False): (idx, params) for idx, params in todo}
+        futures = {client.submit(run_points, task, [params for _, params in batch], pure=False): batch
+                   for batch in batches}
         _gather(futures, as_completed, record)
     finally:
         client.close()
