@@ -128,14 +128,15 @@ def _best(iters, loss, fine, targets) -> tuple[np.ndarray, np.ndarray]:
     return its.min(axis=1), best
 
 
-def _prediction(prob, layers0, targets, horizons) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Along the layers' gradient flow: the flow time to each target, the largest sharpness before it, and the
-    largest sharpness up to ``horizons[q]`` (the flow time GD covers in its budget; nan: not run)."""
+def _prediction(prob, layers0, targets, horizons, points: int = 160) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along the layers' gradient flow, saved at ``points`` geometric times: the flow time to each target, the
+    largest sharpness before it, and the largest sharpness up to ``horizons[q]`` (the flow time GD covers in its
+    budget; nan: not run)."""
     nan = np.full(len(targets), np.nan)
     if not np.isfinite(horizons).any():
         return nan, nan, nan.copy()
     t1 = float(np.nanmax(horizons))
-    ts = np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, 160)])
+    ts = np.concatenate([[0.0], np.geomspace(t1 * 1e-5, t1, points)])
     flow = gradient_flow(prob, layers0, t1, ts=ts, max_steps=200_000)
     loss = flow.masked(flow.loss)
     sharp = np.where(np.isfinite(loss), _sharpness_along(prob, flow.layers), np.nan)
@@ -162,7 +163,7 @@ def _sharpness_along(prob, layers, chunk: int = 24) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets, narrow: bool = True):
+def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets, quick: bool = False):
     """Best iterations per seed and target, chosen etas, seed-0 curves, the flow's prediction."""
     grid = np.asarray(ETA_GRID[pre])
     its = np.full((len(seeds), len(targets)), math.inf)
@@ -176,12 +177,13 @@ def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int,
         if s == 0:
             curves, seed0_iters = loss, iters
             chosen = [b for b in eta_idx[0] if b >= 0]
-            if narrow:
+            if not quick:  # seeds 1, 2 on the window around seed 0's choices
                 lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
                 window = grid[lo:lo + WINDOW]
     curve = curves[max(eta_idx[0, 1], 0)] if eta_idx[0, 1] >= 0 else np.full(len(seed0_iters), np.nan)
     horizons = np.where(eta_idx[0] >= 0, grid[np.maximum(eta_idx[0], 0)] * seed0_iters[-1], np.nan)
-    flow_t, smax, smax_budget = _prediction(prob, _start(prob, depth, width, 0, start), targets, horizons)
+    flow_t, smax, smax_budget = _prediction(prob, _start(prob, depth, width, 0, start), targets, horizons,
+                                            47 if quick else 160)  # quick: 2 sharpness chunks instead of 7
     return {"iterations": its, "eta": np.where(eta_idx >= 0, grid[np.maximum(eta_idx, 0)], np.nan), "curve": curve,
             "curve_iterations": seed0_iters, "flow_time": flow_t, "max_sharpness": smax,
             "predicted": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax)]),
@@ -212,7 +214,7 @@ def fig3(data=None, quick: bool = False):
                         cells[(name, p, N)] = base
                         continue
                     cells[(name, p, N)] = _cell(prob, pre, cfg["start"], cfg["width"], N, (0,) if N == 1 else seeds,
-                                                steps, l0, targets, narrow=not quick)
+                                                steps, l0, targets, quick=quick)
                     base = cells[(name, p, N)] if N == 1 else base
     ds = _dataset(cells, configs, depths, seeds, meta)
     summary = _summary(ds, meta, data is None)
