@@ -651,7 +651,9 @@ def summary_text(ds: xr.Dataset) -> str:
                 f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}")
         if "regime" in ds:
             s_end, dev = float(row.gd_midpoint_sharpness[-1]) * eta / 2, float(row.central_deviation_rel[-1])
-            line += f"   {str(row.regime.values)} ({s_end:.3f}, {dev:.2e})"
+            line += f"   {str(row.regime.values)}"
+            if np.isfinite(s_end):  # measured past the predicted threshold only
+                line += f" ({s_end:.3f}, " + (f"{dev:.2e})" if np.isfinite(dev) else "no central flow)")
         lines.append(line)
     if "regime" in ds:
         lines += ["", f"regime rule: {REGIME_RULE}"]
