@@ -173,3 +173,8 @@ def test_two_eigenvalues_held_solve_the_cone_problem():
     U_ours = np.asarray(central._eigenpairs(prob, unravel(jnp.asarray(w)), 2)[1])  # its own basis of the eigenspace
     np.testing.assert_allclose(U_ours @ np.asarray(X) @ U_ours.T, U @ L @ L.T @ U.T, atol=1e-5 * np.trace(L @ L.T))
     assert float(cf.extras["sigma2"][i]) == pytest.approx(float(jnp.trace(X)), rel=1e-9)
+    # beyond the theory's range (README): GD's time-averaged loss is far below the central flow's prediction
+    # L + <H, Sigma> / 2 = L + tr(Sigma) / eta at its rest point
+    gd = linflow.gradient_descent(prob, START, eta, 400, save_every=1)
+    predicted = float(cf.loss[-1]) + float(cf.extras["sigma2"][-1]) / eta
+    assert gd.ok and np.mean(np.asarray(gd.loss)[200:]) < 0.5 * predicted and predicted > 0.2
