@@ -233,6 +233,63 @@ def _bucketed(rows: np.ndarray, fill) -> jax.Array:
     return jnp.asarray(np.concatenate([rows, extra]))
 
 
+def _at(problem: Problem, eta, layers, k: int) -> tuple[float, float, float, float]:
+    """:func:`_diagnose` at one state: ``(S, tr X, release, lambda_{k+1})``."""
+    return tuple(float(x[0]) for x in _diagnose(problem, eta, tuple(w[None] for w in layers), k))
+
+
+def _run_phases(problem, eta_a, layers0, k, ts, t1, solver, controller, max_steps, max_switches) -> dict:
+    """The phases from ``layers0`` holding ``k`` eigenvalues: the flat states at ``ts`` (``Y``, ``filled`` where
+    reached), the number held at each (``phase_of``), step counts, switches, the status code, ``several`` (1
+    where a second eigenvalue arrived on a network too large for the dense Hessian), ``most`` (the largest number
+    held) and ``activated_at``."""
+    eta, (flat0, unravel), n = float(eta_a), ravel_pytree(layers0), len(ts)
+    Y, phase_of, filled = np.zeros((n, flat0.size)), np.zeros(n, np.int64), np.zeros(n, bool)
+    t, y, used, switches, code, several, most = 0.0, layers0, np.zeros(3, np.int64), 0, 0, 0, k
+    activated_at = 0.0 if k else -1.0
+    while True:
+        t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, k), y, _checks.f64(t),
+                                               _checks.f64(t1), _bucketed(ts, t1), solver, controller,
+                                               max_steps, 1e-12)
+        t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)[:n]
+        used += np.asarray(stats)
+        inside = (ts >= t) & (ts <= t_end) & np.all(np.isfinite(ys), axis=1) & ~filled
+        Y[inside], phase_of[inside], filled[inside] = ys[inside], k, True
+        if code != 0 or not fired or t_end >= t1:
+            break
+        if used[0] >= max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
+            code = STATUSES.index("max_steps")
+            break
+        if switches >= max_switches:
+            code = STATUSES.index("failed")
+            break
+        y = unravel(y_end)
+        if k == 0:
+            k = 1
+        elif _at(problem, eta_a, y, k)[3] >= 2.0 / eta * (1 - 1e-6):  # one more eigenvalue reached 2 / eta
+            if flat0.size > DENSE_MAX_PARAMS:  # Lanczos from one start vector cannot follow a repeated eigenvalue
+                several, code = 1, STATUSES.index("failed")
+                break
+            k += 1
+        else:  # the constraint lets go of one direction
+            k -= 1
+        switches, t, most = switches + 1, t_end, max(most, k)
+        if k and activated_at < 0:
+            activated_at = t
+    return {"Y": Y, "phase_of": phase_of, "filled": filled, "used": used, "switches": switches, "code": code,
+            "several": several, "most": most, "activated_at": activated_at}
+
+
+def _per_save(problem: Problem, eta_a, Y: np.ndarray, phase_of: np.ndarray, unravel) -> tuple[np.ndarray, np.ndarray]:
+    """``S`` and ``tr Sigma`` at every save, each with the number of eigenvalues its phase held."""
+    n = len(Y)
+    S, s2 = np.zeros(n), np.zeros(n)
+    for j in np.unique(phase_of):
+        S_j, s2_j = (np.asarray(x)[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_bucketed(Y, None)), int(j))[:2])
+        S, s2 = np.where(phase_of == j, S_j, S), np.where(phase_of == j, s2_j, s2)
+    return S, s2
+
+
 def central_flow(
     problem: Problem,
     layers0,
@@ -287,57 +344,21 @@ def central_flow(
                          f"takes fixed steps")
     controller = _controller(solver, spec, name, None, rtol, atol, None)
     eta_a = _checks.f64(eta)
-    at = lambda y, k: tuple(float(x[0]) for x in _diagnose(problem, eta_a, tuple(w[None] for w in y), k))  # noqa: E731
-    S0, _, push0, _ = at(layers0, 1)
+    S0, _, push0, _ = _at(problem, eta_a, layers0, 1)
     if S0 > 2.0 / eta * (1 + 1e-9):
         raise ValueError(f"the start is past the stability threshold: S(w0) = {S0:.6g} > 2 / eta = {2 / eta:.6g}; "
                          f"GD is unstable from its first step (catapult or divergence), where no central flow applies")
-    k = int(S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0)  # eigenvalues held at 2 / eta in the current phase
-    flat0, unravel = ravel_pytree(layers0)
-    n, dense = len(ts), flat0.size <= DENSE_MAX_PARAMS
-    Y, phase_of, filled = np.zeros((n, flat0.size)), np.zeros(n, np.int64), np.zeros(n, bool)
-    t, y, used, switches, code, several, most = 0.0, layers0, np.zeros(3, np.int64), 0, 0, 0, k
-    activated_at = 0.0 if k else -1.0
-    while True:
-        t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, k), y, _checks.f64(t),
-                                               _checks.f64(t1), _bucketed(ts, t1), solver, controller,
-                                               max_steps, 1e-12)
-        t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)[:n]
-        used += np.asarray(stats)
-        inside = (ts >= t) & (ts <= t_end) & np.all(np.isfinite(ys), axis=1) & ~filled
-        Y[inside], phase_of[inside], filled[inside] = ys[inside], k, True
-        if code != 0 or not fired or t_end >= t1:
-            break
-        if used[0] >= max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
-            code = STATUSES.index("max_steps")
-            break
-        if switches >= max_switches:
-            code = STATUSES.index("failed")
-            break
-        y = unravel(y_end)
-        if k == 0:
-            k = 1
-        elif at(y, k)[3] >= 2.0 / eta * (1 - 1e-6):  # one more eigenvalue reached 2 / eta
-            if not dense:  # Lanczos from one start vector cannot follow a repeated eigenvalue
-                several, code = 1, STATUSES.index("failed")
-                break
-            k += 1
-        else:  # the constraint lets go of one direction
-            k -= 1
-        switches, t, most = switches + 1, t_end, max(most, k)
-        if k and activated_at < 0:
-            activated_at = t
-    stop = n if filled.all() else int(np.argmin(filled))
-    if stop < n and code == 0:
-        code = STATUSES.index("failed")
-    layers = jax.vmap(unravel)(jnp.asarray(Y))
-    S, s2 = np.zeros(n), np.zeros(n)
-    for j in np.unique(phase_of):  # each phase's diagnostics with its own number of held eigenvalues
-        S_j, s2_j = (np.asarray(x)[:n] for x in _diagnose(problem, eta_a, jax.vmap(unravel)(_bucketed(Y, None)), int(j))[:2])
-        S, s2 = np.where(phase_of == j, S_j, S), np.where(phase_of == j, s2_j, s2)
+    k0 = int(S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0)  # eigenvalues held at 2 / eta at the start
+    run = _run_phases(problem, eta_a, layers0, k0, ts, t1, solver, controller, max_steps, max_switches)
+    n, unravel, phase_of, used = len(ts), ravel_pytree(layers0)[1], run["phase_of"], run["used"]
+    stop = n if run["filled"].all() else int(np.argmin(run["filled"]))
+    code = STATUSES.index("failed") if stop < n and run["code"] == 0 else run["code"]
+    layers = jax.vmap(unravel)(jnp.asarray(run["Y"]))
+    S, s2 = _per_save(problem, eta_a, run["Y"], phase_of, unravel)
     stats = {"num_steps": used[0], "num_accepted_steps": used[1], "num_rejected_steps": used[2],
-             "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": switches,
-             "several_unstable": several, "max_unstable": most, "activated_at": activated_at}
+             "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": run["switches"],
+             "several_unstable": run["several"], "max_unstable": run["most"],
+             "activated_at": run["activated_at"]}
     return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, _observe_layers(problem, layers),
                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
                             t1=jnp.asarray(t1), solver=name,
