@@ -76,3 +76,15 @@ def test_notebook_sources_pass_the_linter():
     res = subprocess.run([ruff, "check", "--output-format", "concise", *map(str, SOURCES.values()),
                           str(NOTEBOOKS / "build.py")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_the_suite_executes_each_notebook_once():
+    """The suite runs the notebooks as ``.ipynb`` (nbmake). With ``--doctest-modules`` a test path that holds
+    their ``.py`` sources would import them at collection, i.e. execute every notebook a second time."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    collected = {p.resolve() for pattern in options["testpaths"] for p in ROOT.glob(pattern)}
+    imported = [s for s in NOTEBOOKS.glob("*.py") if any(c == s or c in s.parents for c in collected)]
+    assert "--doctest-modules" not in options["addopts"] or not imported, f"collected as modules: {imported}"
+    assert {NOTEBOOKS / f"{name}.ipynb" for name in SOURCES} <= collected

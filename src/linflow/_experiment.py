@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import textwrap
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
@@ -52,9 +54,13 @@ def minimum_loss(prob: Problem) -> float:
     w = np.linalg.lstsq(X, Y, rcond=None)[0].T
     if prob.p == 2:
         return float(prob.loss(w))
-    res = minimize(lambda v: float(prob.loss(v.reshape(w.shape))), w.ravel(),
-                   jac=lambda v: np.asarray(prob.grad(v.reshape(w.shape))).ravel(), method="BFGS",
-                   options={"gtol": 1e-12, "maxiter": 5000})
+    value_and_grad = jax.jit(jax.value_and_grad(lambda v: prob.loss(v.reshape(w.shape))))  # one call per BFGS step
+
+    def fun(v):
+        value, grad = value_and_grad(jnp.asarray(v))
+        return float(value), np.asarray(grad)
+
+    res = minimize(fun, w.ravel(), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
     return float(min(res.fun, prob.loss(w)))
 
 

@@ -249,7 +249,10 @@ def compare(
     if curvature:
         curv = _curvature(problem, lf, ts, lanczos_iters)
         tick("curvature along the flow")
-    runs = (_discrete_runs if curvature else _plain_runs)(problem, layers0, etas, per_save, points, tick)
+    if curvature:
+        runs = _discrete_runs(problem, layers0, etas, per_save, points, tick)
+    else:
+        runs = _plain_runs(problem, layers0, etas, per_save, t1, points, tick)
     modified = {}
     if curvature:
         stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
@@ -323,11 +326,10 @@ def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
             "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad)}
 
 
-def _plain_runs(problem, layers0, etas, per_save, points, tick) -> dict:
+def _plain_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
     """GD and Eq. 10 for every eta without GD's diagnostics (the plain configuration: each eta its own compiled
     loop over its own number of steps, no balancedness prediction): the same entries as :func:`_discrete_runs`
-    less ``gd_last`` and the diagnostics."""
-    t1 = float(per_save[0] * etas[0] * (points - 1))
+    less ``gd_last`` and the diagnostics, plus each Trajectory's own status and message (``statuses``)."""
     gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points)
     tick("gradient descent")
     eq_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, len(layers0))), end_to_end(layers0), etas, t1, points)
@@ -338,7 +340,14 @@ def _plain_runs(problem, layers0, etas, per_save, points, tick) -> dict:
                                                                  for j in range(len(layers0))),
             "gd": {"end_to_end": stack(gd_runs, "end_to_end"), "loss": stack(gd_runs, "loss"),
                    "imbalance": stack(gd_runs, "imbalance")}, "gd_bad": bad(gd_runs),
-            "eq_w": stack(eq_runs, "end_to_end"), "eq_loss": stack(eq_runs, "loss"), "eq_bad": bad(eq_runs)}
+            "eq_w": stack(eq_runs, "end_to_end"), "eq_loss": stack(eq_runs, "loss"), "eq_bad": bad(eq_runs),
+            "statuses": {**_trajectory_status("gd", gd_runs), **_trajectory_status("eq10", eq_runs)}}
+
+
+def _trajectory_status(name: str, runs) -> dict:
+    """``{name}_status`` and ``{name}_message`` per eta, as each run's Trajectory says them."""
+    return {f"{name}_status": (("eta",), np.array([r.status for r in runs], dtype=str)),
+            f"{name}_message": (("eta",), np.array([r.message for r in runs], dtype=str))}
 
 
 def _modified_flows(problem, layers0, etas, stable, order, t1, options):
@@ -427,7 +436,9 @@ def _mask_after(bad, values, saved_steps) -> np.ndarray:
 
 
 def _frob(a) -> np.ndarray:
-    return np.sqrt(np.sum(a**2, axis=(-2, -1)))
+    """Frobenius norms over the last two axes (inf, not a warning, for a run about to overflow)."""
+    with np.errstate(over="ignore"):
+        return np.sqrt(np.sum(np.asarray(a) ** 2, axis=(-2, -1)))
 
 
 def _deviations(lf, ef, runs, modified, per_save) -> dict:
@@ -505,8 +516,8 @@ def _per_eta(runs, etas, data, modified, ts) -> dict:
         "max_deviation_rel": (("eta",), _nanmax_rows(data["gd_deviation_rel"][1])),
         "max_layer_deviation": (("eta",), _nanmax_rows(data["gd_layer_deviation"][1])),
         "max_eq10_deviation_rel": (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1])),
-        **_status("gradient_descent", gd_bad, etas, runs["per_save"], ts),
-        **_status("end_to_end_descent", eq_bad, etas, runs["per_save"], ts),
+        **(runs.get("statuses") or {**_status("gradient_descent", gd_bad, etas, runs["per_save"], ts),
+                                    **_status("end_to_end_descent", eq_bad, etas, runs["per_save"], ts)}),
     }
     for order in modified:
         out[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))

@@ -13,16 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from . import _checks
-from .comparison import compare
+from .comparison import _frob, compare
 from .problems import Problem
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
-
-
-def _frob(a: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):  # a run about to diverge may be at 1e200: its distance is inf
-        return np.sqrt(np.sum(np.asarray(a) ** 2, axis=(-2, -1)))
 
 
 def overview(
@@ -49,10 +43,9 @@ def overview(
     ``gd_status`` / ``gd_message`` (``eq10_status`` / ``eq10_message``) say where. ``progress`` is an optional
     callable ``progress(label)`` called after each stage (4 of them).
     """
-    etas = [_checks.positive(f"etas[{i}]", e) for i, e in enumerate(etas)]
     ds = compare(problem, layers0, etas, t1, points=points, orders=(), central=False, curvature=False, solver=solver,
                  rtol=rtol, atol=atol, max_steps=max_steps, progress=progress)
-    return ds.sel(eta=np.asarray(etas))  # compare sorts the etas; a run lists them as given
+    return ds.sel(eta=np.asarray(etas, dtype=float))  # compare sorts the etas; a run lists them as given
 
 
 def _last_finite(values: np.ndarray) -> float:
