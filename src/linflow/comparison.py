@@ -249,10 +249,7 @@ def compare(
     if curvature:
         curv = _curvature(problem, lf, ts, lanczos_iters)
         tick("curvature along the flow")
-    if curvature:
-        runs = _discrete_runs(problem, layers0, etas, per_save, points, tick)
-    else:
-        runs = _plain_runs(problem, layers0, etas, per_save, t1, points, tick)
+    runs = (_discrete_runs if curvature else _plain_runs)(problem, layers0, etas, per_save, t1, points, tick)
     modified = {}
     if curvature:
         stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
@@ -261,7 +258,7 @@ def compare(
                                               dict(flow_opts, max_steps=modified_max_steps))
             tick(f"modified flow, order {order}")
     data = _deviations(lf, ef, runs, modified, per_save)
-    data.update(_per_eta(runs, etas, data, modified, ts))
+    data.update(_per_eta(runs, etas, data, modified))
     if curvature:
         data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
         data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
@@ -307,8 +304,9 @@ def _curvature(problem, lf, ts, lanczos_iters) -> dict:
             "bound_unit": _bound_integral(ts, lam_min_t, hg_norm)}
 
 
-def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
-    """GD (with its diagnostics) and Eq. 10 for every eta, one compiled computation each."""
+def _discrete_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
+    """GD (with its diagnostics) and Eq. 10 for every eta, one compiled computation each, with their statuses and
+    messages (``statuses``: from the step where each diverged, said as a Trajectory says it)."""
     eta_arr, every_arr = jnp.asarray(etas), jnp.asarray(per_save)
     pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
     zeros = tuple(jnp.zeros_like(w) for w in layers0)
@@ -323,7 +321,9 @@ def _discrete_runs(problem, layers0, etas, per_save, points, tick) -> dict:
     return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
             "gd_last": tuple(np.asarray(w) for w in gd_obs.pop("last_update")),
             "gd": {k: np.asarray(v) for k, v in gd_obs.items()}, "gd_bad": np.asarray(gd_bad),
-            "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad)}
+            "eq_w": np.asarray(eq_w), "eq_loss": np.asarray(eq_loss), "eq_bad": np.asarray(eq_bad),
+            "statuses": {**_status("gradient_descent", np.asarray(gd_bad), etas, per_save, t1, points),
+                         **_status("end_to_end_descent", np.asarray(eq_bad), etas, per_save, t1, points)}}
 
 
 def _plain_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
@@ -485,9 +485,10 @@ def _deviations(lf, ef, runs, modified, per_save) -> dict:
     return data
 
 
-def _status(kind: str, bad: np.ndarray, etas: np.ndarray, per_save: np.ndarray, ts: np.ndarray) -> dict:
+def _status(kind: str, bad: np.ndarray, etas: np.ndarray, per_save: np.ndarray, t1: float, points: int) -> dict:
     """``{kind}_status`` (ok or diverged) and ``{kind}_message`` (where, as a Trajectory says it) per eta."""
     name = "gd" if kind == "gradient_descent" else "eq10"
+    ts = np.linspace(0.0, t1, points)
     status, message = [], []
     for b, eta, every in zip(bad, etas, per_save):
         status.append("ok" if b < 0 else "diverged")
@@ -497,7 +498,7 @@ def _status(kind: str, bad: np.ndarray, etas: np.ndarray, per_save: np.ndarray, 
             f"{name}_message": (("eta",), np.array(message, dtype=str))}
 
 
-def _per_eta(runs, etas, data, modified, ts) -> dict:
+def _per_eta(runs, etas, data, modified) -> dict:
     """GD's outcome per eta (diverged, oscillating: a period-2 orbit or its onset, ok), the statuses of GD and
     Eq. 10 with their messages, and the maxima over t."""
     gd, gd_bad, eq_bad = runs["gd"], runs["gd_bad"], runs["eq_bad"]
@@ -516,8 +517,7 @@ def _per_eta(runs, etas, data, modified, ts) -> dict:
         "max_deviation_rel": (("eta",), _nanmax_rows(data["gd_deviation_rel"][1])),
         "max_layer_deviation": (("eta",), _nanmax_rows(data["gd_layer_deviation"][1])),
         "max_eq10_deviation_rel": (("eta",), _nanmax_rows(data["eq10_deviation_rel"][1])),
-        **(runs.get("statuses") or {**_status("gradient_descent", gd_bad, etas, runs["per_save"], ts),
-                                    **_status("end_to_end_descent", eq_bad, etas, runs["per_save"], ts)}),
+        **runs["statuses"],
     }
     for order in modified:
         out[f"max_mod{order}_deviation"] = (("eta",), _nanmax_rows(data[f"mod{order}_deviation"][1]))
