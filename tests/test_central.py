@@ -178,3 +178,28 @@ def test_two_eigenvalues_held_solve_the_cone_problem():
     gd = linflow.gradient_descent(prob, START, eta, 400, save_every=1)
     predicted = float(cf.loss[-1]) + float(cf.extras["sigma2"][-1]) / eta
     assert gd.ok and np.mean(np.asarray(gd.loss)[200:]) < 0.5 * predicted and predicted > 0.2
+
+
+def test_the_one_eigenvalue_multiplier_keeps_the_sharpness_on_its_course():
+    """``multiplier`` (the closed form with one held eigenvalue) against an independent derivative: along
+    ``v = -g - (sigma^2 / 2) grad S`` the dense-Hessian sharpness changes at ``-rate * excess`` (central
+    differences of ``eigvalsh``), and ``covariance`` with ``k = 1`` gives the same ``X = sigma^2`` and drift."""
+    from jax.flatten_util import ravel_pytree
+
+    layers = linflow.init.balanced((2, 3, 2), 0.9, seed=1)
+    flat, unravel = ravel_pytree(layers)
+    dense = jax.hessian(lambda x: linflow.fields.network_loss(PROB, unravel(x)))
+    S, u, _ = central.sharpness_and_direction(PROB, layers)
+    g = ravel_pytree(linflow.fields.network_gradient(PROB, layers))[0]
+    grad_s = central.sharpness_gradient(PROB, layers, u)
+    h = 1e-5
+    for excess, rate in [(0.0, 0.0), (0.3, 1.5)]:
+        sigma2 = central.multiplier(g, grad_s, excess, rate)
+        v = -(g + 0.5 * sigma2 * grad_s)
+        top = lambda x: float(jnp.linalg.eigvalsh(dense(x))[-1])  # noqa: E731
+        dS_dt = (top(flat + h * v) - top(flat - h * v)) / (2 * h)
+        assert dS_dt == pytest.approx(-rate * excess, abs=1e-6)
+        X, drift = central.covariance(g, grad_s[None, None], jnp.array([[excess]]), rate)
+        assert float(X[0, 0]) == pytest.approx(float(sigma2), rel=1e-12)
+        np.testing.assert_allclose(np.asarray(drift), 0.5 * float(sigma2) * np.asarray(grad_s), rtol=1e-12, atol=1e-15)
+    assert float(central.multiplier(g, grad_s)) != 0.0  # a point where the flow pushes the sharpness (the test bites)

@@ -47,6 +47,9 @@ def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
         ({"p": [0.5]}, None, "'p' must be >= 1, got 0.5"),
         ({"depth": [1]}, {"points": 1}, "'points' must be >= 2, got 1"),
         ({"depth": [1]}, {"rtol": 0.0}, "'rtol' must be > 0, got 0.0"),
+        # task run saves GD on the flow's grid: 0.03 does not divide t1 / (points - 1) = 0.5
+        ({"eta": [0.05, 0.03]}, {"t1": 2.0, "points": 5}, r"'eta' = 0.03 must divide the save spacing .* = 0.5"),
+        ({"points": [5, 4]}, {"t1": 2.0, "eta": 0.25}, r"'eta' = 0.25 must divide the save spacing .* = 0.666667"),
     ]
     for grid, fixed, match in cases:
         with pytest.raises((ValueError, TypeError), match=match):
@@ -57,11 +60,12 @@ def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
 
 
 def test_failed_points_are_recorded_and_the_rest_completes(tmp_path):
-    fixed = {"m": 60, "d": 3, "t1": 100.0, "points": 11, "p": 4.0, "scale": 1.0}
+    fixed = {"m": 60, "d": 3, "t1": 100.0, "points": 6, "p": 4.0, "scale": 1.0}
     ds = sweeps.sweep({"eta": [0.05, 20.0]}, "run", tmp_path / "s", fixed=fixed, progress=False)
     assert list(ds.status.values) == ["ok", "failed"]
-    assert "diverged" in str(ds.reason.values[1])
+    assert "gradient descent diverged" in str(ds.reason.values[1]) and "step" in str(ds.reason.values[1])
     assert np.isfinite(ds.flow_final_loss.values).all()
+    assert ds.diverged.values.tolist() == [0.0, 1.0] and np.isnan(ds.gd_final_loss.values[1])
 
 
 def test_problem_axis_varies_the_data(tmp_path):
@@ -244,20 +248,20 @@ def test_regime_task_and_its_diagram():
 
 
 def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_path, monkeypatch):
-    """A ``run`` sweep over eta computes the gradient flow once per batch (not once per eta), and each point's
-    numbers equal, bit for bit, those of the point run alone."""
-    from linflow import integrate
+    """A ``run`` sweep over eta is one :func:`linflow.overview` per batch (the flows once, not once per eta), and
+    each point's numbers equal, bit for bit, those of the point run alone."""
+    from linflow import comparison
 
     calls = []
-    real_flow = integrate.gradient_flow
-    monkeypatch.setattr(integrate, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
+    real_flow = comparison.gradient_flow
+    monkeypatch.setattr(comparison, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
     fixed = {"m": 60, "d": 3, "t1": 2.0, "points": 5}
-    grid = {"depth": [1, 2], "eta": [0.05, 0.1, 0.2]}
+    grid = {"depth": [1, 2], "eta": [0.05, 0.1, 0.25]}
     assert [len(b) for b in sweeps._batches(list(sweeps._points(grid)), "run")] == [3, 3]
     ds = sweeps.sweep(grid, "run", tmp_path / "s", fixed=fixed, progress=False)
-    assert ds.attrs["done"] == 6 and len(calls) == 2 * (1 + 3)  # per depth: the shared flow, one reference per eta
+    assert ds.attrs["done"] == 6 and len(calls) == 2  # per depth: one layer flow for its three etas
     for depth in (1, 2):
-        for eta in (0.05, 0.1, 0.2):
+        for eta in (0.05, 0.1, 0.25):
             alone = sweeps.run_point("run", {**fixed, "depth": depth, "eta": eta})["results"]
             assert all(float(ds[k].sel(depth=depth, eta=eta)) == v for k, v in alone.items())
     with pytest.raises(ValueError, match="may differ only in 'eta'"):

@@ -21,7 +21,8 @@ another, or on a pool of ``n_workers`` spawned processes) or ``dask`` (``dask.di
 ``LocalCluster`` by default, or any scheduler address).
 The same grid gives the same numbers, bit for bit, on both. Points that differ only along a task's
 batch axis (:data:`BATCH_AXIS`: ``eta`` for ``run``, ``eta_ratio`` for ``regime``) run as one batch: the
-gradient flow they share (and ``eta_crit``) once, then each point (:func:`run_points`).
+work they share once (``run``: one :func:`linflow.overview` of all the batch's etas; ``regime``: the gradient
+flow and ``eta_crit``), then each point (:func:`run_points`).
 """
 
 from __future__ import annotations
@@ -143,7 +144,20 @@ def validate(grid: dict, fixed: dict | None = None, task: str = "run") -> tuple[
         if key in out_grid:
             raise ValueError(f"fixed: {key!r} is also a grid axis")
         out_fixed[key] = _check_value(key, value, "fixed")
+    if task == "run":
+        _check_run_grid(out_grid, out_fixed)
     return out_grid, out_fixed
+
+
+def _check_run_grid(grid: dict, fixed: dict) -> None:
+    """Task ``run`` saves GD on the flow's grid ``linspace(0, t1, points)``: every eta must divide every spacing."""
+    values = {k: grid.get(k, [fixed.get(k, PARAMETERS[k][1])]) for k in ("eta", "t1", "points")}
+    for eta, t1, points in itertools.product(values["eta"], values["t1"], values["points"]):
+        if not _divides(eta, t1, points):
+            spacing = t1 / (points - 1)
+            raise ValueError(f"task 'run': 'eta' = {eta:g} must divide the save spacing t1 / (points - 1) = "
+                             f"{spacing:g} (t1 = {t1:g}, points = {points}) so that gradient descent lands on the "
+                             f"flow's time grid; pick eta = {spacing:g} / n or change t1 or points")
 
 
 def load_config(path) -> dict:
@@ -196,8 +210,8 @@ def _problem_and_layers(params: dict):
     return prob, make()
 
 
-#: the grid axis along which a task's points share work (``run``: the gradient flow; ``regime``: the flow and
-#: ``eta_crit``): the points of a grid that differ only there run as one batch, the shared part once
+#: the grid axis along which a task's points share work (``run``: the flows, in one overview of the batch's etas;
+#: ``regime``: the flow and ``eta_crit``): the points of a grid that differ only there run as one batch, the shared part once
 BATCH_AXIS = {"run": "eta", "regime": "eta_ratio"}
 
 
@@ -223,21 +237,18 @@ def run_points(task: str, batch: list[dict]) -> list[dict]:
         prob, layers = _problem_and_layers(full[0])
     except Exception as exc:  # a failing point is recorded, never fatal
         return [_failed(f"{type(exc).__name__}: {exc}")] * len(full)
-    cache: dict = {}
+    cache: dict = {"batch": full}
     return [_one_point(task, prob, layers, p, cache) for p in full]
 
 
 def _one_point(task: str, prob, layers, p: dict, cache: dict) -> dict:
     try:
         results = TASK_FUNCTIONS[task](prob, layers, p, cache)
-        bad = [k for k, v in results.items() if not np.isfinite(v)]
-        status = "ok"
-        reason = ""
-        if "diverged" in results and results["diverged"] > 0:
-            status, reason = "failed", "gradient descent diverged"
-        return {"status": status, "reason": reason, "results": results, "nonfinite": bad}
     except Exception as exc:  # a failing point is recorded, never fatal
         return _failed(f"{type(exc).__name__}: {exc}")
+    reason = results.pop("reason", "")
+    bad = [k for k, v in results.items() if not np.isfinite(v)]
+    return {"status": "failed" if reason else "ok", "reason": reason, "results": results, "nonfinite": bad}
 
 
 def _batches(todo: list, task: str) -> list[list]:
@@ -264,21 +275,44 @@ def _flow(prob, layers, p, cache: dict):
 
 
 def _task_run(prob, layers, p, cache: dict) -> dict:
-    from .descent import gradient_descent
-    from .integrate import gradient_flow
+    """:func:`linflow.overview.overview` of the batch's etas (the layer flow, the end-to-end flow, GD and Eq. 10 on
+    ``linspace(0, t1, points)``; each eta must divide the spacing), computed once per batch: this point's row."""
+    from .descent import steps_per_save
+    from .overview import overview, summary
 
-    flow = _flow(prob, layers, p, cache)
-    steps = max(1, round(p["t1"] / p["eta"]))
-    save_every = max(1, steps // (p["points"] - 1))
-    gd = gradient_descent(prob, layers, p["eta"], steps, save_every=save_every).reached()
-    ref = gradient_flow(prob, layers, gd.t1, ts=gd.ts, solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
-    n = len(gd)
-    with np.errstate(over="ignore"):
-        dev = np.sqrt(np.sum((gd.end_to_end - ref.end_to_end[:n]) ** 2, axis=(1, 2)))
-    scale = np.max(np.sqrt(np.sum(ref.end_to_end**2, axis=(1, 2))))
-    return {"flow_final_loss": flow.final_loss, "gd_final_loss": gd.final_loss if gd.ok else math.nan,
-            "max_relative_deviation": float(np.max(dev) / scale), "gd_imbalance_final": float(gd.imbalance[-1]),
-            "flow_nfev": float(flow.stats["nfev"]), "diverged": float(not gd.ok)}
+    steps_per_save(p["eta"], p["t1"], p["points"])  # this point's own error, before the batch runs
+    if "overview" not in cache:
+        etas = [q["eta"] for q in cache["batch"] if _divides(q["eta"], q["t1"], q["points"])]
+        try:
+            ds = overview(prob, layers, etas, p["t1"], points=p["points"], solver=p["solver"], rtol=p["rtol"],
+                          atol=p["atol"])
+            cache["overview"] = (ds, summary(ds))
+        except Exception as exc:  # e.g. the layer flow failed: every point of the batch says so, computed once
+            cache["overview"] = exc
+    if isinstance(cache["overview"], Exception):
+        raise cache["overview"]
+    ds, s = cache["overview"]
+    i = [float(e) for e in ds.eta.values].index(p["eta"])
+    row, gd = s["runs"][i], ds.isel(eta=i)
+    ok = row["gd_status"] == "ok"
+    imbalance = gd.gd_imbalance.values[np.isfinite(gd.gd_imbalance.values)]
+    return {"flow_final_loss": s["flow"]["final_loss"], "gd_final_loss": float(gd.gd_loss.values[-1]) if ok else math.nan,
+            "max_relative_deviation": row["max_relative_deviation_gd"],
+            "max_relative_deviation_eq10": row["max_relative_deviation_eq10"],
+            "theorem1_relative_gap": s["theorem1_relative_gap"], "gd_imbalance_final": float(imbalance[-1]),
+            "flow_nfev": float(s["flow"]["nfev"]), "diverged": float(not ok),
+            "reason": "" if ok else f"gradient descent diverged: {row['gd_message']}"}
+
+
+def _divides(eta: float, t1: float, points: int) -> bool:
+    """Whether ``eta`` divides ``t1 / (points - 1)`` (:func:`linflow.descent.steps_per_save` does not raise)."""
+    from .descent import steps_per_save
+
+    try:
+        steps_per_save(eta, t1, points)
+    except ValueError:
+        return False
+    return True
 
 
 def _task_compare(prob, layers, p, cache: dict) -> dict:
@@ -394,7 +428,7 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
     Args:
         grid: ``{parameter: [values, ...]}`` (see :data:`PARAMETERS`), or the path of a TOML config
             (then ``task``, ``store`` and ``fixed`` come from it unless given here).
-        task: ``run``, ``compare`` or ``accuracy``.
+        task: ``run``, ``compare``, ``accuracy`` or ``regime`` (:data:`TASKS`).
         store: the store folder (created; an existing one must hold the same sweep, and is resumed).
         fixed: parameters held fixed for every point.
         executor: ``local`` or ``dask``.
