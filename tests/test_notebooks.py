@@ -88,3 +88,6 @@ def test_the_suite_executes_each_notebook_once():
     imported = [s for s in NOTEBOOKS.glob("*.py") if any(c == s or c in s.parents for c in collected)]
     assert "--doctest-modules" not in options["addopts"] or not imported, f"collected as modules: {imported}"
     assert {NOTEBOOKS / f"{name}.ipynb" for name in SOURCES} <= collected
+    # the test files are listed longest first, then by a pattern: none is left out, none listed that does not exist
+    assert {p.resolve() for p in (ROOT / "tests").glob("test_*.py")} <= collected
+    assert all(any(ROOT.glob(pattern)) for pattern in options["testpaths"])

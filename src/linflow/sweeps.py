@@ -39,9 +39,8 @@ import xarray as xr
 
 from . import _io
 
-__all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "BATCH_AXIS", "PARAMETERS", "TASKS",
-           "PROBLEMS", "phase_diagram",
-           "regime_diagram"]
+__all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "run_grid", "BATCH_AXIS", "PARAMETERS",
+           "TASKS", "PROBLEMS", "phase_diagram", "regime_diagram"]
 
 # parameter -> (type, default); every grid axis and fixed value must be one of these
 PARAMETERS: dict[str, tuple[type, object]] = {
@@ -144,20 +143,7 @@ def validate(grid: dict, fixed: dict | None = None, task: str = "run") -> tuple[
         if key in out_grid:
             raise ValueError(f"fixed: {key!r} is also a grid axis")
         out_fixed[key] = _check_value(key, value, "fixed")
-    if task == "run":
-        _check_run_grid(out_grid, out_fixed)
     return out_grid, out_fixed
-
-
-def _check_run_grid(grid: dict, fixed: dict) -> None:
-    """Task ``run`` saves GD on the flow's grid ``linspace(0, t1, points)``: every eta must divide every spacing."""
-    values = {k: grid.get(k, [fixed.get(k, PARAMETERS[k][1])]) for k in ("eta", "t1", "points")}
-    for eta, t1, points in itertools.product(values["eta"], values["t1"], values["points"]):
-        if not _divides(eta, t1, points):
-            spacing = t1 / (points - 1)
-            raise ValueError(f"task 'run': 'eta' = {eta:g} must divide the save spacing t1 / (points - 1) = "
-                             f"{spacing:g} (t1 = {t1:g}, points = {points}) so that gradient descent lands on the "
-                             f"flow's time grid; pick eta = {spacing:g} / n or change t1 or points")
 
 
 def load_config(path) -> dict:
@@ -274,45 +260,50 @@ def _flow(prob, layers, p, cache: dict):
     return cache["flow"]
 
 
-def _task_run(prob, layers, p, cache: dict) -> dict:
-    """:func:`linflow.overview.overview` of the batch's etas (the layer flow, the end-to-end flow, GD and Eq. 10 on
-    ``linspace(0, t1, points)``; each eta must divide the spacing), computed once per batch: this point's row."""
+def run_grid(eta: float, t1: float, points: int) -> tuple[float, int]:
+    """The time grid ``linspace(0, horizon, n)`` of task ``run`` at ``eta``: ``(t1, points)`` when ``eta`` divides
+    ``t1 / (points - 1)``; otherwise ``s = max(1, round(t1 / (points - 1) / eta))`` steps between saves and
+    ``n - 1 = max(1, round(t1 / (s eta)))`` saves, so that GD's iterate ``k`` sits at ``t = k eta`` on the grid and
+    ``horizon = (n - 1) s eta`` is the nearest such horizon to ``t1`` (within half a save spacing)."""
     from .descent import steps_per_save
+
+    try:
+        steps_per_save(eta, t1, points)
+        return float(t1), int(points)
+    except ValueError:
+        every = max(1, round(t1 / (points - 1) / eta))
+        saves = max(1, round(t1 / (every * eta)))
+        return saves * every * eta, saves + 1
+
+
+def _task_run(prob, layers, p, cache: dict) -> dict:
+    """:func:`linflow.overview.overview` (the layer flow, the end-to-end flow, GD and Eq. 10) on the point's
+    :func:`run_grid`, computed once for all the etas of the batch that share that grid: this point's row."""
     from .overview import overview, summary
 
-    steps_per_save(p["eta"], p["t1"], p["points"])  # this point's own error, before the batch runs
-    if "overview" not in cache:
-        etas = [q["eta"] for q in cache["batch"] if _divides(q["eta"], q["t1"], q["points"])]
+    grid = run_grid(p["eta"], p["t1"], p["points"])
+    if grid not in cache:
+        etas = [q["eta"] for q in cache["batch"] if run_grid(q["eta"], q["t1"], q["points"]) == grid]
         try:
-            ds = overview(prob, layers, etas, p["t1"], points=p["points"], solver=p["solver"], rtol=p["rtol"],
+            ds = overview(prob, layers, etas, grid[0], points=grid[1], solver=p["solver"], rtol=p["rtol"],
                           atol=p["atol"])
-            cache["overview"] = (ds, summary(ds))
-        except Exception as exc:  # e.g. the layer flow failed: every point of the batch says so, computed once
-            cache["overview"] = exc
-    if isinstance(cache["overview"], Exception):
-        raise cache["overview"]
-    ds, s = cache["overview"]
+            cache[grid] = (ds, summary(ds))
+        except Exception as exc:  # e.g. the layer flow failed: every point on this grid says so, computed once
+            cache[grid] = exc
+    if isinstance(cache[grid], Exception):
+        raise cache[grid]
+    ds, s = cache[grid]
     i = [float(e) for e in ds.eta.values].index(p["eta"])
     row, gd = s["runs"][i], ds.isel(eta=i)
     ok = row["gd_status"] == "ok"
     imbalance = gd.gd_imbalance.values[np.isfinite(gd.gd_imbalance.values)]
-    return {"flow_final_loss": s["flow"]["final_loss"], "gd_final_loss": float(gd.gd_loss.values[-1]) if ok else math.nan,
+    return {"horizon": grid[0], "flow_final_loss": s["flow"]["final_loss"],
+            "gd_final_loss": float(gd.gd_loss.values[-1]) if ok else math.nan,
             "max_relative_deviation": row["max_relative_deviation_gd"],
             "max_relative_deviation_eq10": row["max_relative_deviation_eq10"],
             "theorem1_relative_gap": s["theorem1_relative_gap"], "gd_imbalance_final": float(imbalance[-1]),
             "flow_nfev": float(s["flow"]["nfev"]), "diverged": float(not ok),
             "reason": "" if ok else f"gradient descent diverged: {row['gd_message']}"}
-
-
-def _divides(eta: float, t1: float, points: int) -> bool:
-    """Whether ``eta`` divides ``t1 / (points - 1)`` (:func:`linflow.descent.steps_per_save` does not raise)."""
-    from .descent import steps_per_save
-
-    try:
-        steps_per_save(eta, t1, points)
-    except ValueError:
-        return False
-    return True
 
 
 def _task_compare(prob, layers, p, cache: dict) -> dict:
