@@ -123,19 +123,19 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
 
 def test_local_and_dask_agree_exactly(tmp_path):
     pytest.importorskip("dask.distributed")
-    grid = {"depth": [1, 2], "p": [2.0, 4.0]}
-    local = sweeps.sweep(grid, "run", tmp_path / "local", fixed=FIXED, progress=False)
-    dask = sweeps.sweep(grid, "run", tmp_path / "dask", fixed=FIXED, executor="dask", n_workers=2, progress=False)
+    grid, fixed = {"depth": [1, 2]}, {**FIXED, "p": 4.0}  # one point per worker (each compiles its own)
+    local = sweeps.sweep(grid, "run", tmp_path / "local", fixed=fixed, progress=False)
+    dask = sweeps.sweep(grid, "run", tmp_path / "dask", fixed=fixed, executor="dask", n_workers=2, progress=False)
     assert same(local, dask)
 
 
 def test_local_process_pool_agrees_exactly(tmp_path):
-    grid = {"depth": [1, 2], "p": [2.0, 4.0]}
-    one = sweeps.sweep(grid, "run", tmp_path / "one", fixed=FIXED, progress=False)
-    pool = sweeps.sweep(grid, "run", tmp_path / "pool", fixed=FIXED, n_workers=2, progress=False)
+    grid, fixed = {"depth": [1, 2]}, {**FIXED, "p": 4.0}
+    one = sweeps.sweep(grid, "run", tmp_path / "one", fixed=fixed, progress=False)
+    pool = sweeps.sweep(grid, "run", tmp_path / "pool", fixed=fixed, n_workers=2, progress=False)
     assert same(one, pool)
     with pytest.raises(ValueError, match="n_workers must be a positive integer"):
-        sweeps.sweep(grid, "run", tmp_path / "bad", fixed=FIXED, n_workers=0, progress=False)
+        sweeps.sweep(grid, "run", tmp_path / "bad", fixed=fixed, n_workers=0, progress=False)
 
 
 def test_toml_config_and_cli(tmp_path, capsys, monkeypatch):
