@@ -18,10 +18,14 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # expensive optimization passes are skipped (about 25% less compile time measured) and XLA:CPU's older
 # elemental emitters replace its fusion emitters (a diffrax solve compiles in 0.9 s instead of 1.6-2.0 s;
 # tests/test_flows.py 199 -> 147 s). Numerics are unchanged (bit for bit on the runs compared; XLA's CPU
-# fast-math stays off). Users' runs keep XLA's defaults.
+# fast-math stays off). Each process computes on one thread (XLA's Eigen pool off: the recipe of jax-ml/jax#743):
+# the suite runs two workers, often beside notebook kernels, on two cores, and two processes each spreading over
+# both cores run slower than two single-threaded ones (notebooks 04 and 03 side by side: 81 -> 72 s, measured).
+# Users' runs keep XLA's defaults.
 os.environ.setdefault(
     "XLA_FLAGS",
-    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false")
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false "
+    "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
