@@ -186,7 +186,7 @@ def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int,
     # quick: one chunk of sharpness points instead of 7, and 32 Lanczos steps (on these flows the same sharpness as 64
     # to 1e-15 relative, measured on the quick gas-sensor problems)
     flow_t, smax, smax_budget = _prediction(prob, _start(prob, depth, width, 0, start), targets, horizons,
-                                            *((23, 32) if quick else (160, 64)))
+                                            points=23 if quick else 160, lanczos_iters=32 if quick else 64)
     return {"iterations": its, "eta": np.where(eta_idx >= 0, grid[np.maximum(eta_idx, 0)], np.nan), "curve": curve,
             "curve_iterations": seed0_iters, "flow_time": flow_t, "max_sharpness": smax,
             "predicted": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax)]),
