@@ -171,7 +171,7 @@ def test_optax_descent_takes_any_optax_constructor_and_is_differentiable_in_the_
                                                   rel=1e-6)
 
 
-def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compilation():
+def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compiled_call():
     from linflow import descent
 
     prob = problems.two_point(10.0, 1.0, p=4)
@@ -186,8 +186,10 @@ def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compilation():
         np.testing.assert_allclose(run.ts, single.ts, rtol=1e-14)
         np.testing.assert_allclose(run.loss, single.loss, rtol=1e-12)
         assert run.status == single.status and run.message == single.message
-    n = descent._descend._cached._cache_size()
+    n = descent._descend_each._cached._cache_size()
     descent.descend_on_grid(rule, layers, [0.025, 0.02, 0.1 / 3], t1, points)  # other etas: no new compilation
-    assert descent._descend._cached._cache_size() == n
+    assert descent._descend_each._cached._cache_size() == n
+    descent.descend_on_grid(rule, layers, [0.025, 0.02], t1, points)  # another number of etas: one more
+    assert descent._descend_each._cached._cache_size() == n + 1
     with pytest.raises(ValueError, match="must divide the save spacing"):
         descent.descend_on_grid(rule, layers, [0.07], t1, points)

@@ -166,17 +166,22 @@ def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None 
     """``rule`` at every eta of ``etas``, each saved on ``linspace(0, t1, points)`` (``t = k * eta``): one
     Trajectory per eta.
 
-    Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`). The steps per
-    save are passed traced, so all etas share one compiled computation; they run one after the other,
-    each with its own number of steps (a ``jax.vmap`` over them would run every eta for the largest
-    count). Forward only: reverse-mode ``jax.grad`` needs :func:`descend` (a fixed count).
+    Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`). One compiled call
+    for the whole batch (``jax.lax.map`` over the etas, with the steps per save traced), compiled once per
+    number of etas: the etas run one after the other, each with its own number of steps (a ``jax.vmap``
+    over them would run every eta for the largest count). Forward only: reverse-mode ``jax.grad`` needs
+    :func:`descend` (a fixed count).
     """
     etas = _batch("etas", etas)
     points = _checks.integer("points", points, minimum=2)
-    per_save = [steps_per_save(float(e), t1, points) for e in etas]
-    kind = kind or rule.field.discrete_kind
-    return [_descend(rule, y0, eta, np.asarray(n, dtype=np.int64), points - 1, 0, kind)
-            for eta, n in zip(np.asarray(etas), per_save)]
+    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    return _descend_each(rule, y0, etas, per_save, points - 1, kind or rule.field.discrete_kind).unstack()
+
+
+@eqx.filter_jit
+def _descend_each(rule, y0, etas, per_save, n_saves: int, kind: str) -> Trajectory:
+    """:func:`_descend` for every ``(eta, steps per save)`` pair, one after the other: a batched Trajectory."""
+    return jax.lax.map(lambda a: _descend(rule, y0, a[0], a[1], n_saves, 0, kind), (etas, per_save))
 
 
 def descend_chunks(rule, y0, eta, save_every, n_saves: int, *, kind: str | None = None) -> Trajectory:
