@@ -350,6 +350,11 @@ def central_flow(
                          f"GD is unstable from its first step (catapult or divergence), where no central flow applies")
     k0 = int(S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0)  # eigenvalues held at 2 / eta at the start
     run = _run_phases(problem, eta_a, layers0, k0, ts, t1, solver, controller, max_steps, max_switches)
+    return _trajectory(problem, eta_a, layers0, ts, t1, run, name, spec)
+
+
+def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> Trajectory:
+    """The Trajectory of the phases ``run`` (:func:`_run_phases`): saves, status, stats and the per-save extras."""
     n, unravel, phase_of, used = len(ts), ravel_pytree(layers0)[1], run["phase_of"], run["used"]
     stop = n if run["filled"].all() else int(np.argmin(run["filled"]))
     code = STATUSES.index("failed") if stop < n and run["code"] == 0 else run["code"]

@@ -234,12 +234,7 @@ def compare(
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     t1, points, tol = _checks.positive("t1", t1), _checks.integer("points", points, minimum=2), _checks.positive("tol", tol)
-    etas, orders = _checked_etas(etas), tuple(orders)
-    if any(o not in MODIFIED_FIELDS for o in orders):
-        raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
-    if not curvature and (orders or central):
-        raise ValueError(f"curvature=False leaves out the sharpness that the modified flows (orders = {orders}) and "
-                         f"the central flow (central = {central}) need: pass orders=() and central=False")
+    etas, orders = _checked_etas(etas), _checked_orders(orders, curvature, central)
     per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
     tick = progress or (lambda label: None)
     ts = np.linspace(0.0, t1, points)
@@ -247,31 +242,58 @@ def compare(
     lf, ef, caught = _flows(problem, layers0, t1, flow_opts, max_steps)
     tick("flows")
     if curvature:
-        curv = _curvature(problem, lf, ts, lanczos_iters)
-        tick("curvature along the flow")
-    runs = (_discrete_runs if curvature else _plain_runs)(problem, layers0, etas, per_save, t1, points, tick)
-    modified = {}
-    if curvature:
-        stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
-        for order in orders:
-            modified[order] = _modified_flows(problem, layers0, etas, stable, order, t1,
-                                              dict(flow_opts, max_steps=modified_max_steps))
-            tick(f"modified flow, order {order}")
-    data = _deviations(lf, ef, runs, modified, per_save)
-    data.update(_per_eta(runs, etas, data, modified))
-    if curvature:
-        data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
-        data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
-        data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
-        data.update(_past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
-                                    lanczos_iters))
-        tick("central flows" if central else "regimes")
-        data["regime"] = (("eta",), _regimes(etas, stable, data))
+        data = _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
+                               central=central, flow_opts=flow_opts, max_steps=max_steps,
+                               modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
+    else:
+        data = _run_data(lf, ef, _plain_runs(problem, layers0, etas, per_save, t1, points, tick), {}, per_save, etas)
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
     ds.attrs.update(_settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
     ds.attrs.update(_flatten(summary(ds)))
     tick("summary")
     return ds
+
+
+def _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, *, t1, points, orders, central, flow_opts,
+                    max_steps, modified_max_steps, lanczos_iters) -> dict:
+    """The Dataset entries of the full comparison: the curvature along the flow, GD with its diagnostics and Eq. 10,
+    the modified flows below the predicted threshold, GD's sharpness and the central flow above it, the regimes."""
+    curv = _curvature(problem, lf, flow_opts["ts"], lanczos_iters)
+    tick("curvature along the flow")
+    runs = _discrete_runs(problem, layers0, etas, per_save, t1, points, tick)
+    stable = etas < 2.0 / float(np.max(curv["sharpness"]))  # modified flows below the predicted threshold
+    modified = {}
+    for order in orders:
+        modified[order] = _modified_flows(problem, layers0, etas, stable, order, t1,
+                                          dict(flow_opts, max_steps=modified_max_steps))
+        tick(f"modified flow, order {order}")
+    data = _run_data(lf, ef, runs, modified, per_save, etas)
+    data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
+    data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
+    data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
+    data.update(_past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
+                                lanczos_iters))
+    tick("central flows" if central else "regimes")
+    data["regime"] = (("eta",), _regimes(etas, stable, data))
+    return data
+
+
+def _run_data(lf, ef, runs: dict, modified: dict, per_save, etas) -> dict:
+    """The deviations of every run from its flow (per eta and save) and the per-eta outcomes and statuses."""
+    data = _deviations(lf, ef, runs, modified, per_save)
+    data.update(_per_eta(runs, etas, data, modified))
+    return data
+
+
+def _checked_orders(orders, curvature: bool, central: bool) -> tuple:
+    """The modified-flow orders (a subset of (1, 2)); none, and no central flow, without the curvature."""
+    orders = tuple(orders)
+    if any(o not in MODIFIED_FIELDS for o in orders):
+        raise ValueError(f"orders must be a subset of (1, 2), got {orders}")
+    if not curvature and (orders or central):
+        raise ValueError(f"curvature=False leaves out the sharpness that the modified flows (orders = {orders}) and "
+                         f"the central flow (central = {central}) need: pass orders=() and central=False")
+    return orders
 
 
 def _checked_etas(etas) -> np.ndarray:
