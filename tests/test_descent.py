@@ -208,3 +208,27 @@ def test_optax_sgd_is_gradient_descent_and_the_textbook_rules():
     assert dl.loss[-1] < dl.loss[0]
     with pytest.raises(ValueError, match="optimizer must be one of"):
         linflow.optax_descents(prob, lin, "lbfgs", [0.1], 5)
+
+
+def test_optax_descent_takes_a_built_transformation():
+    """A built ``optax.GradientTransformation`` is the step rule as given: ``optax.sgd(eta)`` is GD; a chain with
+    gradient clipping is GD on the clipped gradient, written out here."""
+    import optax
+
+    prob = small_regression(m=20, d=3, k=1, p=2.0, weight_decay=0.1)
+    layers = init.balanced((3, 2, 1), 0.6)
+    built = linflow.optax_descent(prob, layers, optax.sgd(0.02), 0.02, 40, save_every=10)
+    gd = linflow.gradient_descent(prob, layers, 0.02, 40, save_every=10)
+    np.testing.assert_allclose(built.end_to_end, gd.end_to_end, rtol=1e-12)
+    np.testing.assert_allclose(built.ts, gd.ts, rtol=1e-15)
+    assert built.kind == "optax" and built.ok
+    lin = (np.asarray(init.near_zero((3, 1), 0.1, seed=1)[0]),)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    w = lin[0].copy()
+    for _ in range(5):  # clip by the global norm 0.1, then a step of 0.5
+        g = grad_numpy(X, Y, w, 2.0) + 0.1 * w
+        w = w - 0.5 * g * min(1.0, 0.1 / np.linalg.norm(g))
+    clipped = linflow.optax_descent(prob, lin, optax.chain(optax.clip_by_global_norm(0.1), optax.sgd(0.5)), 0.5, 5)
+    np.testing.assert_allclose(clipped.end_to_end[-1], w, rtol=1e-12)
+    with pytest.raises(TypeError, match="optax.GradientTransformation"):
+        linflow.optax_descent(prob, lin, 0.5, 0.5, 5)

@@ -20,6 +20,8 @@ reached. No array of a returned Trajectory holds NaN or inf.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Callable
 
@@ -295,13 +297,25 @@ OPTIMIZERS: dict[str, Callable] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Built:
+    """A built ``optax.GradientTransformation`` as a rule's ``make`` (the learning rate is its own)."""
+
+    transformation: optax.GradientTransformation
+
+    def __call__(self, learning_rate) -> optax.GradientTransformation:
+        return self.transformation
+
+
 def optax_descent(problem: Problem, layers0, optimizer, learning_rate, steps: int, *,
                   save_every: int = 1) -> Trajectory:
     """An optax optimizer on the layers' network loss; iterate ``k`` saved at ``t = k * learning_rate``.
 
     ``optimizer`` is a name of :data:`OPTIMIZERS` (``sgd``, ``momentum``, ``nesterov``, ``adagrad``,
-    ``adadelta``, ``adam``) or any function ``learning_rate -> optax.GradientTransformation`` (e.g.
-    ``optax.adam``; a module-level function is compiled once, a new lambda per call recompiles).
+    ``adadelta``, ``adam``), any function ``learning_rate -> optax.GradientTransformation`` (e.g.
+    ``optax.adam``; a module-level function is compiled once, a new lambda per call recompiles), or a
+    built ``optax.GradientTransformation`` (e.g. ``optax.chain(optax.clip(1.0), optax.adam(0.1))``): its
+    learning rate is its own, and ``learning_rate`` then only sets the time axis (pass the one it uses).
     Depth 1 (one layer) is the linear model. ``adagrad`` is the textbook rule (accumulator from 0,
     no eps); ``adadelta`` always receives the learning rate (optax's default ``None`` ascends).
 
@@ -319,11 +333,13 @@ def optax_descent(problem: Problem, layers0, optimizer, learning_rate, steps: in
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or a function "
                              f"learning_rate -> optax.GradientTransformation; got {optimizer!r}")
         kind, make = optimizer, OPTIMIZERS[optimizer]
+    elif isinstance(optimizer, optax.GradientTransformation):
+        kind, make = "optax", _Built(optimizer)
     elif callable(optimizer):
         kind, make = getattr(optimizer, "__name__", "optax"), optimizer
     else:
-        raise TypeError(f"optimizer must be a name or a function learning_rate -> optax.GradientTransformation, "
-                        f"got {type(optimizer).__name__}")
+        raise TypeError(f"optimizer must be a name, a function learning_rate -> optax.GradientTransformation or an "
+                        f"optax.GradientTransformation, got {type(optimizer).__name__}")
     eta = _checks.positive("learning_rate", learning_rate)
     return descend(OptaxRule(LayerFlow(problem), make), layers0, eta, steps, save_every=save_every, kind=kind)
 
