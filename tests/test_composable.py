@@ -79,6 +79,12 @@ def test_vmap_over_learning_rates_equals_single_runs_with_their_own_status():
         np.testing.assert_allclose(run.loss, single.loss, rtol=1e-13)
         assert run.message == single.message
     assert [r.status for r in batch.unstack()] == ["ok", "ok", "diverged"]
+    iterations = batch.iterations  # k = t / eta with each run's own eta (the diverged run repeats its last row)
+    np.testing.assert_array_equal(iterations[:2], np.tile(np.arange(0, 301, 10), (2, 1)))
+    np.testing.assert_array_equal(iterations[2], batch.unstack()[2].iterations)
+    for one_run_only in (lambda b: b.status, lambda b: b.final_loss, lambda b: b.to_xarray(), lambda b: b.reached()):
+        with pytest.raises(ValueError, match=r"a batch of 3 runs .*unstack"):
+            one_run_only(batch)
 
 
 def test_vmap_over_starts_keeps_each_solve_adaptive_and_equals_single_runs():

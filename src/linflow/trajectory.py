@@ -22,6 +22,15 @@ def _concrete(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def _single(x, what: str) -> np.ndarray:
+    """A concrete per-run value of one run (a batch from ``jax.vmap`` has one per run)."""
+    x = _concrete(x)
+    if x.ndim:
+        raise ValueError(f"a batch of {x.size} runs has no single {what}: split it with .unstack() (one Trajectory "
+                         f"per run); the arrays (`result`, `stop`, `loss`, ...) hold every run along axis 0")
+    return x
+
+
 class Trajectory(eqx.Module):
     """A run saved at times ``ts``: an ``equinox.Module``, so it passes through ``jax.jit``, ``jax.vmap``
     and ``jax.grad`` like any pytree.
@@ -76,10 +85,7 @@ class Trajectory(eqx.Module):
     def status(self) -> str:
         """``"ok"``, or why the run stopped early: ``"diverged"`` (non-finite iterate), ``"max_steps"``,
         ``"dt_min"``, ``"nonfinite"``, ``"implicit_failure"``, ``"failed"``."""
-        code = _concrete(self.result)
-        if code.ndim:
-            raise ValueError(f"a batch of {code.size} runs has no single status: use .unstack()")
-        return STATUSES[int(code)]
+        return STATUSES[int(_single(self.result, "status"))]
 
     @property
     def ok(self) -> bool:
@@ -89,7 +95,7 @@ class Trajectory(eqx.Module):
     @property
     def n_reached(self) -> int:
         """How many saved rows were reached (``stop`` as a Python int)."""
-        return int(_concrete(self.stop))
+        return int(_single(self.stop, "n_reached (and the views built on it: reached, masked, final_loss, to_xarray)"))
 
     @property
     def message(self) -> str:
@@ -121,10 +127,10 @@ class Trajectory(eqx.Module):
 
     @property
     def iterations(self) -> np.ndarray:
-        """Iteration counts ``k = t / eta`` (ACH18's time) of a discrete run."""
+        """Iteration counts ``k = t / eta`` (ACH18's time) of a discrete run (of every run of a batch)."""
         if self.eta is None:
             raise ValueError("iterations are defined for discrete runs only; divide ts by your eta")
-        return np.rint(np.asarray(self.ts) / float(self.eta)).astype(np.int64)
+        return np.rint(np.asarray(self.ts) / np.asarray(self.eta)[..., None]).astype(np.int64)
 
     def __len__(self) -> int:
         return int(np.shape(self.ts)[-1])
