@@ -43,7 +43,7 @@ from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, hessian_vector_pro
 from .init import balancedness, end_to_end, imbalance
 from .integrate import end_to_end_flow, gradient_flow, modified_flow
 from .problems import Problem
-from .trajectory import _descent_message
+from .trajectory import descent_message
 
 __all__ = ["compare", "fit_order", "summary", "report", "summary_text", "REGIMES"]
 
@@ -515,7 +515,7 @@ def _status(kind: str, bad: np.ndarray, etas: np.ndarray, per_save: np.ndarray, 
     for b, eta, every in zip(bad, etas, per_save):
         status.append("ok" if b < 0 else "diverged")
         keep = int(np.sum(every * np.arange(len(ts)) < b)) if b >= 0 else len(ts)
-        message.append("" if b < 0 else _descent_message(kind, float(eta), ts, keep, {"diverged_at": int(b)}))
+        message.append("" if b < 0 else descent_message(kind, float(eta), ts, keep, {"diverged_at": int(b)}))
     return {f"{name}_status": (("eta",), np.array(status, dtype=str)),
             f"{name}_message": (("eta",), np.array(message, dtype=str))}
 

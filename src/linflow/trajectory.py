@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-__all__ = ["Trajectory", "KINDS", "STATUSES"]
+__all__ = ["Trajectory", "KINDS", "STATUSES", "descent_message"]
 
 KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "central_flow", "gradient_descent", "end_to_end_descent")
 
@@ -106,7 +106,7 @@ class Trajectory(eqx.Module):
         ts, keep = np.asarray(self.ts), self.n_reached
         stats = {k: int(v) for k, v in self.stats.items()}
         if self.eta is not None and "diverged_at" in stats:
-            return _descent_message(self.kind, float(self.eta), ts, keep, stats)
+            return descent_message(self.kind, float(self.eta), ts, keep, stats)
         reached = f"t = {ts[keep - 1]:.6g}" if keep else "the start"
         message = (f"{self.kind} with solver {self.solver!r} stopped ({status.replace('_', ' ')}) after "
                    f"{stats.get('num_steps', -1)} steps; last saved point reached: {reached} "
@@ -203,8 +203,11 @@ class Trajectory(eqx.Module):
         return xr.Dataset(data, coords={"t": run.ts}, attrs=attrs)
 
 
-def _descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, stats: dict) -> str:
-    """Where a discrete run diverged: the first non-finite step and the last saved row kept."""
+def descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, stats: dict) -> str:
+    """Where a discrete run with step ``eta`` diverged (its :attr:`Trajectory.message`): the first non-finite step
+    ``stats["diverged_at"]`` (-1: none), the first save whose ``W_e`` or loss overflowed
+    (``stats["first_unreached_step"]``, optional) and the last of the ``keep`` saved rows kept, on the save times
+    ``ts`` (``t = k eta``). Public for studies that run GD without building Trajectories (``linflow.compare``)."""
     saved_steps = np.rint(ts / eta).astype(np.int64)
     bad_at, unreached = stats["diverged_at"], stats.get("first_unreached_step", -1)
     causes = []
