@@ -21,7 +21,6 @@ reached. No array of a returned Trajectory holds NaN or inf.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 from collections.abc import Callable
 
@@ -330,8 +329,8 @@ def optax_descent(problem: Problem, layers0, optimizer, learning_rate, steps: in
     layers0 = _runs.check_layers(problem, layers0)
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or a function "
-                             f"learning_rate -> optax.GradientTransformation; got {optimizer!r}")
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, a function learning_rate -> "
+                             f"optax.GradientTransformation or an optax.GradientTransformation; got {optimizer!r}")
         kind, make = optimizer, OPTIMIZERS[optimizer]
     elif isinstance(optimizer, optax.GradientTransformation):
         kind, make = "optax", _Built(optimizer)
