@@ -327,7 +327,7 @@ def _curvature(problem, lf, ts, lanczos_iters) -> dict:
 
 
 def _discrete_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
-    """GD (with its diagnostics) and Eq. 10 for every eta, one compiled computation each, with their statuses and
+    """GD (with its diagnostics) and Eq. 10 for every eta, one compiled call each, with their statuses and
     messages (``statuses``: from the step where each diverged, said as a Trajectory says it)."""
     eta_arr, every_arr = jnp.asarray(etas), jnp.asarray(per_save)
     pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
@@ -349,8 +349,8 @@ def _discrete_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
 
 
 def _plain_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
-    """GD and Eq. 10 for every eta without GD's diagnostics (the plain configuration: each eta its own compiled
-    loop over its own number of steps, no balancedness prediction): the same entries as :func:`_discrete_runs`
+    """GD and Eq. 10 for every eta without GD's diagnostics (the plain configuration: one compiled call per run
+    kind, each eta for its own number of steps, no balancedness prediction): the same entries as :func:`_discrete_runs`
     less ``gd_last`` and the diagnostics, plus each Trajectory's own status and message (``statuses``)."""
     gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points)
     tick("gradient descent")
