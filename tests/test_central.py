@@ -95,6 +95,8 @@ def test_to_xarray_and_errors(edge):
         central.central_flow(PROB, linflow.init.balanced((2, 2, 2), 1.5), 0.72, 1.0)
     with pytest.raises(ValueError, match="adaptive"):
         central.central_flow(PROB, START, 0.72, 1.0, solver="euler")
+    with pytest.raises(TypeError, match="cannot be traced by jax.jit"):
+        jax.jit(lambda eta: central.central_flow(PROB, START, eta, 1.0).loss[-1])(0.72)
 
 
 def test_compare_classifies_each_learning_rate():

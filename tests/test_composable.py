@@ -199,3 +199,20 @@ def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compiled_call(
     assert descent._descend_each._cached._cache_size() == n + 1
     with pytest.raises(ValueError, match="must divide the save spacing"):
         descent.descend_on_grid(rule, layers, [0.07], t1, points)
+
+
+def test_a_problem_built_inside_vmap_and_grad_varies_the_data_and_the_weight_decay():
+    """Problem(X, Y, weight_decay=...) accepts tracers: a vmap over targets equals the runs one by one, and
+    d L(t1) / d lambda matches central differences."""
+    prob = problems.whitened([2.0, 1.0])
+    layers = init.balanced((2, 3, 2), 0.3, 0)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+
+    def final(Y, lam=0.0):
+        return linflow.gradient_flow(linflow.Problem(X, Y, weight_decay=lam), layers, 1.0, n_save=2).loss[-1]
+
+    batch = jax.vmap(final)(jnp.stack([Y, 2.0 * Y]))
+    np.testing.assert_allclose(batch, [float(final(Y)), float(final(2.0 * Y))], rtol=1e-12)
+    assert batch[1] > 2.0 * batch[0]  # the targets really changed (the moments were rebuilt)
+    assert jax.grad(lambda lam: final(Y, lam))(0.1) == pytest.approx(
+        central_difference(lambda lam: float(final(Y, lam)), 0.1, 1e-6), rel=1e-6)

@@ -331,6 +331,9 @@ def central_flow(
         >>> round(float(cf.extras["sharpness"][-1]) * 0.72, 6)  # held at 2 / eta
         2.0
     """
+    if any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((problem, layers0, eta, t1, ts))):
+        raise TypeError("central_flow runs its phases from Python (events switch the constraint on and off) and "
+                        "cannot be traced by jax.jit, jax.vmap or jax.grad: call it with concrete values")
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     eta = _checks.positive("eta", eta)

@@ -32,7 +32,10 @@ class Problem(eqx.Module):
             It is not part of :meth:`loss`, which is the data term ``L1`` alone.
 
     A Problem is a pytree (an equinox Module): the data and ``weight_decay`` are traced arrays, so
-    compiled runs are reused when only their values change; ``p`` is static.
+    compiled runs are reused when only their values change; ``p`` is static. The moments ``xx``, ``yx``,
+    ``yy`` the fields use are computed here, once: to vary the data or ``weight_decay`` under
+    ``jax.vmap`` or ``jax.grad``, build the Problem inside the function (``linflow.Problem(X, c * Y)``
+    accepts tracers), not ``eqx.tree_at`` on ``X`` or ``Y``, which would leave the moments stale.
 
     Examples:
         >>> import numpy as np, linflow
