@@ -116,8 +116,12 @@ def _is_adaptive(solver, spec) -> bool:
     return spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)
 
 
-def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0):
-    """The step-size controller, with its tolerances as traced arrays (new values never recompile)."""
+def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *, build: bool = True):
+    """The step-size controller, with its tolerances as traced arrays (new values never recompile).
+
+    With ``build=False`` the default controller of an adaptive solver is returned as its tolerances
+    ``(rtol, atol)``, for :func:`_solve` to build inside the compiled call (building a ``PIDController`` in
+    Python costs a warm call about 75 us)."""
     if stepsize_controller is not None:
         if rtol is not None or atol is not None:
             raise ValueError("pass rtol/atol either to the stepsize_controller or to the run, not both")
@@ -131,7 +135,8 @@ def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0):
     if _is_adaptive(solver, spec):
         rtol = _checks.positive("rtol", 1e-8 if rtol is None else rtol)
         atol = _checks.positive("atol", 1e-10 if atol is None else atol)
-        return diffrax.PIDController(rtol=_checks.f64(rtol), atol=_checks.f64(atol))
+        tolerances = (_checks.f64(rtol), _checks.f64(atol))
+        return diffrax.PIDController(rtol=tolerances[0], atol=tolerances[1]) if build else tolerances
     if dt0 is None:
         raise ValueError(f"solver {name!r} takes fixed steps: pass dt0 (the step size) > 0")
     return diffrax.ConstantStepSize()
@@ -170,6 +175,8 @@ def _solve(field, y0, t1, ts, solver, controller, dt0, max_steps: int, name: str
     The state is raveled into one flat vector for the solver: one array per stage instead of one per
     layer, which cuts the solver's per-step overhead on small networks (benchmarks/README.md).
     """
+    if isinstance(controller, tuple):  # the default controller's (rtol, atol): see _controller(build=False)
+        controller = diffrax.PIDController(rtol=controller[0], atol=controller[1])
     flat0, unravel = ravel_pytree(y0)
     term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
     sol = diffrax.diffeqsolve(term, solver, t0=jnp.zeros_like(t1), t1=t1, dt0=dt0, y0=flat0,
@@ -215,7 +222,7 @@ def solve(
     t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
     if dt0 is not None:
         dt0 = _checks.f64(_checks.positive("dt0", dt0))
-    controller = _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0)
+    controller = _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, build=False)
     max_steps = _checks.integer("max_steps", max_steps, minimum=1)
     eta_out = getattr(field, "eta", None)
     if eta_out is None and time_unit == "iterations":
