@@ -51,13 +51,89 @@ def test_fig2_breakdown_over_eta():
     # agree to rounding (near the stability limit rounding errors off that manifold can grow)
     assert np.max(ds.width_spread.sel(eta=1e-3).values) < 1e-10
     assert bool((np.isnan(ds.width_spread) == ~ds.gd_ok.all("width")).all())
-    # distance finite exactly where both runs are stable, and O(eta) on the fixed horizon for l2 (REFERENCE s. 5)
+    # distance finite exactly where both runs are finite, and O(eta) on the fixed horizon for l2 (docs/math.md s. 5)
     both = ds.gd_ok & ds.e2e_ok
     assert bool((np.isfinite(ds.distance_rel) == both).all())
+    # stable (the experiments' rule) implies finite; each run's stability recomputed from its saved loss curve
+    assert not bool((ds.gd_stable & ~ds.gd_ok).any()) and not bool((ds.e2e_stable & ~ds.e2e_ok).any())
+    for loss, stable in ((ds.gd_loss, ds.gd_stable), (ds.e2e_loss, ds.e2e_stable)):
+        curves = loss.values.reshape(-1, loss.sizes["t"])
+        below = curves < curves[:, :1]
+        expected = [bool(np.isfinite(c).all() and b.any() and b[np.argmax(b):].all()) for c, b in zip(curves, below)]
+        assert expected == stable.values.ravel().tolist()
     for N in (2, 3):
         assert s[f"l2_depth{N}"]["by_width"]["1"]["order"] == pytest.approx(1.0, abs=0.25)
         d = ds.distance_rel.sel(p=2.0, depth=N, width=1).values
         assert d[0] < 0.01 and np.all(np.diff(d[np.isfinite(d)]) > 0)
+
+
+def _fig2_case(gd_loss_of_width4_at_eta2=None, e2e_loss_at_eta2=None, distance=(0.001, 0.002, 0.004)):
+    """A constructed fig2 Dataset (one p, two depths, widths 1 and 4, three etas): runs descend from 1.0 unless a
+    loss curve is given for (depth 3, width 4, eta 2) or for Eq. 10 at (depth 3, eta 2)."""
+    from linflow import breakdown
+
+    etas, t = np.array([1e-3, 2e-3, 4e-3]), np.linspace(0, 1, 5)
+    gd = np.broadcast_to(np.linspace(1.0, 0.5, 5), (1, 2, 2, 3, 5)).copy()
+    e2e = np.broadcast_to(np.linspace(1.0, 0.5, 5), (1, 2, 3, 5)).copy()
+    dist = np.broadcast_to(np.asarray(distance, float), (1, 2, 2, 3)).copy()
+    if gd_loss_of_width4_at_eta2 is not None:
+        gd[0, 1, 1, 2] = gd_loss_of_width4_at_eta2
+    if e2e_loss_at_eta2 is not None:
+        e2e[0, 1, 2] = e2e_loss_at_eta2
+    gd_ok, e2e_ok = np.isfinite(gd).all(-1), np.isfinite(e2e).all(-1)
+    dist[~(gd_ok & e2e_ok[:, :, None, :])] = np.nan
+    stable = lambda c: bool(np.isfinite(c).all() and np.all(c[1:] < c[0]))  # noqa: E731 (these curves fall at once)
+    ds = xr.Dataset(
+        {"distance_rel": (("p", "depth", "width", "eta"), dist),
+         "width_spread": (("p", "depth", "eta"), np.zeros((1, 2, 3))),
+         "gd_ok": (("p", "depth", "width", "eta"), gd_ok), "e2e_ok": (("p", "depth", "eta"), e2e_ok),
+         "gd_stable": (("p", "depth", "width", "eta"), np.apply_along_axis(stable, -1, gd)),
+         "e2e_stable": (("p", "depth", "eta"), np.apply_along_axis(stable, -1, e2e)),
+         "gd_loss": (("p", "depth", "width", "eta", "t"), gd), "e2e_loss": (("p", "depth", "eta", "t"), e2e)},
+        coords={"p": [2.0], "depth": [2, 3], "width": [1, 4], "eta": etas, "t": t}, attrs={"horizon_T": 1.0})
+    return breakdown, ds
+
+
+def test_fig2_never_shows_or_counts_a_diverged_run_as_well_behaved():
+    # one run of four (depth 3, width 4) diverges at the largest eta: the panels must not pick that eta
+    # (a NaN-skipping max over depth and width did), and the summary must not call it stable
+    breakdown, ds = _fig2_case(gd_loss_of_width4_at_eta2=np.array([1.0, 0.9, 9e2, np.nan, np.nan]))
+    j, why = breakdown._shown_eta(ds, 2.0)
+    assert ds.eta.values[j] == 2e-3 and "every run stable" in why
+    s = breakdown._summary(ds, synthetic=False)
+    assert s["l2_depth3"]["by_width"]["4"]["largest_stable_eta"] == 2e-3
+    assert s["l2_depth3"]["by_width"]["1"]["largest_stable_eta"] == 4e-3
+    assert s["l2_depth3"]["by_width"]["4"]["eta_at_1pct"] == 4e-3  # the diverged eta counts as above every level
+    assert s["l2_depth2"]["by_width"]["4"]["eta_at_1pct"] == np.inf
+    assert s["l2_depth2"]["by_width"]["4"]["eta_at_1pct_status"].startswith("never")
+    # every run diverged or unstable at the smallest eta: the panels say so, nothing is called stable
+    breakdown, ds = _fig2_case(distance=(0.5, 0.6, 0.7))
+    j, why = breakdown._shown_eta(ds, 2.0)
+    assert j == 0 and "at none" in why
+
+
+def test_fig2_counts_a_finite_blow_up_of_eq10_as_unstable():
+    # Eq. 10 stays finite but its loss climbs from 1.0 to 28 (quick mode, l2 depth 3, eta 0.2 on the gas data)
+    breakdown, ds = _fig2_case(e2e_loss_at_eta2=np.array([1.0, 0.9, 2.0, 9.0, 28.0]))
+    assert bool(ds.e2e_ok.sel(depth=3, eta=4e-3)) and not bool(ds.e2e_stable.sel(depth=3, eta=4e-3))
+    s = breakdown._summary(ds, synthetic=False)
+    for w in ("1", "4"):
+        row = s["l2_depth3"]["by_width"][w]
+        assert row["largest_stable_eta"] == 2e-3 and row["distance_at_largest_stable_eta"] == 0.002
+    assert "largest stable eta 0.002" in s["measured"]
+
+
+def test_fig2_stability_of_a_real_run_follows_the_rule():
+    from linflow import init, problems
+    from linflow.breakdown import _stable
+    from linflow.descent import EulerRule, descend_on_grid
+    from linflow.fields import EndToEndFlow
+
+    prob = problems.whitened([1.0])  # Eq. 10 at depth 1 is GD on a quadratic of curvature 1: unstable above eta 2
+    w0 = init.end_to_end(init.balanced((1, 1), 0.1, 0))
+    runs = descend_on_grid(EulerRule(EndToEndFlow(prob, 1)), w0, [0.3, 0.7, 2.1], 4.2, 3)
+    assert [_stable(r) for r in runs] == [True, True, False]
+    assert runs[2].ok  # finite (|1 - 2.1| = 1.1: the error grows, slowly): counted unstable by the rule, not by NaN
 
 
 def test_crossing_and_order_on_constructed_distances():
