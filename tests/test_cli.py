@@ -132,3 +132,45 @@ def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, c
     assert summary["runs"][1]["gd_status"] == "ok"
     for path in tmp_path.rglob("*.json"):
         strict_json(path)
+
+
+@pytest.mark.parametrize("argv, typed, quick", [
+    (["run", "--quick", "--etas", "0.3", "--t1", "-5"], {"etas": [0.3], "t1": -5.0}, {"m": 300, "d": 8}),
+    (["run", "--quick", "--m", "1000"], {"m": 1000}, {"d": 8, "t1": 10.0, "etas": [0.1, 0.05]}),
+    (["compare", "--quick", "--etas", "0.01", "--points", "11"], {"etas": [0.01], "points": 11},
+     {"t1": 4.0, "eta_divisors": [2, 4, 8], "m": 300, "d": 6}),
+    (["accuracy", "--quick", "--solvers", "tsit5", "--tolerances", "4"], {"solvers": ["tsit5"], "tolerances": [4]},
+     {"scipy": ["RK45"]}),
+])
+def test_quick_changes_defaults_only_a_typed_option_wins(argv, typed, quick):
+    args = cli.build_parser().parse_args(argv)
+    used = cli._settle(args)
+    for name, value in {**typed, **quick}.items():
+        assert getattr(args, name) == value, name
+    for name in typed:
+        assert any(u.startswith(f"{name}=") and u.endswith("(typed)") for u in used), used
+    for name in quick:
+        assert any(u.startswith(f"{name}=") and u.endswith("(--quick)") for u in used), used
+    plain = cli.build_parser().parse_args([a for a in argv if a != "--quick"])
+    cli._settle(plain)
+    for name in typed:  # the same typed values without --quick
+        assert getattr(plain, name) == typed[name]
+
+
+@pytest.mark.parametrize("extra, message", [(["--etas", "-0.1"], "etas[0] must be > 0"),
+                                            (["--etas", "0.3"], "eta = 0.3 must divide the save spacing"),
+                                            (["--t1", "-5"], "t1 must be > 0")])
+def test_quick_validates_what_the_user_typed(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", "--quick", *extra, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_each_command_help_opens_with_its_own_description(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert description.startswith("The main job") and "compare" not in description
+    assert "(default 2000; with --quick 300)" in " ".join(out.split())

@@ -18,6 +18,13 @@ from . import _catalog
 
 __all__ = ["main", "compilation_cache"]
 
+RUN_DESCRIPTION = (
+    "The main job: on the embedded default problem (a synthetic gas-sensor-like regression) with a depth-3 "
+    "network, the layer flow, the end-to-end flow (ACH18 Theorem 1), and gradient descent and the end-to-end "
+    "update (Eq. 10) for a few learning rates, all on one time grid. Prints a table and writes run.nc (every "
+    "trajectory), run.png (figure) and summary.json to --out. --quick changes only the defaults of the options "
+    "you leave out (each option lists its quick value); the printed settings say which values were used.")
+
 INITS = ("balanced", "near_zero", "identity")
 STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
 
@@ -36,10 +43,41 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def _add_problem_options(p: argparse.ArgumentParser) -> None:
+def _show(value) -> str:
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else \
+        f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _defaulted(parser, g, flag: str, default, quick=None, help: str = "", **kw) -> None:
+    """An option whose default ``--quick`` may change: stored as None until :func:`_settle` fills it in, so an
+    option the user typed always wins (and is validated) over both defaults."""
+    dest = flag.lstrip("-").replace("-", "_")
+    if default is not None:
+        help += f" (default {_show(default)}" + (f"; with --quick {_show(quick)})" if quick is not None else ")")
+    g.add_argument(flag, default=None, help=help, **kw)
+    table = parser.get_default("_defaults") or {}
+    parser.set_defaults(_defaults={**table, dest: (default, quick)})
+
+
+def _settle(args) -> list[str]:
+    """Fill the options left out with their defaults (the quick ones under ``--quick``); returns ``name=value``
+    for each option with its source: typed, ``quick`` (a quick default) or the default."""
+    used = []
+    for dest, (default, quick) in (getattr(args, "_defaults", None) or {}).items():
+        value = getattr(args, dest)
+        source = "typed"
+        if value is None:
+            source, value = ("quick", quick) if args.quick and quick is not None else ("default", default)
+            setattr(args, dest, value)
+        if value is not None:
+            used.append(f"{dest}={_show(value)}" + {"typed": " (typed)", "quick": " (--quick)", "default": ""}[source])
+    return used
+
+
+def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None, quick_d: int | None = None) -> None:
     g = p.add_argument_group("problem (the embedded synthetic gas-sensor-like regression)")
-    g.add_argument("--m", type=int, default=2000, help="number of samples (default 2000)")
-    g.add_argument("--d", type=int, default=32, help="number of features (default 32)")
+    _defaulted(p, g, "--m", 2000, quick_m, type=int, help="number of samples")
+    _defaulted(p, g, "--d", 32, quick_d, type=int, help="number of features")
     g.add_argument("--p", type=float, default=2.0, help="exponent of the lp loss, >= 1 (default 2)")
     g.add_argument("--weight-decay", type=float, default=0.0, help="lambda >= 0 (default 0)")
     g.add_argument("--seed", type=int, default=0, help="seed of the data and the initialization")
@@ -86,8 +124,6 @@ def _progress(total: int, desc: str = "linflow run"):
 def cmd_run(args) -> int:
     from . import _io, overview, plot
 
-    if args.quick:
-        args.m, args.d, args.t1, args.etas = min(args.m, 300), min(args.d, 8), 10.0, [0.1, 0.05]
     problem, layers = _build(args)
     out = Path(args.out)
     started = time.perf_counter()
@@ -115,9 +151,6 @@ def cmd_run(args) -> int:
 def cmd_compare(args) -> int:
     from . import _io, comparison, plot
 
-    if args.quick:
-        args.m, args.d, args.t1, args.points, args.eta_divisors = min(args.m, 300), min(args.d, 6), 4.0, 21, [2, 4, 8]
-        args.etas = None
     problem, layers = _build(args)
     spacing = args.t1 / (args.points - 1)
     etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
@@ -149,10 +182,7 @@ def cmd_accuracy(args) -> int:
     problem, layers, t1 = accuracy.case(args.case, depth=args.depth)
     if args.t1 is not None:
         t1 = args.t1
-    tolerances = args.tolerances
-    solvers, scipy_solvers, repeats = args.solvers, args.scipy, args.repeats
-    if args.quick:
-        tolerances, solvers, scipy_solvers, repeats = [5, 7, 9], ["euler", "tsit5", "dopri8"], ["RK45"], 1
+    tolerances, solvers, scipy_solvers, repeats = args.tolerances, args.solvers, args.scipy, args.repeats
     out = Path(args.out)
     started = time.perf_counter()
     bar, tick = _progress(1 + len(solvers) + len(scipy_solvers), "linflow accuracy")
@@ -236,7 +266,8 @@ def _problem_label(args) -> str:
 
 def _add_output_options(g, folder: str) -> None:
     g.add_argument("--out", default=folder, help=f"output folder (default ./{folder})")
-    g.add_argument("--quick", action="store_true", help="reduced sizes, a fast version (for smoke tests)")
+    g.add_argument("--quick", action="store_true", help="smaller defaults, a fast version (for smoke tests): "
+                   "changes only the options left out; each option's help gives its quick default")
 
 
 def _add_solver_options(g, rtol: float, atol: float) -> None:
@@ -265,12 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run(sub) -> None:
     """``linflow run``: the main job."""
     run = sub.add_parser("run", help="the four trajectories on the default problem (the main job)",
-                         description=_plain(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_problem_options(run)
+                         description=RUN_DESCRIPTION)
+    _add_problem_options(run, quick_m=300, quick_d=8)
     g = run.add_argument_group("runs")
-    g.add_argument("--etas", type=_floats, default=[0.2, 0.1, 0.05, 0.02],
-                   help="learning rates, comma-separated; each must divide t1/(points-1) (default 0.2,0.1,0.05,0.02)")
-    g.add_argument("--t1", type=float, default=100.0, help="horizon in flow time t = k eta (default 100)")
+    _defaulted(run, g, "--etas", [0.2, 0.1, 0.05, 0.02], [0.1, 0.05], type=_floats,
+               help="learning rates, comma-separated; each must divide t1/(points-1)")
+    _defaulted(run, g, "--t1", 100.0, 10.0, type=float, help="horizon in flow time t = k eta")
     g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
     _add_solver_options(g, 1e-8, 1e-10)
     _add_output_options(g, "linflow-out")
@@ -282,14 +313,14 @@ def _add_compare(sub) -> None:
     cmp = sub.add_parser("compare", help="where GD leaves the flow: orders, breakdown eta, stability thresholds",
                          description="Gradient descent and Eq. 10 against the flows and the modified flows for a "
                                      "range of learning rates (see linflow.compare).")
-    _add_problem_options(cmp)
+    _add_problem_options(cmp, quick_m=300, quick_d=6)
     g = cmp.add_argument_group("comparison")
-    g.add_argument("--etas", type=_floats, default=None,
-                   help="learning rates, comma-separated; each must divide t1/(points-1) (default: see --eta-divisors)")
-    g.add_argument("--eta-divisors", type=_ints, default=[1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64],
-                   help="etas = t1/(points-1)/n for these n (default 1,2,...,64: 16 etas)")
-    g.add_argument("--t1", type=float, default=50.0, help="horizon in flow time (default 50)")
-    g.add_argument("--points", type=int, default=101, help="time grid points (default 101)")
+    _defaulted(cmp, g, "--etas", None, type=_floats,
+               help="learning rates, comma-separated; each must divide t1/(points-1) (default: see --eta-divisors)")
+    _defaulted(cmp, g, "--eta-divisors", [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64], [2, 4, 8],
+               type=_ints, help="etas = t1/(points-1)/n for these n, used when --etas is not given (16 etas)")
+    _defaulted(cmp, g, "--t1", 50.0, 4.0, type=float, help="horizon in flow time")
+    _defaulted(cmp, g, "--points", 101, 21, type=int, help="time grid points")
     g.add_argument("--tol", type=float, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
     g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
     _add_solver_options(g, 1e-10, 1e-12)
@@ -307,16 +338,17 @@ def _add_accuracy(sub) -> None:
     acc.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
     acc.add_argument("--flow", choices=["layers", "end_to_end"], default="layers", help="which flow (default layers)")
     acc.add_argument("--t1", type=float, default=None, help="horizon (default: the case's)")
-    acc.add_argument("--tolerances", type=_ints, default=[4, 5, 6, 7, 8, 9, 10],
-                     help="k values, rtol = 10^-k, atol = 10^-(k+3) (default 4..10)")
-    acc.add_argument("--solvers", type=lambda s: s.split(","), default=list(DEFAULT_SOLVERS),
-                     help=f"linflow solvers (default {','.join(DEFAULT_SOLVERS)})")
-    acc.add_argument("--scipy", type=lambda s: [x for x in s.split(",") if x], default=list(SCIPY_SOLVERS),
-                     help=f"solve_ivp methods (default {','.join(SCIPY_SOLVERS)}; empty for none)")
+    _defaulted(acc, acc, "--tolerances", [4, 5, 6, 7, 8, 9, 10], [5, 7, 9], type=_ints,
+               help="k values, rtol = 10^-k, atol = 10^-(k+3)")
+    _defaulted(acc, acc, "--solvers", list(DEFAULT_SOLVERS), ["euler", "tsit5", "dopri8"],
+               type=lambda s: s.split(","), help="linflow solvers, comma-separated")
+    _defaulted(acc, acc, "--scipy", list(SCIPY_SOLVERS), ["RK45"], type=lambda s: [x for x in s.split(",") if x],
+               help="solve_ivp methods, comma-separated; empty for none")
     acc.add_argument("--steps-t1", type=float, default=None,
                      help=f"horizon of the step-size figure (default max(t1, {STEP_SIZE_HORIZON:g}): long enough for the "
                           "step to settle at the stability limit 3.5 / sharpness after convergence)")
-    acc.add_argument("--repeats", type=int, default=3, help="timed repeats after the warm-up (default 3)")
+    _defaulted(acc, acc, "--repeats", 3, None, type=int,
+               help="timed repeats after the warm-up; the minimum is reported, the spread drawn")
     _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=cmd_accuracy)
 
@@ -379,6 +411,9 @@ def main(argv=None) -> int:
 
     matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
     compilation_cache()
+    used = _settle(args)
+    if used:
+        print("settings: " + ", ".join(used))
     try:
         return args.func(args)
     except (ValueError, TypeError) as exc:
