@@ -174,3 +174,13 @@ def test_each_command_help_opens_with_its_own_description(capsys):
     description = out.split("\n\n")[1]
     assert description.startswith("The main job") and "compare" not in description
     assert "(default 2000; with --quick 300)" in " ".join(out.split())
+
+
+def test_sweep_on_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "latin.toml").write_bytes('task = "run"\n# caf\xe9\n'.encode("latin-1"))
+    for config, message in ((tmp_path / "missing.toml", "no such file"), (tmp_path, "not a file"),
+                            (tmp_path / "latin.toml", "not UTF-8 text (line 2")):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["sweep", str(config)])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -154,11 +154,21 @@ def load_config(path) -> dict:
     stem (the figures of the sweep are named after it).
     """
     path = Path(path)
-    with open(path, "rb") as fh:
-        try:
-            cfg = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    if not path.exists():
+        raise ValueError(f"config {path}: no such file (expected a TOML file with task, store, [grid] and [fixed])")
+    if not path.is_file():
+        raise ValueError(f"config {path}: not a file (expected a TOML file with task, store, [grid] and [fixed])")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ValueError(f"config {path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValueError(f"config {path}: not UTF-8 text (line {line}, byte {exc.start}); TOML files are UTF-8") from None
+    try:
+        cfg = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(cfg) - {"task", "store", "grid", "fixed"}
     if unknown:
         raise ValueError(f"{path}: unknown top-level key(s) {sorted(unknown)}; expected task, store, grid, fixed")
