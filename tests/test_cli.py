@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -103,6 +104,12 @@ def test_linflow_compare_quick(tmp_path, capsys):
     # nothing diverged on the quick grid: the observed threshold is null, and its status says why
     assert summary["stability_eta_observed"] is None
     assert summary["stability_eta_observed_status"].startswith("none: GD neither diverged nor oscillated")
+    # what could not be measured is said in words, in the printed report and beside each null of the JSON
+    assert not re.search(r"\bnan\b", out, re.IGNORECASE)
+    assert "stability threshold observed (smallest eta where GD diverged or oscillated): none: GD neither" in out
+    assert summary["order_modified2"]["order"] is None and summary["order_modified2"]["status"].startswith("not fitted")
+    assert "order of GD vs 2nd-order modified flow    not fitted" in out
+    assert summary["breakdown_status"].startswith("above the grid") and "above the grid" in out
     # the study's own report: settings and one entry per eta
     assert len(summary["etas"]) == len(summary["outcomes"]) == len(summary["regime_per_eta"]) == 3
     assert summary["t1"] == 4.0 and summary["problem"] and summary["outcomes"] == ["ok"] * 3

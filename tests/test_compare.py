@@ -67,6 +67,24 @@ def test_stability_threshold_of_the_scalar_network(depth):
     assert not ds.gd_loss.values[1, -1] < 1e-6
 
 
+def test_compare_report_says_in_words_what_it_could_not_measure():
+    # scalar network, every eta above the threshold: no breakdown eta, no stable eta, no order (no "nan" anywhere)
+    import re
+
+    s = 1.5
+    eta_crit = 2.0 / (2 * s)
+    prob = linflow.Problem(np.array([[1.0]]), np.array([s]))
+    start = tuple(np.full((1, 1), s ** 0.5 * (1 + 1e-3)) for _ in range(2))
+    ds = linflow.compare(prob, start, [1.2 * eta_crit, 2.4 * eta_crit], 96 * eta_crit, points=21, orders=(1,))
+    text = comparison.summary_text(ds)
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE), text
+    summ = comparison.report(ds)
+    assert summ["breakdown_status"].startswith("none: every eta of the grid is already above")
+    assert "breakdown eta (max relative deviation of W_e <= 0.01): none: every eta" in text
+    assert np.isnan(summ["largest_stable_eta_observed"]) and summ["largest_stable_eta_observed_status"].startswith("none")
+    assert summ["order_flow"]["status"].startswith("not fitted") and "not fitted" in text
+
+
 def test_first_order_bound_on_a_convex_problem():
     # depth 1, l2: the Hessian is constant and PSD; the bound must hold and be tight to a small factor
     rng = np.random.default_rng(0)

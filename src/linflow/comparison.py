@@ -21,7 +21,7 @@ r"""Where the small-learning-rate assumption breaks: gradient descent against th
 Then, across etas: the fitted order of the error against eta for the flow and each modified flow
 (on the asymptotic range, reported), the breakdown eta (largest eta whose relative deviation stays
 under ``tol``), the stability threshold ``2 / max_t S(t)`` predicted from the flow, and the smallest
-eta at which GD actually diverged or settled into an oscillation. REFERENCE.md sections 2 and 5.
+eta at which GD actually diverged or settled into an oscillation. docs/math.md sections 2 and 5.
 """
 
 from __future__ import annotations
@@ -622,8 +622,12 @@ def summary(ds: xr.Dataset) -> dict:
     grid_eta, interp_eta = _breakdown(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
     out["breakdown_eta"] = grid_eta
     out["breakdown_eta_interpolated"] = interp_eta
-    out["breakdown_status"] = ("ok" if np.isfinite(grid_eta) else
-                               f"none: the relative deviation exceeds {float(ds.attrs['tol']):g} at the smallest eta")
+    tol = float(ds.attrs["tol"])
+    out["breakdown_status"] = (
+        f"none: every eta of the grid is already above {tol:g} (or unstable), the smallest included"
+        if not np.isfinite(grid_eta) else
+        f"above the grid: every eta up to the largest, {grid_eta:.4g}, stays within {tol:g}; the breakdown eta is "
+        "at least that" if grid_eta == etas[-1] else "ok")
     if "sharpness" in ds:
         out["sharpness_max"] = float(np.max(ds.sharpness.values))
         out["stability_eta_predicted"] = 2.0 / out["sharpness_max"]
@@ -631,8 +635,14 @@ def summary(ds: xr.Dataset) -> dict:
     out["stability_eta_observed"] = float(etas[failed].min()) if failed.any() else float("nan")
     out["stability_eta_observed_status"] = ("ok" if failed.any() else
                                             "none: GD neither diverged nor oscillated at any eta of the grid")
+    catapults = etas[ds.regime.values == "catapult"] if "regime" in ds else etas[:0]
+    if catapults.size and not failed.any():
+        out["stability_eta_observed_status"] += ("; GD catapulted (its loss rose above L(0), then it converged) at eta "
+                                                 + ", ".join(f"{e:.4g}" for e in catapults))
     below = ok & (etas < (out["stability_eta_observed"] if failed.any() else np.inf))
     out["largest_stable_eta_observed"] = float(etas[below].max()) if below.any() else float("nan")
+    out["largest_stable_eta_observed_status"] = ("ok" if below.any() else
+                                                 "none: GD diverged or oscillated already at the smallest eta")
     if "regime" in ds:
         out["regimes"] = "; ".join(f"eta {e:g}: {r}" for e, r in zip(etas, ds.regime.values))
         out["regime_rule"] = REGIME_RULE
@@ -662,32 +672,52 @@ def summary_text(ds: xr.Dataset) -> str:
         fit = s.get(f"order_{name}")
         if fit is None:
             continue
-        lines.append(f"order of {label:<32} {fit['order']:6.3f}  (theory {expected[name]}; fit on "
-                     f"{fit['points']} etas in [{fit['eta_low']:.3g}, {fit['eta_high']:.3g}])")
+        lines.append(f"order of {label:<32} " + (
+            f"{fit['order']:6.3f}  (theory {expected[name]}; fit on {fit['points']} etas in [{fit['eta_low']:.3g}, "
+            f"{fit['eta_high']:.3g}])" if fit["status"] == "ok" else f"{fit['status']}"))
+    breakdown = (f"{s['breakdown_eta']:.4g} (interpolated {s['breakdown_eta_interpolated']:.4g})"
+                 if s["breakdown_status"] == "ok" else s["breakdown_status"])
+    observed = (f"{s['stability_eta_observed']:.4g}" if s["stability_eta_observed_status"] == "ok"
+                else s["stability_eta_observed_status"])
     lines += [
         "",
-        f"breakdown eta (max relative deviation of W_e <= {ds.attrs['tol']:g}): {s['breakdown_eta']:.4g} "
-        f"(interpolated {s['breakdown_eta_interpolated']:.4g})",
+        f"breakdown eta (max relative deviation of W_e <= {ds.attrs['tol']:g}): {breakdown}",
         (f"stability threshold predicted from the flow, 2 / max_t S(t): {s['stability_eta_predicted']:.4g} "
          f"(max sharpness {s['sharpness_max']:.4g})" if "sharpness" in ds else
          "stability threshold predicted from the flow: not measured (curvature=False)"),
-        f"stability threshold observed (smallest eta where GD diverged or oscillated): {s['stability_eta_observed']:.4g}",
+        f"stability threshold observed (smallest eta where GD diverged or oscillated): {observed}",
         "",
         f"{'eta':>10} {'outcome':>12} {'max rel dev':>12} {'eta S/2':>9} {'max |D| GD':>11} {'|D| identity err':>17}"
         + ("   regime (end: eta S_GD/2, rel. distance to the central flow)" if "regime" in ds else ""),
     ]
     for i, eta in enumerate(ds.eta.values):
         row = ds.isel(eta=i)
-        line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} {float(row.max_deviation_rel):>12.3e} "
-                f"{float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan:>9.3f} "
-                f"{np.nanmax(row.gd_imbalance.values):>11.3e} "
-                f"{np.nanmax(row.gd_imbalance_identity_error.values):>17.2e}")
+        diverged = str(row.gd_outcome.values) == "diverged"
+        line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} "
+                f"{_cell(float(row.max_deviation_rel), '12.3e', 'diverged' if diverged else 'not measured')} "
+                f"{_cell(float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan, '9.3f', 'not measured')} "
+                f"{_cell(_max_reached(row.gd_imbalance.values), '11.3e', 'no save')} "
+                f"{_cell(_max_reached(row.gd_imbalance_identity_error.values), '17.2e', 'no save')}")
         if "regime" in ds:
             s_end, dev = float(row.gd_midpoint_sharpness[-1]) * eta / 2, float(row.central_deviation_rel[-1])
             line += f"   {str(row.regime.values)}"
             if np.isfinite(s_end):  # measured past the predicted threshold only
                 line += f" ({s_end:.3f}, " + (f"{dev:.2e})" if np.isfinite(dev) else "no central flow)")
         lines.append(line)
+    lines.append("(max rel dev: max over t of ||W_e^GD - W_e^flow||_F / max_t ||W_e^flow||_F; a diverged run has none; "
+                 "max |D| GD: over the saves GD reached)")
     if "regime" in ds:
         lines += ["", f"regime rule: {REGIME_RULE}"]
     return "\n".join(lines)
+
+
+def _cell(value: float, fmt: str, missing: str) -> str:
+    """``value`` formatted, or the word ``missing`` in the same width (a table never shows ``nan``)."""
+    width = int(fmt.split(".")[0])
+    return format(value, fmt) if np.isfinite(value) else format(missing, f">{width}")
+
+
+def _max_reached(values: np.ndarray) -> float:
+    """The maximum over the saves a run reached (the rows after a stop are NaN): nan only if it reached none."""
+    values = np.asarray(values, float)
+    return float(np.max(values[np.isfinite(values)])) if np.isfinite(values).any() else float("nan")
