@@ -51,7 +51,7 @@ print(ds2.distance_rel.sel(width=1, drop=True).to_dataframe().unstack("eta").rou
 # **What you should see (fig2):** GD on depth-2 and depth-3 networks (widths 1 and 4) and the end-to-end rule
 # (Eq. 10) run to the same flow time over an eta grid. Left: the loss curves at the largest eta where every
 # distance is below 1%; they coincide. Right: GD's maximum relative distance from Eq. 10 against eta, growing
-# like eta (order 1, REFERENCE.md section 5) until the runs diverge (crosses at the top). The table above holds
+# like eta (order 1, docs/math.md section 5) until the runs diverge (crosses at the top). The table above holds
 # the distances (rows: p, depth; columns: eta; NaN: a run diverged).
 
 # %%

@@ -9,7 +9,7 @@ import pytest
 import linflow
 from linflow import central, curvature
 
-# depth 2, target singular values (1.5, 0.5): every minimum has sharpness >= N s1^(2-2/N) = 3 (REFERENCE.md section 8)
+# depth 2, target singular values (1.5, 0.5): every minimum has sharpness >= N s1^(2-2/N) = 3 (docs/math.md section 8)
 PROB = linflow.problems.whitened([1.5, 0.5])
 START = linflow.init.balanced((2, 2, 2), 0.3)
 T1, POINTS = 150.0, 31

@@ -20,3 +20,33 @@ def test_mkdocs_build_strict(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").exists()
     assert (tmp_path / "site" / "notebooks" / "03_from_descent_to_flow" / "index.html").exists()
+
+
+def _cited_sections(text: str) -> set[int]:
+    """The section numbers of every "docs/math.md section(s) N[, M][ and K][-L]" in ``text``."""
+    import re
+
+    out = set()
+    for m in re.finditer(r"docs/math\.md (?:section|sections|s\.) ([0-9][0-9 ,\-and]*)", text):
+        for a, b in re.findall(r"(\d+)(?:-(\d+))?", m.group(1)):
+            out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def test_everything_cited_is_in_the_repository():
+    """No output, docstring, notebook or page cites a file outside the repository (the developers' notes); every
+    "docs/math.md section N" names a section that docs/math.md has."""
+    import re
+
+    files = [p for pattern in ("src/linflow/**/*.py", "docs/*.md", "notebooks/*.py", "notebooks/*.ipynb", "README.md",
+                               "examples/*", "benchmarks/**/*.py")
+             for p in ROOT.glob(pattern)]
+    assert len(files) > 30
+    headings = {int(n) for n in re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "math.md").read_text(), re.MULTILINE)}
+    assert headings == set(range(1, 9))
+    cited = set()
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"REFERENCE(\.md)?\b|\.\./shared", text), f"{path.relative_to(ROOT)} cites a file outside"
+        cited |= _cited_sections(text)
+    assert cited and cited <= headings, sorted(cited - headings)

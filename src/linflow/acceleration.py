@@ -13,7 +13,7 @@ For each configuration (:data:`CONFIGS`), loss p in (2, 4) and depth N (:data:`D
   lower bound on the speed-up, or none.
 * The prediction from the flows: along the layers' gradient flow from the same start (seed 0), the
   flow time ``T_q`` to the target and the largest sharpness ``S_max`` on ``[0, T_q]``; GD cannot take
-  steps above ``2 / S_max`` (REFERENCE.md section 5), so it needs about ``T_q S_max / 2`` iterations.
+  steps above ``2 / S_max`` (docs/math.md section 5), so it needs about ``T_q S_max / 2`` iterations.
   The quotient of depth 1's prediction by depth N's predicts the speed-up. A second prediction takes
   the largest sharpness over the whole flow time GD covers in its budget (``eta * budget``): a run
   must stay stable to the end, after the target too, and the sharpness of a deep network keeps

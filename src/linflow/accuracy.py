@@ -1,7 +1,7 @@
 r"""Solver accuracy: work-precision diagrams of ODE solvers on linflow's gradient flows.
 
-Methodology of SciML's DiffEqBenchmarks (REFERENCE.md section 7): a reference from the exact solution
-(REFERENCE.md section 4) where the problem admits one, otherwise Dopri8 at ``rtol = 1e-13`` checked
+Methodology of SciML's DiffEqBenchmarks (docs/math.md section 7): a reference from the exact solution
+(docs/math.md section 4) where the problem admits one, otherwise Dopri8 at ``rtol = 1e-13`` checked
 against a second reference; a tolerance sweep ``rtol = 10^-k``, ``atol = 10^-(k+3)`` (fixed-step
 solvers sweep the step instead); the error at the final time (mean absolute error of the entries of
 ``W_e``) and the RMS error over 100 evenly spaced times; work as function evaluations and as wall
@@ -396,7 +396,7 @@ def step_sizes(problem: Problem, layers0, t1: float, *, solver: str = "tsit5", r
                atol: float = 1e-11, max_steps: int = 50_000, lanczos_iters: int = 32) -> xr.Dataset:
     """Accepted step sizes of an adaptive solver along the layer flow, with ``3.5 / S(t)`` (stability limit).
 
-    Explicit solvers settle near ``dt * S ~ 3.5`` once the flow is stability-limited (REFERENCE.md
+    Explicit solvers settle near ``dt * S ~ 3.5`` once the flow is stability-limited (docs/math.md
     section 5). Saves every step (``max_steps`` rows), so keep ``max_steps`` moderate.
     """
     from .curvature import sharpness

@@ -1,5 +1,5 @@
 r"""The catapult phase of gradient descent on the two-layer linear "uv" model (Lewkowycz, Bahri, Dyer,
-Sohl-Dickstein & Gur-Ari, 2020; REFERENCE.md section 8).
+Sohl-Dickstein & Gur-Ari, 2020; docs/math.md section 8).
 
 The model is the depth-2 linear network with one input and one output, ``f = W_2 W_1 x = b . a x``
 (``a = W_1`` in ``R^(n x 1)``, ``b = W_2^T``), trained on one sample ``(x, y)`` with the loss

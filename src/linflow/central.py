@@ -1,5 +1,5 @@
 r"""The central flow of gradient descent at the edge of stability (Cohen, Damian, Talwalkar, Kolter & Lee,
-ICLR 2025; REFERENCE.md section 8), on the layers of a deep linear network.
+ICLR 2025; docs/math.md section 8), on the layers of a deep linear network.
 
 Gradient descent with step ``eta`` is stable near a point only while the sharpness ``S`` (the largest
 eigenvalue of the Hessian ``H`` of the network loss ``L = L^N``, weight decay included) is below

@@ -7,7 +7,7 @@ invariant subspace found early never adds spurious zero eigenvalues). With ``ite
 of parameters the result is exact to round-off.
 
 ``sharpness`` (the largest eigenvalue ``S``) sets the stability limit of gradient descent,
-``eta < 2 / S`` (REFERENCE.md section 5).
+``eta < 2 / S`` (docs/math.md section 5).
 """
 
 from __future__ import annotations

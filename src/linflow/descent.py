@@ -265,7 +265,7 @@ def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every
 
 def _textbook_adagrad(lr):
     # optax's default starts the accumulator at 0.1 with eps inside the root; the textbook rule
-    # (Duchi et al. 2011) starts at 0 with no eps (REFERENCE.md section 7)
+    # (Duchi et al. 2011) starts at 0 with no eps (docs/math.md section 7)
     return optax.adagrad(lr, initial_accumulator_value=0.0, eps=0.0)
 
 

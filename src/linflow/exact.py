@@ -1,4 +1,4 @@
-r"""Exact solutions of the end-to-end dynamics (REFERENCE.md section 4), independent of the solvers.
+r"""Exact solutions of the end-to-end dynamics (docs/math.md section 4), independent of the solvers.
 
 Whitened data (``X^T X / m = I``), ``p = 2``, target ``Phi = U S V^T`` and a balanced start aligned
 with it, ``W_e(0) = U diag(sigma_0) V^T``: every singular value moves alone,

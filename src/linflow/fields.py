@@ -1,4 +1,4 @@
-r"""Vector fields of the continuous dynamics (REFERENCE.md sections 1-3).
+r"""Vector fields of the continuous dynamics (docs/math.md sections 1-3).
 
 * Layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` with
   ``dL^N/dW_j = (W_N ... W_{j+1})^T dL1/dW(W_e) (W_{j-1} ... W_1)^T``.

@@ -2,7 +2,7 @@ r"""Layer initializations, the end-to-end matrix and balancedness.
 
 Layers are a tuple ``(W_1, ..., W_N)`` of jax arrays, ``W_j`` of shape ``(n_j, n_{j-1})``, described
 by ``dims = (d, n_1, ..., n_{N-1}, k)``. The end-to-end matrix is ``W_e = W_N ... W_1`` and the
-balancedness matrices are ``D_j = W_{j+1}^T W_{j+1} - W_j W_j^T`` (REFERENCE.md sections 1-2).
+balancedness matrices are ``D_j = W_{j+1}^T W_{j+1} - W_j W_j^T`` (docs/math.md sections 1-2).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def target_svd(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | None = None) -> tuple[jax.Array, ...]:
     """Balanced layers aligned with the target: ``W_e(0) = U diag(sigma0) V^T`` where ``Phi = U S V^T``.
 
-    The setting of the exact solutions (REFERENCE.md section 4, with whitened data): each singular
+    The setting of the exact solutions (docs/math.md section 4, with whitened data): each singular
     value of ``W_e`` then moves alone. ``sigma0`` is a scalar or one value per singular value of
     ``Phi`` (``min(k, d)`` of them). ``widths`` (``depth - 1`` hidden widths) default to ``max(d, k)``;
     ``seed`` picks random orthonormal hidden bases (``None``: coordinate bases).

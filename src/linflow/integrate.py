@@ -3,7 +3,7 @@
 :func:`solve` is the one pure core: it integrates any field module (``field(t, y, args)`` with an
 ``observe`` method, :mod:`linflow.fields`) and returns a :class:`~linflow.Trajectory`, all inside one
 compiled computation. ``t1``, the save times, the tolerances, the step, the data and the start are
-traced arrays, so new values never recompile (REFERENCE.md section 7), and every public run can be
+traced arrays, so new values never recompile (docs/math.md section 7), and every public run can be
 called under ``jax.jit``, batched with ``jax.vmap`` and differentiated with ``jax.grad`` (diffrax's
 default adjoint, recursive checkpointing, backpropagates through the solver's steps).
 
@@ -298,7 +298,7 @@ def modified_flow(problem: Problem, layers0, eta, t1, *, order: int = 1, **optio
     ``order=1``: ``dtheta/dt = -(g + (eta/2) H g)``; ``order=2`` adds
     ``-eta^2 ((1/3) H^2 g + (1/12) D^3L[g, g])``, with ``g``, ``H`` the gradient and Hessian of the
     network loss ``L^N`` (weight decay included) in the layers, through Hessian-vector products only
-    (REFERENCE.md section 5). GD iterate ``k`` stays ``O(eta^(order+1))`` from this flow at
+    (docs/math.md section 5). GD iterate ``k`` stays ``O(eta^(order+1))`` from this flow at
     ``t = k eta`` on a fixed horizon.
     {options}
     Examples:

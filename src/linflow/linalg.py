@@ -2,7 +2,7 @@ r"""Fractional powers of PSD matrices with an exact derivative, and the end-to-e
 
 ``[A]^q`` for symmetric PSD ``A`` and ``q >= 0`` is ``Q diag(lambda^q) Q^T`` from ``eigh``, with
 eigenvalues below the noise floor ``n * eps * lambda_max`` treated as zero and ``[A]^0 = I`` exactly
-(REFERENCE.md section 3). ``eigh``'s own derivative is NaN at repeated eigenvalues (``W_e = 0``,
+(docs/math.md section 3). ``eigh``'s own derivative is NaN at repeated eigenvalues (``W_e = 0``,
 ``W_e ~ I``), so the powers carry a custom JVP, the Daleckii-Krein formula
 
 .. math:: d[A]^q = Q \left(\Gamma \circ (Q^T dA\, Q)\right) Q^T,\qquad

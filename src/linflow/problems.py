@@ -5,7 +5,7 @@ The loss of a linear map ``W`` (shape ``(k, d)``) on data ``X`` (``(m, d)``), ``
 .. math:: L^1(W) = \frac1m \sum_i \frac1p \sum_c |(W x_i - y_i)_c|^p, \qquad p \ge 1,
 
 with gradient ``(1/m) sum_i s_i x_i^T``, ``s_i = sign(r_i) |r_i|^(p-1)``, ``r_i = W x_i - y_i``
-(REFERENCE.md section 1). For ``p = 2`` both are computed from the moments ``X^T X / m``,
+(docs/math.md section 1). For ``p = 2`` both are computed from the moments ``X^T X / m``,
 ``Y^T X / m`` and ``Y^T Y / m``, so their cost does not grow with ``m``.
 """
 
@@ -178,7 +178,7 @@ def whitened(
 ) -> Problem:
     """Whitened inputs (``X^T X / m = I`` exactly) and a target ``Phi = Y^T X / m`` with the given singular values.
 
-    The setting of the exact solutions (REFERENCE.md section 4): ``X = sqrt(m) Q`` with ``Q`` having
+    The setting of the exact solutions (docs/math.md section 4): ``X = sqrt(m) Q`` with ``Q`` having
     orthonormal columns and ``Y = X Phi^T``, ``Phi = U diag(s) V^T`` with random orthonormal ``U``, ``V``.
     ``d`` and ``k`` default to ``len(singular_values)``; ``m`` defaults to ``max(d, 8)``.
 

@@ -153,7 +153,7 @@ def init_experiment(data=None, quick: bool = False):
 
 # ----------------------------------------------------------------------------- theorem 2
 def loop_integral_closed_form(g_norm: float, r: float, depth: int) -> float:
-    """``2 ||g|| r^(3-2/N) (N-1)(N-2)/(3N-2)`` (REFERENCE.md section 3) for a constant gradient."""
+    """``2 ||g|| r^(3-2/N) (N-1)(N-2)/(3N-2)`` (docs/math.md section 3) for a constant gradient."""
     N = depth
     return 2 * g_norm * r ** (3 - 2 / N) * (N - 1) * (N - 2) / (3 * N - 2)
 
