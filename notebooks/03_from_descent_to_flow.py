@@ -154,11 +154,20 @@ def scale_loss(s):
 print(f"d L(t1 = 2) / d (init scale) at 1: {float(jax.grad(scale_loss)(1.0)):.6f} (autodiff), "
       f"{float((scale_loss(1 + 1e-5) - scale_loss(1 - 1e-5)) / 2e-5):.6f} (finite differences)")
 
+# %%
+long_run = linflow.gradient_descent(prob, layers, 0.2, 2000, save_every=2000)
+print(f"after 2,000 GD steps at eta 0.2: loss {float(long_run.loss[-1]):.6f}, singular values of W_e "
+      + ", ".join(f"{v:.3g}" for v in np.linalg.svd(np.asarray(long_run.end_to_end[-1]), compute_uv=False))
+      + f"; target's singular values 2, 1, 0.5, so the missing mode costs (1/2) 0.5^2 = {0.5 * 0.5**2:.6f}")
+
 # %% [markdown]
 # **What you should see:** the loss after k steps falls as eta grows (more flow time in k steps) and
-# flattens once the run has reached the minimum; the derivative from `jax.grad` lies on the
-# finite-difference dots. The grid stops below the stability limit `2 / max S` (section 1's summary):
-# past it GD oscillates, `L_k(eta)` becomes jagged and its derivative explodes (try it).
+# then flattens near 0.125. That plateau is not the minimum (the minimum loss is 0): it is a saddle.
+# `W_e` has learnt the target's two strong modes (singular values 2 and 1) while its third singular
+# value sits near zero, so the weakest mode (0.5) is still missing and costs `(1/2) 0.5^2 = 0.125`;
+# the line above shows the run still there after 2,000 steps. The derivative from `jax.grad` lies on
+# the finite-difference dots. The grid stops below the stability limit `2 / max S` (section 1's
+# summary): past it GD oscillates, `L_k(eta)` becomes jagged and its derivative explodes (try it).
 
 # %% [markdown]
 # ## 7. Past the threshold: the period-2 orbit, its midpoint and the central flow

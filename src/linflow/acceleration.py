@@ -164,6 +164,18 @@ def _sharpness_along(prob, layers, chunk: int = 24, iters: int = 64) -> np.ndarr
     return np.concatenate(out)
 
 
+def _seed0_curve(curves, fine, chosen: int, grid) -> tuple[np.ndarray, float, bool]:
+    """Seed 0's loss curve to draw: the run chosen for the 90% target; where no run reached it, the stable run
+    (the experiments' rule) that got lowest, said as not reached; all NaN when no run was stable."""
+    if chosen >= 0:
+        return curves[chosen], float(grid[chosen]), True
+    final = np.where(fine, curves[:, -1], np.inf)
+    if not np.isfinite(final).any():
+        return np.full(curves.shape[1], np.nan), math.nan, False
+    k = int(np.argmin(final))
+    return curves[k], float(grid[k]), False
+
+
 def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets, quick: bool = False):
     """Best iterations per seed and target, chosen etas, seed-0 curves, the flow's prediction."""
     grid = np.asarray(ETA_GRID[pre])
@@ -176,18 +188,19 @@ def _cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int,
         its[s], best = _best(iters, loss, _acceptable(loss, ok, l0), targets)
         eta_idx[s] = [np.searchsorted(grid, window[b]) if b >= 0 else -1 for b in best]
         if s == 0:
-            curves, seed0_iters = loss, iters
+            curves, seed0_iters, fine0 = loss, iters, _acceptable(loss, ok, l0)
             chosen = [b for b in eta_idx[0] if b >= 0]
             if not quick:  # seeds 1, 2 on the window around seed 0's choices
                 lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
                 window = grid[lo:lo + WINDOW]
-    curve = curves[max(eta_idx[0, 1], 0)] if eta_idx[0, 1] >= 0 else np.full(len(seed0_iters), np.nan)
+    curve, curve_eta, reached = _seed0_curve(curves, fine0, eta_idx[0, 1], grid)
     horizons = np.where(eta_idx[0] >= 0, grid[np.maximum(eta_idx[0], 0)] * seed0_iters[-1], np.nan)
     # quick: one chunk of sharpness points instead of 7, and 32 Lanczos steps (on these flows the same sharpness as 64
     # to 1e-15 relative, measured on the quick gas-sensor problems)
     flow_t, smax, smax_budget = _prediction(prob, _start(prob, depth, width, 0, start), targets, horizons,
                                             points=23 if quick else 160, lanczos_iters=32 if quick else 64)
     return {"iterations": its, "eta": np.where(eta_idx >= 0, grid[np.maximum(eta_idx, 0)], np.nan), "curve": curve,
+            "curve_eta": curve_eta, "curve_reached": reached,
             "curve_iterations": seed0_iters, "flow_time": flow_t, "max_sharpness": smax,
             "predicted": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax)]),
             "max_sharpness_budget": smax_budget,
@@ -229,6 +242,8 @@ def _dataset(cells, configs, depths, seeds, meta) -> xr.Dataset:
     names, ps = list(configs), [2.0, 4.0]
     n = max(len(c["curve_iterations"]) for c in cells.values())
     curve = np.full((len(names), 2, len(depths), n), np.nan)
+    curve_eta = np.full((len(names), 2, len(depths)), np.nan)
+    curve_reached = np.zeros((len(names), 2, len(depths)), bool)
     curve_its = np.full((len(names), 2, n), np.nan)
     levels = np.full((len(names), 2, 2 + len(TARGETS)), np.nan)
     its = np.full((len(names), 2, len(depths), len(seeds), len(TARGETS)), np.nan)
@@ -245,6 +260,7 @@ def _dataset(cells, configs, depths, seeds, meta) -> xr.Dataset:
         pred[i, j, n], flow_t[i, j, n], smax[i, j, n] = c["predicted"], c["flow_time"], c["max_sharpness"]
         pred_b[i, j, n], smax_b[i, j, n] = c["predicted_budget"], c["max_sharpness_budget"]
         curve[i, j, n, : len(c["curve"])] = c["curve"]
+        curve_eta[i, j, n], curve_reached[i, j, n] = c["curve_eta"], c["curve_reached"]
         curve_its[i, j, : len(c["curve_iterations"])] = c["curve_iterations"]
         m = meta[(configs[name]["preprocessing"], p)]
         levels[i, j] = [m["loss_at_zero"], m["loss_min"], *m["targets"]]
@@ -257,6 +273,8 @@ def _dataset(cells, configs, depths, seeds, meta) -> xr.Dataset:
          "predicted_iterations_budget": (("config", "p", "depth", "target"), pred_b),
          "max_sharpness_over_budget": (("config", "p", "depth", "target"), smax_b),
          "curve_90": (("config", "p", "depth", "save"), curve),
+         "curve_eta": (("config", "p", "depth"), curve_eta),
+         "curve_reached_90": (("config", "p", "depth"), curve_reached),
          "curve_iteration": (("config", "p", "save"), curve_its),
          "loss_at_zero": (("config", "p"), levels[..., 0]), "loss_min": (("config", "p"), levels[..., 1]),
          "target_loss": (("config", "p", "target"), levels[..., 2:])},
@@ -355,15 +373,19 @@ def figure(ds: xr.Dataset, descs=()):
             ax, cell = axes[i, j], ds.sel(config=name, p=p)
             its = np.maximum(cell.curve_iteration.values, 1)
             for N, c in zip(ds.depth.values, cmap):
-                e = float(cell.eta.sel(depth=N, target=0.9)[0])
+                e, reached = float(cell.curve_eta.sel(depth=N)), bool(cell.curve_reached_90.sel(depth=N))
+                label = (f"depth {int(N)} (eta {e:.2g})" if reached else
+                         f"depth {int(N)}: 90% not reached; lowest stable run, eta {e:.2g}" if np.isfinite(e) else
+                         f"depth {int(N)}: no stable run")
                 ax.plot(its, cell.curve_90.sel(depth=N).values - float(cell.loss_min), color=c,
-                        label=f"depth {int(N)} (eta {e:.2g})" if np.isfinite(e) else f"depth {int(N)} (no run reached 90%)")
+                        ls="-" if reached else "--", lw=1.8, label=label)
             for k, t in enumerate(cell.target_loss.values):
                 ax.axhline(t - float(cell.loss_min), color="0.4", ls=":", lw=1, label="targets 50/90/99%" if k == 0 else None)
             floor = 1e-6 * float(cell.loss_at_zero - cell.loss_min)  # below: rounding noise of the minimum
             ax.set(xscale="log", yscale="log", xlim=(1, np.nanmax(its)), ylim=(floor, None), xlabel="iteration",
-                   ylabel=f"l{int(p)} loss - min", title=f"{name}, l{int(p)}: best eta for the 90% target (seed 0)")
-            ax.legend(fontsize=7)
+                   ylabel=f"l{int(p)} loss - min")
+            ax.set_title(f"{name}, l{int(p)}: best eta for the 90% target (seed 0)", fontsize=10)
+            ax.legend(fontsize=8.5, loc="lower left")
         ax = axes[i, -1]
         sp = _speedups(ds).sel(p=p, target=0.9)
         x = np.arange(len(ds.depth))
@@ -382,7 +404,7 @@ def figure(ds: xr.Dataset, descs=()):
         ax.axhline(FACTOR, color="tab:red", lw=0.8, ls=":", label=f"{FACTOR:g}x ('orders of magnitude')")
         ax.set(yscale="log", xticks=x, xticklabels=[str(int(d)) for d in ds.depth.values], xlabel="depth",
                ylabel="speed-up over depth 1 (90% target)", title=f"l{int(p)}: speed-up, measured and predicted")
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1)
     _experiment.caption(fig, "fig3: iterations to 50/90/99% of the way to the minimum; speed-up of depth over depth 1",
                         descs)
     return fig

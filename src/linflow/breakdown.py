@@ -295,11 +295,11 @@ def _distance_panel(ax, ds: xr.Dataset, p, colors) -> None:
     ax.set_ylim(None, ax.get_ylim()[1] * 30)  # room for the markers of unstable runs
     ax.set_title(f"l{int(p)}: breakdown over eta\n(x near the top: GD or Eq. 10 unstable, upper row depth "
                  f"{int(ds.depth.values[0])})", fontsize=10)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13))
 
 
 def _figure(ds: xr.Dataset, summary: dict, descs):
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 10), constrained_layout=True)
     colors = plt.cm.viridis(np.linspace(0, 0.75, len(ds.width)))
     for i, p in enumerate(ds.p.values):
         j_show, why = _shown_eta(ds, p)

@@ -253,7 +253,12 @@ def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
             xs = np.array([fit["eta_low"], fit["eta_high"]])
             ax.loglog(xs, np.exp(np.polyval(coef, np.log(xs))), color=color, lw=1)
     ax.plot([], [], marker="o", mfc="none", ls="none", color="0.4", label="left out of the fit")
-    ax.axvline(s["stability_eta_predicted"], color="tab:red", ls="--", lw=1, label="2 / max S (predicted)")
+    threshold = s["stability_eta_predicted"]
+    if threshold <= 4 * etas.max():  # drawn where it is near the data; else said in the legend (the axis keeps the data)
+        ax.axvline(threshold, color="tab:red", ls="--", lw=1, label=f"2 / max S (predicted) = {threshold:.3g}")
+    else:
+        ax.plot([], [], color="tab:red", ls="--", lw=1,
+                label=f"2 / max S (predicted) = {threshold:.3g}: {threshold / etas.max():.0f}x the largest eta, off the axis")
     ax.set(xlabel="eta", ylabel="max_t ||theta_GD - theta(t)|| (layers)", title="Error against the learning rate")
     ax.legend(fontsize=8)
     return fig
