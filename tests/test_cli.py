@@ -55,6 +55,22 @@ def test_overview_reports_a_diverging_learning_rate():
     assert summary["runs"][0]["gd_message"] == str(ds.gd_message.values[0]) and summary["t1"] == 1.0
 
 
+def test_theorem1_gap_is_not_claimed_when_a_flow_stopped_early():
+    # compare refuses a failed layer flow; the end-to-end flow may stop (here: its status set as a solver would)
+    prob = problems.synthetic(m=50, d=3)
+    ds = overview.overview(prob, init.balanced((3, 2, 1), 0.2), [0.1], 1.0, points=11)
+    full = overview.summary(ds)
+    assert full["theorem1_status"] == "ok" and full["theorem1_relative_gap"] < 1e-6
+    ds = ds.copy(deep=True)
+    ds.attrs["e2e_flow_status"] = "max_steps"
+    ds["e2e_flow_end_to_end"].values[5:] = np.nan
+    summary = overview.summary(ds)
+    assert summary["theorem1_relative_gap"] is None or np.isnan(summary["theorem1_relative_gap"])
+    assert summary["theorem1_status"] == "not measured: the end-to-end flow stopped (max_steps)"
+    table = overview.summary_table(ds)
+    assert "||W_e||_F = not measured: the end-to-end flow stopped (max_steps)" in table and "nan" not in table
+
+
 def test_overview_is_the_plain_configuration_of_compare():
     """``linflow run``'s study is compare without curvature, modified flows or central flow, etas in the given order."""
     from linflow import comparison
@@ -137,6 +153,11 @@ def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, c
     first = summary["runs"][0]
     assert first["gd_status"] == "diverged" and "became non-finite" in first["gd_message"]
     assert summary["runs"][1]["gd_status"] == "ok"
+    # a diverged run has no maximum over the horizon: null beside its status, "diverged" in the table, never nan
+    assert first["max_relative_deviation_gd"] is None and first["max_gd_imbalance"] is None
+    assert summary["runs"][1]["max_relative_deviation_gd"] > 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["5"])
+    assert row.split()[1:6] == ["diverged"] * 5 and "nan" not in row
     for path in tmp_path.rglob("*.json"):
         strict_json(path)
 

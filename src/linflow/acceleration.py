@@ -148,8 +148,8 @@ def _prediction(prob, layers0, targets, horizons, points: int = 160,
             continue
         i = int(hit[0])
         times[q] = ts[i] if i == 0 else np.interp(np.log(target), np.log([loss[i], loss[i - 1]]), [ts[i], ts[i - 1]])
-        to_target[q] = np.nanmax(sharp[: i + 1])
-        to_horizon[q] = np.nanmax(sharp[ts <= horizon * (1 + 1e-12)])
+        to_target[q] = np.max(sharp[: i + 1])  # np.max: a flow that stopped before the horizon predicts nothing
+        to_horizon[q] = np.max(sharp[ts <= horizon * (1 + 1e-12)])
     return times, to_target, to_horizon
 
 

@@ -652,7 +652,9 @@ def summary(ds: xr.Dataset) -> dict:
 def report(ds: xr.Dataset) -> dict:
     """The JSON document of a :func:`compare` Dataset: its settings, :func:`summary` and the outcome per eta."""
     per_eta = {"outcomes": [str(o) for o in ds.gd_outcome.values],
-               "max_relative_deviation": [float(x) for x in ds.max_deviation_rel.values]}
+               # null for a diverged run (its maximum over the horizon is unbounded): its outcome says so
+               "max_relative_deviation": [None if o == "diverged" else float(x)
+                                          for o, x in zip(ds.gd_outcome.values, ds.max_deviation_rel.values)]}
     if "regime" in ds:
         per_eta["regime_per_eta"] = [str(r) for r in ds.regime.values]
     if "central_status" in ds:
@@ -693,8 +695,9 @@ def summary_text(ds: xr.Dataset) -> str:
     for i, eta in enumerate(ds.eta.values):
         row = ds.isel(eta=i)
         diverged = str(row.gd_outcome.values) == "diverged"
+        rel = np.nan if diverged else float(row.max_deviation_rel)
         line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} "
-                f"{_cell(float(row.max_deviation_rel), '12.3e', 'diverged' if diverged else 'not measured')} "
+                f"{_cell(rel, '12.3e', 'diverged' if diverged else 'not measured')} "
                 f"{_cell(float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan, '9.3f', 'not measured')} "
                 f"{_cell(_max_reached(row.gd_imbalance.values), '11.3e', 'no save')} "
                 f"{_cell(_max_reached(row.gd_imbalance_identity_error.values), '17.2e', 'no save')}")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from .comparison import _frob, compare
+from .comparison import _cell, _frob, compare
 from .problems import Problem
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
@@ -58,6 +58,28 @@ def flow_scale(ds: xr.Dataset) -> float:
     return float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
 
 
+def _max_if_ok(values: np.ndarray, status) -> float:
+    """The maximum over the horizon of a run that reached its end; nan (null, said by the status beside it) for a
+    run that stopped: its maximum over the horizon is not known (a diverged run's is unbounded)."""
+    return float(np.max(values)) if str(status) == "ok" else float("nan")
+
+
+def theorem1_status(ds: xr.Dataset) -> str:
+    """``ok``, or why the Theorem 1 gap is not measured (a flow stopped before t1)."""
+    failed = [f"the {name} stopped ({ds.attrs[key]})" for name, key in (("layer flow", "flow_status"),
+                                                                         ("end-to-end flow", "e2e_flow_status"))
+              if ds.attrs[key] != "ok"]
+    return "ok" if not failed else "not measured: " + " and ".join(failed)
+
+
+def theorem1_gap(ds: xr.Dataset) -> float:
+    """``max_t ||W_e(layers) - W_e(end-to-end)||_F / max_t ||W_e||_F`` over the whole horizon; nan when a flow
+    stopped early (the gap over a part of the horizon is no measure of Theorem 1: :func:`theorem1_status`)."""
+    if theorem1_status(ds) != "ok":
+        return float("nan")
+    return float(np.max(ds.theorem1_gap.values)) / flow_scale(ds)
+
+
 def summary(ds: xr.Dataset) -> dict:
     """The numbers of an :func:`overview` Dataset (``linflow run``'s ``summary.json``): settings, the two flows'
     final losses and solver counts, the relative Theorem 1 gap, and per eta the status, message and maximum
@@ -76,15 +98,16 @@ def summary(ds: xr.Dataset) -> dict:
                  "nfev": attrs["flow_nfev"], "status": attrs["flow_status"]},
         "end_to_end_flow": {"final_loss": float(ds.e2e_flow_loss.values[-1]), "status": attrs["e2e_flow_status"],
                             "num_steps": attrs["e2e_flow_num_steps"], "nfev": attrs["e2e_flow_nfev"]},
-        "theorem1_relative_gap": float(np.nanmax(ds.theorem1_gap.values)) / scale,
+        "theorem1_relative_gap": theorem1_gap(ds),
+        "theorem1_status": theorem1_status(ds),
         "runs": [
             {
                 "eta": float(eta),
                 "gd_status": str(ds.gd_status.values[i]),
                 "gd_message": str(ds.gd_message.values[i]),
-                "max_relative_deviation_gd": float(np.nanmax(ds.gd_deviation.values[i])) / scale,
-                "max_relative_deviation_eq10": float(np.nanmax(ds.eq10_deviation.values[i])) / scale,
-                "max_gd_imbalance": float(np.nanmax(ds.gd_imbalance.values[i])),
+                "max_relative_deviation_gd": _max_if_ok(ds.gd_deviation.values[i], ds.gd_status.values[i]) / scale,
+                "max_relative_deviation_eq10": _max_if_ok(ds.eq10_deviation.values[i], ds.eq10_status.values[i]) / scale,
+                "max_gd_imbalance": _max_if_ok(ds.gd_imbalance.values[i], ds.gd_status.values[i]),
                 "eq10_status": str(ds.eq10_status.values[i]),
                 "eq10_message": str(ds.eq10_message.values[i]),
             }
@@ -101,8 +124,8 @@ def summary_table(ds: xr.Dataset) -> str:
         f"nfev {ds.attrs['flow_nfev']}   status {ds.attrs['flow_status']}",
         f"end-to-end flow: final loss {_last_finite(ds.e2e_flow_loss.values):.6g}   steps {ds.attrs['e2e_flow_num_steps']}   "
         f"nfev {ds.attrs['e2e_flow_nfev']}   status {ds.attrs['e2e_flow_status']}",
-        f"Theorem 1: max_t ||W_e(layers) - W_e(end-to-end)||_F / max_t ||W_e||_F = "
-        f"{float(np.nanmax(ds.theorem1_gap)) / scale:.3e}",
+        "Theorem 1: max_t ||W_e(layers) - W_e(end-to-end)||_F / max_t ||W_e||_F = "
+        + (f"{theorem1_gap(ds):.3e}" if theorem1_status(ds) == "ok" else theorem1_status(ds)),
         "",
         f"{'eta':>10} {'GD loss':>12} {'Eq.10 loss':>12} {'max dev GD':>12} {'max dev Eq.10':>14} "
         f"{'imbalance drift':>16}  status",
@@ -113,10 +136,13 @@ def summary_table(ds: xr.Dataset) -> str:
         status = str(row.gd_status.values)
         if str(row.eq10_status.values) != "ok":
             status += f" / Eq.10 {row.eq10_status.values}"
+        gd, eq = str(row.gd_status.values), str(row.eq10_status.values)
         lines.append(
-            f"{eta:>10.4g} {_last_finite(row.gd_loss.values):>12.6g} {_last_finite(row.eq10_loss.values):>12.6g} "
-            f"{np.nanmax(row.gd_deviation.values) / scale:>12.3e} {np.nanmax(row.eq10_deviation.values) / scale:>14.3e} "
-            f"{np.nanmax(row.gd_imbalance.values) - imb0:>16.3e}  {status}"
+            f"{eta:>10.4g} {_cell(_last_finite(row.gd_loss.values) if gd == 'ok' else np.nan, '12.6g', gd)} "
+            f"{_cell(_last_finite(row.eq10_loss.values) if eq == 'ok' else np.nan, '12.6g', eq)} "
+            f"{_cell(_max_if_ok(row.gd_deviation.values, gd) / scale, '12.3e', gd)} "
+            f"{_cell(_max_if_ok(row.eq10_deviation.values, eq) / scale, '14.3e', eq)} "
+            f"{_cell(_max_if_ok(row.gd_imbalance.values, gd) - imb0, '16.3e', gd)}  {status}"
         )
     lines.append("(deviations are max over t of ||W_e(t) - W_e^flow(t)||_F relative to max_t ||W_e^flow||_F)")
     return "\n".join(lines)
