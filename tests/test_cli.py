@@ -144,6 +144,9 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
     assert summary["table"]["dopri8"]["9"]["rms_error"] < 1e-7 and summary["table"]["dopri8"]["9"]["status"] == "ok"
     assert summary["flow"] == "layers" and summary["case"].startswith("exact") and summary["reference"].startswith("exact")
     assert set(summary["table"]) == {"euler", "tsit5", "dopri8", "scipy_RK45"} and summary["t1"] > 0
+    # quick mode times 3 repeats; the diagram draws their spread (fastest to slowest)
+    ds = xr.open_dataset(tmp_path / "accuracy.nc", engine="scipy")
+    assert ds.attrs["repeats"] == 3 and bool((ds.wall_time_max >= ds.wall_time).all())
 
 
 def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):

@@ -328,6 +328,10 @@ def _work_precision(ds: xr.Dataset, work: str, xlabel: str, title: str) -> plt.F
         style = "--" if name.startswith("scipy_") else "-"
         ax.loglog(x[ok], y[ok], style, marker=_SOLVER_MARKERS[i % len(_SOLVER_MARKERS)], ms=5, color=colors[i],
                   label=name)
+        if work == "wall_time" and "wall_time_max" in row:  # the spread of the repeats: from their min to their max
+            spread = np.asarray(row.wall_time_max, float)[ok] - x[ok]
+            ax.errorbar(x[ok], y[ok], xerr=[np.zeros_like(spread), np.maximum(spread, 0)], fmt="none",
+                        ecolor=colors[i], elinewidth=1, capsize=2, alpha=0.7)
         bad = ~ok | (status != "ok")
         if bad.any():
             failed_any = True
@@ -351,8 +355,11 @@ def work_precision_nfev(ds: xr.Dataset) -> plt.Figure:
 
 
 def work_precision_time(ds: xr.Dataset) -> plt.Figure:
-    """Error against wall time (minimum over repeats, compilation excluded), one curve per solver."""
-    return _work_precision(ds, "wall_time", "wall time (s)", "Work-precision: error against wall time")
+    """Error against wall time (minimum over repeats, compilation excluded; bars to the slowest repeat), one curve
+    per solver."""
+    n = int(ds.attrs.get("repeats", 1))
+    return _work_precision(ds, "wall_time", f"wall time (s): fastest of {n} repeats, bar to the slowest",
+                           "Work-precision: error against wall time")
 
 
 def step_size_figure(ds: xr.Dataset) -> plt.Figure:
