@@ -35,7 +35,7 @@ from ._experiment import caption as _caption
 from ._experiment import iterations_to as _iterations_to
 from ._experiment import load_problem
 from ._experiment import minimum_loss as _minimum_loss
-from ._experiment import STABLE_RULE, graded, problem_for, stable_to_end, verdict
+from ._experiment import STABLE_RULE, graded, problem_for, stable_to_end, verdict, words
 from .descent import end_to_end_descent, gradient_descents, optax_descents
 from .fields import claim2_field
 
@@ -98,7 +98,8 @@ def fig4(data=None, quick: bool = False):
     better = [k for k in gaps if k != "GD depth 3" and gaps[k] < gaps["GD depth 3"]]
     summary["paper"] = ("depth-3 GD outperforms AdaGrad and AdaDelta on the linear model (l4); Adam improves with "
                         "overparameterization")
-    summary["measured"] = (f"gap to the minimum after {steps} iterations: " + ", ".join(f"{k} {v:.3g}" for k, v in gaps.items())
+    summary["measured"] = (f"gap to the minimum after {steps} iterations: "
+                           + ", ".join(f"{k} {words(v, '.3g', 'none (no stable learning rate)')}" for k, v in gaps.items())
                            + (f"; better than depth-3 GD: {', '.join(better)}" if better else ""))
     beats_adagrad = gaps["GD depth 3"] < min(gaps["AdaGrad (linear)"], gaps["AdaDelta (linear)"])
     adam_helped = gaps["Adam depth 3"] <= gaps["Adam (linear)"]
@@ -136,7 +137,8 @@ def init_experiment(data=None, quick: bool = False):
         axes[i].set(yscale="log", xlabel="iteration", ylabel="loss - min", title=f"l{int(p)}, depth 3")
         axes[i].legend(fontsize=8)
     summary["paper"] = "near-zero and identity initializations are both used (identity: linear residual networks)"
-    summary["measured"] = "; ".join(f"{k}: gap {v['final_gap_to_min']:.3g}" for k, v in summary.items() if isinstance(v, dict))
+    summary["measured"] = "; ".join(f"{k}: gap {words(v['final_gap_to_min'], '.3g', 'none (no stable learning rate)')}"
+                                    for k, v in summary.items() if isinstance(v, dict))
     summary.update(verdict("not applicable: the paper states no claim to check (both initializations are reported)",
                            "none: the paper uses both initializations without comparing them; the learning rate per "
                            "start is the one with the lowest final loss among runs " + STABLE_RULE))
@@ -311,8 +313,10 @@ def section6(data=None, quick: bool = False):
     summary["convergence"] = "every coordinate within 5% of its target, and staying there"
     summary["paper"] = ("for p > 2 plain GD must take eta < 2 / y_max^(p-2), so the small coordinate crawls as y1/y2 "
                         "grows; depth couples the coordinates and helps")
-    summary["measured"] = "; ".join(f"l{int(r['p'])}, y1/y2 = {r['ratio']}: GD {r['gd_iterations']:.0f}, "
-                                    f"depth-2 rule {r['overparameterized_iterations']:.0f} iterations" for r in rows)
+    never = f"never within {steps}"
+    summary["measured"] = "; ".join(f"l{int(r['p'])}, y1/y2 = {r['ratio']}: GD {words(r['gd_iterations'], '.0f', never)}, "
+                                    f"depth-2 rule {words(r['overparameterized_iterations'], '.0f', never)} iterations"
+                                    for r in rows)
     holds = bool(l4[-1]["gd_iterations"] > l4[0]["gd_iterations"]
                  and l4[-1]["overparameterized_iterations"] < l4[-1]["gd_iterations"])
     summary.update(verdict("agrees" if holds else "differs", SECTION6_RULE))
