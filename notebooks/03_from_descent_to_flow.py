@@ -159,6 +159,7 @@ long_run = linflow.gradient_descent(prob, layers, 0.2, 2000, save_every=2000)
 print(f"after 2,000 GD steps at eta 0.2: loss {float(long_run.loss[-1]):.6f}, singular values of W_e "
       + ", ".join(f"{v:.3g}" for v in np.linalg.svd(np.asarray(long_run.end_to_end[-1]), compute_uv=False))
       + f"; target's singular values 2, 1, 0.5, so the missing mode costs (1/2) 0.5^2 = {0.5 * 0.5**2:.6f}")
+assert abs(float(long_run.loss[-1]) - 0.125) < 1e-6  # the saddle, not the minimum (0): checked, as the text says
 
 # %% [markdown]
 # **What you should see:** the loss after k steps falls as eta grows (more flow time in k steps) and

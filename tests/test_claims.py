@@ -62,3 +62,20 @@ def test_readme_states_the_regimes_example_as_measured():
     for word in ("follows the flow", "edge of stability", "catapult", "diverge", "unclassified"):
         assert word.split()[0] in para
     assert set(REGIMES) >= {"follows the flow", "edge of stability", "catapult", "diverged", "unclassified"}
+
+
+def test_readme_run_table_is_what_linflow_run_prints():
+    """The README's table of `linflow run` (the main job's default settings), line by line, to the printed digits."""
+    from linflow import cli, overview
+
+    block = re.search(r"```\nsettings: m=2000.*?```", README, flags=re.S).group(0).splitlines()[1:-1]
+    args = cli.build_parser().parse_args(["run"])
+    cli._settle(args)
+    problem, layers = cli._build(args)
+    ds = overview.overview(problem, layers, args.etas, args.t1, points=args.points, solver=args.solver,
+                           rtol=args.rtol, atol=args.atol)
+    printed = overview.summary_table(ds).splitlines()
+    expected = [line for line in block[1:] if line.strip()]
+    got = [line for line in printed if line.strip() and not line.startswith("(deviations")]
+    assert block[0] == "settings: " + ", ".join(cli._settle(cli.build_parser().parse_args(["run"])))
+    assert got == expected

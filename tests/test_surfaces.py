@@ -23,7 +23,7 @@ def test_importing_every_module_leaves_the_matplotlib_backend_alone():
         "import importlib, matplotlib\n"
         "matplotlib.use('svg')\n"
         "import linflow\n"
-        "for name in linflow._SUBMODULES + ('cli', '_io', '_runs', '_checks', '_catalog'):\n"
+        "for name in linflow._SUBMODULES + ('cli', '_io', '_runs', '_checks', '_catalog', '_text', '_experiment'):\n"
         "    importlib.import_module('linflow.' + name)\n"
         "import matplotlib.pyplot as plt\n"
         "print(matplotlib.get_backend())"

@@ -110,8 +110,3 @@ def stable_to_end(loss, ok: bool, l0: float) -> bool:
         return False
     return bool(np.all(below[int(np.argmax(below)):]))
 
-
-def words(x, fmt: str, missing: str) -> str:
-    """``x`` formatted by ``fmt``, or the words ``missing`` when it is not a finite number: a "measured" line says
-    what happened (no stable run, never reached), never "nan" or "inf"."""
-    return format(x, fmt) if x is not None and math.isfinite(x) else missing

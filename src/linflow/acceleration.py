@@ -360,7 +360,7 @@ def _median(s) -> float:
 
 
 def _fmt(x) -> str:
-    return "n/a" if x is None or math.isnan(x) else ">budget" if math.isinf(x) else f"{x:.2f}x"
+    return "not reached" if x is None or math.isnan(x) else ">budget" if math.isinf(x) else f"{x:.2f}x"
 
 
 def figure(ds: xr.Dataset, descs=()):

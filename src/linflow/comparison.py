@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from . import _checks, _runs
+from ._text import cell
 from .central import central_flow
 from .curvature import hessian_extremes, sharpness
 from .descent import EulerRule, descend_on_grid, iterate, steps_per_save
@@ -697,10 +698,10 @@ def summary_text(ds: xr.Dataset) -> str:
         diverged = str(row.gd_outcome.values) == "diverged"
         rel = np.nan if diverged else float(row.max_deviation_rel)
         line = (f"{eta:>10.4g} {str(row.gd_outcome.values):>12} "
-                f"{_cell(rel, '12.3e', 'diverged' if diverged else 'not measured')} "
-                f"{_cell(float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan, '9.3f', 'not measured')} "
-                f"{_cell(_max_reached(row.gd_imbalance.values), '11.3e', 'no save')} "
-                f"{_cell(_max_reached(row.gd_imbalance_identity_error.values), '17.2e', 'no save')}")
+                f"{cell(rel, '12.3e', 'diverged' if diverged else 'not measured')} "
+                f"{cell(float(row.eta_sharpness_half.max()) if 'sharpness' in ds else np.nan, '9.3f', 'not measured')} "
+                f"{cell(_max_reached(row.gd_imbalance.values), '11.3e', 'no save')} "
+                f"{cell(_max_reached(row.gd_imbalance_identity_error.values), '17.2e', 'no save')}")
         if "regime" in ds:
             s_end, dev = float(row.gd_midpoint_sharpness[-1]) * eta / 2, float(row.central_deviation_rel[-1])
             line += f"   {str(row.regime.values)}"
@@ -712,12 +713,6 @@ def summary_text(ds: xr.Dataset) -> str:
     if "regime" in ds:
         lines += ["", f"regime rule: {REGIME_RULE}"]
     return "\n".join(lines)
-
-
-def _cell(value: float, fmt: str, missing: str) -> str:
-    """``value`` formatted, or the word ``missing`` in the same width (a table never shows ``nan``)."""
-    width = int(fmt.split(".")[0])
-    return format(value, fmt) if np.isfinite(value) else format(missing, f">{width}")
 
 
 def _max_reached(values: np.ndarray) -> float:

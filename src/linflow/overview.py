@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from .comparison import _cell, _frob, compare
+from ._text import cell
+from .comparison import _frob, compare
 from .problems import Problem
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
@@ -138,11 +139,11 @@ def summary_table(ds: xr.Dataset) -> str:
             status += f" / Eq.10 {row.eq10_status.values}"
         gd, eq = str(row.gd_status.values), str(row.eq10_status.values)
         lines.append(
-            f"{eta:>10.4g} {_cell(_last_finite(row.gd_loss.values) if gd == 'ok' else np.nan, '12.6g', gd)} "
-            f"{_cell(_last_finite(row.eq10_loss.values) if eq == 'ok' else np.nan, '12.6g', eq)} "
-            f"{_cell(_max_if_ok(row.gd_deviation.values, gd) / scale, '12.3e', gd)} "
-            f"{_cell(_max_if_ok(row.eq10_deviation.values, eq) / scale, '14.3e', eq)} "
-            f"{_cell(_max_if_ok(row.gd_imbalance.values, gd) - imb0, '16.3e', gd)}  {status}"
+            f"{eta:>10.4g} {cell(_last_finite(row.gd_loss.values) if gd == 'ok' else np.nan, '12.6g', gd)} "
+            f"{cell(_last_finite(row.eq10_loss.values) if eq == 'ok' else np.nan, '12.6g', eq)} "
+            f"{cell(_max_if_ok(row.gd_deviation.values, gd) / scale, '12.3e', gd)} "
+            f"{cell(_max_if_ok(row.eq10_deviation.values, eq) / scale, '14.3e', eq)} "
+            f"{cell(_max_if_ok(row.gd_imbalance.values, gd) - imb0, '16.3e', gd)}  {status}"
         )
     lines.append("(deviations are max over t of ||W_e(t) - W_e^flow(t)||_F relative to max_t ||W_e^flow||_F)")
     return "\n".join(lines)

@@ -35,7 +35,8 @@ from ._experiment import caption as _caption
 from ._experiment import iterations_to as _iterations_to
 from ._experiment import load_problem
 from ._experiment import minimum_loss as _minimum_loss
-from ._experiment import STABLE_RULE, graded, problem_for, stable_to_end, verdict, words
+from ._experiment import STABLE_RULE, graded, problem_for, stable_to_end, verdict
+from ._text import words
 from .descent import end_to_end_descent, gradient_descents, optax_descents
 from .fields import claim2_field
 
