@@ -98,3 +98,17 @@ def test_bad_input():
         accuracy.work_precision(problems.synthetic(m=50, d=3), init.balanced((3, 2, 1), 0.3), 1.0, reference="exact")
     with pytest.raises(ValueError, match="case must be one of"):
         accuracy.case("nope")
+
+
+def test_table_says_in_words_why_a_solve_has_no_error():
+    import re
+
+    import linflow
+    from linflow import accuracy
+
+    prob, layers, t1 = accuracy.case("exact")
+    wp = linflow.work_precision(prob, layers, t1, solvers=("tsit5",), scipy_solvers=(), tolerances=(4,), repeats=1,
+                                max_steps=20)
+    text = accuracy.table(wp)
+    assert str(wp.status.values[0, 0]) == "max_steps" and "max_steps" in text.splitlines()[2]
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)

@@ -28,6 +28,7 @@ from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
 from . import _catalog, _checks, _runs, exact, init, problems
+from ._text import cell
 from .fields import EndToEndFlow, LayerFlow, layer_field
 from .integrate import SOLVERS, result_code, solve
 from .problems import Problem
@@ -365,8 +366,9 @@ def table(ds: xr.Dataset, levels: Sequence[int] | None = None) -> str:
     for name in ds.solver.values:
         row = ds.sel(solver=name)
         # select with a dict: ``tolerance`` is also a keyword argument of ``.sel``
-        cells = "".join(f"{float(row.rms_error.sel({'tolerance': k})):>17.2e}{float(row.nfev.sel({'tolerance': k})):>9.0f}"
-                        for k in levels)
+        at = [{"tolerance": k} for k in levels]  # a failed solve shows its status (max_steps, failed, ...) in words
+        cells = "".join(cell(float(row.rms_error.sel(k)), "17.2e", str(row.status.sel(k).values).split(":")[0])
+                        + cell(float(row.nfev.sel(k)), "9.0f", "-") for k in at)
         lines.append(f"{name:<14}{cells}")
     lines.append("(k: rtol = 10^-k, atol = 10^-(k+3); euler and heun use dt = t1 / (50 * 2^i) at the i-th level)")
     return "\n".join(lines)
