@@ -129,3 +129,19 @@ def test_fit_order_recovers_a_known_slope():
     order, lo, hi, n = comparison.fit_order(etas, 3.0 * etas**2.5)
     assert order == pytest.approx(2.5) and (lo, hi, n) == (0.01, 0.08, 4)
     assert np.isnan(comparison.fit_order(etas[:1], etas[:1])[0])
+
+
+def test_deviation_figure_keeps_its_axis_on_the_data(whitened_orders):
+    """A predicted threshold far above the etas is said in the legend instead of stretching the eta axis."""
+    from linflow import plot
+
+    ds = whitened_orders
+    threshold = comparison.summary(ds)["stability_eta_predicted"]
+    fig = plot.deviation_vs_eta(ds)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(f"2 / max S (predicted) = {threshold:.3g}" in t for t in labels)
+    if threshold > 4 * ds.eta.values.max():
+        assert ax.get_xlim()[1] < 2 * ds.eta.values.max() and any("off the axis" in t for t in labels)
+    else:
+        assert ax.get_xlim()[1] >= threshold

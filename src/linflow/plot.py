@@ -260,7 +260,7 @@ def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
         ax.plot([], [], color="tab:red", ls="--", lw=1,
                 label=f"2 / max S (predicted) = {threshold:.3g}: {threshold / etas.max():.0f}x the largest eta, off the axis")
     ax.set(xlabel="eta", ylabel="max_t ||theta_GD - theta(t)|| (layers)", title="Error against the learning rate")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)  # below: it hides no point
     return fig
 
 
