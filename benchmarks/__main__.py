@@ -36,7 +36,7 @@ from scipy.integrate import solve_ivp
 
 import linflow
 from linflow import descent, init, integrate, problems
-from linflow.fields import claim2_field, end_to_end_field, layer_field
+from linflow.core.fields import claim2_field, end_to_end_field, layer_field
 
 from ._timing import best_of, once
 from .startup import report as startup_report

@@ -17,7 +17,7 @@ COMMANDS = {
     "linflow --help": ["-m", "linflow", "--help"],
     "linflow --version": ["-m", "linflow", "--version"],
     "import linflow": ["-c", "import linflow"],
-    "import linflow.integrate (JAX, diffrax)": ["-c", "import linflow.integrate"],
+    "import linflow.core.integrate (JAX, diffrax)": ["-c", "import linflow.core.integrate"],
 }
 
 

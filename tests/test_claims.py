@@ -23,7 +23,8 @@ def _accuracy_table() -> dict:
 
 
 def test_reproduce_names_listed_in_the_readme_are_the_experiments():
-    from linflow import _catalog, reproduce
+    from linflow.core import catalog as _catalog
+    from linflow import reproduce
 
     listed = re.search(r"`linflow reproduce NAME --data PATH` \(NAME one of (.*?), or `all`\)", README, re.S).group(1)
     assert re.findall(r"`(\w+)`", listed) == list(_catalog.EXPERIMENTS) == list(reproduce.EXPERIMENTS)
@@ -52,8 +53,8 @@ def test_solver_statements_match_the_readme_table():
 def test_readme_states_the_regimes_example_as_measured():
     """The regimes paragraph and examples/regimes.toml state the same run time, and the README's regimes are words
     of the regime rule."""
-    from linflow import _catalog  # noqa: F401 (import-free)
-    from linflow.comparison import REGIMES
+    from linflow.core import catalog as _catalog  # noqa: F401 (import-free)
+    from linflow.studies.comparison import REGIMES
 
     para = re.search(r"`examples/regimes.toml` \(task `regime`.*?\n\n", README, re.S).group(0)
     toml = (ROOT / "examples" / "regimes.toml").read_text()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from linflow import _io, cli, init, overview, problems
+from linflow.core import files as _io
+from linflow import cli, init, overview, problems
 from conftest import strict_json
 
 

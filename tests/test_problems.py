@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from linflow import problems
-from linflow.problems import Problem
+from linflow.core.problems import Problem
 
 from conftest import central_difference, grad_numpy, loss_numpy, small_regression
 

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from linflow import cli, reproduce
-from linflow._experiment import VERDICTS
+from linflow.paper.common import VERDICTS
 from conftest import strict_json
 
 SHARED = next((p / "shared" / "data" / "gas_sensor" for p in Path(__file__).resolve().parents
@@ -70,7 +70,7 @@ def test_fig2_breakdown_over_eta():
 def _fig2_case(gd_loss_of_width4_at_eta2=None, e2e_loss_at_eta2=None, distance=(0.001, 0.002, 0.004)):
     """A constructed fig2 Dataset (one p, two depths, widths 1 and 4, three etas): runs descend from 1.0 unless a
     loss curve is given for (depth 3, width 4, eta 2) or for Eq. 10 at (depth 3, eta 2)."""
-    from linflow import breakdown
+    from linflow.paper import fig2 as breakdown
 
     etas, t = np.array([1e-3, 2e-3, 4e-3]), np.linspace(0, 1, 5)
     gd = np.broadcast_to(np.linspace(1.0, 0.5, 5), (1, 2, 2, 3, 5)).copy()
@@ -125,9 +125,9 @@ def test_fig2_counts_a_finite_blow_up_of_eq10_as_unstable():
 
 def test_fig2_stability_of_a_real_run_follows_the_rule():
     from linflow import init, problems
-    from linflow.breakdown import _stable
-    from linflow.descent import EulerRule, descend_on_grid
-    from linflow.fields import EndToEndFlow
+    from linflow.paper.fig2 import _stable
+    from linflow.core.descent import EulerRule, descend_on_grid
+    from linflow.core.fields import EndToEndFlow
 
     prob = problems.whitened([1.0])  # Eq. 10 at depth 1 is GD on a quadratic of curvature 1: unstable above eta 2
     w0 = init.end_to_end(init.balanced((1, 1), 0.1, 0))
@@ -137,7 +137,7 @@ def test_fig2_stability_of_a_real_run_follows_the_rule():
 
 
 def test_crossing_and_order_on_constructed_distances():
-    from linflow.breakdown import crossing, fitted_order
+    from linflow.paper.fig2 import crossing, fitted_order
 
     etas = np.array([1e-4, 1e-3, 1e-2, 1e-1])
     dist = 2.0 * etas  # order 1, reaches 1% at eta = 0.005
@@ -151,7 +151,7 @@ def test_crossing_and_order_on_constructed_distances():
 
 
 def test_stable_to_end_rule():
-    from linflow._experiment import stable_to_end
+    from linflow.paper.common import stable_to_end
 
     l0 = 1.0
     assert stable_to_end([1.2, 0.9, 0.5, 0.4], True, l0)  # starts above L(0), then stays below
@@ -162,7 +162,7 @@ def test_stable_to_end_rule():
 
 
 def test_graded_verdicts():
-    from linflow._experiment import graded, verdict
+    from linflow.paper.common import graded, verdict
 
     assert graded([True, True], "r", synthetic=False)["verdict"] == "agrees"
     assert graded([True, False], "r", synthetic=False) == {"verdict": "partly", "verdict_rule": "r", "agrees": False}
@@ -175,7 +175,7 @@ def test_graded_verdicts():
 
 def _speedup_case(l4_depth2: float, l2_depth2: float, depth2_l4_its: float = None):
     """A constructed fig3 table: depth 1 needs 1000 iterations everywhere; depth 2 is faster by the factors given."""
-    from linflow import acceleration
+    from linflow.paper import fig3 as acceleration
 
     its = np.full((3, 2, 2, 3, 3), 1000.0)
     its[:, 1, 1] = 1000.0 / l4_depth2 if depth2_l4_its is None else depth2_l4_its
@@ -196,7 +196,7 @@ def _speedup_case(l4_depth2: float, l2_depth2: float, depth2_l4_its: float = Non
 @pytest.mark.parametrize("l4, l2, expected", [(30.0, 1.0, "agrees"), (30.0, 2.0, "partly"), (3.0, 0.9, "partly"),
                                               (1.1, 0.9, "differs")])
 def test_fig3_verdict_rule_on_constructed_speedups(l4, l2, expected):
-    from linflow import acceleration
+    from linflow.paper import fig3 as acceleration
 
     s = acceleration._summary(_speedup_case(l4, l2), {}, synthetic=False)
     assert s["verdict"] == expected
@@ -206,7 +206,7 @@ def test_fig3_verdict_rule_on_constructed_speedups(l4, l2, expected):
 
 
 def test_fig3_a_diverging_run_is_never_chosen_and_never_agrees():
-    from linflow import acceleration
+    from linflow.paper import fig3 as acceleration
 
     iters = np.array([0.0, 1, 2, 3, 4])
     fast_but_diverged = np.array([1.0, 0.1, 0.05, 0.04, 0.03])
@@ -254,7 +254,9 @@ def test_loop_integral_of_a_gradient_field_is_zero_and_closed_form():
     # N = 2 and a linear loss: F = grad(||W|| <g, W>), so the loop integral vanishes
     g = jnp.array([[0.3, -1.0, 2.0]])
     u, v = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
-    f2 = lambda W: reproduce._claim2_direction(W[None], g, 2)[0]  # noqa: E731
+    from linflow.paper import theorem2
+
+    f2 = lambda W: theorem2.claim2_direction(W[None], g, 2)[0]  # noqa: E731
     assert abs(reproduce.loop_integral(f2, np.zeros(3), u, v, 2.0, 64)) < 1e-12
     assert reproduce.loop_integral_closed_form(1.0, 1.0, 3) == pytest.approx(2 * 2 * 1 / 7)
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 import linflow
-from linflow import _catalog, _io, init, problems
+from linflow.core import catalog as _catalog
+from linflow.core import files as _io
+from linflow import init, problems
 from conftest import strict_json
 
 
@@ -20,11 +22,12 @@ def run_python(code: str) -> str:
 
 def test_importing_every_module_leaves_the_matplotlib_backend_alone():
     out = run_python(
-        "import importlib, matplotlib\n"
+        "import importlib, pkgutil, matplotlib\n"
         "matplotlib.use('svg')\n"
         "import linflow\n"
-        "for name in linflow._SUBMODULES + ('cli', '_io', '_runs', '_checks', '_catalog', '_text', '_experiment'):\n"
-        "    importlib.import_module('linflow.' + name)\n"
+        "for m in pkgutil.walk_packages(linflow.__path__, 'linflow.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
         "import matplotlib.pyplot as plt\n"
         "print(matplotlib.get_backend())"
     )

@@ -197,7 +197,7 @@ def test_compare_sweep_writes_the_phase_diagram_named_after_the_config(tmp_path,
 def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path, monkeypatch):
     # 2,000 cheap points (the task replaced by an instant one): every point must cost the same I/O, one
     # small JSON file, whether it is the 10th or the 1,990th; the store is read once, at the start
-    from linflow import _io
+    from linflow.core import files as _io
 
     writes, reads = [], []
     real_write, real_read = _io.atomic_write, sweeps._read_records

@@ -46,9 +46,17 @@ def _enable_x64() -> None:
 
 _enable_x64()
 
-_SUBMODULES = ("accuracy", "catapult", "central", "comparison", "convnet", "curvature", "datasets", "descent",
-               "exact", "fields", "init", "integrate", "linalg", "overview", "plot", "problems", "reproduce",
-               "section8", "sweeps", "trajectory")
+# the public submodules by their short names (``linflow.problems``, ...) -> where they live: ``core`` (problems,
+# networks, fields, runs, the result type, curvature, exact solutions, data readers), ``studies`` (comparison,
+# overview, accuracy, sweeps, catapult) and ``paper`` (the reproduced experiments); see docs/architecture.md
+_SUBMODULES = {
+    "accuracy": "studies.accuracy", "catapult": "studies.catapult", "central": "core.central",
+    "comparison": "studies.comparison", "convnet": "paper.convnet", "curvature": "core.curvature",
+    "datasets": "core.datasets", "descent": "core.descent", "exact": "core.exact", "fields": "core.fields",
+    "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
+    "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
+    "sweeps": "studies.sweeps", "trajectory": "core.trajectory",
+}
 
 # public name -> the submodule that defines it
 _ATTRIBUTES = {
@@ -102,9 +110,11 @@ __all__ = sorted([*_ATTRIBUTES, *(m for m in _SUBMODULES if m not in ("descent",
 
 def __getattr__(name: str):
     if name in _SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     elif name in _ATTRIBUTES:
-        module = getattr(importlib.import_module(f".{_ATTRIBUTES[name]}", __name__), name)
+        module = getattr(importlib.import_module(f".{_SUBMODULES[_ATTRIBUTES[name]]}", __name__), name)
+    elif name in ("core", "studies", "paper"):
+        module = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'linflow' has no attribute {name!r}")
     globals()[name] = module
@@ -112,24 +122,27 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_SUBMODULES, *_ATTRIBUTES})
+    return sorted({*globals(), *_SUBMODULES, *_ATTRIBUTES, "core", "studies", "paper"})
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
-    from . import (accuracy, catapult, central, comparison, convnet, curvature, datasets, descent, exact, fields, init,
-                   integrate, linalg,
-                   overview, plot, problems, reproduce, section8, sweeps, trajectory)
-    from .accuracy import work_precision
-    from .central import CentralFlow, central_flow
-    from .comparison import compare
-    from .curvature import hessian_extremes, sharpness, smallest_eigenvalue
-    from .descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
-    from .fields import (EndToEndFlow, LayerFlow, ModifiedFlow, claim2_field, end_to_end_field, hessian_vector_product,
-                         layer_field, layer_gradients, modified_field_1, modified_field_2, network_gradient,
-                         network_loss)
-    from .init import balancedness, end_to_end, imbalance
-    from .integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
-    from .linalg import apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power, psd_powers
-    from .problems import Problem
-    from .sweeps import sweep
-    from .trajectory import STATUSES, Trajectory
+    from . import plot
+    from .core import (central, curvature, datasets, descent, exact, fields, init, integrate, linalg, problems,
+                       trajectory)
+    from .core.central import CentralFlow, central_flow
+    from .core.curvature import hessian_extremes, sharpness, smallest_eigenvalue
+    from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
+    from .core.fields import (EndToEndFlow, LayerFlow, ModifiedFlow, claim2_field, end_to_end_field,
+                              hessian_vector_product, layer_field, layer_gradients, modified_field_1, modified_field_2,
+                              network_gradient, network_loss)
+    from .core.init import balancedness, end_to_end, imbalance
+    from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
+    from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,
+                              psd_powers)
+    from .core.problems import Problem
+    from .core.trajectory import STATUSES, Trajectory
+    from .paper import convnet, reproduce, section8
+    from .studies import accuracy, catapult, comparison, overview, sweeps
+    from .studies.accuracy import work_precision
+    from .studies.comparison import compare
+    from .studies.sweeps import sweep

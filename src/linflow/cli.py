@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import _catalog
+from .core import catalog as _catalog
 
 __all__ = ["main", "compilation_cache"]
 
@@ -91,7 +91,7 @@ def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None,
 
 
 def _build(args):
-    from . import init, problems
+    from .core import init, problems
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
@@ -122,7 +122,9 @@ def _progress(total: int, desc: str = "linflow run"):
 
 
 def cmd_run(args) -> int:
-    from . import _io, overview, plot
+    from .core import files as _io
+    from .studies import overview
+    from . import plot
 
     problem, layers = _build(args)
     out = Path(args.out)
@@ -149,7 +151,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import _io, comparison, plot
+    from .core import files as _io
+    from .studies import comparison
+    from . import plot
 
     problem, layers = _build(args)
     spacing = args.t1 / (args.points - 1)
@@ -177,7 +181,9 @@ def cmd_compare(args) -> int:
 
 
 def cmd_accuracy(args) -> int:
-    from . import _io, accuracy, plot
+    from .core import files as _io
+    from .studies import accuracy
+    from . import plot
 
     problem, layers, t1 = accuracy.case(args.case, depth=args.depth)
     if args.t1 is not None:
@@ -208,7 +214,8 @@ def cmd_accuracy(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from . import _io, reproduce
+    from .core import files as _io
+    from .paper import reproduce
 
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
@@ -242,7 +249,8 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from . import _io, sweeps
+    from .core import files as _io
+    from .studies import sweeps
 
     cfg = sweeps.load_config(args.config)
     store = Path(args.store or cfg["store"])
@@ -396,7 +404,7 @@ def compilation_cache() -> str | None:
         return None
     import jax
 
-    from .datasets import default_cache
+    from .core.datasets import default_cache
 
     if not jax.config.jax_compilation_cache_dir:
         jax.config.update("jax_compilation_cache_dir", str(default_cache() / "jax"))

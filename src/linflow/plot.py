@@ -110,7 +110,7 @@ def overview_figure(ds: xr.Dataset) -> plt.Figure:
     in an X and never set the axis limits.
     """
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), layout="constrained")
-    from .overview import flow_scale
+    from .studies.overview import flow_scale
 
     colors = _eta_colors(fig, axes, ds.eta.values)
     ok = np.asarray(ds.gd_status.values).astype(str) == "ok"
@@ -232,7 +232,7 @@ def deviation_vs_eta(ds: xr.Dataset) -> plt.Figure:
     Filled markers are the points of each fit; open markers are left out of it (unstable run, relative
     deviation above the asymptotic range, or an error within 1000 x the solver tolerance).
     """
-    from .comparison import fit_mask, summary
+    from .studies.comparison import fit_mask, summary
 
     s = summary(ds)
     fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")

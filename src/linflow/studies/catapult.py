@@ -29,11 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import _checks
-from .descent import EulerRule, iterate
-from .fields import LayerFlow
-from .init import end_to_end
-from .problems import Problem
+from ..core import checks as _checks
+from ..core.descent import EulerRule, iterate
+from ..core.fields import LayerFlow
+from ..core.init import end_to_end
+from ..core.problems import Problem
 
 __all__ = ["uv_model", "tangent_kernel", "catapult_sweep", "REGIMES", "thresholds"]
 

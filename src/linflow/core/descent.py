@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import _checks, _runs
+from . import checks as _checks, runs as _runs
 from .fields import EndToEndFlow, LayerFlow, network_gradient
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory

@@ -27,12 +27,12 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
-from . import _catalog, _checks, _runs, exact, init, problems
-from ._text import cell
-from .fields import EndToEndFlow, LayerFlow, layer_field
-from .integrate import SOLVERS, result_code, solve
-from .problems import Problem
-from .trajectory import STATUSES
+from ..core import catalog as _catalog, checks as _checks, runs as _runs, exact, init, problems
+from ..core.text import cell
+from ..core.fields import EndToEndFlow, LayerFlow, layer_field
+from ..core.integrate import SOLVERS, result_code, solve
+from ..core.problems import Problem
+from ..core.trajectory import STATUSES
 
 __all__ = ["work_precision", "summary", "table", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
 
@@ -406,7 +406,7 @@ def step_sizes(problem: Problem, layers0, t1: float, *, solver: str = "tsit5", r
     Explicit solvers settle near ``dt * S ~ 3.5`` once the flow is stability-limited (docs/math.md
     section 5). Saves every step (``max_steps`` rows), so keep ``max_steps`` moderate.
     """
-    from .curvature import sharpness
+    from ..core.curvature import sharpness
 
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)

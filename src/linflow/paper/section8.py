@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from . import convnet, datasets
-from ._experiment import iterations_to
+from . import convnet
+from ..core import datasets
+from .common import iterations_to
 
 __all__ = ["section8", "with_iterations", "CONFIGS", "TARGETS", "VERDICT_RULE", "ITERATIONS_RULE"]
 

@@ -23,9 +23,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from . import _experiment, init
-from .descent import EulerRule, descend_on_grid
-from .fields import EndToEndFlow, LayerFlow
+from . import common
+from ..core import init
+from ..core.descent import EulerRule, descend_on_grid
+from ..core.fields import EndToEndFlow, LayerFlow
 
 __all__ = ["fig2", "crossing", "fitted_order", "LEVELS", "VERDICT_RULE"]
 
@@ -86,10 +87,10 @@ def _distances(ref, runs, scale) -> np.ndarray:
 
 
 def _stable(run) -> bool:
-    """The experiments' learning-rate rule (:data:`linflow._experiment.STABLE_RULE`) on one run: finite at every
+    """The experiments' learning-rate rule (:data:`linflow.paper.common.STABLE_RULE`) on one run: finite at every
     save and, once below its L(0), below it to the end. A run that stays finite while its loss climbs is unstable."""
     loss = np.asarray(run.masked(run.loss))
-    return _experiment.stable_to_end(loss, run.ok, float(loss[0]))
+    return common.stable_to_end(loss, run.ok, float(loss[0]))
 
 
 def _one_depth(prob, depth: int, widths, etas, T: float, points: int) -> dict:
@@ -123,7 +124,7 @@ def fig2(data=None, quick: bool = False):
     ps, depths = (2.0, 4.0), (2, 3)
     res, descs = {}, []
     for p in ps:
-        prob, desc = _experiment.problem_for(data, p, quick)
+        prob, desc = common.problem_for(data, p, quick)
         descs.append(desc)
         for N in depths:
             res[(p, N)] = _one_depth(prob, N, widths, etas, T, points)
@@ -141,7 +142,7 @@ def fig2(data=None, quick: bool = False):
         coords={"p": list(ps), "depth": list(depths), "width": widths, "eta": etas, "t": times},
         attrs={"horizon_T": T, "start_norm": START_NORM,
                "distance_rel": "max_t ||W_e^GD(t) - W_e^Eq10(t)||_F / max_t ||W_e^Eq10(t)||_F (nan: a run diverged)",
-               "stable_rule": f"gd_stable, e2e_stable: {_experiment.STABLE_RULE}"})
+               "stable_rule": f"gd_stable, e2e_stable: {common.STABLE_RULE}"})
     summary = _summary(ds, data is None)
     summary["data"] = descs
     return ds, summary, {"fig2": _figure(ds, summary, descs)}
@@ -189,7 +190,7 @@ def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
     etas = ds.eta.values
     small = etas <= PAPER_ETA * (1 + 1e-9)
     out = {"horizon_T": float(ds.attrs["horizon_T"]), "start_norm": START_NORM, "eta_grid": etas.tolist(),
-           "widths": ds.width.values.tolist(), "levels": list(LEVELS), "stable_rule": _experiment.STABLE_RULE}
+           "widths": ds.width.values.tolist(), "levels": list(LEVELS), "stable_rule": common.STABLE_RULE}
     passes, lines = [], []
     for p in ds.p.values:
         for N in ds.depth.values:
@@ -219,8 +220,8 @@ def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
                          "rank-one balanced manifold, so its W_e(t) is the same at every width up to rounding (Theorem 1 "
                          "with an exactly balanced start): width_spread measures that, and any imbalance would show in it")
     out["paper"] = "GD on depth-2/3 networks follows the end-to-end rule (Eq. 10 / Claim 2) closely; width barely matters"
-    out["measured"] = "; ".join(lines) + f" (stable: {_experiment.STABLE_RULE}, for GD and Eq. 10 alike)"
-    out.update(_experiment.graded(passes, VERDICT_RULE, synthetic))
+    out["measured"] = "; ".join(lines) + f" (stable: {common.STABLE_RULE}, for GD and Eq. 10 alike)"
+    out.update(common.graded(passes, VERDICT_RULE, synthetic))
     return out
 
 
@@ -306,7 +307,7 @@ def _figure(ds: xr.Dataset, summary: dict, descs):
         for j, N in enumerate(ds.depth.values):
             _loss_panel(axes[i, j], ds, p, N, j_show, why, colors)
         _distance_panel(axes[i, 2], ds, p, colors)
-    _experiment.caption(fig, f"fig2: GD on deep networks against the end-to-end rule, horizon t = "
-                             f"{summary['horizon_T']:g} (iteration = t / eta); unstable: {_experiment.STABLE_RULE}; "
+    common.caption(fig, f"fig2: GD on deep networks against the end-to-end rule, horizon t = "
+                             f"{summary['horizon_T']:g} (iteration = t / eta); unstable: {common.STABLE_RULE}; "
                              f"verdict: {summary['verdict']}", descs)
     return fig

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from . import _checks, _runs
+from . import checks as _checks, runs as _runs
 from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
@@ -99,7 +99,7 @@ def result_code(result) -> jax.Array:
     return jnp.select([result == item for item, _ in pairs], [c for _, c in pairs], STATUSES.index("failed"))
 
 
-def _resolve_solver(solver) -> tuple[diffrax.AbstractSolver, str, SolverSpec | None]:
+def resolve_solver(solver) -> tuple[diffrax.AbstractSolver, str, SolverSpec | None]:
     """``(solver object, name, spec or None)`` from a name of :data:`SOLVERS` or a diffrax solver object."""
     if isinstance(solver, str):
         if solver not in SOLVERS:
@@ -116,7 +116,7 @@ def _is_adaptive(solver, spec) -> bool:
     return spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)
 
 
-def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *, build: bool = True):
+def step_controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *, build: bool = True):
     """The step-size controller, with its tolerances as traced arrays (new values never recompile).
 
     With ``build=False`` the default controller of an adaptive solver is returned as its tolerances
@@ -142,7 +142,7 @@ def _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *, bui
     return diffrax.ConstantStepSize()
 
 
-def _time_grid(t1, ts, n_save, time_unit, eta):
+def time_grid(t1, ts, n_save, time_unit, eta):
     """Validated ``(t1, ts)`` in flow time, from either convention (value checks on concrete inputs only)."""
     if time_unit not in ("flow", "iterations"):
         raise ValueError(f"time_unit must be 'flow' or 'iterations', got {time_unit!r}")
@@ -175,7 +175,7 @@ def _solve(field, y0, t1, ts, solver, controller, dt0, max_steps: int, name: str
     The state is raveled into one flat vector for the solver: one array per stage instead of one per
     layer, which cuts the solver's per-step overhead on small networks (benchmarks/README.md).
     """
-    if isinstance(controller, tuple):  # the default controller's (rtol, atol): see _controller(build=False)
+    if isinstance(controller, tuple):  # the default controller's (rtol, atol): see step_controller(build=False)
         controller = diffrax.PIDController(rtol=controller[0], atol=controller[1])
     flat0, unravel = ravel_pytree(y0)
     term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
@@ -218,11 +218,11 @@ def solve(
     class attribute ``kind``. ``y0`` is not validated here (the public runs do it). Options as
     :func:`gradient_flow`.
     """
-    solver, name, spec = _resolve_solver(solver)
-    t1, ts = _time_grid(t1, ts, n_save, time_unit, eta)
+    solver, name, spec = resolve_solver(solver)
+    t1, ts = time_grid(t1, ts, n_save, time_unit, eta)
     if dt0 is not None:
         dt0 = _checks.f64(_checks.positive("dt0", dt0))
-    controller = _controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, build=False)
+    controller = step_controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, build=False)
     max_steps = _checks.integer("max_steps", max_steps, minimum=1)
     eta_out = getattr(field, "eta", None)
     if eta_out is None and time_unit == "iterations":

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
-from .problems import Problem, _orthonormal
+from . import checks as _checks
+from .problems import Problem, orthonormal
 
 __all__ = [
     "balanced",
@@ -42,7 +42,7 @@ def _balanced_factors(U: np.ndarray, s: np.ndarray, V: np.ndarray, widths, rng) 
     for n in widths:
         if n < r:
             raise ValueError(f"hidden widths must be >= the rank {r} of the end-to-end matrix, got width {n}")
-        qs.append(np.eye(n, r) if rng is None else _orthonormal(rng, n, r))
+        qs.append(np.eye(n, r) if rng is None else orthonormal(rng, n, r))
     qs.append(U)
     return tuple(jnp.asarray((qs[j + 1] * root) @ qs[j].T) for j in range(depth))
 

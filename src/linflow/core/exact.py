@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import integrate, optimize
 
-from . import _checks
+from . import checks as _checks
 from .init import target_svd
 from .problems import Problem
 

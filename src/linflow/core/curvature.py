@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from . import _runs
+from . import runs as _runs
 from .fields import hessian_vector_product
 from .problems import Problem
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import checks as _checks
 from .init import end_to_end, imbalance
 from .problems import Problem
 from .trajectory import Trajectory

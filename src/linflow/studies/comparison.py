@@ -35,16 +35,16 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from . import _checks, _runs
-from ._text import cell
-from .central import central_flow
-from .curvature import hessian_extremes, sharpness
-from .descent import EulerRule, descend_on_grid, iterate, steps_per_save
-from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, hessian_vector_product, layer_gradients, network_gradient
-from .init import balancedness, end_to_end, imbalance
-from .integrate import end_to_end_flow, gradient_flow, modified_flow
-from .problems import Problem
-from .trajectory import descent_message
+from ..core import checks as _checks, runs as _runs
+from ..core.text import cell
+from ..core.central import central_flow
+from ..core.curvature import hessian_extremes, sharpness
+from ..core.descent import EulerRule, descend_on_grid, iterate, steps_per_save
+from ..core.fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, hessian_vector_product, layer_gradients, network_gradient
+from ..core.init import balancedness, end_to_end, imbalance
+from ..core.integrate import end_to_end_flow, gradient_flow, modified_flow
+from ..core.problems import Problem
+from ..core.trajectory import descent_message
 
 __all__ = ["compare", "fit_order", "summary", "report", "summary_text", "REGIMES"]
 
@@ -400,7 +400,7 @@ def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, 
     cf_s, cf_s2, cf_dev = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     status = np.array(["not run: eta below the predicted threshold (the central flow is the gradient flow)"] * len(etas),
                       dtype=object)
-    we_norm = float(np.max(_frob(np.asarray(lf.end_to_end))))
+    we_norm = float(np.max(frobenius(np.asarray(lf.end_to_end))))
     for i in np.flatnonzero(unstable):
         if not central:
             status[i] = "not run: central=False"
@@ -416,7 +416,7 @@ def _past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, 
             cf_s[i], cf_s2[i] = cf.masked(cf.extras["sharpness"]), cf.masked(cf.extras["sigma2"])
             if runs["gd_bad"][i] < 0:  # a diverged GD has no midpoint to compare
                 mid_we = np.asarray(end_to_end(tuple(w[i] for w in mid)))
-                cf_dev[i] = cf.masked(_frob(mid_we - np.asarray(cf.end_to_end))) / we_norm
+                cf_dev[i] = cf.masked(frobenius(mid_we - np.asarray(cf.end_to_end))) / we_norm
     return {
         "gd_midpoint_sharpness": (("eta", "t"), gd_s),
         "central_sharpness": (("eta", "t"), cf_s),
@@ -458,7 +458,7 @@ def _mask_after(bad, values, saved_steps) -> np.ndarray:
     return out
 
 
-def _frob(a) -> np.ndarray:
+def frobenius(a) -> np.ndarray:
     """Frobenius norms over the last two axes (inf, not a warning, for a run about to overflow)."""
     with np.errstate(over="ignore"):
         return np.sqrt(np.sum(np.asarray(a) ** 2, axis=(-2, -1)))
@@ -474,16 +474,16 @@ def _deviations(lf, ef, runs, modified, per_save) -> dict:
         flow_norm = float(np.max(_tree_norm(lf.layers)))
         flow_we = np.asarray(lf.end_to_end)
         e2e_we = np.asarray(ef.end_to_end) if ef.ok else np.full_like(flow_we, np.nan)
-        we_norm, e2e_norm = float(np.max(_frob(flow_we))), float(np.nanmax(_frob(e2e_we)))
+        we_norm, e2e_norm = float(np.max(frobenius(flow_we))), float(np.nanmax(frobenius(e2e_we)))
         layer_dev = gd_mask(_tree_norm(tuple(g - np.asarray(f)[None] for g, f in zip(runs["gd_layers"], lf.layers))))
-        we_dev, eq_dev = gd_mask(_frob(gd["end_to_end"] - flow_we[None])), eq_mask(_frob(runs["eq_w"] - e2e_we[None]))
+        we_dev, eq_dev = gd_mask(frobenius(gd["end_to_end"] - flow_we[None])), eq_mask(frobenius(runs["eq_w"] - e2e_we[None]))
         data = {
             "flow_loss": (("t",), np.asarray(lf.loss)),
             "e2e_flow_loss": (("t",), ef.masked(ef.loss)),
             "flow_end_to_end": (("t", "n_out", "n_in"), flow_we),
             "e2e_flow_end_to_end": (("t", "n_out", "n_in"), e2e_we),
             "flow_imbalance": (("t",), np.asarray(lf.imbalance)),
-            "theorem1_gap": (("t",), _frob(flow_we - e2e_we)),
+            "theorem1_gap": (("t",), frobenius(flow_we - e2e_we)),
             "gd_end_to_end": (("eta", "t", "n_out", "n_in"), gd_mask(gd["end_to_end"])),
             "gd_loss": (("eta", "t"), gd_mask(gd["loss"])),
             "eq10_loss": (("eta", "t"), eq_mask(runs["eq_loss"])),

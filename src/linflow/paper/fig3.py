@@ -32,11 +32,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from . import _experiment, init
-from .curvature import sharpness
-from .descent import EulerRule, descend_chunks
-from .fields import LayerFlow
-from .integrate import gradient_flow
+from . import common
+from ..core import init
+from ..core.curvature import sharpness
+from ..core.descent import EulerRule, descend_chunks
+from ..core.fields import LayerFlow
+from ..core.integrate import gradient_flow
 
 __all__ = ["fig3", "figure", "CONFIGS", "TARGETS", "DEPTHS", "VERDICT_RULE", "predicted_iterations"]
 
@@ -63,7 +64,7 @@ VERDICT_RULE = (
     "in the paper's configuration (width1) depth 2 reaches the l4 90% target at least 10x sooner than depth 1 and "
     "no deeper network beats depth 1 by more than 1.25x with l2; partly: some configuration and depth accelerates "
     "the l4 run by at least 1.5x at the 90% target; differs: none does; not applicable on synthetic data. Learning "
-    f"rates count only from runs {_experiment.STABLE_RULE}"
+    f"rates count only from runs {common.STABLE_RULE}"
 )
 
 
@@ -116,13 +117,13 @@ def _descend_grid(prob, layers0, etas, steps: int):
 
 
 def _acceptable(loss: np.ndarray, ok: np.ndarray, l0: float) -> np.ndarray:
-    """:func:`linflow._experiment.stable_to_end` for each run (row)."""
-    return np.array([_experiment.stable_to_end(row, f, l0) for row, f in zip(loss, ok)])
+    """:func:`linflow.paper.common.stable_to_end` for each run (row)."""
+    return np.array([common.stable_to_end(row, f, l0) for row, f in zip(loss, ok)])
 
 
 def _best(iters, loss, fine, targets) -> tuple[np.ndarray, np.ndarray]:
     """Per target: fewest iterations among the acceptable runs (inf if none) and the index of that eta (-1)."""
-    its = np.array([[_experiment.iterations_to(row, iters, t) if f else math.inf for row, f in zip(loss, fine)]
+    its = np.array([[common.iterations_to(row, iters, t) if f else math.inf for row, f in zip(loss, fine)]
                     for t in targets])
     best = np.where(np.isfinite(its).any(axis=1), np.argmin(its, axis=1), -1)
     return its.min(axis=1), best
@@ -215,9 +216,9 @@ def fig3(data=None, quick: bool = False):
     cells, descs, meta = {}, [], {}
     for p in (2.0, 4.0):
         for pre in dict.fromkeys(c["preprocessing"] for c in configs.values()):
-            prob, desc = _experiment.problem_for(data, p, quick, pre)
+            prob, desc = common.problem_for(data, p, quick, pre)
             descs.append(desc)
-            lmin, l0 = _experiment.minimum_loss(prob), float(prob.loss(jnp.zeros((prob.k, prob.d))))
+            lmin, l0 = common.minimum_loss(prob), float(prob.loss(jnp.zeros((prob.k, prob.d))))
             targets = [l0 - q * (l0 - lmin) for q in TARGETS]
             steps = 2000 if quick else BUDGET[(pre, p)]
             meta[(pre, p)] = {"loss_at_zero": l0, "loss_min": lmin, "targets": targets, "budget": steps}
@@ -307,14 +308,14 @@ def _summary(ds: xr.Dataset, meta: dict, synthetic: bool) -> dict:
     l2_paper = [r for r in l2_90 if r["config"] == "width1"]
     orders = [r for r in l4_90 if _num(r["speedup_median"]) >= FACTOR]
     if synthetic:
-        out.update(_experiment.verdict(_experiment.SYNTHETIC, VERDICT_RULE))
+        out.update(common.verdict(common.SYNTHETIC, VERDICT_RULE))
     elif (paper_cfg and _num(paper_cfg[0]["speedup_median"]) >= FACTOR
           and all(_num(r["speedup_median"]) <= 1.25 for r in l2_paper)):
-        out.update(_experiment.verdict("agrees", VERDICT_RULE))
+        out.update(common.verdict("agrees", VERDICT_RULE))
     elif any(_num(r["speedup_median"]) >= 1.5 for r in l4_90):
-        out.update(_experiment.verdict("partly", VERDICT_RULE))
+        out.update(common.verdict("partly", VERDICT_RULE))
     else:
-        out.update(_experiment.verdict("differs", VERDICT_RULE))
+        out.update(common.verdict("differs", VERDICT_RULE))
     out["orders_of_magnitude"] = (f"holds in {len(orders)} (configuration, depth) cells: "
                                   + ", ".join(f"{r['config']} depth {r['depth']} ({_fmt(r['speedup_median'])})" for r in orders)
                                   if orders else "holds in no configuration (no speed-up of 10x at the 90% target)")
@@ -405,6 +406,6 @@ def figure(ds: xr.Dataset, descs=()):
         ax.set(yscale="log", xticks=x, xticklabels=[str(int(d)) for d in ds.depth.values], xlabel="depth",
                ylabel="speed-up over depth 1 (90% target)", title=f"l{int(p)}: speed-up, measured and predicted")
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1)
-    _experiment.caption(fig, "fig3: iterations to 50/90/99% of the way to the minimum; speed-up of depth over depth 1",
+    common.caption(fig, "fig3: iterations to 50/90/99% of the way to the minimum; speed-up of depth over depth 1",
                         descs)
     return fig

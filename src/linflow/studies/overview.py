@@ -13,9 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ._text import cell
-from .comparison import _frob, compare
-from .problems import Problem
+from ..core.text import cell
+from .comparison import frobenius, compare
+from ..core.problems import Problem
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
 
@@ -56,7 +56,7 @@ def _last_finite(values: np.ndarray) -> float:
 
 def flow_scale(ds: xr.Dataset) -> float:
     """``max_t ||W_e^flow(t)||_F`` of an :func:`overview` Dataset: the scale of its relative deviations."""
-    return float(np.nanmax(_frob(ds["flow_end_to_end"].values)))
+    return float(np.nanmax(frobenius(ds["flow_end_to_end"].values)))
 
 
 def _max_if_ok(values: np.ndarray, status) -> float:

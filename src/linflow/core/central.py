@@ -55,10 +55,10 @@ import numpy as np
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
-from . import _checks, _runs
+from . import checks as _checks, runs as _runs
 from .curvature import lanczos_top
-from .fields import _observe_layers, network_gradient, network_loss
-from .integrate import _controller, _resolve_solver, _time_grid, result_code
+from .fields import observe_layers, network_gradient, network_loss
+from .integrate import step_controller, resolve_solver, time_grid, result_code
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -184,7 +184,7 @@ class CentralFlow(eqx.Module):
         return len(y)
 
     def observe(self, ys):
-        return _observe_layers(self.problem, ys)
+        return observe_layers(self.problem, ys)
 
     def event(self, y) -> jax.Array:
         """The function of the layers whose sign change ends this phase: ``S - 2/eta`` (rising through 0) for the
@@ -337,15 +337,15 @@ def central_flow(
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     eta = _checks.positive("eta", eta)
-    t1, ts = _time_grid(t1, ts, n_save, "flow", None)
+    t1, ts = time_grid(t1, ts, n_save, "flow", None)
     t1, ts = float(t1), np.asarray(ts, dtype=float)
     max_switches = _checks.integer("max_switches", max_switches, minimum=0)
     max_steps = _checks.integer("max_steps", max_steps, minimum=1)
-    solver, name, spec = _resolve_solver(solver)
+    solver, name, spec = resolve_solver(solver)
     if not (spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)):
         raise ValueError(f"central_flow locates its events on an adaptive solver's dense output; solver {name!r} "
                          f"takes fixed steps")
-    controller = _controller(solver, spec, name, None, rtol, atol, None)
+    controller = step_controller(solver, spec, name, None, rtol, atol, None)
     eta_a = _checks.f64(eta)
     S0, _, push0, _ = _at(problem, eta_a, layers0, 1)
     if S0 > 2.0 / eta * (1 + 1e-9):
@@ -367,7 +367,7 @@ def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> 
              "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": run["switches"],
              "several_unstable": run["several"], "max_unstable": run["most"],
              "activated_at": run["activated_at"]}
-    return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, _observe_layers(problem, layers),
+    return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
                             t1=jnp.asarray(t1), solver=name,
                             extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
-from . import datasets, problems
-from .problems import Problem
+from ..core import datasets, problems
+from ..core.problems import Problem
 
 VERDICTS = ("agrees", "partly", "differs", "not applicable")
 SYNTHETIC = "not applicable: synthetic data"

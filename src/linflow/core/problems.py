@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checks
+from . import checks as _checks
 
 __all__ = ["Problem", "synthetic", "whitened", "two_point"]
 
@@ -160,7 +160,7 @@ def synthetic(
     return Problem(X, y, p=p, weight_decay=weight_decay)
 
 
-def _orthonormal(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
+def orthonormal(rng: np.random.Generator, n: int, r: int) -> np.ndarray:
     """An ``(n, r)`` matrix with orthonormal columns (QR of a Gaussian matrix, signs fixed)."""
     q, rr = np.linalg.qr(rng.standard_normal((n, r)))
     return q * np.sign(np.diag(rr))
@@ -198,9 +198,9 @@ def whitened(
         raise ValueError(f"singular_values has {r} entries but a (k, d) = ({k}, {d}) target has at most {min(d, k)}")
     m = max(d, 8) if m is None else _checks.integer("m", m, minimum=d)
     rng = np.random.default_rng(seed)
-    X = np.sqrt(m) * _orthonormal(rng, m, d)
-    U = _orthonormal(rng, k, r)
-    V = _orthonormal(rng, d, r)
+    X = np.sqrt(m) * orthonormal(rng, m, d)
+    U = orthonormal(rng, k, r)
+    V = orthonormal(rng, d, r)
     phi = (U * s) @ V.T
     return Problem(X, X @ phi.T, p=p, weight_decay=weight_decay)
 

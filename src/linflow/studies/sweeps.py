@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import _io
+from ..core import files as _io
 
 __all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "run_grid", "BATCH_AXIS", "PARAMETERS",
            "TASKS", "PROBLEMS", "phase_diagram", "regime_diagram"]
@@ -182,7 +182,7 @@ def load_config(path) -> dict:
 # ----------------------------------------------------------------------------- one point
 def _problem(params: dict):
     """The Problem of a grid point (see :data:`PROBLEMS`)."""
-    from . import datasets, problems
+    from ..core import datasets, problems
 
     kind, p, lam = params["problem"], params["p"], params["weight_decay"]
     if kind == "whitened":
@@ -196,7 +196,7 @@ def _problem(params: dict):
 
 
 def _problem_and_layers(params: dict):
-    from . import init
+    from ..core import init
 
     prob = _problem(params)
     dims = (prob.d,) + (params["width"],) * (params["depth"] - 1) + (prob.k,)
@@ -260,7 +260,7 @@ def _batches(todo: list, task: str) -> list[list]:
 
 def _flow(prob, layers, p, cache: dict):
     """The gradient flow of a point on ``[0, t1]`` (``points`` saves): computed once per batch of points."""
-    from .integrate import gradient_flow
+    from ..core.integrate import gradient_flow
 
     if "flow" not in cache:
         cache["flow"] = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"],
@@ -275,7 +275,7 @@ def run_grid(eta: float, t1: float, points: int) -> tuple[float, int]:
     ``t1 / (points - 1)``; otherwise ``s = max(1, round(t1 / (points - 1) / eta))`` steps between saves and
     ``n - 1 = max(1, round(t1 / (s eta)))`` saves, so that GD's iterate ``k`` sits at ``t = k eta`` on the grid and
     ``horizon = (n - 1) s eta`` is the nearest such horizon to ``t1`` (within half a save spacing)."""
-    from .descent import steps_per_save
+    from ..core.descent import steps_per_save
 
     try:
         steps_per_save(eta, t1, points)
@@ -347,7 +347,7 @@ def _task_regime(prob, layers, p, cache: dict) -> dict:
     classified by :func:`linflow.compare` (with the central flow where the network is small): ``regime`` is an
     index into :data:`linflow.comparison.REGIMES`. The flow and ``eta_crit`` are shared by a batch of ratios."""
     from .comparison import REGIMES, compare
-    from .curvature import sharpness
+    from ..core.curvature import sharpness
 
     if "eta_crit" not in cache:
         cache["eta_crit"] = 2.0 / float(np.max(np.asarray(sharpness(prob, _flow(prob, layers, p, cache).layers))))

@@ -186,7 +186,7 @@ def modified_field_2(args, layers, depth: int | None = None):
 MODIFIED_FIELDS = {1: modified_field_1, 2: modified_field_2}
 
 
-def _observe_layers(problem: Problem, ys):
+def observe_layers(problem: Problem, ys):
     """``(W_e, loss, imbalance)`` for a batch of saved layer tuples (leading axis: saves)."""
     w_e = end_to_end(ys)
     return w_e, jax.vmap(problem.loss)(w_e), imbalance(ys)
@@ -215,7 +215,7 @@ class LayerFlow(eqx.Module):
 
     def observe(self, ys):
         """``(W_e, loss, imbalance)`` of saved states (leading axis: saves)."""
-        return _observe_layers(self.problem, ys)
+        return observe_layers(self.problem, ys)
 
 
 class EndToEndFlow(eqx.Module):
@@ -269,4 +269,4 @@ class ModifiedFlow(eqx.Module):
         return len(y)
 
     def observe(self, ys):
-        return _observe_layers(self.problem, ys)
+        return observe_layers(self.problem, ys)
