@@ -118,3 +118,29 @@ def test_two_point():
     w = np.array([[5.0, 0.0]])
     # (1/2) * (1/4) * |0 - 1|^4
     assert float(prob.loss(w)) == pytest.approx(1.0 / 8.0)
+
+
+def test_one_builder_for_the_command_line_and_the_sweeps():
+    """The CLI and a sweep point build the same problem and start from the same settings (linflow.core.specs)."""
+    import jax.numpy as jnp
+
+    from linflow import cli, init, problems
+    from linflow.core import specs
+    from linflow.studies import sweeps
+
+    args = cli.build_parser().parse_args(["run", "--m", "50", "--d", "3", "--depth", "3", "--widths", "4,4",
+                                          "--init", "near_zero", "--scale", "0.1", "--seed", "2"])
+    cli._settle(args)
+    prob_cli, layers_cli = cli._build(args)
+    params = {"problem": "synthetic", "m": 50, "d": 3, "p": 2.0, "weight_decay": 0.0, "seed": 2, "data": "",
+              "width": 4, "depth": 3, "init": "near_zero", "scale": 0.1}
+    prob_sweep, layers_sweep = sweeps._problem_and_layers(params)
+    direct = init.near_zero((3, 4, 4, 1), std=0.1, seed=2)  # written out: what both must equal
+    for a, b, c in zip(layers_cli, layers_sweep, direct):
+        assert jnp.array_equal(a, c) and jnp.array_equal(b, c)
+    ref = problems.synthetic(m=50, d=3, seed=2)
+    assert jnp.array_equal(prob_cli.X, ref.X) and jnp.array_equal(prob_sweep.Y, ref.Y)
+    with pytest.raises(ValueError, match="init must be one of balanced, near_zero, identity"):
+        specs.start(ref, 2, None, "orthogonal")
+    with pytest.raises(ValueError, match="problem must be one of synthetic, whitened, gas_sensor"):
+        specs.problem("mnist")

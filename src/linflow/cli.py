@@ -25,7 +25,6 @@ RUN_DESCRIPTION = (
     "trajectory), run.png (figure) and summary.json to --out. --quick changes only the defaults of the options "
     "you leave out (each option lists its quick value); the printed settings say which values were used.")
 
-INITS = ("balanced", "near_zero", "identity")
 STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
 
 
@@ -85,28 +84,20 @@ def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None,
     g.add_argument("--depth", type=int, default=3, help="number of layers N >= 1 (default 3)")
     g.add_argument("--widths", type=_ints, default=None,
                    help="hidden widths, comma-separated, depth-1 of them (default 16 each)")
-    g.add_argument("--init", choices=INITS, default="balanced", help="initialization (default balanced)")
+    g.add_argument("--init", choices=_catalog.INITS, default="balanced", help="initialization (default balanced)")
     g.add_argument("--scale", type=float, default=0.2,
                    help="balanced: spectral norm of each layer; near_zero/identity: std of the noise (default 0.2)")
 
 
 def _build(args):
-    from .core import init, problems
+    from .core import specs
 
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
-    widths = args.widths if args.widths is not None else [16] * (args.depth - 1)
-    if len(widths) != args.depth - 1:
-        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {widths}")
-    problem = problems.synthetic(m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay, seed=args.seed)
-    dims = (problem.d, *widths, problem.k)
-    if args.init == "balanced":
-        layers = init.balanced(dims, scale=args.scale, seed=args.seed)
-    elif args.init == "near_zero":
-        layers = init.near_zero(dims, std=args.scale, seed=args.seed)
-    else:
-        layers = init.identity(dims, std=args.scale, seed=args.seed)
-    return problem, layers
+    if args.widths is not None and len(args.widths) != args.depth - 1:
+        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {args.widths}")
+    problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay, seed=args.seed)
+    return problem, specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
 
 
 def _progress(total: int, desc: str = "linflow run"):

@@ -1,4 +1,4 @@
-"""The names the command line offers (private), kept free of heavy imports.
+"""The names the command line offers, kept free of heavy imports.
 
 ``linflow --help`` must answer at once, before JAX, xarray or matplotlib are imported, so the names it
 lists live here; the modules that own the registries (:data:`linflow.integrate.SOLVERS`,
@@ -24,3 +24,11 @@ ACCURACY_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvae
 SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
 
 EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8")
+
+#: the initializations by name (:func:`linflow.core.specs.start`)
+INITS = ("balanced", "near_zero", "identity")
+#: the problems by name (:func:`linflow.core.specs.problem`): ``synthetic`` (``problems.synthetic(m, d, p,
+#: weight_decay, seed)``), ``whitened`` (``X^T X / m = I`` exactly, one output, target norm 2:
+#: ``problems.whitened([2.0], d, 1, m=max(m, d))``) and ``gas_sensor`` (the UCI Ethanol problem from the files at
+#: ``data``, standardized; ``m`` and ``d`` are the data's)
+PROBLEMS = ("synthetic", "whitened", "gas_sensor")

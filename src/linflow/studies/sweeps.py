@@ -38,6 +38,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import files as _io
+from ..core.catalog import INITS, PROBLEMS
 
 __all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "run_grid", "BATCH_AXIS", "PARAMETERS",
            "TASKS", "PROBLEMS", "phase_diagram", "regime_diagram"]
@@ -66,12 +67,6 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "eta_ratio": (float, 1.0),
 }
 TASKS = ("run", "compare", "accuracy", "regime")
-INITS = ("balanced", "near_zero", "identity")
-#: the problems a sweep can vary over: ``synthetic`` (``problems.synthetic(m, d, p, weight_decay, seed)``),
-#: ``whitened`` (``X^T X / m = I`` exactly, one output, target norm 2: ``problems.whitened([2.0], d, 1, m=max(m, d))``)
-#: and ``gas_sensor`` (the UCI Ethanol problem from the files at ``data``, standardized; ``m`` and ``d`` are
-#: the data's)
-PROBLEMS = ("synthetic", "whitened", "gas_sensor")
 # the range of each numeric parameter: (lower bound, whether the bound itself is allowed)
 _BOUNDS: dict[str, tuple[float, bool]] = {
     "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
@@ -180,30 +175,14 @@ def load_config(path) -> dict:
 
 
 # ----------------------------------------------------------------------------- one point
-def _problem(params: dict):
-    """The Problem of a grid point (see :data:`PROBLEMS`)."""
-    from ..core import datasets, problems
-
-    kind, p, lam = params["problem"], params["p"], params["weight_decay"]
-    if kind == "whitened":
-        return problems.whitened([2.0], params["d"], 1, m=max(params["m"], params["d"]), p=p, weight_decay=lam,
-                                 seed=params["seed"])
-    if kind == "gas_sensor":
-        if not params["data"]:
-            raise ValueError("problem = 'gas_sensor' needs 'data': the folder of the UCI gas-sensor files")
-        return datasets.gas_sensor(params["data"], p=p, weight_decay=lam)[0]
-    return problems.synthetic(m=params["m"], d=params["d"], p=p, weight_decay=lam, seed=params["seed"])
-
-
 def _problem_and_layers(params: dict):
-    from ..core import init
+    """The problem and start of a grid point (:mod:`linflow.core.specs`, the command line's builder)."""
+    from ..core import specs
 
-    prob = _problem(params)
-    dims = (prob.d,) + (params["width"],) * (params["depth"] - 1) + (prob.k,)
-    make = {"balanced": lambda: init.balanced(dims, params["scale"], params["seed"]),
-            "near_zero": lambda: init.near_zero(dims, params["scale"], params["seed"]),
-            "identity": lambda: init.identity(dims, params["scale"], params["seed"])}[params["init"]]
-    return prob, make()
+    prob = specs.problem(params["problem"], m=params["m"], d=params["d"], p=params["p"],
+                         weight_decay=params["weight_decay"], seed=params["seed"], data=params["data"])
+    widths = [params["width"]] * (params["depth"] - 1)
+    return prob, specs.start(prob, params["depth"], widths, params["init"], params["scale"], params["seed"])
 
 
 #: the grid axis along which a task's points share work (``run``: the flows, in one overview of the batch's etas;
