@@ -6,6 +6,7 @@ even when several processes, or a test after a cache clear, need it again).
 """
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -117,3 +118,23 @@ def strict_json(path):
         raise ValueError(f"{path}: {token} is not standard JSON")
 
     return json.loads(Path(path).read_text(), parse_constant=reject)
+
+
+@contextlib.contextmanager
+def traces():
+    """The names of the functions JAX traces for ``jit`` inside the block, from ``jax.monitoring``'s public trace
+    event: a call that reuses its compiled computation traces nothing (counts compilations without reading a
+    private cache)."""
+    import jax
+
+    names = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            names.append(kwargs.get("fun_name", ""))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)

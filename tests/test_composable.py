@@ -13,7 +13,7 @@ import pytest
 import linflow
 from linflow import init, problems
 
-from conftest import small_regression
+from conftest import small_regression, traces
 
 PROB = small_regression(m=30, d=3, k=2, p=4.0, seed=3)
 LAYERS = init.balanced((3, 4, 2), 0.6, seed=1)
@@ -192,11 +192,12 @@ def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compiled_call(
         np.testing.assert_allclose(run.ts, single.ts, rtol=1e-14)
         np.testing.assert_allclose(run.loss, single.loss, rtol=1e-12)
         assert run.status == single.status and run.message == single.message
-    n = descent._descend_each._cached._cache_size()
-    descent.descend_on_grid(rule, layers, [0.025, 0.02, 0.1 / 3], t1, points)  # other etas: no new compilation
-    assert descent._descend_each._cached._cache_size() == n
-    descent.descend_on_grid(rule, layers, [0.025, 0.02], t1, points)  # another number of etas: one more
-    assert descent._descend_each._cached._cache_size() == n + 1
+    with traces() as traced:  # other etas: no new compilation
+        descent.descend_on_grid(rule, layers, [0.025, 0.02, 0.1 / 3], t1, points)
+    assert "_descend_each" not in traced
+    with traces() as traced:  # another number of etas: exactly one
+        descent.descend_on_grid(rule, layers, [0.025, 0.02], t1, points)
+    assert traced.count("_descend_each") == 1
     with pytest.raises(ValueError, match="must divide the save spacing"):
         descent.descend_on_grid(rule, layers, [0.07], t1, points)
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 import linflow
-from linflow import descent, init, problems
+from linflow import init, problems
 
-from conftest import grad_numpy, small_regression
+from conftest import grad_numpy, small_regression, traces
 
 
 def chain(mats, n):
@@ -150,10 +150,13 @@ def test_save_every_that_does_not_divide_steps():
 def test_no_recompilation_for_new_eta_data_or_start():
     prob = small_regression(m=20, d=3, k=1)
     linflow.gradient_descent(prob, init.balanced((3, 2, 1), 0.5), 0.1, 20, save_every=5)
-    n = descent._descend._cached._cache_size()
-    linflow.gradient_descent(small_regression(m=20, d=3, k=1, seed=9, weight_decay=0.3), init.near_zero((3, 2, 1)),
-                             0.037, 20, save_every=5)
-    assert descent._descend._cached._cache_size() == n
+    with traces() as traced:  # new eta, data, weight decay and start: nothing traced, so nothing compiled
+        linflow.gradient_descent(small_regression(m=20, d=3, k=1, seed=9, weight_decay=0.3),
+                                 init.near_zero((3, 2, 1)), 0.037, 20, save_every=5)
+    assert traced == []
+    with traces() as traced:  # the probe itself sees a compilation: another number of steps is another program
+        linflow.gradient_descent(prob, init.balanced((3, 2, 1), 0.5), 0.1, 21, save_every=7)
+    assert traced
 
 
 @pytest.mark.parametrize(

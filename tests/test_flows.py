@@ -8,7 +8,7 @@ from scipy import integrate as sci
 import linflow
 from linflow import exact, init, integrate, problems
 
-from conftest import small_regression
+from conftest import small_regression, traces
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 
@@ -205,15 +205,18 @@ def test_no_recompilation_for_new_values():
     prob = small_regression(m=30, d=3, k=1, seed=0)
     layers = init.balanced((3, 2, 1), 0.5)
     linflow.gradient_flow(prob, layers, 1.0, n_save=11)
-    n = integrate._solve._cached._cache_size()
-    linflow.gradient_flow(prob, layers, 2.5, n_save=11, rtol=1e-6, atol=1e-9)
-    linflow.gradient_flow(small_regression(m=30, d=3, k=1, seed=5, weight_decay=0.2), init.balanced((3, 2, 1), 0.9, 4),
-                          3.0, ts=np.linspace(0, 3.0, 11), rtol=1e-7)
-    assert integrate._solve._cached._cache_size() == n
+    with traces() as traced:  # new t1, tolerances, save times, data, weight decay and start: nothing compiled
+        linflow.gradient_flow(prob, layers, 2.5, n_save=11, rtol=1e-6, atol=1e-9)
+        linflow.gradient_flow(small_regression(m=30, d=3, k=1, seed=5, weight_decay=0.2),
+                              init.balanced((3, 2, 1), 0.9, 4), 3.0, ts=np.linspace(0, 3.0, 11), rtol=1e-7)
+    assert "_solve" not in traced
     linflow.end_to_end_flow(prob, np.ones((1, 3)), 2, 1.0, n_save=11)
-    m = integrate._solve._cached._cache_size()
-    linflow.end_to_end_flow(prob, 2 * np.ones((1, 3)), 2, 7.0, n_save=11, rtol=1e-5, atol=1e-5)
-    assert integrate._solve._cached._cache_size() == m
+    with traces() as traced:
+        linflow.end_to_end_flow(prob, 2 * np.ones((1, 3)), 2, 7.0, n_save=11, rtol=1e-5, atol=1e-5)
+    assert "_solve" not in traced
+    with traces() as traced:  # the probe sees a compilation: another number of saves is another program
+        linflow.end_to_end_flow(prob, np.ones((1, 3)), 2, 1.0, n_save=12)
+    assert "_solve" in traced
 
 
 def test_end_to_end_flow_from_unbalanced_layers_warns_with_the_imbalance():
