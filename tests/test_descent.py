@@ -235,3 +235,40 @@ def test_optax_descent_takes_a_built_transformation():
     np.testing.assert_allclose(clipped.end_to_end[-1], w, rtol=1e-12)
     with pytest.raises(TypeError, match="optax.GradientTransformation"):
         linflow.optax_descent(prob, lin, 0.5, 0.5, 5)
+
+
+def _numpy_rule(name: str, lr: float, grad, w0: np.ndarray, steps: int) -> np.ndarray:
+    """The step rules of linflow.descent.OPTIMIZERS written out from their equations (optax's conventions and
+    defaults: heavy ball and Nesterov with momentum 0.9; AdaDelta rho 0.9, eps 1e-6; Adam 0.9, 0.999, 1e-8)."""
+    w = w0.copy()
+    v, m, e_g, e_x = np.zeros_like(w), np.zeros_like(w), np.zeros_like(w), np.zeros_like(w)
+    for t in range(1, steps + 1):
+        g = grad(w)
+        if name == "momentum":  # v <- 0.9 v + g; w <- w - lr v
+            v = 0.9 * v + g
+            w = w - lr * v
+        elif name == "nesterov":  # the same v, and the step looks ahead: w <- w - lr (g + 0.9 v)
+            v = 0.9 * v + g
+            w = w - lr * (g + 0.9 * v)
+        elif name == "adadelta":  # Zeiler 2012: E[g^2], then dx = sqrt(E[dx^2] + eps) / sqrt(E[g^2] + eps) g
+            e_g = 0.9 * e_g + 0.1 * g**2
+            dx = np.sqrt(e_x + 1e-6) / np.sqrt(e_g + 1e-6) * g
+            e_x = 0.9 * e_x + 0.1 * dx**2
+            w = w - lr * dx
+        elif name == "adam":  # Kingma & Ba 2015, bias-corrected moments
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g**2
+            w = w - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    return w
+
+
+@pytest.mark.parametrize("name, lr", [("momentum", 0.02), ("nesterov", 0.02), ("adadelta", 1.0), ("adam", 0.05)])
+def test_each_optax_rule_against_its_equations(name, lr):
+    prob = small_regression(m=20, d=3, k=1, p=4.0, weight_decay=0.1)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    w0 = np.asarray(init.near_zero((3, 1), 0.1, seed=1)[0])
+    expected = _numpy_rule(name, lr, lambda w: grad_numpy(X, Y, w, 4.0) + 0.1 * w, w0, 30)
+    run = linflow.optax_descent(prob, (w0,), name, lr, 30, save_every=30)
+    np.testing.assert_allclose(run.end_to_end[-1], expected, rtol=1e-10, atol=1e-14)
+    assert not np.allclose(expected, _numpy_rule("momentum" if name != "momentum" else "adam", lr,
+                                                 lambda w: grad_numpy(X, Y, w, 4.0) + 0.1 * w, w0, 30))  # rules differ

@@ -63,8 +63,19 @@ def test_float64_is_enabled_whichever_is_imported_first(order):
 
 
 def test_public_namespace_is_lazy_and_complete():
+    # lazy: importing linflow loads none of its floors; the first public name loads its module and no study
+    out = run_python("import sys, linflow\n"
+                     "floors = lambda: sorted({m.split('.')[1] for m in sys.modules if m.count('.') >= 1 and "
+                     "m.startswith('linflow.')})\n"
+                     "print(floors()); linflow.gradient_flow; print(floors())")
+    assert out.splitlines() == ["[]", "['core']"]
+    # complete: every public name is the object its module defines (tests/test_api.py lists the names)
+    import importlib
+
     for name in linflow.__all__:
-        assert getattr(linflow, name) is not None, name
+        module = linflow._SUBMODULES.get(name) or linflow._SUBMODULES[linflow._ATTRIBUTES[name]]
+        owner = importlib.import_module(f"linflow.{module}")
+        assert getattr(linflow, name) is (owner if name in linflow._SUBMODULES else getattr(owner, name)), name
     assert "gradient_flow" in dir(linflow) and "plot" in dir(linflow)
     with pytest.raises(AttributeError, match="no attribute 'gradient_flw'"):
         linflow.gradient_flw  # noqa: B018
