@@ -247,11 +247,11 @@ def test_regime_task_and_its_diagram():
 def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_path, monkeypatch):
     """A ``run`` sweep over eta is one :func:`linflow.overview` per batch (the flows once, not once per eta), and
     each point's numbers equal, bit for bit, those of the point run alone."""
-    from linflow import comparison
+    from linflow.studies.comparison import runs
 
     calls = []
-    real_flow = comparison.gradient_flow
-    monkeypatch.setattr(comparison, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
+    real_flow = runs.gradient_flow
+    monkeypatch.setattr(runs, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
     fixed = {"m": 60, "d": 3, "t1": 2.0, "points": 5}
     grid = {"depth": [1, 2], "eta": [0.05, 0.1, 0.25]}
     assert [len(b) for b in sweeps._batches(list(sweeps._points(grid)), "run")] == [3, 3]
