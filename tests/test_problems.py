@@ -126,7 +126,7 @@ def test_one_builder_for_the_command_line_and_the_sweeps():
 
     from linflow import cli, init, problems
     from linflow.core import specs
-    from linflow.studies import sweeps
+    from linflow.studies.sweeps import tasks
 
     args = cli.build_parser().parse_args(["run", "--m", "50", "--d", "3", "--depth", "3", "--widths", "4,4",
                                           "--init", "near_zero", "--scale", "0.1", "--seed", "2"])
@@ -134,7 +134,7 @@ def test_one_builder_for_the_command_line_and_the_sweeps():
     prob_cli, layers_cli = cli._build(args)
     params = {"problem": "synthetic", "m": 50, "d": 3, "p": 2.0, "weight_decay": 0.0, "seed": 2, "data": "",
               "width": 4, "depth": 3, "init": "near_zero", "scale": 0.1}
-    prob_sweep, layers_sweep = sweeps._problem_and_layers(params)
+    prob_sweep, layers_sweep = tasks._problem_and_layers(params)
     direct = init.near_zero((3, 4, 4, 1), std=0.1, seed=2)  # written out: what both must equal
     for a, b, c in zip(layers_cli, layers_sweep, direct):
         assert jnp.array_equal(a, c) and jnp.array_equal(b, c)

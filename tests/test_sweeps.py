@@ -198,12 +198,13 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     # 2,000 cheap points (the task replaced by an instant one): every point must cost the same I/O, one
     # small JSON file, whether it is the 10th or the 1,990th; the store is read once, at the start
     from linflow.core import files as _io
+    from linflow.studies.sweeps import executors, store
 
     writes, reads = [], []
-    real_write, real_read = _io.atomic_write, sweeps._read_records
+    real_write, real_read = _io.atomic_write, store.read_records
     monkeypatch.setattr(_io, "atomic_write", lambda path, write: writes.append(str(path)) or real_write(path, write))
-    monkeypatch.setattr(sweeps, "_read_records", lambda store: reads.append(1) or real_read(store))
-    monkeypatch.setattr(sweeps, "run_points", lambda task, batch: [{
+    monkeypatch.setattr(executors, "read_records", lambda store: reads.append(1) or real_read(store))
+    monkeypatch.setattr(executors, "run_points", lambda task, batch: [{
         "status": "ok", "reason": "", "results": {"x": params["seed"] * 0.5, "y": float(params["depth"])},
         "nonfinite": []} for params in batch])
     grid = {"seed": list(range(400)), "depth": [1, 2, 3, 4, 5]}
@@ -213,7 +214,7 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     assert len(points) == 2000 and len(set(points)) == 2000  # one record per point, written once
     assert [w for w in writes if w.endswith("result.nc")] == [str(tmp_path / "s" / "result.nc")]  # at the end
     assert len(reads) == 1
-    sizes = [(tmp_path / "s" / "points" / sweeps._point_name(idx)).stat().st_size
+    sizes = [(tmp_path / "s" / "points" / store._point_name(idx)).stat().st_size
              for idx in [(0, 0), (1, 0), (398, 4), (399, 4)]]
     assert max(sizes) - min(sizes) < 16  # a record's size does not grow either
     # the store as it is, at any moment, and a resumed sweep reads it once and computes nothing
@@ -248,13 +249,14 @@ def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_
     """A ``run`` sweep over eta is one :func:`linflow.overview` per batch (the flows once, not once per eta), and
     each point's numbers equal, bit for bit, those of the point run alone."""
     from linflow.studies.comparison import runs
+    from linflow.studies.sweeps import store, tasks
 
     calls = []
     real_flow = runs.gradient_flow
     monkeypatch.setattr(runs, "gradient_flow", lambda *a, **k: calls.append(1) or real_flow(*a, **k))
     fixed = {"m": 60, "d": 3, "t1": 2.0, "points": 5}
     grid = {"depth": [1, 2], "eta": [0.05, 0.1, 0.25]}
-    assert [len(b) for b in sweeps._batches(list(sweeps._points(grid)), "run")] == [3, 3]
+    assert [len(b) for b in tasks.batches_of(list(store.grid_points(grid)), "run")] == [3, 3]
     ds = sweeps.sweep(grid, "run", tmp_path / "s", fixed=fixed, progress=False)
     assert ds.attrs["done"] == 6 and len(calls) == 2  # per depth: one layer flow for its three etas
     for depth in (1, 2):
@@ -268,6 +270,8 @@ def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_
 def test_run_points_off_the_grid_run_on_the_nearest_horizon_where_gd_lands():
     """eta = 0.03 does not divide t1 / (points - 1) = 0.5: 17 steps per save, 4 saves, horizon 2.04 (the nearest to
     t1 = 2 on which GD's iterates sit on the saves); the numbers are those of the flow and GD run directly."""
+    from linflow.studies.sweeps import tasks
+
     import linflow
 
     params = {"m": 60, "d": 3, "t1": 2.0, "points": 5, "eta": 0.03}
@@ -277,7 +281,7 @@ def test_run_points_off_the_grid_run_on_the_nearest_horizon_where_gd_lands():
     horizon, points = sweeps.run_grid(0.03, 2.0, 5)
     res = sweeps.run_point("run", params)
     assert res["status"] == "ok" and res["results"]["horizon"] == horizon
-    prob, layers = sweeps._problem_and_layers({k: v for k, (_, v) in sweeps.PARAMETERS.items()} | params)
+    prob, layers = tasks._problem_and_layers({k: v for k, (_, v) in sweeps.PARAMETERS.items()} | params)
     flow = linflow.gradient_flow(prob, layers, horizon, n_save=points, rtol=1e-8, atol=1e-10)
     gd = linflow.gradient_descent(prob, layers, 0.03, 68, save_every=17)
     assert res["results"]["flow_final_loss"] == pytest.approx(flow.final_loss, rel=1e-12)

@@ -1,0 +1,186 @@
+"""One grid point, or a batch of points along the task's batch axis: the tasks (run, compare, accuracy,
+regime) and what their points share."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+
+from .config import PARAMETERS
+
+
+# ----------------------------------------------------------------------------- one point
+def _problem_and_layers(params: dict):
+    """The problem and start of a grid point (:mod:`linflow.core.specs`, the command line's builder)."""
+    from ...core import specs
+
+    prob = specs.problem(params["problem"], m=params["m"], d=params["d"], p=params["p"],
+                         weight_decay=params["weight_decay"], seed=params["seed"], data=params["data"])
+    widths = [params["width"]] * (params["depth"] - 1)
+    return prob, specs.start(prob, params["depth"], widths, params["init"], params["scale"], params["seed"])
+
+
+#: the grid axis along which a task's points share work (``run``: the flows, in one overview of the batch's etas;
+#: ``regime``: the flow and ``eta_crit``): the points of a grid that differ only there run as one batch, the shared part once
+BATCH_AXIS = {"run": "eta", "regime": "eta_ratio"}
+
+
+def run_point(task: str, params: dict) -> dict:
+    """Run one grid point; returns ``{"status": "ok"|"failed", "reason": ..., "results": {name: float}}``.
+
+    Pure: the same parameters give the same numbers in any process.
+    """
+    return run_points(task, [params])[0]
+
+
+def run_points(task: str, batch: list[dict]) -> list[dict]:
+    """Run grid points that differ at most along :data:`BATCH_AXIS` ``[task]``: the problem, the start and the
+    work they share (the gradient flow; ``eta_crit``) once, then each point. One record per point, each the
+    same, bit for bit, as :func:`run_point` of that point alone."""
+    full = [{k: v for k, (_, v) in PARAMETERS.items()} | params for params in batch]
+    shared = {k for k in full[0] if k != BATCH_AXIS.get(task)}
+    if any({k: f[k] for k in shared} != {k: full[0][k] for k in shared} for f in full[1:]):
+        raise ValueError(f"a batch of {task!r} points may differ only in {BATCH_AXIS.get(task)!r}")
+    try:
+        if full[0]["depth"] < 1:
+            raise ValueError(f"depth must be >= 1, got {full[0]['depth']}")
+        prob, layers = _problem_and_layers(full[0])
+    except Exception as exc:  # a failing point is recorded, never fatal
+        return [failed_record(f"{type(exc).__name__}: {exc}")] * len(full)
+    cache: dict = {"batch": full}
+    return [_one_point(task, prob, layers, p, cache) for p in full]
+
+
+def _one_point(task: str, prob, layers, p: dict, cache: dict) -> dict:
+    try:
+        results = TASK_FUNCTIONS[task](prob, layers, p, cache)
+    except Exception as exc:  # a failing point is recorded, never fatal
+        return failed_record(f"{type(exc).__name__}: {exc}")
+    reason = results.pop("reason", "")
+    bad = [k for k, v in results.items() if not np.isfinite(v)]
+    return {"status": "failed" if reason else "ok", "reason": reason, "results": results, "nonfinite": bad}
+
+
+def batches_of(todo: list, task: str) -> list[list]:
+    """``todo`` (pairs ``(index, params)``) grouped into batches of points that differ only along the task's
+    batch axis (one point per batch for the other tasks), in grid order."""
+    axis = BATCH_AXIS.get(task)
+    groups: dict = {}
+    for idx, params in todo:
+        key = json.dumps({k: v for k, v in params.items() if k != axis}, sort_keys=True) if axis else len(groups)
+        groups.setdefault(key, []).append((idx, params))
+    return list(groups.values())
+
+
+def _flow(prob, layers, p, cache: dict):
+    """The gradient flow of a point on ``[0, t1]`` (``points`` saves): computed once per batch of points."""
+    from ...core.integrate import gradient_flow
+
+    if "flow" not in cache:
+        cache["flow"] = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"],
+                                      atol=p["atol"])
+    if not cache["flow"].ok:
+        raise RuntimeError(cache["flow"].message)
+    return cache["flow"]
+
+
+def run_grid(eta: float, t1: float, points: int) -> tuple[float, int]:
+    """The time grid ``linspace(0, horizon, n)`` of task ``run`` at ``eta``: ``(t1, points)`` when ``eta`` divides
+    ``t1 / (points - 1)``; otherwise ``s = max(1, round(t1 / (points - 1) / eta))`` steps between saves and
+    ``n - 1 = max(1, round(t1 / (s eta)))`` saves, so that GD's iterate ``k`` sits at ``t = k eta`` on the grid and
+    ``horizon = (n - 1) s eta`` is the nearest such horizon to ``t1`` (within half a save spacing)."""
+    from ...core.descent import steps_per_save
+
+    try:
+        steps_per_save(eta, t1, points)
+        return float(t1), int(points)
+    except ValueError:
+        every = max(1, round(t1 / (points - 1) / eta))
+        saves = max(1, round(t1 / (every * eta)))
+        return saves * every * eta, saves + 1
+
+
+def _task_run(prob, layers, p, cache: dict) -> dict:
+    """:func:`linflow.overview.overview` (the layer flow, the end-to-end flow, GD and Eq. 10) on the point's
+    :func:`run_grid`, computed once for all the etas of the batch that share that grid: this point's row."""
+    from ..overview import overview, summary
+
+    grid = run_grid(p["eta"], p["t1"], p["points"])
+    if grid not in cache:
+        etas = [q["eta"] for q in cache["batch"] if run_grid(q["eta"], q["t1"], q["points"]) == grid]
+        try:
+            ds = overview(prob, layers, etas, grid[0], points=grid[1], solver=p["solver"], rtol=p["rtol"],
+                          atol=p["atol"])
+            cache[grid] = (ds, summary(ds))
+        except Exception as exc:  # e.g. the layer flow failed: every point on this grid says so, computed once
+            cache[grid] = exc
+    if isinstance(cache[grid], Exception):
+        raise cache[grid]
+    ds, s = cache[grid]
+    i = [float(e) for e in ds.eta.values].index(p["eta"])
+    row, gd = s["runs"][i], ds.isel(eta=i)
+    ok = row["gd_status"] == "ok"
+    imbalance = gd.gd_imbalance.values[np.isfinite(gd.gd_imbalance.values)]
+    return {"horizon": grid[0], "flow_final_loss": s["flow"]["final_loss"],
+            "gd_final_loss": float(gd.gd_loss.values[-1]) if ok else math.nan,
+            "max_relative_deviation": row["max_relative_deviation_gd"],
+            "max_relative_deviation_eq10": row["max_relative_deviation_eq10"],
+            "theorem1_relative_gap": s["theorem1_relative_gap"], "gd_imbalance_final": float(imbalance[-1]),
+            "flow_nfev": float(s["flow"]["nfev"]), "diverged": float(not ok),
+            "reason": "" if ok else f"gradient descent diverged: {row['gd_message']}"}
+
+
+def _task_compare(prob, layers, p, cache: dict) -> dict:
+    from ..comparison import compare, summary
+
+    spacing = p["t1"] / (p["points"] - 1)
+    ds = compare(prob, layers, [spacing / n for n in p["eta_divisors"]], p["t1"], points=p["points"], tol=p["tol"],
+                 orders=(1,), solver=p["solver"], rtol=min(p["rtol"], 1e-10), atol=min(p["atol"], 1e-12))
+    s = summary(ds)
+    return {"breakdown_eta": s["breakdown_eta_interpolated"], "stability_eta_predicted": s["stability_eta_predicted"],
+            "stability_eta_observed": s["stability_eta_observed"], "order_flow": s["order_flow"]["order"],
+            "order_modified1": s["order_modified1"]["order"], "sharpness_max": s["sharpness_max"]}
+
+
+def _task_accuracy(prob, layers, p, cache: dict) -> dict:
+    from ..accuracy import work_precision
+
+    k = round(-math.log10(p["rtol"]))
+    ds = work_precision(prob, layers, p["t1"], solvers=("tsit5", "dopri8"), scipy_solvers=(), tolerances=(k,),
+                        reference="numerical", repeats=1, n_times=max(p["points"], 2))
+    out = {}
+    for name in ("tsit5", "dopri8"):
+        row = ds.sel(solver=name)
+        out[f"{name}_rms_error"] = float(row.rms_error.values[0])
+        out[f"{name}_nfev"] = float(row.nfev.values[0])
+    return out
+
+
+def _task_regime(prob, layers, p, cache: dict) -> dict:
+    """GD at ``eta = eta_ratio * eta_crit`` (``eta_crit = 2 / max_t S(t)`` along the gradient flow on ``[0, t1]``),
+    classified by :func:`linflow.compare` (with the central flow where the network is small): ``regime`` is an
+    index into :data:`linflow.comparison.REGIMES`. The flow and ``eta_crit`` are shared by a batch of ratios."""
+    from ..comparison import REGIMES, compare
+    from ...core.curvature import sharpness
+
+    if "eta_crit" not in cache:
+        cache["eta_crit"] = 2.0 / float(np.max(np.asarray(sharpness(prob, _flow(prob, layers, p, cache).layers))))
+    eta_crit = cache["eta_crit"]
+    eta = p["eta_ratio"] * eta_crit
+    per_save = max(1, math.ceil(p["t1"] / eta / (p["points"] - 1)))  # GD steps between saves: t1 rounded up
+    ds = compare(prob, layers, [eta], per_save * eta * (p["points"] - 1), points=p["points"], orders=(),
+                 solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+    return {"regime": float(REGIMES.index(str(ds.regime.values[0]))), "eta": eta, "eta_crit": eta_crit,
+            "gd_midpoint_sharpness_ratio": float(ds.gd_midpoint_sharpness.values[0, -1]) * eta / 2,
+            "central_deviation_rel": float(ds.central_deviation_rel.values[0, -1])}
+
+
+TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime}
+
+
+def failed_record(reason: str) -> dict:
+    """The record of a point that failed (kept in the store with its reason)."""
+    return {"status": "failed", "reason": reason, "results": {}, "nonfinite": []}
