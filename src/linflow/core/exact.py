@@ -47,17 +47,28 @@ def _one_minus_y(y: float, rel_gap: float, N: int) -> float:
 
 
 def time_to_reach(sigma, s: float, sigma0: float, depth: int) -> float:
-    """Closed-form time at which ``sigma`` is reached from ``sigma0`` (integer ``N >= 3``, no decay).
+    """Closed-form time at which ``sigma`` is reached from ``sigma0`` (integer ``N >= 1``, no decay).
 
-    ``sigma`` lies between ``sigma0`` and ``s`` (either side of ``s``); all three are > 0.
+    ``sigma`` lies between ``sigma0`` and ``s`` (either side of ``s``); all three are > 0. N = 1:
+    ``log((s - sigma0) / (s - sigma))``; N = 2: ``log((s / sigma0 - 1) / (s / sigma - 1)) / (2 s)``; N >= 3: the
+    implicit closed form (docs/math.md section 4). With ``sigma = s / 2`` this is a mode's escape time from a
+    small start.
 
     Examples:
         >>> round(float(time_to_reach(0.5, s=1.0, sigma0=0.1, depth=3)), 6)
         1.191863
+        >>> round(float(time_to_reach(1.0, s=2.0, sigma0=1e-10, depth=2)), 6)  # log(2e10 - 1) / 4
+        5.92975
     """
-    N = _checks.integer("depth", depth, minimum=3)
+    N = _checks.integer("depth", depth, minimum=1)
     if not (min(sigma0, s) <= sigma <= max(sigma0, s)) or sigma0 <= 0 or s <= 0:
         raise ValueError(f"need 0 < sigma between sigma0 = {sigma0} and s = {s}, got sigma = {sigma}")
+    if N == 1:
+        return float(np.log((s - sigma0) / (s - sigma))) if sigma != s else np.inf
+    if N == 2:
+        # log((s - sigma0) sigma / ((s - sigma) sigma0)) / (2 s), each factor formed without cancellation
+        return float((np.log(s - sigma0) - np.log(sigma0) - np.log(s - sigma) + np.log(sigma)) / (2.0 * s)) \
+            if sigma != s else np.inf
     return _time_from_gap(s - sigma, s, sigma0, N)
 
 
@@ -78,11 +89,12 @@ def _invert(t: float, s: float, sigma0: float, N: int) -> float:
     f = lambda u: _time_from_gap(sign * np.exp(u), s, sigma0, N) - t  # noqa: E731  (decreasing in u)
     step = N * s ** (2 - 2 / N) * t + 1.0
     u_lo = u_hi - step
-    while f(u_lo) < 0:
-        u_lo -= step
-        if u_lo < -745:  # the gap underflows: sigma equals s to the last digit
-            return s
-    u = optimize.brentq(f, u_lo, u_hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=500)
+    with np.errstate(divide="ignore"):  # a gap that underflows to 0 gives log(0) = -inf: t is then +inf, as it is
+        while f(u_lo) < 0:
+            u_lo -= step
+            if u_lo < -745:  # the gap underflows: sigma equals s to the last digit
+                return s
+        u = optimize.brentq(f, u_lo, u_hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=500)
     return s - sign * np.exp(u)
 
 

@@ -11,6 +11,10 @@ eigenvalues below the noise floor ``n * eps * lambda_max`` treated as zero and `
 evaluated in a cancellation-free form; where both eigenvalues are zero (the derivative is
 unbounded for ``q < 1``) ``Gamma`` is set to 0 (1 for ``q = 1``). For ``A = W^T W`` that block of
 ``Q^T dA Q`` vanishes, so the convention never changes a derivative of the end-to-end field.
+
+The end-to-end preconditioner takes its powers of ``W W^T`` and ``W^T W`` from one SVD of ``W`` itself
+(:func:`gram_powers`): an ``eigh`` of ``W W^T`` squares the condition number, and a singular value below
+``sqrt(eps) s_max`` (1e-8 of the largest) lost its relative accuracy, or was set to zero and never grew.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["psd_power", "psd_powers", "apply_preconditioner", "preconditioner", "preconditioner_eigenvalues"]
+__all__ = ["psd_power", "psd_powers", "gram_powers", "apply_preconditioner", "preconditioner",
+           "preconditioner_eigenvalues"]
 
 
 def _eig(A: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -91,18 +96,70 @@ def psd_power(A: jax.Array, q: float) -> jax.Array:
     return psd_powers(A, (float(q),))[0]
 
 
+def _gram_eig(W: jax.Array):
+    """Eigenpairs of ``W W^T`` and ``W^T W`` from one SVD of ``W``: ``(lam_left (k,), U, lam_right (d,), V)``.
+
+    The eigenvalues are the squared singular values (padded with zeros), singular values below the noise
+    floor ``max(k, d) * eps * s_max`` set to exactly 0. Small singular values keep their relative accuracy:
+    an ``eigh`` of ``W W^T`` itself loses every eigenvalue below ``eps * s_max^2`` (the condition number is
+    squared), so a mode of ``W_e`` 1e-10 of the largest would never grow (docs/math.md section 3)."""
+    k, d = W.shape
+    U, s, Vt = jnp.linalg.svd(W, full_matrices=True)
+    floor = max(k, d) * jnp.finfo(W.dtype).eps * jnp.max(s)
+    lam = jnp.where(s > floor, s, 0.0) ** 2
+    r = s.shape[0]
+    lam_left = jnp.zeros(k, W.dtype).at[:r].set(lam)
+    lam_right = jnp.zeros(d, W.dtype).at[:r].set(lam)
+    return lam_left, U, lam_right, Vt.T
+
+
+def _powers_of(lam, Q, exponents, eye):
+    return jnp.stack([eye if q == 0 else (Q * _pow(lam, q)) @ Q.T for q in exponents])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def gram_powers(W: jax.Array, left: tuple[float, ...], right: tuple[float, ...]) -> tuple[jax.Array, jax.Array]:
+    """``([W W^T]^q for q in left, [W^T W]^q for q in right)`` from one SVD of ``W`` (see :func:`_gram_eig`): the
+    powers the end-to-end preconditioner needs, accurate for singular values down to ``eps * s_max``, with the
+    Daleckii-Krein derivative of :func:`psd_powers` (``dA = dW W^T + W dW^T`` on the left, ``dW^T W + W^T dW`` on
+    the right)."""
+    lam_l, U, lam_r, V = _gram_eig(W)
+    k, d = W.shape
+    return (_powers_of(lam_l, U, left, jnp.eye(k, dtype=W.dtype)),
+            _powers_of(lam_r, V, right, jnp.eye(d, dtype=W.dtype)))
+
+
+@gram_powers.defjvp
+def _gram_powers_jvp(left, right, primals, tangents):
+    (W,), (dW,) = primals, tangents
+    lam_l, U, lam_r, V = _gram_eig(W)
+    k, d = W.shape
+    out = (_powers_of(lam_l, U, left, jnp.eye(k, dtype=W.dtype)), _powers_of(lam_r, V, right, jnp.eye(d, dtype=W.dtype)))
+    d_left = U.T @ (dW @ W.T + W @ dW.T) @ U
+    d_right = V.T @ (dW.T @ W + W.T @ dW) @ V
+    tangent = (
+        jnp.stack([jnp.zeros((k, k), W.dtype) if q == 0 else U @ (_divided_difference(lam_l, q) * d_left) @ U.T
+                   for q in left]),
+        jnp.stack([jnp.zeros((d, d), W.dtype) if q == 0 else V @ (_divided_difference(lam_r, q) * d_right) @ V.T
+                   for q in right]),
+    )
+    return out, tangent
+
+
 def _factors(W: jax.Array, depth: int):
-    """``([W W^T]^((j-1)/N), [W^T W]^((N-j)/N))`` for ``j = 1 .. N`` (two eigendecompositions in all)."""
+    """``([W W^T]^((j-1)/N), [W^T W]^((N-j)/N))`` for ``j = 1 .. N``, from one SVD of ``W`` (:func:`gram_powers`)."""
     N = depth
-    left = psd_powers(W @ W.T, tuple((j - 1) / N for j in range(1, N + 1)))
-    right = psd_powers(W.T @ W, tuple((N - j) / N for j in range(1, N + 1)))
-    return left, right
+    return gram_powers(W, tuple((j - 1) / N for j in range(1, N + 1)), tuple((N - j) / N for j in range(1, N + 1)))
 
 
 def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
     """``P_W(G) = sum_{j=1}^N [W W^T]^((j-1)/N) G [W^T W]^((N-j)/N)`` (ACH18 Theorem 1), without forming ``P_W``.
 
-    The end-to-end field is ``-lambda N W - P_W(dL1/dW(W))``; ``depth = 1`` gives ``G``.
+    The end-to-end field is ``-lambda N W - P_W(dL1/dW(W))``; ``depth = 1`` gives ``G``. Computed in the singular
+    basis of ``W = U S V^T``: ``P_W(G) = U (C o (U^T G V)) V^T`` with ``C_ab = sum_j s_a^(2(j-1)/N) s_b^(2(N-j)/N)``
+    (Claim 1's eigenvalues), so a weak mode of ``W_e`` keeps its relative accuracy beside strong ones (dense powers
+    of ``W W^T`` would bury it under the rounding of the strong modes). Derivative: Daleckii-Krein, in the same
+    basis.
 
     Examples:
         >>> import numpy as np
@@ -112,8 +169,38 @@ def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
     """
     if depth == 1:
         return G
-    left, right = _factors(W, depth)
-    return sum(left[j] @ (G @ right[j]) for j in range(depth))
+    return _preconditioned(W, G, depth)
+
+
+def _weights(lam_l, lam_r, depth: int):
+    """``C_ab = sum_j lam_l[a]^((j-1)/N) lam_r[b]^((N-j)/N)`` and its terms' exponents."""
+    N = depth
+    pairs = [((j - 1) / N, (N - j) / N) for j in range(1, N + 1)]
+    return sum(_pow(lam_l, q)[:, None] * _pow(lam_r, p)[None, :] for q, p in pairs), pairs
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _preconditioned(W, G, depth: int):
+    lam_l, U, lam_r, V = _gram_eig(W)
+    C, _ = _weights(lam_l, lam_r, depth)
+    return U @ (C * (U.T @ G @ V)) @ V.T
+
+
+@_preconditioned.defjvp
+def _preconditioned_jvp(depth, primals, tangents):
+    (W, G), (dW, dG) = primals, tangents
+    lam_l, U, lam_r, V = _gram_eig(W)
+    C, pairs = _weights(lam_l, lam_r, depth)
+    Gt, dGt = U.T @ G @ V, U.T @ dG @ V
+    dL = U.T @ (dW @ W.T + W @ dW.T) @ U  # d(W W^T) in the left singular basis
+    dR = V.T @ (dW.T @ W + W.T @ dW) @ V  # d(W^T W) in the right singular basis
+    dP = C * dGt
+    for q, p in pairs:  # d([A]^q) = Gamma_q o dA in the eigenbasis (zero for q = 0)
+        if q:
+            dP = dP + (_divided_difference(lam_l, q) * dL) @ (Gt * _pow(lam_r, p)[None, :])
+        if p:
+            dP = dP + (_pow(lam_l, q)[:, None] * Gt) @ (_divided_difference(lam_r, p) * dR)
+    return U @ (C * Gt) @ V.T, U @ dP @ V.T
 
 
 def preconditioner(W: jax.Array, depth: int) -> jax.Array:
