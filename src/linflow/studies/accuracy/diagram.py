@@ -1,16 +1,5 @@
-r"""Solver accuracy: work-precision diagrams of ODE solvers on linflow's gradient flows.
-
-Methodology of SciML's DiffEqBenchmarks (docs/math.md section 7): a reference from the exact solution
-(docs/math.md section 4) where the problem admits one, otherwise Dopri8 at ``rtol = 1e-13`` checked
-against a second reference; a tolerance sweep ``rtol = 10^-k``, ``atol = 10^-(k+3)`` (fixed-step
-solvers sweep the step instead); the error at the final time (mean absolute error of the entries of
-``W_e``) and the RMS error over 100 evenly spaced times; work as function evaluations and as wall
-time (minimum over repeats after a warm-up; compilation measured separately).
-
-Errors are measured on the end-to-end matrix ``W_e(t)``, the quantity both flows share and the
-exact solutions give. SciPy's ``solve_ivp`` methods drive the same (compiled) vector field through
-a NumPy callback, with its exact Jacobian (``jax.jacfwd``) for the implicit ones.
-"""
+""":func:`work_precision`: every solver over a tolerance sweep against a reference (exact or a tight
+Dopri8), timed, its evaluations counted; SciPy's ``solve_ivp`` on the same compiled field."""
 
 from __future__ import annotations
 
@@ -27,16 +16,17 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
-from ..core import catalog as _catalog, checks as _checks, runs as _runs, exact, init, problems
-from ..core.text import cell
-from ..core.fields import EndToEndFlow, LayerFlow, layer_field
-from ..core.integrate import SOLVERS, result_code, solve
-from ..core.problems import Problem
-from ..core.trajectory import STATUSES
+from ...core import catalog as _catalog, checks as _checks, runs as _runs, exact, init
+from ...core.fields import EndToEndFlow, LayerFlow
+from ...core.integrate import SOLVERS, solve
+from ...core.problems import Problem
 
-__all__ = ["work_precision", "summary", "table", "CASES", "case", "step_sizes", "DEFAULT_SOLVERS", "SCIPY_SOLVERS"]
+
+
 
 DEFAULT_SOLVERS = _catalog.ACCURACY_SOLVERS
+
+
 SCIPY_SOLVERS = _catalog.SCIPY_SOLVERS
 
 
@@ -339,98 +329,3 @@ def _scipy_row(rec, i, rhs, ts, method, tolerances, repeats, ref) -> None:
         rec.put(i, j, final_error=final, rms_error=rms, nfev=sol.nfev, wall_time=best, wall_time_max=max(times),
                 rtol=rtol, atol=atol,
                 status="ok" if ok else f"failed: {sol.message}")
-
-
-def summary(ds: xr.Dataset) -> dict:
-    """The JSON document of a :func:`work_precision` Dataset: the flow, horizon and reference, and per solver and
-    tolerance exponent ``k`` the RMS and final errors, ``nfev``, wall time and status (NaN stays NaN here; the
-    writers put ``null``)."""
-    def cell(name, i):
-        row = ds.sel(solver=name)
-        return {"rms_error": float(row.rms_error.values[i]), "final_error": float(row.final_error.values[i]),
-                "nfev": float(row.nfev.values[i]), "wall_time_s": float(row.wall_time.values[i]),
-                "status": str(row.status.values[i])}
-
-    return {**({"case": ds.attrs["case"]} if "case" in ds.attrs else {}), "flow": ds.attrs["flow"],
-            "t1": float(ds.attrs["t1"]), "reference": ds.attrs["reference"],
-            "reference_error_estimate": float(ds.attrs["reference_error_estimate"]),
-            "table": {str(name): {str(int(k)): cell(name, i) for i, k in enumerate(ds.tolerance.values)}
-                      for name in ds.solver.values}}
-
-
-def table(ds: xr.Dataset, levels: Sequence[int] | None = None) -> str:
-    """A text table: RMS error and nfev per solver at a few tolerance levels."""
-    levels = list(ds.tolerance.values) if levels is None else list(levels)
-    head = f"{'solver':<14}" + "".join(f"{f'k={k}: rms err':>17}{'nfev':>9}" for k in levels)
-    lines = [f"reference: {ds.attrs['reference']} (error estimate {ds.attrs['reference_error_estimate']:.1e})", head]
-    for name in ds.solver.values:
-        row = ds.sel(solver=name)
-        # select with a dict: ``tolerance`` is also a keyword argument of ``.sel``
-        at = [{"tolerance": k} for k in levels]  # a failed solve shows its status (max_steps, failed, ...) in words
-        cells = "".join(cell(float(row.rms_error.sel(k)), "17.2e", str(row.status.sel(k).values).split(":")[0])
-                        + cell(float(row.nfev.sel(k)), "9.0f", "-") for k in at)
-        lines.append(f"{name:<14}{cells}")
-    lines.append("(k: rtol = 10^-k, atol = 10^-(k+3); euler and heun use dt = t1 / (50 * 2^i) at the i-th level)")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- named cases
-def _exact_case(depth: int = 3, t1: float = 10.0, sigma0: float = 0.1):
-    prob = problems.whitened([2.0, 1.0, 0.5], seed=0)
-    return prob, init.aligned(prob, depth, sigma0, seed=0), t1
-
-
-_CASE_BUILDERS = {
-    "exact": lambda depth=3: _exact_case(depth),
-    "plateau": lambda depth=3: _exact_case(depth, t1=40.0, sigma0=1e-4),
-    "long_horizon": lambda depth=3: _exact_case(depth, t1=200.0),
-    "weight_decay": lambda depth=3: (problems.synthetic(m=300, d=6, weight_decay=50.0),
-                                     init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 5.0),
-    "ill_conditioned": lambda depth=3: (problems.synthetic(m=300, d=6, scale_range=100.0),
-                                        init.balanced((6,) + (6,) * (depth - 1) + (1,), 0.5), 200.0),
-}
-CASES = {name: (text, _CASE_BUILDERS[name]) for name, text in _catalog.ACCURACY_CASES.items()}
-
-
-def case(name: str, depth: int = 3):
-    """``(problem, layers0, t1)`` of a named case (see :data:`CASES`)."""
-    if name not in CASES:
-        raise ValueError(f"case must be one of {', '.join(CASES)}; got {name!r}")
-    return CASES[name][1](depth)
-
-
-def step_sizes(problem: Problem, layers0, t1: float, *, solver: str = "tsit5", rtol: float = 1e-8,
-               atol: float = 1e-11, max_steps: int = 50_000, lanczos_iters: int = 32) -> xr.Dataset:
-    """Accepted step sizes of an adaptive solver along the layer flow, with ``3.5 / S(t)`` (stability limit).
-
-    Explicit solvers settle near ``dt * S ~ 3.5`` once the flow is stability-limited (docs/math.md
-    section 5). Saves every step (``max_steps`` rows), so keep ``max_steps`` moderate.
-    """
-    from ..core.curvature import sharpness
-
-    problem = _runs.check_problem(problem)
-    layers0 = _runs.check_layers(problem, layers0)
-    spec = SOLVERS[solver]
-    if not spec.adaptive:
-        raise ValueError(f"step_sizes needs an adaptive solver, got {solver!r}")
-    import diffrax
-
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, y, a: layer_field(a, y)), spec.make(), 0.0, t1, None, layers0, args=problem,
-        saveat=diffrax.SaveAt(steps=True), stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps, throw=False,
-    )
-    ts = np.asarray(sol.ts)
-    keep = np.isfinite(ts)
-    ts = ts[keep]
-    layers = tuple(np.asarray(y)[keep] for y in sol.ys)
-    dt = np.diff(np.concatenate([[0.0], ts]))
-    every = max(1, len(ts) // 200)
-    S = np.full(len(ts), np.nan)
-    S[::every] = np.asarray(sharpness(problem, tuple(w[::every] for w in layers), iters=lanczos_iters))
-    return xr.Dataset(
-        {"dt": (("step",), dt), "sharpness": (("step",), S), "stability_dt": (("step",), 3.5 / S)},
-        coords={"t": (("step",), ts)},
-        attrs={"solver": solver, "rtol": rtol, "atol": atol, "status": STATUSES[int(result_code(sol.result))],
-               "num_steps": int(sol.stats["num_steps"])},
-    )
