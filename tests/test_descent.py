@@ -269,6 +269,6 @@ def test_each_optax_rule_against_its_equations(name, lr):
     w0 = np.asarray(init.near_zero((3, 1), 0.1, seed=1)[0])
     expected = _numpy_rule(name, lr, lambda w: grad_numpy(X, Y, w, 4.0) + 0.1 * w, w0, 30)
     run = linflow.optax_descent(prob, (w0,), name, lr, 30, save_every=30)
+    assert np.all(np.isfinite(expected)) and np.linalg.norm(expected - w0) > 1e-2  # a real, finite move
     np.testing.assert_allclose(run.end_to_end[-1], expected, rtol=1e-10, atol=1e-14)
-    assert not np.allclose(expected, _numpy_rule("momentum" if name != "momentum" else "adam", lr,
-                                                 lambda w: grad_numpy(X, Y, w, 4.0) + 0.1 * w, w0, 30))  # rules differ
+    assert float(run.loss[-1]) < float(run.loss[0])
