@@ -1,0 +1,18 @@
+"""Figures (matplotlib). Each function takes a Dataset produced by a linflow study and returns a Figure."""
+
+from .accuracy import step_size_figure, work_precision_nfev, work_precision_time
+from .compare import COMPARE_FIGURES, balancedness_drift, bound_vs_error, deviation_vs_eta, deviation_vs_time, stability
+from .overview import overview_figure
+
+__all__ = [
+    "overview_figure",
+    "deviation_vs_time",
+    "deviation_vs_eta",
+    "balancedness_drift",
+    "stability",
+    "bound_vs_error",
+    "COMPARE_FIGURES",
+    "work_precision_nfev",
+    "work_precision_time",
+    "step_size_figure",
+]
