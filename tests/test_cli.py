@@ -86,6 +86,10 @@ def test_overview_is_the_plain_configuration_of_compare():
     assert list(ds.gd_status.values) == ["ok", "ok"] and list(ds.eq10_status.values) == ["ok", "ok"]
     with pytest.raises(ValueError, match="pass orders=\\(\\) and central=False"):
         comparison.compare(prob, layers, [0.1], 1.0, points=11, curvature=False)
+    # the main job runs the small side-by-side that compare extends: compare's plain configuration is the same Dataset
+    plain = comparison.compare(prob, layers, [0.1, 0.05], 1.0, points=11, orders=(), central=False, curvature=False,
+                               rtol=1e-8, atol=1e-10)
+    assert plain.sel(eta=[0.1, 0.05]).identical(ds)
 
 
 def test_atomic_write_leaves_nothing_on_interrupt(tmp_path):

@@ -1,7 +1,8 @@
 """The four trajectories of one run side by side: layer flow, end-to-end flow, GD, end-to-end descent.
 
-:func:`overview` is what ``linflow run`` computes: :func:`linflow.compare` in its plain configuration
-(no curvature, no modified flows, no central flow): the continuous runs once, the discrete runs for
+:func:`overview` is what ``linflow run`` computes: the plain side-by-side that :func:`linflow.compare` extends
+(:func:`linflow.studies.comparison.side_by_side`; no curvature, no modified flows, no central flow, so it never
+runs the full comparison): the continuous runs once, the discrete runs for
 each learning rate, all saved on one time grid, and the distances between them, as an
 ``xarray.Dataset``; :func:`summary` and :func:`summary_table` are its numbers and its printed table.
 """
@@ -14,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.text import cell
-from .comparison import frobenius, compare
+from .comparison import frobenius, side_by_side
 from ..core.problems import Problem
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
@@ -35,8 +36,8 @@ def overview(
 ) -> xr.Dataset:
     """Run the layer flow, the end-to-end flow, and GD and Eq. 10 for every ``eta`` on ``linspace(0, t1, points)``.
 
-    ``compare(problem, layers0, etas, t1, orders=(), central=False, curvature=False, ...)`` with the etas
-    kept in the order given. Every ``eta`` must divide the grid spacing ``t1 / (points - 1)`` (iterate ``k``
+    :func:`linflow.studies.comparison.side_by_side` (the plain part that :func:`linflow.compare` extends) with the
+    etas kept in the order given. Every ``eta`` must divide the grid spacing ``t1 / (points - 1)`` (iterate ``k``
     sits at ``t = k eta``). Returns a Dataset with dims ``t`` and ``eta``: losses, ``W_e``, imbalances, the
     distance ``gd_deviation = ||W_e^GD(t) - W_e^flow(t)||_F`` of GD from the layer flow, ``eq10_deviation`` of
     Eq. 10 from the end-to-end flow, and ``theorem1_gap = ||W_e^layers - W_e^end-to-end||_F`` between the two
@@ -44,9 +45,9 @@ def overview(
     ``gd_status`` / ``gd_message`` (``eq10_status`` / ``eq10_message``) say where. ``progress`` is an optional
     callable ``progress(label)`` called after each stage (4 of them).
     """
-    ds = compare(problem, layers0, etas, t1, points=points, orders=(), central=False, curvature=False, solver=solver,
-                 rtol=rtol, atol=atol, max_steps=max_steps, progress=progress)
-    return ds.sel(eta=np.asarray(etas, dtype=float))  # compare sorts the etas; a run lists them as given
+    ds = side_by_side(problem, layers0, etas, t1, points=points, solver=solver, rtol=rtol, atol=atol,
+                      max_steps=max_steps, progress=progress)
+    return ds.sel(eta=np.asarray(etas, dtype=float))  # side_by_side sorts the etas; a run lists them as given
 
 
 def _last_finite(values: np.ndarray) -> float:

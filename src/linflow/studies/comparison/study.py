@@ -1,4 +1,5 @@
-""":func:`compare`: the comparison itself, from its validated arguments to the Dataset."""
+""":func:`side_by_side` (the four runs and their distances: the main job) and :func:`compare`, which extends it with the
+curvature, the modified flows, GD's diagnostics, the central flow and the regimes."""
 
 from __future__ import annotations
 
@@ -72,22 +73,67 @@ def compare(
         >>> ds = linflow.compare(prob, layers, [0.05, 0.025], t1=2.0, points=21)  # doctest: +SKIP
         >>> linflow.comparison.summary(ds)["order_flow"]["order"]  # about 1  # doctest: +SKIP
     """
+    problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
+    orders = _checked_orders(orders, curvature, central)
+    entries = _plain_entries
+    if curvature:
+        def entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts):
+            return _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
+                                   central=central, flow_opts=flow_opts, max_steps=max_steps,
+                                   modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
+    return _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
+                      entries)
+
+
+def side_by_side(
+    problem: Problem,
+    layers0,
+    etas: Sequence[float],
+    t1: float,
+    *,
+    points: int = 101,
+    tol: float = 1e-2,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    progress=None,
+) -> xr.Dataset:
+    """The four runs on one grid and their distances: the layer flow, the end-to-end flow, and GD and Eq. 10 for
+    every eta (each dividing ``t1 / (points - 1)``; sorted ascending), with the summary in the attributes.
+
+    The plain part that :func:`compare` extends (with the curvature, the modified flows, GD's diagnostics, the
+    central flow and the regimes); ``linflow run`` (:func:`linflow.overview.overview`) is this.
+    ``progress(label)`` is called after each of its 4 stages."""
+    problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
+    return _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
+                      _plain_entries)
+
+
+def _validated(problem, layers0, etas, t1, points, tol):
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     t1, points, tol = _checks.positive("t1", t1), _checks.integer("points", points, minimum=2), _checks.positive("tol", tol)
-    etas, orders = _checked_etas(etas), _checked_orders(orders, curvature, central)
+    etas = _checked_etas(etas)
     per_save = np.array([steps_per_save(e, t1, points) for e in etas], dtype=np.int64)
+    return problem, layers0, t1, points, tol, etas, per_save
+
+
+def _plain_entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts) -> dict:
+    """GD (plain) and Eq. 10 per eta, and their deviations from the flows."""
+    return run_data(lf, ef, plain_runs(problem, layers0, etas, per_save, t1, points, tick), {}, per_save, etas)
+
+
+def _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
+               entries) -> xr.Dataset:
+    """The flows once, then ``entries(...)`` (the runs per eta and what is measured on them), as a Dataset with the
+    settings and the summary in its attributes."""
     tick = progress or (lambda label: None)
     ts = np.linspace(0.0, t1, points)
     flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol)
     lf, ef, caught = run_flows(problem, layers0, t1, flow_opts, max_steps)
     tick("flows")
-    if curvature:
-        data = _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
-                               central=central, flow_opts=flow_opts, max_steps=max_steps,
-                               modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
-    else:
-        data = run_data(lf, ef, plain_runs(problem, layers0, etas, per_save, t1, points, tick), {}, per_save, etas)
+    data = entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts)
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
     ds.attrs.update(settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
     ds.attrs.update(flatten_summary(summary(ds)))
