@@ -302,7 +302,7 @@ def _add_run(sub) -> None:
                help="learning rates, comma-separated; each must divide t1/(points-1)")
     _defaulted(run, g, "--t1", 100.0, 10.0, type=float, help="horizon in flow time t = k eta")
     g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
-    _add_solver_options(g, 1e-8, 1e-10)
+    _add_solver_options(g, *_catalog.FLOW_TOLERANCES)
     _add_output_options(g, "linflow-out")
     run.set_defaults(func=cmd_run)
 
@@ -322,7 +322,7 @@ def _add_compare(sub) -> None:
     _defaulted(cmp, g, "--points", 101, 21, type=int, help="time grid points")
     g.add_argument("--tol", type=float, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
     g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
-    _add_solver_options(g, 1e-10, 1e-12)
+    _add_solver_options(g, *_catalog.COMPARE_TOLERANCES)
     _add_output_options(g, "linflow-compare")
     cmp.set_defaults(func=cmd_compare)
 

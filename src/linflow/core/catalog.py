@@ -23,6 +23,12 @@ ACCURACY_CASES = {
 ACCURACY_SOLVERS = ("euler", "heun", "bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5")
 SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
 
+#: the tolerances (rtol, atol) of the continuous runs, named once: ``FLOW_TOLERANCES`` for every flow, ``linflow run``,
+#: the sweeps and the central flow; ``COMPARE_TOLERANCES`` for ``linflow compare``, whose modified-flow errors are
+#: O(eta^3) and need the solver's error well below them
+FLOW_TOLERANCES = (1e-8, 1e-10)
+COMPARE_TOLERANCES = (1e-10, 1e-12)
+
 EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8")
 
 #: the initializations by name (:func:`linflow.core.specs.start`)

@@ -56,6 +56,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
 from . import checks as _checks, runs as _runs
+from .catalog import FLOW_TOLERANCES
 from .curvature import lanczos_top
 from .fields import observe_layers, network_gradient, network_loss
 from .integrate import step_controller, resolve_solver, time_grid, result_code
@@ -299,8 +300,8 @@ def central_flow(
     ts=None,
     n_save: int = 201,
     solver="tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = FLOW_TOLERANCES[0],
+    atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     max_switches: int = 50,
 ) -> Trajectory:

@@ -26,6 +26,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import checks as _checks, runs as _runs
+from .catalog import FLOW_TOLERANCES
 from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
@@ -133,8 +134,8 @@ def step_controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *,
                                (_checks.f64(stepsize_controller.rtol), _checks.f64(stepsize_controller.atol)))
         return stepsize_controller
     if _is_adaptive(solver, spec):
-        rtol = _checks.positive("rtol", 1e-8 if rtol is None else rtol)
-        atol = _checks.positive("atol", 1e-10 if atol is None else atol)
+        rtol = _checks.positive("rtol", FLOW_TOLERANCES[0] if rtol is None else rtol)
+        atol = _checks.positive("atol", FLOW_TOLERANCES[1] if atol is None else atol)
         tolerances = (_checks.f64(rtol), _checks.f64(atol))
         return diffrax.PIDController(rtol=tolerances[0], atol=tolerances[1]) if build else tolerances
     if dt0 is None:

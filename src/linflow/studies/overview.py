@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from ..core.catalog import FLOW_TOLERANCES
 from ..core.text import cell
 from .comparison import frobenius, side_by_side
 from ..core.problems import Problem
@@ -29,8 +30,8 @@ def overview(
     *,
     points: int = 101,
     solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = FLOW_TOLERANCES[0],
+    atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     progress=None,
 ) -> xr.Dataset:

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ...core import checks as _checks, runs as _runs
+from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES
 from ...core.descent import steps_per_save
 from ...core.fields import MODIFIED_FIELDS
 from ...core.problems import Problem
@@ -29,8 +30,8 @@ def compare(
     tol: float = 1e-2,
     orders: Sequence[int] = (1, 2),
     solver: str = "tsit5",
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
+    rtol: float = COMPARE_TOLERANCES[0],
+    atol: float = COMPARE_TOLERANCES[1],
     max_steps: int = 100_000,
     modified_max_steps: int = 20_000,
     lanczos_iters: int = 64,
@@ -94,8 +95,8 @@ def side_by_side(
     points: int = 101,
     tol: float = 1e-2,
     solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-10,
+    rtol: float = FLOW_TOLERANCES[0],
+    atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     progress=None,
 ) -> xr.Dataset:

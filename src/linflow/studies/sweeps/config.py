@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 
-from ...core.catalog import INITS, PROBLEMS
+from ...core.catalog import FLOW_TOLERANCES, INITS, PROBLEMS
 
 
 
@@ -32,8 +32,8 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "eta_divisors": (list, [1, 2, 4, 8, 16]),
     "tol": (float, 1e-2),
     "solver": (str, "tsit5"),
-    "rtol": (float, 1e-8),
-    "atol": (float, 1e-10),
+    "rtol": (float, FLOW_TOLERANCES[0]),
+    "atol": (float, FLOW_TOLERANCES[1]),
     "eta_ratio": (float, 1.0),
 }
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 
+from ...core.catalog import COMPARE_TOLERANCES
 from .config import PARAMETERS
 
 
@@ -138,7 +139,8 @@ def _task_compare(prob, layers, p, cache: dict) -> dict:
 
     spacing = p["t1"] / (p["points"] - 1)
     ds = compare(prob, layers, [spacing / n for n in p["eta_divisors"]], p["t1"], points=p["points"], tol=p["tol"],
-                 orders=(1,), solver=p["solver"], rtol=min(p["rtol"], 1e-10), atol=min(p["atol"], 1e-12))
+                 orders=(1,), solver=p["solver"], rtol=min(p["rtol"], COMPARE_TOLERANCES[0]),
+                 atol=min(p["atol"], COMPARE_TOLERANCES[1]))  # never looser than compare's own defaults
     s = summary(ds)
     return {"breakdown_eta": s["breakdown_eta_interpolated"], "stability_eta_predicted": s["stability_eta_predicted"],
             "stability_eta_observed": s["stability_eta_observed"], "order_flow": s["order_flow"]["order"],
