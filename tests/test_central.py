@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import linflow
-from linflow import central, curvature
+from linflow import central, curvature, init, problems
 
 # depth 2, target singular values (1.5, 0.5): every minimum has sharpness >= N s1^(2-2/N) = 3 (docs/math.md section 8)
 PROB = linflow.problems.whitened([1.5, 0.5])
@@ -205,3 +205,22 @@ def test_the_one_eigenvalue_multiplier_keeps_the_sharpness_on_its_course():
         assert float(X[0, 0]) == pytest.approx(float(sigma2), rel=1e-12)
         np.testing.assert_allclose(np.asarray(drift), 0.5 * float(sigma2) * np.asarray(grad_s), rtol=1e-12, atol=1e-15)
     assert float(central.multiplier(g, grad_s)) != 0.0  # a point where the flow pushes the sharpness (the test bites)
+
+
+def test_a_second_eigenvalue_above_the_dense_limit_is_said_by_the_central_flow_itself():
+    """The note belongs to the central flow's own result type (the general Trajectory knows nothing of it)."""
+    import dataclasses
+
+    import equinox as eqx
+
+    from linflow.core.central import DENSE_MAX_PARAMS, CentralTrajectory
+    from linflow.core.trajectory import STATUSES, Trajectory
+
+    prob = problems.whitened([1.5, 0.5])
+    cf = linflow.central_flow(prob, init.balanced((2, 2, 2), 0.3, seed=1), eta=0.5, t1=2.0, n_save=5)
+    assert isinstance(cf, CentralTrajectory) and cf.ok and cf.message == ""
+    stopped = eqx.tree_at(lambda t: (t.result, t.stop, t.stats["several_unstable"]), cf,
+                          (jnp.asarray(STATUSES.index("failed")), jnp.asarray(3), jnp.asarray(1)))
+    assert f"above {DENSE_MAX_PARAMS} parameters" in stopped.message and "stopped (failed)" in stopped.message
+    plain = Trajectory(**{f.name: getattr(stopped, f.name) for f in dataclasses.fields(stopped)})
+    assert "second Hessian eigenvalue" not in plain.message and "stopped (failed)" in plain.message

@@ -45,6 +45,7 @@ for several).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import diffrax
@@ -357,6 +358,20 @@ def central_flow(
     return _trajectory(problem, eta_a, layers0, ts, t1, run, name, spec)
 
 
+class CentralTrajectory(Trajectory):
+    """The Trajectory of :func:`central_flow`: its message also says where a second eigenvalue reached ``2 / eta``
+    on a network too large for the dense Hessian (``stats["several_unstable"]``)."""
+
+    @property
+    def message(self) -> str:
+        message = super().message
+        if message and int(self.stats.get("several_unstable", 0)):
+            message += ("; a second Hessian eigenvalue reached 2 / eta there, and on a network this large (above "
+                        f"{DENSE_MAX_PARAMS} parameters) the several-eigenvalue central flow is not followed: it "
+                        "needs the dense Hessian")
+        return message
+
+
 def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> Trajectory:
     """The Trajectory of the phases ``run`` (:func:`_run_phases`): saves, status, stats and the per-save extras."""
     n, unravel, phase_of, used = len(ts), ravel_pytree(layers0)[1], run["phase_of"], run["used"]
@@ -368,8 +383,10 @@ def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> 
              "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": run["switches"],
              "several_unstable": run["several"], "max_unstable": run["most"],
              "activated_at": run["activated_at"]}
-    return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
-                            code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
-                            t1=jnp.asarray(t1), solver=name,
-                            extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
-                                    "active": jnp.asarray(phase_of > 0, float), "unstable": jnp.asarray(phase_of, float)})
+    plain = _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
+                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
+                             t1=jnp.asarray(t1), solver=name,
+                             extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
+                                     "active": jnp.asarray(phase_of > 0, float),
+                                     "unstable": jnp.asarray(phase_of, float)})
+    return CentralTrajectory(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})

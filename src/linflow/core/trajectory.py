@@ -114,10 +114,6 @@ class Trajectory(eqx.Module):
                    f"repeat the last reached row")
         if status == "max_steps":
             message += "; raise max_steps or loosen rtol/atol"
-        if stats.get("several_unstable"):
-            message += ("; a second Hessian eigenvalue reached 2 / eta there, and on a network this large (above "
-                        "central.DENSE_MAX_PARAMS parameters) the several-eigenvalue central flow is not followed: it "
-                        "needs the dense Hessian")
         return message
 
     @property
