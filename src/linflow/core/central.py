@@ -45,7 +45,6 @@ for several).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import ClassVar
 
 import diffrax
@@ -383,10 +382,8 @@ def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> 
              "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": run["switches"],
              "several_unstable": run["several"], "max_unstable": run["most"],
              "activated_at": run["activated_at"]}
-    plain = _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
-                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
-                             t1=jnp.asarray(t1), solver=name,
-                             extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
-                                     "active": jnp.asarray(phase_of > 0, float),
-                                     "unstable": jnp.asarray(phase_of, float)})
-    return CentralTrajectory(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
+                            code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
+                            t1=jnp.asarray(t1), solver=name, cls=CentralTrajectory,
+                            extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
+                                    "active": jnp.asarray(phase_of > 0, float), "unstable": jnp.asarray(phase_of, float)})

@@ -62,25 +62,16 @@ def _divided_difference(lam: jax.Array, q: float) -> jax.Array:
 def psd_powers(A: jax.Array, exponents: tuple[float, ...]) -> jax.Array:
     """Stack of ``[A]^q`` for each ``q`` in ``exponents`` (one ``eigh``), shape ``(len(exponents), n, n)``."""
     lam, Q = _eig(A)
-    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    return jnp.stack([eye if q == 0 else (Q * _pow(lam, q)) @ Q.T for q in exponents])
+    return _powers_of(lam, Q, exponents, jnp.eye(A.shape[-1], dtype=A.dtype))
 
 
 @psd_powers.defjvp
 def _psd_powers_jvp(exponents, primals, tangents):
     (A,), (dA,) = primals, tangents
     lam, Q = _eig(A)
-    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
     dAt = Q.T @ (0.5 * (dA + dA.T)) @ Q
-    outs, douts = [], []
-    for q in exponents:
-        if q == 0:
-            outs.append(eye)
-            douts.append(jnp.zeros_like(dA))
-        else:
-            outs.append((Q * _pow(lam, q)) @ Q.T)
-            douts.append(Q @ (_divided_difference(lam, q) * dAt) @ Q.T)
-    return jnp.stack(outs), jnp.stack(douts)
+    return (_powers_of(lam, Q, exponents, jnp.eye(A.shape[-1], dtype=A.dtype)),
+            _dpowers_of(lam, Q, exponents, dAt))
 
 
 def psd_power(A: jax.Array, q: float) -> jax.Array:
@@ -114,7 +105,19 @@ def _gram_eig(W: jax.Array):
 
 
 def _powers_of(lam, Q, exponents, eye):
+    """``[A]^q = Q diag(lam^q) Q^T`` for each ``q`` (``eye`` for ``q = 0``), stacked."""
     return jnp.stack([eye if q == 0 else (Q * _pow(lam, q)) @ Q.T for q in exponents])
+
+
+def _dpowers_of(lam, Q, exponents, dAt):
+    """Their derivatives (Daleckii-Krein) for ``dAt = Q^T dA Q``: ``Q (Gamma_q o dAt) Q^T`` (0 for ``q = 0``)."""
+    return jnp.stack([jnp.zeros_like(dAt) if q == 0 else Q @ (_divided_difference(lam, q) * dAt) @ Q.T
+                      for q in exponents])
+
+
+def _gram_tangents(W, dW, U, V):
+    """``d(W W^T)`` in the basis ``U`` and ``d(W^T W)`` in the basis ``V`` for a tangent ``dW``."""
+    return U.T @ (dW @ W.T + W @ dW.T) @ U, V.T @ (dW.T @ W + W.T @ dW) @ V
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
@@ -123,27 +126,21 @@ def gram_powers(W: jax.Array, left: tuple[float, ...], right: tuple[float, ...])
     powers the end-to-end preconditioner needs, accurate for singular values down to ``eps * s_max``, with the
     Daleckii-Krein derivative of :func:`psd_powers` (``dA = dW W^T + W dW^T`` on the left, ``dW^T W + W^T dW`` on
     the right)."""
-    lam_l, U, lam_r, V = _gram_eig(W)
-    k, d = W.shape
-    return (_powers_of(lam_l, U, left, jnp.eye(k, dtype=W.dtype)),
-            _powers_of(lam_r, V, right, jnp.eye(d, dtype=W.dtype)))
+    return _gram_powers_at(_gram_eig(W), left, right)
+
+
+def _gram_powers_at(eig, left, right):
+    lam_l, U, lam_r, V = eig
+    return (_powers_of(lam_l, U, left, jnp.eye(U.shape[0], dtype=U.dtype)),
+            _powers_of(lam_r, V, right, jnp.eye(V.shape[0], dtype=V.dtype)))
 
 
 @gram_powers.defjvp
 def _gram_powers_jvp(left, right, primals, tangents):
     (W,), (dW,) = primals, tangents
-    lam_l, U, lam_r, V = _gram_eig(W)
-    k, d = W.shape
-    out = (_powers_of(lam_l, U, left, jnp.eye(k, dtype=W.dtype)), _powers_of(lam_r, V, right, jnp.eye(d, dtype=W.dtype)))
-    d_left = U.T @ (dW @ W.T + W @ dW.T) @ U
-    d_right = V.T @ (dW.T @ W + W.T @ dW) @ V
-    tangent = (
-        jnp.stack([jnp.zeros((k, k), W.dtype) if q == 0 else U @ (_divided_difference(lam_l, q) * d_left) @ U.T
-                   for q in left]),
-        jnp.stack([jnp.zeros((d, d), W.dtype) if q == 0 else V @ (_divided_difference(lam_r, q) * d_right) @ V.T
-                   for q in right]),
-    )
-    return out, tangent
+    eig = lam_l, U, lam_r, V = _gram_eig(W)
+    d_left, d_right = _gram_tangents(W, dW, U, V)
+    return _gram_powers_at(eig, left, right), (_dpowers_of(lam_l, U, left, d_left), _dpowers_of(lam_r, V, right, d_right))
 
 
 def _factors(W: jax.Array, depth: int):
@@ -192,8 +189,7 @@ def _preconditioned_jvp(depth, primals, tangents):
     lam_l, U, lam_r, V = _gram_eig(W)
     C, pairs = _weights(lam_l, lam_r, depth)
     Gt, dGt = U.T @ G @ V, U.T @ dG @ V
-    dL = U.T @ (dW @ W.T + W @ dW.T) @ U  # d(W W^T) in the left singular basis
-    dR = V.T @ (dW.T @ W + W.T @ dW) @ V  # d(W^T W) in the right singular basis
+    dL, dR = _gram_tangents(W, dW, U, V)  # d(W W^T), d(W^T W) in the left and right singular bases
     dP = C * dGt
     for q, p in pairs:  # d([A]^q) = Gamma_q o dA in the eigenbasis (zero for q = 0)
         if q:

@@ -83,11 +83,11 @@ def hold_last(tree, stop):
     return jax.tree_util.tree_map(hold, tree)
 
 
-def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, extras=None, **meta) -> Trajectory:
-    """A Trajectory of saved states ``ys``, their observables ``(W_e, loss, imbalance)`` and optional per-save
-    ``extras``; the rows from ``stop`` on (times included) repeat row ``stop - 1``."""
+def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, extras=None, cls=Trajectory, **meta) -> Trajectory:
+    """A Trajectory (or its subclass ``cls``) of saved states ``ys``, their observables ``(W_e, loss, imbalance)``
+    and optional per-save ``extras``; the rows from ``stop`` on (times included) repeat row ``stop - 1``."""
     ts, ys, (w_e, loss, imb), extras = hold_last((ts, ys, observed, extras or {}), stop)
-    return Trajectory(
+    return cls(
         ts=ts, end_to_end=w_e, loss=loss, layers=ys if isinstance(ys, tuple) else None, imbalance=imb, extras=extras,
         result=jnp.asarray(result, dtype=jnp.int32), stop=jnp.asarray(stop, dtype=jnp.int32), kind=kind,
         depth=depth, **meta,

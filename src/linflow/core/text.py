@@ -1,4 +1,4 @@
-"""Numbers in printed text (private): a value that could not be measured is said in words, never "nan"/"inf"."""
+"""Numbers in printed text: a value that could not be measured is said in words, never "nan"/"inf"."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ..core.text import words
 from . import common
 from ..core import init
 from ..core.descent import EulerRule, descend_on_grid
@@ -215,7 +216,8 @@ def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
             lines.append(f"l{int(p)} depth {int(N)}: 5% crossed at eta "
                          + ", ".join(f"{_fmt(r['eta_at_5pct'])} (width {w})" for w, r in rows.items())
                          + f"; order {_fmt_order([r['order'] for r in rows.values()])}; largest stable eta "
-                         f"{_fmt_eta(min(r['largest_stable_eta'] for r in rows.values()))}, distance there {worst}")
+                         f"{words(min(r['largest_stable_eta'] for r in rows.values()), '.2g', 'none')}, distance there "
+                         f"{worst}")
     out["width_note"] = ("every width starts from the same exactly balanced, rank-one W_e(0); GD then stays on the "
                          "rank-one balanced manifold, so its W_e(t) is the same at every width up to rounding (Theorem 1 "
                          "with an exactly balanced start): width_spread measures that, and any imbalance would show in it")
@@ -228,10 +230,6 @@ def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
 def _fmt_order(orders) -> str:
     orders = np.asarray(orders, float)
     return f"{np.mean(orders):.2f}" if np.all(np.isfinite(orders)) else "not fitted (fewer than 3 stable etas below 10%)"
-
-
-def _fmt_eta(x: float) -> str:
-    return f"{x:.2g}" if np.isfinite(x) else "none"
 
 
 def _fmt(x: float) -> str:

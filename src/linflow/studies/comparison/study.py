@@ -59,7 +59,7 @@ def compare(
             :data:`CENTRAL_MAX_PARAMS` parameters; otherwise recorded as skipped, with the reason).
         curvature: the sharpness and the first-order bound along the flow (Lanczos at every save), which the
             modified flows, the regimes and the central flow need. ``curvature=False, orders=(), central=False``
-            is the plain side-by-side of the four runs (:func:`linflow.overview.overview`).
+            is :func:`side_by_side`, the plain four runs (what ``linflow run`` computes).
         progress: optional callable ``progress(label)`` called after each stage.
 
     Returns:
@@ -76,14 +76,15 @@ def compare(
     """
     problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
     orders = _checked_orders(orders, curvature, central)
-    entries = _plain_entries
-    if curvature:
-        def entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts):
-            return _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
-                                   central=central, flow_opts=flow_opts, max_steps=max_steps,
-                                   modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
-    return _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
-                      entries)
+
+    def entries(lf, ef, tick, flow_opts):
+        if not curvature:
+            return _plain_entries(problem, layers0, etas, per_save, t1, points, lf, ef, tick)
+        return _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
+                               central=central, flow_opts=flow_opts, max_steps=max_steps,
+                               modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
+
+    return _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress, entries)
 
 
 def side_by_side(
@@ -107,8 +108,9 @@ def side_by_side(
     central flow and the regimes); ``linflow run`` (:func:`linflow.overview.overview`) is this.
     ``progress(label)`` is called after each of its 4 stages."""
     problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
-    return _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
-                      _plain_entries)
+    return _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress,
+                      lambda lf, ef, tick, flow_opts: _plain_entries(problem, layers0, etas, per_save, t1, points,
+                                                                     lf, ef, tick))
 
 
 def _validated(problem, layers0, etas, t1, points, tol):
@@ -120,21 +122,21 @@ def _validated(problem, layers0, etas, t1, points, tol):
     return problem, layers0, t1, points, tol, etas, per_save
 
 
-def _plain_entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts) -> dict:
+def _plain_entries(problem, layers0, etas, per_save, t1, points, lf, ef, tick) -> dict:
     """GD (plain) and Eq. 10 per eta, and their deviations from the flows."""
     return run_data(lf, ef, plain_runs(problem, layers0, etas, per_save, t1, points, tick), {}, per_save, etas)
 
 
-def _assembled(problem, layers0, etas, per_save, t1, points, tol, solver, rtol, atol, max_steps, progress,
+def _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress,
                entries) -> xr.Dataset:
-    """The flows once, then ``entries(...)`` (the runs per eta and what is measured on them), as a Dataset with the
-    settings and the summary in its attributes."""
+    """The flows once, then ``entries(lf, ef, tick, flow_opts)`` (the runs per eta and what is measured on them), as
+    a Dataset with the settings and the summary in its attributes."""
     tick = progress or (lambda label: None)
     ts = np.linspace(0.0, t1, points)
     flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol)
     lf, ef, caught = run_flows(problem, layers0, t1, flow_opts, max_steps)
     tick("flows")
-    data = entries(problem, layers0, etas, per_save, lf, ef, tick, t1, points, flow_opts)
+    data = entries(lf, ef, tick, flow_opts)
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
     ds.attrs.update(settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
     ds.attrs.update(flatten_summary(summary(ds)))

@@ -128,11 +128,13 @@ def load_config(path) -> dict:
     if not path.is_file():
         raise ValueError(f"config {path}: not a file (expected a TOML file with task, store, [grid] and [fixed])")
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"config {path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise ValueError(f"config {path}: not UTF-8 text (line {line}, byte {exc.start}); TOML files are UTF-8") from None
     try:
         cfg = tomllib.loads(text)
