@@ -71,12 +71,12 @@ def test_readme_run_table_is_what_linflow_run_prints():
 
     block = re.search(r"```\nsettings: m=2000.*?```", README, flags=re.S).group(0).splitlines()[1:-1]
     args = cli.build_parser().parse_args(["run"])
-    cli._settle(args)
-    problem, layers = cli._build(args)
+    cli.options.settle(args)
+    problem, layers = cli.commands.build(args)
     ds = overview.overview(problem, layers, args.etas, args.t1, points=args.points, solver=args.solver,
                            rtol=args.rtol, atol=args.atol)
     printed = overview.summary_table(ds).splitlines()
     expected = [line for line in block[1:] if line.strip()]
     got = [line for line in printed if line.strip() and not line.startswith("(deviations")]
-    assert block[0] == "settings: " + ", ".join(cli._settle(cli.build_parser().parse_args(["run"])))
+    assert block[0] == "settings: " + ", ".join(cli.options.settle(cli.build_parser().parse_args(["run"])))
     assert got == expected

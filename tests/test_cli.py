@@ -180,7 +180,7 @@ def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, c
 ])
 def test_quick_changes_defaults_only_a_typed_option_wins(argv, typed, quick):
     args = cli.build_parser().parse_args(argv)
-    used = cli._settle(args)
+    used = cli.options.settle(args)
     for name, value in {**typed, **quick}.items():
         assert getattr(args, name) == value, name
     for name in typed:
@@ -188,7 +188,7 @@ def test_quick_changes_defaults_only_a_typed_option_wins(argv, typed, quick):
     for name in quick:
         assert any(u.startswith(f"{name}=") and u.endswith("(--quick)") for u in used), used
     plain = cli.build_parser().parse_args([a for a in argv if a != "--quick"])
-    cli._settle(plain)
+    cli.options.settle(plain)
     for name in typed:  # the same typed values without --quick
         assert getattr(plain, name) == typed[name]
 

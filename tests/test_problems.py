@@ -130,8 +130,8 @@ def test_one_builder_for_the_command_line_and_the_sweeps():
 
     args = cli.build_parser().parse_args(["run", "--m", "50", "--d", "3", "--depth", "3", "--widths", "4,4",
                                           "--init", "near_zero", "--scale", "0.1", "--seed", "2"])
-    cli._settle(args)
-    prob_cli, layers_cli = cli._build(args)
+    cli.options.settle(args)
+    prob_cli, layers_cli = cli.commands.build(args)
     params = {"problem": "synthetic", "m": 50, "d": 3, "p": 2.0, "weight_decay": 0.0, "seed": 2, "data": "",
               "width": 4, "depth": 3, "init": "near_zero", "scale": 0.1}
     prob_sweep, layers_sweep = tasks._problem_and_layers(params)

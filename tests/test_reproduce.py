@@ -213,7 +213,7 @@ def test_fig3_a_diverging_run_is_never_chosen_and_never_agrees():
     slow = np.array([1.0, 0.8, 0.5, 0.2, 0.1])
     loss = np.stack([fast_but_diverged, slow])
     ok = np.array([False, True])
-    its, best = acceleration._best(iters, loss, acceleration._acceptable(loss, ok, 1.0), [0.3])
+    its, best = acceleration.runs.best_runs(iters, loss, acceleration.runs.acceptable_runs(loss, ok, 1.0), [0.3])
     assert best.tolist() == [1] and its.tolist() == [3.0]
     # no acceptable deep run: no speed-up to report, so no "agrees" (depth 2 inf iterations)
     s = acceleration._summary(_speedup_case(30.0, 1.0, depth2_l4_its=np.inf), {}, synthetic=False)

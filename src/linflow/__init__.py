@@ -10,7 +10,8 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
 * vector fields as modules with diffrax's ``(t, y, args)`` signature: :class:`LayerFlow`,
   :class:`EndToEndFlow`, :class:`ModifiedFlow`;
 * continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow`, and their core
-  :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects);
+  :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects; the solver options in one
+  :class:`SolverSettings`);
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
 * past the stability threshold: :func:`central_flow` (the central flow of GD at the edge of stability,
   :mod:`linflow.central`) and the catapult on the uv model (:mod:`linflow.catapult`);
@@ -64,6 +65,7 @@ _ATTRIBUTES = {
     "Trajectory": "trajectory",
     "STATUSES": "trajectory",
     "SOLVERS": "integrate",
+    "SolverSettings": "integrate",
     "solve": "integrate",
     "LayerFlow": "fields",
     "EndToEndFlow": "fields",
@@ -136,7 +138,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
                               hessian_vector_product, layer_field, layer_gradients, modified_field_1, modified_field_2,
                               network_gradient, network_loss)
     from .core.init import balancedness, end_to_end, imbalance
-    from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
+    from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,
                               psd_powers)
     from .core.problems import Problem

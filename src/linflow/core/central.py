@@ -59,7 +59,8 @@ from . import checks as _checks, runs as _runs
 from .catalog import FLOW_TOLERANCES
 from .curvature import lanczos_top
 from .fields import observe_layers, network_gradient, network_loss
-from .integrate import step_controller, resolve_solver, time_grid, result_code
+from .integrate import time_grid
+from .settings import SolverSettings, flat_solve, require_adaptive, result_code, settings_from
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -199,17 +200,15 @@ class CentralFlow(eqx.Module):
 
 
 @eqx.filter_jit
-def _phase(field: CentralFlow, y0, t0, t1, ts, solver, controller, max_steps, root_tol):
+def _phase(field: CentralFlow, y0, t0, t1, ts, settings: SolverSettings, root_tol):
     """One phase from layers ``y0`` at ``t0``: saves at ``ts`` (clipped to ``[t0, t1]``) and at its end; ends at
     ``t1`` or where ``field.event`` crosses 0. Returns ``(t_end, flat states at ts (inf after the end), flat state at
     the end, status code, events fired, stats)``."""
-    flat0, unravel = ravel_pytree(y0)
-    term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
+    unravel = ravel_pytree(y0)[1]
     event = diffrax.Event(lambda t, y, args, **kw: field.event(unravel(y)),
                           root_finder=optx.Bisection(rtol=root_tol, atol=root_tol), direction=not field.unstable)
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.clip(ts, t0, t1)), diffrax.SubSaveAt(t1=True)])
-    sol = diffrax.diffeqsolve(term, solver, t0=t0, t1=t1, dt0=None, y0=flat0, saveat=saveat,
-                              stepsize_controller=controller, max_steps=max_steps, throw=False, event=event)
+    sol, _ = flat_solve(field, y0, t0, t1, saveat, settings, event=event)
     fired = jnp.asarray(sol.event_mask)
     stats = jnp.stack([jnp.asarray(sol.stats[k]) for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")])
     code = jnp.where(sol.result == diffrax.RESULTS.event_occurred, 0, result_code(sol.result))
@@ -239,7 +238,7 @@ def _at(problem: Problem, eta, layers, k: int) -> tuple[float, float, float, flo
     return tuple(float(x[0]) for x in _diagnose(problem, eta, tuple(w[None] for w in layers), k))
 
 
-def _run_phases(problem, eta_a, layers0, k, ts, t1, solver, controller, max_steps, max_switches) -> dict:
+def _run_phases(problem, eta_a, layers0, k, ts, t1, settings: SolverSettings, max_switches) -> dict:
     """The phases from ``layers0`` holding ``k`` eigenvalues: the flat states at ``ts`` (``Y``, ``filled`` where
     reached), the number held at each (``phase_of``), step counts, switches, the status code, ``several`` (1
     where a second eigenvalue arrived on a network too large for the dense Hessian), ``most`` (the largest number
@@ -250,15 +249,14 @@ def _run_phases(problem, eta_a, layers0, k, ts, t1, solver, controller, max_step
     activated_at = 0.0 if k else -1.0
     while True:
         t_end, ys, y_end, code, fired, stats = _phase(CentralFlow(problem, eta_a, k), y, _checks.f64(t),
-                                               _checks.f64(t1), _bucketed(ts, t1), solver, controller,
-                                               max_steps, 1e-12)
+                                               _checks.f64(t1), _bucketed(ts, t1), settings, 1e-12)
         t_end, code, fired, ys = float(t_end), int(code), bool(fired), np.asarray(ys)[:n]
         used += np.asarray(stats)
         inside = (ts >= t) & (ts <= t_end) & np.all(np.isfinite(ys), axis=1) & ~filled
         Y[inside], phase_of[inside], filled[inside] = ys[inside], k, True
         if code != 0 or not fired or t_end >= t1:
             break
-        if used[0] >= max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
+        if used[0] >= settings.max_steps:  # the budget is shared by the phases (each phase may use all of it: one compilation)
             code = STATUSES.index("max_steps")
             break
         if switches >= max_switches:
@@ -304,6 +302,7 @@ def central_flow(
     atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     max_switches: int = 50,
+    settings: SolverSettings | None = None,
 ) -> Trajectory:
     """The central flow of gradient descent with step ``eta`` from ``layers0`` on ``[0, t1]`` (flow time ``t = k eta``).
 
@@ -311,7 +310,8 @@ def central_flow(
     the constraint ``S <= 2 / eta`` is active, the gradient flow otherwise (module docstring). An adaptive
     diffrax solver with events switches the constraint on where ``S`` reaches ``2 / eta`` and off where the
     gradient flow would lower ``S``. A driver in Python runs the phases (each phase is one compiled solve;
-    this run is not itself traceable by ``jax.jit``).
+    this run is not itself traceable by ``jax.jit``). The solver options (an adaptive solver) come as keywords or
+    in one :class:`~linflow.SolverSettings`.
 
     Returns a :class:`~linflow.Trajectory` of kind ``central_flow`` whose ``extras`` hold, per save,
     ``sharpness`` (``S``), ``sigma2`` (``tr Sigma``: the multiplier ``sigma^2`` with one held eigenvalue, 0 where
@@ -341,20 +341,17 @@ def central_flow(
     t1, ts = time_grid(t1, ts, n_save, "flow", None)
     t1, ts = float(t1), np.asarray(ts, dtype=float)
     max_switches = _checks.integer("max_switches", max_switches, minimum=0)
-    max_steps = _checks.integer("max_steps", max_steps, minimum=1)
-    solver, name, spec = resolve_solver(solver)
-    if not (spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)):
-        raise ValueError(f"central_flow locates its events on an adaptive solver's dense output; solver {name!r} "
-                         f"takes fixed steps")
-    controller = step_controller(solver, spec, name, None, rtol, atol, None)
+    who = "central_flow (it locates its events on the solver's dense output)"
+    require_adaptive(who, solver if settings is None else settings.solver)
+    settings = settings_from(settings, central_flow, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
     eta_a = _checks.f64(eta)
     S0, _, push0, _ = _at(problem, eta_a, layers0, 1)
     if S0 > 2.0 / eta * (1 + 1e-9):
         raise ValueError(f"the start is past the stability threshold: S(w0) = {S0:.6g} > 2 / eta = {2 / eta:.6g}; "
                          f"GD is unstable from its first step (catapult or divergence), where no central flow applies")
     k0 = int(S0 >= 2.0 / eta * (1 - 1e-9) and push0 > 0)  # eigenvalues held at 2 / eta at the start
-    run = _run_phases(problem, eta_a, layers0, k0, ts, t1, solver, controller, max_steps, max_switches)
-    return _trajectory(problem, eta_a, layers0, ts, t1, run, name, spec)
+    run = _run_phases(problem, eta_a, layers0, k0, ts, t1, settings, max_switches)
+    return _trajectory(problem, eta_a, layers0, ts, t1, run, settings)
 
 
 class CentralTrajectory(Trajectory):
@@ -371,7 +368,7 @@ class CentralTrajectory(Trajectory):
         return message
 
 
-def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> Trajectory:
+def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, settings: SolverSettings) -> Trajectory:
     """The Trajectory of the phases ``run`` (:func:`_run_phases`): saves, status, stats and the per-save extras."""
     n, unravel, phase_of, used = len(ts), ravel_pytree(layers0)[1], run["phase_of"], run["used"]
     stop = n if run["filled"].all() else int(np.argmin(run["filled"]))
@@ -379,11 +376,11 @@ def _trajectory(problem, eta_a, layers0, ts, t1, run: dict, name: str, spec) -> 
     layers = jax.vmap(unravel)(jnp.asarray(run["Y"]))
     S, s2 = _per_save(problem, eta_a, run["Y"], phase_of, unravel)
     stats = {"num_steps": used[0], "num_accepted_steps": used[1], "num_rejected_steps": used[2],
-             "nfev": -1 if spec is None else spec.nfev(int(used[0])), "switches": run["switches"],
+             "nfev": -1 if settings.spec is None else settings.spec.nfev(int(used[0])), "switches": run["switches"],
              "several_unstable": run["several"], "max_unstable": run["most"],
              "activated_at": run["activated_at"]}
     return _runs.trajectory("central_flow", len(layers0), jnp.asarray(ts), layers, observe_layers(problem, layers),
                             code, stop, stats={k: jnp.asarray(v) for k, v in stats.items()}, eta=eta_a,
-                            t1=jnp.asarray(t1), solver=name, cls=CentralTrajectory,
+                            t1=jnp.asarray(t1), solver=settings.name, cls=CentralTrajectory,
                             extras={"sharpness": jnp.asarray(S), "sigma2": jnp.asarray(s2),
                                     "active": jnp.asarray(phase_of > 0, float), "unstable": jnp.asarray(phase_of, float)})

@@ -9,29 +9,27 @@ default adjoint, recursive checkpointing, backpropagates through the solver's st
 
 Solvers are names of :data:`SOLVERS` or diffrax solver objects; step-size controllers are diffrax
 objects (default: a PID controller with ``rtol``, ``atol`` for adaptive solvers, constant steps
-``dt0`` otherwise). Failures (``max_steps``, a non-finite state, an implicit solver that does not
+``dt0`` otherwise); all of them together are one :class:`~linflow.SolverSettings`
+(:mod:`linflow.core.settings`). Failures (``max_steps``, a non-finite state, an implicit solver that does not
 converge) are reported in :attr:`Trajectory.status` with the time where they happened.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from collections.abc import Callable
 
 import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from . import checks as _checks, runs as _runs
-from .catalog import FLOW_TOLERANCES
+from .settings import SOLVERS, SolverSettings, SolverSpec, flat_solve, result_code, settings_from, solver_stats
 from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
 __all__ = [
+    "SolverSettings",
     "SolverSpec",
     "SOLVERS",
     "result_code",
@@ -41,106 +39,6 @@ __all__ = [
     "end_to_end_flow",
     "modified_flow",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class SolverSpec:
-    """A solver by name: its diffrax class, order, whether it adapts its step, and its cost per step.
-
-    ``evals_per_step`` counts new vector-field evaluations per attempted step (rejected steps pay in
-    full); FSAL solvers pay one more evaluation at the start. ``None`` for implicit solvers, whose
-    cost depends on the Newton iterations.
-    """
-
-    make: Callable[[], diffrax.AbstractSolver]
-    order: int
-    adaptive: bool
-    implicit: bool = False
-    evals_per_step: int | None = None
-    fsal: bool = False
-
-    def nfev(self, num_steps):
-        """Vector-field evaluations for ``num_steps`` attempted steps (-1 where unknown; traced-friendly)."""
-        if self.evals_per_step is None:
-            return -1 + 0 * num_steps
-        return self.evals_per_step * num_steps + int(self.fsal)
-
-
-SOLVERS: dict[str, SolverSpec] = {
-    "euler": SolverSpec(diffrax.Euler, 1, adaptive=False, evals_per_step=1),
-    "heun": SolverSpec(diffrax.Heun, 2, adaptive=False, evals_per_step=2),
-    "midpoint": SolverSpec(diffrax.Midpoint, 2, adaptive=False, evals_per_step=2),
-    "ralston": SolverSpec(diffrax.Ralston, 2, adaptive=False, evals_per_step=2),
-    "bosh3": SolverSpec(diffrax.Bosh3, 3, adaptive=True, evals_per_step=3, fsal=True),
-    "tsit5": SolverSpec(diffrax.Tsit5, 5, adaptive=True, evals_per_step=6, fsal=True),
-    "dopri5": SolverSpec(diffrax.Dopri5, 5, adaptive=True, evals_per_step=6, fsal=True),
-    "dopri8": SolverSpec(diffrax.Dopri8, 8, adaptive=True, evals_per_step=13, fsal=True),
-    "kvaerno3": SolverSpec(diffrax.Kvaerno3, 3, adaptive=True, implicit=True),
-    "kvaerno5": SolverSpec(diffrax.Kvaerno5, 5, adaptive=True, implicit=True),
-}
-
-_NAME_OF_TYPE = {spec.make: name for name, spec in SOLVERS.items()}
-
-# diffrax results -> linflow's codes (an index into STATUSES); anything else is "failed"
-_RESULT_CODES = (
-    ("successful", "ok"),
-    ("max_steps_reached", "max_steps"),
-    ("max_steps_rejected", "max_steps"),
-    ("dt_min_reached", "dt_min"),
-    ("nonfinite", "nonfinite"),
-    ("nonlinear_max_steps_reached", "implicit_failure"),
-    ("nonlinear_divergence", "implicit_failure"),
-    ("singular", "implicit_failure"),
-)
-
-
-def result_code(result) -> jax.Array:
-    """linflow's status code (index into :data:`~linflow.trajectory.STATUSES`) of a diffrax result (traced)."""
-    pairs = [(getattr(diffrax.RESULTS, d), STATUSES.index(s)) for d, s in _RESULT_CODES if hasattr(diffrax.RESULTS, d)]
-    return jnp.select([result == item for item, _ in pairs], [c for _, c in pairs], STATUSES.index("failed"))
-
-
-def resolve_solver(solver) -> tuple[diffrax.AbstractSolver, str, SolverSpec | None]:
-    """``(solver object, name, spec or None)`` from a name of :data:`SOLVERS` or a diffrax solver object."""
-    if isinstance(solver, str):
-        if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {', '.join(sorted(SOLVERS))} or a diffrax solver; got {solver!r}")
-        return SOLVERS[solver].make(), solver, SOLVERS[solver]
-    if isinstance(solver, diffrax.AbstractSolver):
-        name = _NAME_OF_TYPE.get(type(solver), type(solver).__name__)
-        return solver, name, SOLVERS.get(name)
-    raise TypeError(f"solver must be a name ({', '.join(sorted(SOLVERS))}) or a diffrax solver object, "
-                    f"got {type(solver).__name__}")
-
-
-def _is_adaptive(solver, spec) -> bool:
-    return spec.adaptive if spec is not None else isinstance(solver, diffrax.AbstractAdaptiveSolver)
-
-
-def step_controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, *, build: bool = True):
-    """The step-size controller, with its tolerances as traced arrays (new values never recompile).
-
-    With ``build=False`` the default controller of an adaptive solver is returned as its tolerances
-    ``(rtol, atol)``, for :func:`_solve` to build inside the compiled call (building a ``PIDController`` in
-    Python costs a warm call about 75 us)."""
-    if stepsize_controller is not None:
-        if rtol is not None or atol is not None:
-            raise ValueError("pass rtol/atol either to the stepsize_controller or to the run, not both")
-        if not isinstance(stepsize_controller, diffrax.AbstractStepSizeController):
-            raise TypeError("stepsize_controller must be a diffrax step-size controller, got "
-                            f"{type(stepsize_controller).__name__}")
-        if isinstance(stepsize_controller, diffrax.PIDController):
-            return eqx.tree_at(lambda c: (c.rtol, c.atol), stepsize_controller,
-                               (_checks.f64(stepsize_controller.rtol), _checks.f64(stepsize_controller.atol)))
-        return stepsize_controller
-    if _is_adaptive(solver, spec):
-        rtol = _checks.positive("rtol", FLOW_TOLERANCES[0] if rtol is None else rtol)
-        atol = _checks.positive("atol", FLOW_TOLERANCES[1] if atol is None else atol)
-        tolerances = (_checks.f64(rtol), _checks.f64(atol))
-        return diffrax.PIDController(rtol=tolerances[0], atol=tolerances[1]) if build else tolerances
-    if dt0 is None:
-        raise ValueError(f"solver {name!r} takes fixed steps: pass dt0 (the step size) > 0")
-    return diffrax.ConstantStepSize()
 
 
 def time_grid(t1, ts, n_save, time_unit, eta):
@@ -170,29 +68,16 @@ def time_grid(t1, ts, n_save, time_unit, eta):
 
 
 @eqx.filter_jit
-def _solve(field, y0, t1, ts, solver, controller, dt0, max_steps: int, name: str, eta) -> Trajectory:
-    """One diffrax solve of ``dy/dt = field(t, y, None)`` saved at ``ts``, as a Trajectory (compiled).
-
-    The state is raveled into one flat vector for the solver: one array per stage instead of one per
-    layer, which cuts the solver's per-step overhead on small networks (benchmarks/README.md).
-    """
-    if isinstance(controller, tuple):  # the default controller's (rtol, atol): see step_controller(build=False)
-        controller = diffrax.PIDController(rtol=controller[0], atol=controller[1])
-    flat0, unravel = ravel_pytree(y0)
-    term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
-    sol = diffrax.diffeqsolve(term, solver, t0=jnp.zeros_like(t1), t1=t1, dt0=dt0, y0=flat0,
-                              saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller, max_steps=max_steps,
-                              throw=False)
+def _solve(field, y0, t1, ts, settings: SolverSettings, eta) -> Trajectory:
+    """One diffrax solve of ``dy/dt = field(t, y, None)`` saved at ``ts``, as a Trajectory (compiled)."""
+    sol, unravel = flat_solve(field, y0, jnp.zeros_like(t1), t1, diffrax.SaveAt(ts=ts), settings)
     ys = jax.vmap(unravel)(sol.ys)
     observed = field.observe(ys)
     stop = _runs.rows_reached((ys, observed))
     code = result_code(sol.result)
     code = jnp.where((code == 0) & (stop < ts.shape[0]), STATUSES.index("nonfinite"), code)
-    stats = {k: jnp.asarray(sol.stats[k]) for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-    spec = SOLVERS.get(name)
-    stats["nfev"] = jnp.asarray(-1 if spec is None else spec.nfev(stats["num_steps"]))
-    return _runs.trajectory(field.kind, field.depth_of(y0), ts, ys, observed, code, stop, stats=stats, eta=eta, t1=t1,
-                            solver=name)
+    return _runs.trajectory(field.kind, field.depth_of(y0), ts, ys, observed, code, stop,
+                            stats=solver_stats(sol, settings), eta=eta, t1=t1, solver=settings.name)
 
 
 def solve(
@@ -210,6 +95,7 @@ def solve(
     max_steps: int = 100_000,
     time_unit: str = "flow",
     eta=None,
+    settings: SolverSettings | None = None,
 ) -> Trajectory:
     """Integrate ``dy/dt = field(t, y, None)`` from ``y0`` on ``[0, t1]``: the core of every continuous run.
 
@@ -217,19 +103,16 @@ def solve(
     :class:`~linflow.EndToEndFlow`, :class:`~linflow.ModifiedFlow`) or any ``equinox.Module`` with
     ``__call__(t, y, args)``, ``observe(ys) -> (W_e, loss, imbalance or None)``, ``depth_of(y)`` and a
     class attribute ``kind``. ``y0`` is not validated here (the public runs do it). Options as
-    :func:`gradient_flow`.
+    :func:`gradient_flow`; the solver options come either as keywords or in one :class:`SolverSettings`.
     """
-    solver, name, spec = resolve_solver(solver)
+    settings = settings_from(settings, solve, solver=solver, stepsize_controller=stepsize_controller, rtol=rtol,
+                             atol=atol, dt0=dt0, max_steps=max_steps)
     t1, ts = time_grid(t1, ts, n_save, time_unit, eta)
-    if dt0 is not None:
-        dt0 = _checks.f64(_checks.positive("dt0", dt0))
-    controller = step_controller(solver, spec, name, stepsize_controller, rtol, atol, dt0, build=False)
-    max_steps = _checks.integer("max_steps", max_steps, minimum=1)
     eta_out = getattr(field, "eta", None)
     if eta_out is None and time_unit == "iterations":
         eta_out = eta
     eta_out = None if eta_out is None else _checks.f64(eta_out)
-    return _solve(field, y0, t1, ts, solver, controller, dt0, max_steps, name, eta_out)
+    return _solve(field, y0, t1, ts, settings, eta_out)
 
 
 _FLOW_OPTIONS = """
@@ -245,6 +128,8 @@ _FLOW_OPTIONS = """
         time_unit: ``'flow'`` (default) or ``'iterations'``: then ``t1`` and ``ts`` count GD iterations of
             step ``eta`` (ACH18's convention); the result is always in flow time ``t = k * eta``.
         eta: the learning rate that converts iterations to flow time (``time_unit='iterations'``).
+        settings: a :class:`~linflow.SolverSettings` holding ``solver``, ``rtol``, ``atol``, ``dt0``, ``max_steps``
+            and ``stepsize_controller`` at once (then those keywords are not given).
 """
 
 

@@ -18,6 +18,7 @@ from ..core.catalog import FLOW_TOLERANCES
 from ..core.text import cell
 from .comparison import frobenius, side_by_side
 from ..core.problems import Problem
+from ..core.settings import SolverSettings, settings_from
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
 
@@ -34,6 +35,7 @@ def overview(
     atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     progress=None,
+    settings: SolverSettings | None = None,
 ) -> xr.Dataset:
     """Run the layer flow, the end-to-end flow, and GD and Eq. 10 for every ``eta`` on ``linspace(0, t1, points)``.
 
@@ -44,10 +46,11 @@ def overview(
     Eq. 10 from the end-to-end flow, and ``theorem1_gap = ||W_e^layers - W_e^end-to-end||_F`` between the two
     flows (Theorem 1). Discrete runs that stopped early have NaN rows after the stop, and their
     ``gd_status`` / ``gd_message`` (``eq10_status`` / ``eq10_message``) say where. ``progress`` is an optional
-    callable ``progress(label)`` called after each stage (4 of them).
+    callable ``progress(label)`` called after each stage (4 of them). The solver options come as keywords or in
+    ``settings`` (a :class:`~linflow.SolverSettings`).
     """
-    ds = side_by_side(problem, layers0, etas, t1, points=points, solver=solver, rtol=rtol, atol=atol,
-                      max_steps=max_steps, progress=progress)
+    settings = settings_from(settings, overview, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    ds = side_by_side(problem, layers0, etas, t1, points=points, settings=settings, progress=progress)
     return ds.sel(eta=np.asarray(etas, dtype=float))  # side_by_side sorts the etas; a run lists them as given
 
 

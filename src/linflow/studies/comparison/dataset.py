@@ -146,7 +146,7 @@ def _nanmax_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught) -> dict:
+def settings_attrs(problem, layers0, t1, points, tol, settings, lf, ef, caught) -> dict:
     return {
         "depth": len(layers0),
         "dims": ",".join(str(n) for n in (problem.d, *(w.shape[0] for w in layers0))),
@@ -155,9 +155,9 @@ def settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef
         "t1": t1,
         "points": points,
         "tol": tol,
-        "solver": solver,
-        "rtol": rtol,
-        "atol": atol,
+        "solver": settings.name,
+        "rtol": float(settings.rtol),
+        "atol": float(settings.atol),
         "flow_status": lf.status,
         "flow_message": lf.message,
         "flow_num_steps": int(lf.stats["num_steps"]),

@@ -92,14 +92,14 @@ def _hessian_times_gradient(problem, layers):
     return jax.vmap(lambda ls: hessian_vector_product(problem, ls, network_gradient(problem, ls)))(layers)
 
 
-def run_flows(problem, layers0, t1, flow_opts, max_steps):
+def run_flows(problem, layers0, t1, flow_opts):
     """The layer flow (it must succeed) and the end-to-end flow from the product, with the warnings it raised."""
-    lf = gradient_flow(problem, layers0, t1, max_steps=max_steps, **flow_opts)
+    lf = gradient_flow(problem, layers0, t1, **flow_opts)
     if not lf.ok:
         raise RuntimeError(f"the layer flow failed, nothing to compare against: {lf.message}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ef = end_to_end_flow(problem, layers0, None, t1, max_steps=max_steps, **flow_opts)
+        ef = end_to_end_flow(problem, layers0, None, t1, **flow_opts)
     return lf, ef, caught
 
 
@@ -173,7 +173,7 @@ def modified_flow_runs(problem, layers0, etas, stable, order, t1, options):
     return mod_layers, status
 
 
-def past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, runs, lf, central, iters) -> dict:
+def past_threshold(problem, layers0, etas, unstable, t1, flow_opts, runs, lf, central, iters) -> dict:
     """For each eta in ``unstable``: GD's sharpness at the mean of consecutive iterates and the central flow."""
     n_params = sum(int(np.size(w)) for w in layers0)
     shape = (len(etas), len(lf.ts))
@@ -193,7 +193,7 @@ def past_threshold(problem, layers0, etas, unstable, t1, flow_opts, max_steps, r
             status[i] = f"not run: {n_params} parameters > {CENTRAL_MAX_PARAMS} (the central flow forms the Hessian densely)"
         else:
             try:
-                cf = central_flow(problem, layers0, etas[i], t1, max_steps=max_steps, **flow_opts)
+                cf = central_flow(problem, layers0, etas[i], t1, **flow_opts)
             except ValueError as exc:  # the start is already past the threshold
                 status[i] = f"not run: {exc}"
                 continue

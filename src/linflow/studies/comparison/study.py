@@ -3,6 +3,7 @@ curvature, the modified flows, GD's diagnostics, the central flow and the regime
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES
 from ...core.descent import steps_per_save
 from ...core.fields import MODIFIED_FIELDS
 from ...core.problems import Problem
+from ...core.settings import SolverSettings, settings_from
 
 from .dataset import run_data, settings_attrs
 from .regimes import classify_regimes
@@ -38,6 +40,7 @@ def compare(
     central: bool = True,
     curvature: bool = True,
     progress=None,
+    settings: SolverSettings | None = None,
 ) -> xr.Dataset:
     """Gradient descent, Eq. 10, the flows and the modified flows for every eta, on one time grid.
 
@@ -61,6 +64,8 @@ def compare(
             modified flows, the regimes and the central flow need. ``curvature=False, orders=(), central=False``
             is :func:`side_by_side`, the plain four runs (what ``linflow run`` computes).
         progress: optional callable ``progress(label)`` called after each stage.
+        settings: the flows' solver options in one :class:`~linflow.SolverSettings` (instead of ``solver``,
+            ``rtol``, ``atol`` and ``max_steps``).
 
     Returns:
         An ``xarray.Dataset`` with dims ``(eta, t)`` (see ``summary`` for the derived numbers, which
@@ -76,15 +81,18 @@ def compare(
     """
     problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
     orders = _checked_orders(orders, curvature, central)
+    settings = settings_from(settings, compare, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    modified_settings = dataclasses.replace(settings, max_steps=_checks.integer("modified_max_steps",
+                                                                                modified_max_steps, minimum=1))
 
     def entries(lf, ef, tick, flow_opts):
         if not curvature:
             return _plain_entries(problem, layers0, etas, per_save, t1, points, lf, ef, tick)
         return _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, t1=t1, points=points, orders=orders,
-                               central=central, flow_opts=flow_opts, max_steps=max_steps,
-                               modified_max_steps=modified_max_steps, lanczos_iters=lanczos_iters)
+                               central=central, flow_opts=flow_opts, modified_settings=modified_settings,
+                               lanczos_iters=lanczos_iters)
 
-    return _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress, entries)
+    return _assembled(problem, layers0, etas, t1, points, tol, settings, progress, entries)
 
 
 def side_by_side(
@@ -100,15 +108,18 @@ def side_by_side(
     atol: float = FLOW_TOLERANCES[1],
     max_steps: int = 100_000,
     progress=None,
+    settings: SolverSettings | None = None,
 ) -> xr.Dataset:
     """The four runs on one grid and their distances: the layer flow, the end-to-end flow, and GD and Eq. 10 for
     every eta (each dividing ``t1 / (points - 1)``; sorted ascending), with the summary in the attributes.
 
     The plain part that :func:`compare` extends (with the curvature, the modified flows, GD's diagnostics, the
     central flow and the regimes); ``linflow run`` (:func:`linflow.overview.overview`) is this.
-    ``progress(label)`` is called after each of its 4 stages."""
+    ``progress(label)`` is called after each of its 4 stages; the solver options come as keywords or in ``settings``
+    (a :class:`~linflow.SolverSettings`)."""
     problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
-    return _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress,
+    settings = settings_from(settings, side_by_side, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
+    return _assembled(problem, layers0, etas, t1, points, tol, settings, progress,
                       lambda lf, ef, tick, flow_opts: _plain_entries(problem, layers0, etas, per_save, t1, points,
                                                                      lf, ef, tick))
 
@@ -127,25 +138,24 @@ def _plain_entries(problem, layers0, etas, per_save, t1, points, lf, ef, tick) -
     return run_data(lf, ef, plain_runs(problem, layers0, etas, per_save, t1, points, tick), {}, per_save, etas)
 
 
-def _assembled(problem, layers0, etas, t1, points, tol, solver, rtol, atol, max_steps, progress,
-               entries) -> xr.Dataset:
+def _assembled(problem, layers0, etas, t1, points, tol, settings: SolverSettings, progress, entries) -> xr.Dataset:
     """The flows once, then ``entries(lf, ef, tick, flow_opts)`` (the runs per eta and what is measured on them), as
     a Dataset with the settings and the summary in its attributes."""
     tick = progress or (lambda label: None)
     ts = np.linspace(0.0, t1, points)
-    flow_opts = dict(ts=ts, solver=solver, rtol=rtol, atol=atol)
-    lf, ef, caught = run_flows(problem, layers0, t1, flow_opts, max_steps)
+    flow_opts = dict(ts=ts, settings=settings)
+    lf, ef, caught = run_flows(problem, layers0, t1, flow_opts)
     tick("flows")
     data = entries(lf, ef, tick, flow_opts)
     ds = xr.Dataset(data, coords={"eta": etas, "t": ts})
-    ds.attrs.update(settings_attrs(problem, layers0, t1, points, tol, solver, rtol, atol, lf, ef, caught))
+    ds.attrs.update(settings_attrs(problem, layers0, t1, points, tol, settings, lf, ef, caught))
     ds.attrs.update(flatten_summary(summary(ds)))
     tick("summary")
     return ds
 
 
 def _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, *, t1, points, orders, central, flow_opts,
-                    max_steps, modified_max_steps, lanczos_iters) -> dict:
+                    modified_settings, lanczos_iters) -> dict:
     """The Dataset entries of the full comparison: the curvature along the flow, GD with its diagnostics and Eq. 10,
     the modified flows below the predicted threshold, GD's sharpness and the central flow above it, the regimes."""
     curv = curvature_along_flow(problem, lf, flow_opts["ts"], lanczos_iters)
@@ -155,14 +165,13 @@ def _with_curvature(problem, layers0, etas, per_save, lf, ef, tick, *, t1, point
     modified = {}
     for order in orders:
         modified[order] = modified_flow_runs(problem, layers0, etas, stable, order, t1,
-                                          dict(flow_opts, max_steps=modified_max_steps))
+                                          dict(flow_opts, settings=modified_settings))
         tick(f"modified flow, order {order}")
     data = run_data(lf, ef, runs, modified, per_save, etas)
     data.update({name: (("t",), values) for name, values in curv.items() if name != "bound_unit"})
     data["eta_sharpness_half"] = (("eta", "t"), etas[:, None] * curv["sharpness"][None] / 2.0)
     data["bound"] = (("eta", "t"), etas[:, None] * curv["bound_unit"][None])
-    data.update(past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, max_steps, runs, lf, central,
-                                lanczos_iters))
+    data.update(past_threshold(problem, layers0, etas, ~stable, t1, flow_opts, runs, lf, central, lanczos_iters))
     tick("central flows" if central else "regimes")
     data["regime"] = (("eta",), classify_regimes(etas, stable, data))
     return data

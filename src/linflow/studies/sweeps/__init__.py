@@ -25,7 +25,7 @@ work they share once (``run``: one :func:`linflow.overview` of all the batch's e
 flow and ``eta_crit``), then each point (:func:`run_points`).
 """
 
-from .config import PARAMETERS, TASKS, load_config, validate
+from .config import PARAMETERS, TASK_DEFAULTS, TASKS, load_config, validate
 from .executors import sweep
 from .figures import phase_diagram, regime_diagram
 from .store import load
@@ -33,4 +33,5 @@ from .tasks import BATCH_AXIS, run_grid, run_point, run_points
 from ...core.catalog import INITS, PROBLEMS
 
 __all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "run_grid", "BATCH_AXIS", "PARAMETERS",
+           "TASK_DEFAULTS",
            "TASKS", "PROBLEMS", "INITS", "phase_diagram", "regime_diagram"]

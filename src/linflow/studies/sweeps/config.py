@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 
-from ...core.catalog import FLOW_TOLERANCES, INITS, PROBLEMS
+from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES, INITS, PROBLEMS
 
 
 
@@ -39,6 +39,15 @@ PARAMETERS: dict[str, tuple[type, object]] = {
 
 
 TASKS = ("run", "compare", "accuracy", "regime")
+
+#: a task's own defaults where they differ from :data:`PARAMETERS`: ``compare`` measures modified-flow errors of
+#: order eta^3 and takes ``linflow compare``'s tight tolerances (a value the TOML gives always wins)
+TASK_DEFAULTS: dict[str, dict] = {"compare": {"rtol": COMPARE_TOLERANCES[0], "atol": COMPARE_TOLERANCES[1]}}
+
+
+def defaults(task: str) -> dict:
+    """Every parameter's default for ``task``: :data:`PARAMETERS` with :data:`TASK_DEFAULTS` over it."""
+    return {k: v for k, (_, v) in PARAMETERS.items()} | TASK_DEFAULTS.get(task, {})
 
 
 # the range of each numeric parameter: (lower bound, whether the bound itself is allowed)

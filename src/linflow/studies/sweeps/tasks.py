@@ -9,8 +9,7 @@ import math
 import numpy as np
 
 
-from ...core.catalog import COMPARE_TOLERANCES
-from .config import PARAMETERS
+from .config import defaults
 
 
 # ----------------------------------------------------------------------------- one point
@@ -41,7 +40,7 @@ def run_points(task: str, batch: list[dict]) -> list[dict]:
     """Run grid points that differ at most along :data:`BATCH_AXIS` ``[task]``: the problem, the start and the
     work they share (the gradient flow; ``eta_crit``) once, then each point. One record per point, each the
     same, bit for bit, as :func:`run_point` of that point alone."""
-    full = [{k: v for k, (_, v) in PARAMETERS.items()} | params for params in batch]
+    full = [defaults(task) | params for params in batch]
     shared = {k for k in full[0] if k != BATCH_AXIS.get(task)}
     if any({k: f[k] for k in shared} != {k: full[0][k] for k in shared} for f in full[1:]):
         raise ValueError(f"a batch of {task!r} points may differ only in {BATCH_AXIS.get(task)!r}")
@@ -76,13 +75,19 @@ def batches_of(todo: list, task: str) -> list[list]:
     return list(groups.values())
 
 
+def _settings(p: dict):
+    """The point's :class:`~linflow.SolverSettings` (``solver``, ``rtol``, ``atol``), built once per task call."""
+    from ...core.settings import SolverSettings
+
+    return SolverSettings(p["solver"], rtol=p["rtol"], atol=p["atol"])
+
+
 def _flow(prob, layers, p, cache: dict):
     """The gradient flow of a point on ``[0, t1]`` (``points`` saves): computed once per batch of points."""
     from ...core.integrate import gradient_flow
 
     if "flow" not in cache:
-        cache["flow"] = gradient_flow(prob, layers, p["t1"], n_save=p["points"], solver=p["solver"], rtol=p["rtol"],
-                                      atol=p["atol"])
+        cache["flow"] = gradient_flow(prob, layers, p["t1"], n_save=p["points"], settings=_settings(p))
     if not cache["flow"].ok:
         raise RuntimeError(cache["flow"].message)
     return cache["flow"]
@@ -113,8 +118,7 @@ def _task_run(prob, layers, p, cache: dict) -> dict:
     if grid not in cache:
         etas = [q["eta"] for q in cache["batch"] if run_grid(q["eta"], q["t1"], q["points"]) == grid]
         try:
-            ds = overview(prob, layers, etas, grid[0], points=grid[1], solver=p["solver"], rtol=p["rtol"],
-                          atol=p["atol"])
+            ds = overview(prob, layers, etas, grid[0], points=grid[1], settings=_settings(p))
             cache[grid] = (ds, summary(ds))
         except Exception as exc:  # e.g. the layer flow failed: every point on this grid says so, computed once
             cache[grid] = exc
@@ -139,8 +143,7 @@ def _task_compare(prob, layers, p, cache: dict) -> dict:
 
     spacing = p["t1"] / (p["points"] - 1)
     ds = compare(prob, layers, [spacing / n for n in p["eta_divisors"]], p["t1"], points=p["points"], tol=p["tol"],
-                 orders=(1,), solver=p["solver"], rtol=min(p["rtol"], COMPARE_TOLERANCES[0]),
-                 atol=min(p["atol"], COMPARE_TOLERANCES[1]))  # never looser than compare's own defaults
+                 orders=(1,), settings=_settings(p))
     s = summary(ds)
     return {"breakdown_eta": s["breakdown_eta_interpolated"], "stability_eta_predicted": s["stability_eta_predicted"],
             "stability_eta_observed": s["stability_eta_observed"], "order_flow": s["order_flow"]["order"],
@@ -174,7 +177,7 @@ def _task_regime(prob, layers, p, cache: dict) -> dict:
     eta = p["eta_ratio"] * eta_crit
     per_save = max(1, math.ceil(p["t1"] / eta / (p["points"] - 1)))  # GD steps between saves: t1 rounded up
     ds = compare(prob, layers, [eta], per_save * eta * (p["points"] - 1), points=p["points"], orders=(),
-                 solver=p["solver"], rtol=p["rtol"], atol=p["atol"])
+                 settings=_settings(p))
     return {"regime": float(REGIMES.index(str(ds.regime.values[0]))), "eta": eta, "eta_crit": eta_crit,
             "gd_midpoint_sharpness_ratio": float(ds.gd_midpoint_sharpness.values[0, -1]) * eta / 2,
             "central_deviation_rel": float(ds.central_deviation_rel.values[0, -1])}

@@ -1,22 +1,16 @@
-"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy``, ``reproduce`` and ``sweep``.
-
-``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
-with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
-end-to-end update (Eq. 10) for a few learning rates. It prints a table and writes ``run.nc`` (all
-data, netCDF), ``run.png`` (figure) and ``summary.json`` to the output folder, each atomically.
-"""
+"""The command line's options: the parser of every command, ``--quick`` defaults settled after parsing (an option the
+user typed always wins), the problem, network, solver and output groups."""
 
 from __future__ import annotations
 
 import argparse
 import re
-import sys
-import time
-from pathlib import Path
 
-from .core import catalog as _catalog
+from ..core import catalog as _catalog
+from . import commands
+from .commands import STEP_SIZE_HORIZON
 
-__all__ = ["main", "compilation_cache"]
+__all__ = ["build_parser", "settle"]
 
 RUN_DESCRIPTION = (
     "The main job: on the embedded default problem (a synthetic gas-sensor-like regression) with a depth-3 "
@@ -24,9 +18,6 @@ RUN_DESCRIPTION = (
     "update (Eq. 10) for a few learning rates, all on one time grid. Prints a table and writes run.nc (every "
     "trajectory), run.png (figure) and summary.json to --out. --quick changes only the defaults of the options "
     "you leave out (each option lists its quick value); the printed settings say which values were used.")
-
-STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
-
 
 def _floats(text: str) -> list[float]:
     try:
@@ -48,7 +39,7 @@ def _show(value) -> str:
 
 
 def _defaulted(parser, g, flag: str, default, quick=None, help: str = "", **kw) -> None:
-    """An option whose default ``--quick`` may change: stored as None until :func:`_settle` fills it in, so an
+    """An option whose default ``--quick`` may change: stored as None until :func:`settle` fills it in, so an
     option the user typed always wins (and is validated) over both defaults."""
     dest = flag.lstrip("-").replace("-", "_")
     if default is not None:
@@ -58,7 +49,7 @@ def _defaulted(parser, g, flag: str, default, quick=None, help: str = "", **kw) 
     parser.set_defaults(_defaults={**table, dest: (default, quick)})
 
 
-def _settle(args) -> list[str]:
+def settle(args) -> list[str]:
     """Fill the options left out with their defaults (the quick ones under ``--quick``); returns ``name=value``
     for each option with its source: typed, ``quick`` (a quick default) or the default."""
     used = []
@@ -89,180 +80,6 @@ def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None,
                    help="balanced: spectral norm of each layer; near_zero/identity: std of the noise (default 0.2)")
 
 
-def _build(args):
-    from .core import specs
-
-    if args.depth < 1:
-        raise ValueError(f"--depth must be >= 1, got {args.depth}")
-    if args.widths is not None and len(args.widths) != args.depth - 1:
-        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {args.widths}")
-    problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay, seed=args.seed)
-    return problem, specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
-
-
-def _progress(total: int, desc: str = "linflow run"):
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="stage", delay=1.0, disable=None, file=sys.stderr)
-
-    def tick(label: str) -> None:
-        bar.set_postfix_str(label, refresh=False)
-        bar.update(1)
-
-    return bar, tick
-
-
-def cmd_run(args) -> int:
-    from .core import files as _io
-    from .studies import overview
-    from . import plot
-
-    problem, layers = _build(args)
-    out = Path(args.out)
-    started = time.perf_counter()
-    bar, tick = _progress(4)
-    try:
-        ds = overview.overview(problem, layers, args.etas, args.t1, points=args.points, solver=args.solver,
-                               rtol=args.rtol, atol=args.atol, progress=tick)
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - started
-    ds.attrs["problem"] = _problem_label(args)
-    ds.attrs["init"] = f"{args.init}(scale={args.scale:g})"
-    table = overview.summary_table(ds)
-    fig = plot.overview_figure(ds)
-    paths = [_io.write_netcdf(ds, out / "run.nc"), _io.write_figure(fig, out / "run.png")]
-    summary = {**overview.summary(ds), "wall_time_s": round(elapsed, 3)}
-    paths.append(_io.write_json(summary, out / "summary.json"))
-    print(table)
-    if ds.attrs["warnings"]:
-        print(f"\nwarning: {ds.attrs['warnings']}")
-    print(f"\nwall time {elapsed:.1f} s; wrote " + ", ".join(str(p) for p in paths))
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from .core import files as _io
-    from .studies import comparison
-    from . import plot
-
-    problem, layers = _build(args)
-    spacing = args.t1 / (args.points - 1)
-    etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
-    out = Path(args.out)
-    started = time.perf_counter()
-    stages = 6 + len(args.orders)
-    bar, tick = _progress(stages, "linflow compare")
-    try:
-        ds = comparison.compare(problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
-                             solver=args.solver, rtol=args.rtol, atol=args.atol, progress=tick)
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - started
-    ds.attrs["problem"] = _problem_label(args)
-    ds.attrs["init"] = f"{args.init}(scale={args.scale:g})"
-    paths = [_io.write_netcdf(ds, out / "compare.nc")]
-    for name, make in plot.COMPARE_FIGURES.items():
-        paths.append(_io.write_figure(make(ds), out / f"{name}.png"))
-    summary = {**comparison.report(ds), "wall_time_s": round(elapsed, 3)}
-    paths.append(_io.write_json(summary, out / "compare_summary.json"))
-    print(comparison.summary_text(ds))
-    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
-    return 0
-
-
-def cmd_accuracy(args) -> int:
-    from .core import files as _io
-    from .studies import accuracy
-    from . import plot
-
-    problem, layers, t1 = accuracy.case(args.case, depth=args.depth)
-    if args.t1 is not None:
-        t1 = args.t1
-    tolerances, solvers, scipy_solvers, repeats = args.tolerances, args.solvers, args.scipy, args.repeats
-    out = Path(args.out)
-    started = time.perf_counter()
-    bar, tick = _progress(1 + len(solvers) + len(scipy_solvers), "linflow accuracy")
-    try:
-        ds = accuracy.work_precision(problem, layers, t1, flow=args.flow, solvers=solvers, scipy_solvers=scipy_solvers,
-                                     tolerances=tolerances, repeats=repeats, progress=tick)
-        steps = accuracy.step_sizes(problem, layers, args.steps_t1 or max(t1, STEP_SIZE_HORIZON), max_steps=20_000)
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - started
-    ds.attrs["case"] = f"{args.case}: {accuracy.CASES[args.case][0]}"
-    paths = [_io.write_netcdf(ds, out / "accuracy.nc"), _io.write_netcdf(steps, out / "step_sizes.nc"),
-             _io.write_figure(plot.work_precision_nfev(ds), out / "work_precision_nfev.png"),
-             _io.write_figure(plot.work_precision_time(ds), out / "work_precision_time.png"),
-             _io.write_figure(plot.step_size_figure(steps), out / "step_size.png")]
-    levels = [k for k in (tolerances[0], tolerances[len(tolerances) // 2], tolerances[-1])]
-    summary = {**accuracy.summary(ds), "wall_time_s": round(elapsed, 3)}
-    paths.append(_io.write_json(summary, out / "accuracy_summary.json"))
-    print(f"case {ds.attrs['case']}\n")
-    print(accuracy.table(ds, levels))
-    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
-    return 0
-
-
-def cmd_reproduce(args) -> int:
-    from .core import files as _io
-    from .paper import reproduce
-
-    names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
-    if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
-        raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
-    if args.data is not None and not Path(args.data).exists():
-        raise ValueError(f"--data {args.data} does not exist (a folder with batch*.dat or ethanol.csv, or one such file)")
-    out = Path(args.out)
-    started = time.perf_counter()
-    bar, tick = _progress(len(names), "linflow reproduce")
-    report = {}
-    try:
-        for name in names:
-            t0 = time.perf_counter()
-            ds, summary, figs = reproduce.run(name, data=args.data, quick=args.quick)
-            summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
-            _io.write_netcdf(ds, out / f"{name}.nc")
-            for fname, fig in figs.items():
-                _io.write_figure(fig, out / f"{fname}.png")
-            _io.write_json(summary, out / f"{name}.json")
-            report[name] = summary
-            tick(name)
-    finally:
-        bar.close()
-    for name, summary in report.items():
-        print(f"[{name}] ({summary['wall_time_s']:.0f} s) verdict: {summary['verdict']}\n  paper:    {summary['paper']}\n"
-              f"  measured: {summary['measured']}\n  rule:     {summary['verdict_rule']}\n")
-    data = report[names[0]].get("data")
-    print(f"data: {data if isinstance(data, str) else data[0]}")
-    print(f"wall time {time.perf_counter() - started:.0f} s; wrote {out}")
-    return 0
-
-
-def cmd_sweep(args) -> int:
-    from .core import files as _io
-    from .studies import sweeps
-
-    cfg = sweeps.load_config(args.config)
-    store = Path(args.store or cfg["store"])
-    started = time.perf_counter()
-    ds = sweeps.sweep(cfg["grid"], cfg["task"], store, fixed=cfg["fixed"], executor=args.executor,
-                      scheduler=args.scheduler, n_workers=args.workers)
-    elapsed = time.perf_counter() - started
-    if (cfg["task"] == "compare" and "depth" in ds.dims) or (cfg["task"] == "regime" and
-                                                           {"depth", "eta_ratio"} <= set(ds.dims)):
-        figure = _io.write_figure(sweeps.phase_diagram(ds), store / f"{cfg['name']}.png")
-        print(f"phase diagram: {figure}")
-    print(ds)
-    print(f"\ndone {ds.attrs['done']} of {ds.attrs['total']} points, failed {ds.attrs['failed']}; "
-          f"wall time {elapsed:.1f} s ({args.executor}); store {store}")
-    return 0
-
-
-def _problem_label(args) -> str:
-    return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
-
-
 def _add_output_options(g, folder: str) -> None:
     g.add_argument("--out", default=folder, help=f"output folder (default ./{folder})")
     g.add_argument("--quick", action="store_true", help="smaller defaults, a fast version (for smoke tests): "
@@ -282,9 +99,9 @@ def _plain(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__, cli
 
-    parser = argparse.ArgumentParser(prog="linflow", description=_plain(__doc__.splitlines()[0]))
+    parser = argparse.ArgumentParser(prog="linflow", description=_plain(cli.__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_run, _add_compare, _add_accuracy, _add_reproduce, _add_sweep):
@@ -304,7 +121,7 @@ def _add_run(sub) -> None:
     g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
     _add_solver_options(g, *_catalog.FLOW_TOLERANCES)
     _add_output_options(g, "linflow-out")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=commands.cmd_run)
 
 
 def _add_compare(sub) -> None:
@@ -324,7 +141,7 @@ def _add_compare(sub) -> None:
     g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
     _add_solver_options(g, *_catalog.COMPARE_TOLERANCES)
     _add_output_options(g, "linflow-compare")
-    cmp.set_defaults(func=cmd_compare)
+    cmp.set_defaults(func=commands.cmd_compare)
 
 
 def _add_accuracy(sub) -> None:
@@ -349,7 +166,7 @@ def _add_accuracy(sub) -> None:
     _defaulted(acc, acc, "--repeats", 3, None, type=int,
                help="timed repeats after the warm-up; the minimum is reported, the spread drawn")
     _add_output_options(acc, "linflow-accuracy")
-    acc.set_defaults(func=cmd_accuracy)
+    acc.set_defaults(func=commands.cmd_accuracy)
 
 
 def _add_reproduce(sub) -> None:
@@ -363,7 +180,7 @@ def _add_reproduce(sub) -> None:
                           "(default: the embedded synthetic problem, said in every output); for section8 the folder "
                           "of the MNIST IDX files (section8 does not apply without them)")
     _add_output_options(rep, "linflow-reproduce")
-    rep.set_defaults(func=cmd_reproduce)
+    rep.set_defaults(func=commands.cmd_reproduce)
 
 
 def _add_sweep(sub) -> None:
@@ -377,50 +194,6 @@ def _add_sweep(sub) -> None:
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     sw.add_argument("--workers", type=int, default=None,
                     help="local: processes (default 1, in-process); dask: workers of the LocalCluster (default 2)")
-    sw.set_defaults(func=cmd_sweep)
+    sw.set_defaults(func=commands.cmd_sweep)
 
 
-def compilation_cache() -> str | None:
-    """Turn on JAX's persistent compilation cache for this process; returns its folder (None when off).
-
-    The command line compiles the same computations on every run; with the cache a second run loads
-    them from disk instead of compiling them again. The folder is ``<linflow cache>/jax`` (see
-    :func:`linflow.datasets.default_cache`); a cache folder already configured for JAX
-    (``JAX_COMPILATION_CACHE_DIR``) is kept, and ``LINFLOW_COMPILATION_CACHE=0`` turns it off. The
-    library never does this by itself (no global state beyond float64).
-    """
-    import os
-
-    if os.environ.get("LINFLOW_COMPILATION_CACHE", "1").strip().lower() in ("0", "", "false", "no", "off"):
-        return None
-    import jax
-
-    from .core.datasets import default_cache
-
-    if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", str(default_cache() / "jax"))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    return jax.config.jax_compilation_cache_dir
-
-
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
-    compilation_cache()
-    used = _settle(args)
-    if used:
-        print("settings: " + ", ".join(used))
-    try:
-        return args.func(args)
-    except (ValueError, TypeError) as exc:
-        parser.exit(2, f"linflow {args.command}: error: {exc}\n")
-    except KeyboardInterrupt:
-        print("\ninterrupted: no output file was left half-written", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The command line's commands: each builds its inputs from the parsed options, runs one study, writes its files
+atomically and prints its numbers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+STEP_SIZE_HORIZON = 200.0  # flow time: past convergence, where explicit steps are stability-limited
+
+
+def build(args):
+    from ..core import specs
+
+    if args.depth < 1:
+        raise ValueError(f"--depth must be >= 1, got {args.depth}")
+    if args.widths is not None and len(args.widths) != args.depth - 1:
+        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {args.widths}")
+    problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay, seed=args.seed)
+    return problem, specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
+
+
+def _progress(total: int, desc: str = "linflow run"):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="stage", delay=1.0, disable=None, file=sys.stderr)
+
+    def tick(label: str) -> None:
+        bar.set_postfix_str(label, refresh=False)
+        bar.update(1)
+
+    return bar, tick
+
+
+def solver_settings(args):
+    """The continuous runs' :class:`~linflow.SolverSettings`, built once from ``--solver``, ``--rtol``, ``--atol``."""
+    from ..core.settings import SolverSettings
+
+    return SolverSettings(args.solver, rtol=args.rtol, atol=args.atol)
+
+
+def _labelled_study(args, stages: int, desc: str, study) -> tuple:
+    """``study(tick)`` under a progress bar of ``stages`` stages: its Dataset, labelled with the problem and the start,
+    and the wall time."""
+    started = time.perf_counter()
+    bar, tick = _progress(stages, desc)
+    try:
+        ds = study(tick)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    ds.attrs["problem"] = _problem_label(args)
+    ds.attrs["init"] = f"{args.init}(scale={args.scale:g})"
+    return ds, elapsed
+
+
+def cmd_run(args) -> int:
+    from ..core import files as _io
+    from ..studies import overview
+    from .. import plot
+
+    problem, layers = build(args)
+    out = Path(args.out)
+    ds, elapsed = _labelled_study(args, 4, "linflow run", lambda tick: overview.overview(
+        problem, layers, args.etas, args.t1, points=args.points, settings=solver_settings(args), progress=tick))
+    table = overview.summary_table(ds)
+    fig = plot.overview_figure(ds)
+    paths = [_io.write_netcdf(ds, out / "run.nc"), _io.write_figure(fig, out / "run.png")]
+    summary = {**overview.summary(ds), "wall_time_s": round(elapsed, 3)}
+    paths.append(_io.write_json(summary, out / "summary.json"))
+    print(table)
+    if ds.attrs["warnings"]:
+        print(f"\nwarning: {ds.attrs['warnings']}")
+    print(f"\nwall time {elapsed:.1f} s; wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ..core import files as _io
+    from ..studies import comparison
+    from .. import plot
+
+    problem, layers = build(args)
+    spacing = args.t1 / (args.points - 1)
+    etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
+    out = Path(args.out)
+    ds, elapsed = _labelled_study(args, 6 + len(args.orders), "linflow compare", lambda tick: comparison.compare(
+        problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,
+        settings=solver_settings(args), progress=tick))
+    paths = [_io.write_netcdf(ds, out / "compare.nc")]
+    for name, make in plot.COMPARE_FIGURES.items():
+        paths.append(_io.write_figure(make(ds), out / f"{name}.png"))
+    summary = {**comparison.report(ds), "wall_time_s": round(elapsed, 3)}
+    paths.append(_io.write_json(summary, out / "compare_summary.json"))
+    print(comparison.summary_text(ds))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
+def cmd_accuracy(args) -> int:
+    from ..core import files as _io
+    from ..studies import accuracy
+    from .. import plot
+
+    problem, layers, t1 = accuracy.case(args.case, depth=args.depth)
+    if args.t1 is not None:
+        t1 = args.t1
+    tolerances, solvers, scipy_solvers, repeats = args.tolerances, args.solvers, args.scipy, args.repeats
+    out = Path(args.out)
+    started = time.perf_counter()
+    bar, tick = _progress(1 + len(solvers) + len(scipy_solvers), "linflow accuracy")
+    try:
+        ds = accuracy.work_precision(problem, layers, t1, flow=args.flow, solvers=solvers, scipy_solvers=scipy_solvers,
+                                     tolerances=tolerances, repeats=repeats, progress=tick)
+        steps = accuracy.step_sizes(problem, layers, args.steps_t1 or max(t1, STEP_SIZE_HORIZON), max_steps=20_000)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    ds.attrs["case"] = f"{args.case}: {accuracy.CASES[args.case][0]}"
+    paths = [_io.write_netcdf(ds, out / "accuracy.nc"), _io.write_netcdf(steps, out / "step_sizes.nc"),
+             _io.write_figure(plot.work_precision_nfev(ds), out / "work_precision_nfev.png"),
+             _io.write_figure(plot.work_precision_time(ds), out / "work_precision_time.png"),
+             _io.write_figure(plot.step_size_figure(steps), out / "step_size.png")]
+    levels = [k for k in (tolerances[0], tolerances[len(tolerances) // 2], tolerances[-1])]
+    summary = {**accuracy.summary(ds), "wall_time_s": round(elapsed, 3)}
+    paths.append(_io.write_json(summary, out / "accuracy_summary.json"))
+    print(f"case {ds.attrs['case']}\n")
+    print(accuracy.table(ds, levels))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from ..core import files as _io
+    from ..paper import reproduce
+
+    names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
+    if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
+    if args.data is not None and not Path(args.data).exists():
+        raise ValueError(f"--data {args.data} does not exist (a folder with batch*.dat or ethanol.csv, or one such file)")
+    out = Path(args.out)
+    started = time.perf_counter()
+    bar, tick = _progress(len(names), "linflow reproduce")
+    report = {}
+    try:
+        for name in names:
+            t0 = time.perf_counter()
+            ds, summary, figs = reproduce.run(name, data=args.data, quick=args.quick)
+            summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
+            _io.write_netcdf(ds, out / f"{name}.nc")
+            for fname, fig in figs.items():
+                _io.write_figure(fig, out / f"{fname}.png")
+            _io.write_json(summary, out / f"{name}.json")
+            report[name] = summary
+            tick(name)
+    finally:
+        bar.close()
+    for name, summary in report.items():
+        print(f"[{name}] ({summary['wall_time_s']:.0f} s) verdict: {summary['verdict']}\n  paper:    {summary['paper']}\n"
+              f"  measured: {summary['measured']}\n  rule:     {summary['verdict_rule']}\n")
+    data = report[names[0]].get("data")
+    print(f"data: {data if isinstance(data, str) else data[0]}")
+    print(f"wall time {time.perf_counter() - started:.0f} s; wrote {out}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from ..core import files as _io
+    from ..studies import sweeps
+
+    cfg = sweeps.load_config(args.config)
+    store = Path(args.store or cfg["store"])
+    started = time.perf_counter()
+    ds = sweeps.sweep(cfg["grid"], cfg["task"], store, fixed=cfg["fixed"], executor=args.executor,
+                      scheduler=args.scheduler, n_workers=args.workers)
+    elapsed = time.perf_counter() - started
+    if (cfg["task"] == "compare" and "depth" in ds.dims) or (cfg["task"] == "regime" and
+                                                           {"depth", "eta_ratio"} <= set(ds.dims)):
+        figure = _io.write_figure(sweeps.phase_diagram(ds), store / f"{cfg['name']}.png")
+        print(f"phase diagram: {figure}")
+    print(ds)
+    print(f"\ndone {ds.attrs['done']} of {ds.attrs['total']} points, failed {ds.attrs['failed']}; "
+          f"wall time {elapsed:.1f} s ({args.executor}); store {store}")
+    return 0
+
+
+def _problem_label(args) -> str:
+    return f"synthetic(m={args.m}, d={args.d}, p={args.p:g}, weight_decay={args.weight_decay:g}, seed={args.seed})"
+
+
