@@ -4,7 +4,9 @@ Importing linflow enables float64 in JAX (``jax_enable_x64``): every computation
 precision. Nothing else happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on
 first use, so ``import linflow`` and ``linflow --help`` are instant. The public API:
 
-* problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``);
+* problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``); matrix sensing
+  and completion: :class:`SensingProblem`, :class:`CompletionProblem`, :mod:`linflow.sensing` (``sensing``,
+  ``completion``, ``low_rank_target``, ``random_mask``);
 * networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
   :func:`end_to_end`, :func:`imbalance`, :func:`balancedness`;
 * vector fields as modules with diffrax's ``(t, y, args)`` signature: :class:`LayerFlow`,
@@ -56,12 +58,15 @@ _SUBMODULES = {
     "datasets": "core.datasets", "descent": "core.descent", "exact": "core.exact", "fields": "core.fields",
     "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
     "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
+    "sensing": "core.sensing",
     "sweeps": "studies.sweeps", "trajectory": "core.trajectory",
 }
 
 # public name -> the submodule that defines it
 _ATTRIBUTES = {
     "Problem": "problems",
+    "SensingProblem": "sensing",
+    "CompletionProblem": "sensing",
     "Trajectory": "trajectory",
     "STATUSES": "trajectory",
     "SOLVERS": "integrate",
@@ -130,7 +135,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from . import plot
     from .core import (central, curvature, datasets, descent, exact, fields, init, integrate, linalg, problems,
-                       trajectory)
+                       sensing, trajectory)
     from .core.central import CentralFlow, central_flow
     from .core.curvature import hessian_extremes, sharpness, smallest_eigenvalue
     from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
@@ -138,6 +143,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
                               hessian_vector_product, layer_field, layer_gradients, modified_field_1, modified_field_2,
                               network_gradient, network_loss)
     from .core.init import balancedness, end_to_end, imbalance
+    from .core.sensing import CompletionProblem, SensingProblem
     from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,
                               psd_powers)

@@ -36,5 +36,8 @@ INITS = ("balanced", "near_zero", "identity")
 #: the problems by name (:func:`linflow.core.specs.problem`): ``synthetic`` (``problems.synthetic(m, d, p,
 #: weight_decay, seed)``), ``whitened`` (``X^T X / m = I`` exactly, one output, target norm 2:
 #: ``problems.whitened([2.0], d, 1, m=max(m, d))``) and ``gas_sensor`` (the UCI Ethanol problem from the files at
-#: ``data``, standardized; ``m`` and ``d`` are the data's)
-PROBLEMS = ("synthetic", "whitened", "gas_sensor")
+#: ``data``, standardized; ``m`` and ``d`` are the data's), ``sensing`` and ``completion`` (``m`` Gaussian measurements
+#: or random entries of a ``(d, d)`` target with singular values ``SENSING_SINGULAR_VALUES[:d]``:
+#: ``sensing.sensing`` / ``sensing.completion``)
+PROBLEMS = ("synthetic", "whitened", "gas_sensor", "sensing", "completion")
+SENSING_SINGULAR_VALUES = (3.0, 1.0, 0.3)

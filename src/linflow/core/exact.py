@@ -22,7 +22,6 @@ import numpy as np
 from scipy import integrate, optimize
 
 from . import checks as _checks
-from .init import target_svd
 from .problems import Problem
 
 __all__ = ["singular_value", "time_to_reach", "end_to_end", "scalar_field"]
@@ -139,7 +138,8 @@ def singular_value(t, s: float, sigma0: float, depth: int, weight_decay: float =
 def end_to_end(problem: Problem, depth: int, sigma0, ts) -> np.ndarray:
     """Exact ``W_e(t) = U diag(sigma(t)) V^T`` from :func:`linflow.init.aligned`'s start, shape ``(n, k, d)``.
 
-    Needs ``p = 2`` and whitened inputs (``X^T X / m = I``); ``sigma0`` as in ``init.aligned``.
+    Needs ``L1(W) = (1/2) ||W - Phi||_F^2 + const`` (``problem.whitened_target``: whitened inputs, ``p = 2``; or
+    completion with every entry observed); ``sigma0`` as in ``init.aligned``.
 
     Examples:
         >>> from linflow import problems
@@ -149,10 +149,12 @@ def end_to_end(problem: Problem, depth: int, sigma0, ts) -> np.ndarray:
     """
     if problem.p != 2.0:
         raise ValueError(f"exact solutions need p = 2, got p = {problem.p}")
-    xx = np.asarray(problem.xx)
-    if not np.allclose(xx, np.eye(problem.d), rtol=0, atol=1e-12):
-        raise ValueError("exact solutions need whitened inputs, X^T X / m = I (see linflow.problems.whitened)")
-    U, s, V = target_svd(problem)
+    phi = problem.whitened_target
+    if phi is None:
+        raise ValueError("exact solutions need L1(W) = (1/2) ||W - Phi||_F^2 + const: whitened inputs, X^T X / m = I "
+                         "(see linflow.problems.whitened), or a completion problem observing every entry")
+    U, s, Vt = np.linalg.svd(phi, full_matrices=False)
+    V = Vt.T
     sig0 = np.broadcast_to(np.asarray(sigma0, dtype=np.float64), s.shape)
     ts = np.asarray(ts, dtype=np.float64)
     lam = float(problem.weight_decay)

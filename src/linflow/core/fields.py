@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from .init import end_to_end, imbalance
-from .linalg import apply_preconditioner
+from .linalg import apply_preconditioner, matrix_root, root_power, root_preconditioned
 from .problems import Problem
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "claim2_field",
     "network_loss",
     "END_TO_END_FORMS",
+    "END_TO_END_STATES",
+    "root_field",
 ]
 
 
@@ -218,36 +220,64 @@ class LayerFlow(eqx.Module):
         return observe_layers(self.problem, ys)
 
 
-class EndToEndFlow(eqx.Module):
-    """End-to-end flow of ACH18 Theorem 1 (``form='general'``) or Claim 2 (``'claim2'``, ``k = 1``); state ``W_e``.
+def root_field(problem: Problem, Theta: jax.Array, depth: int) -> jax.Array:
+    """Theorem 1 on the root state ``Theta`` (``W_e = U diag(theta^N) V^T`` for ``Theta = U diag(theta) V^T``):
+    ``dTheta/dt = -lambda Theta - root_preconditioned(Theta, dL1/dW(W_e))`` (:func:`linflow.linalg.root_preconditioned`),
+    whose ``W_e`` moves exactly as :func:`end_to_end_field` says."""
+    return -problem.weight_decay * Theta - root_preconditioned(Theta, problem.grad(root_power(Theta, depth)), depth)
 
-    ``form='auto'`` picks Claim 2's O(d) form when the problem has one output.
+
+END_TO_END_STATES = ("dense", "root")
+
+
+class EndToEndFlow(eqx.Module):
+    """End-to-end flow of ACH18 Theorem 1 (``form='general'``) or Claim 2 (``'claim2'``, ``k = 1``).
+
+    ``form='auto'`` picks Claim 2's O(d) form when the problem has one output. ``state='dense'`` integrates ``W_e``
+    itself; ``state='root'`` integrates ``Theta = U diag(s^(1/N)) V^T`` (:func:`root_field`, the general form), whose
+    weak modes keep the relative accuracy of the layers'. From a small start the dense state fails: its entries sit
+    below the solver's absolute tolerance, and a weak mode beside a strong one at the strong one's rounding level
+    (docs/math.md section 10); from ``alpha = 1e-10`` its escape times are off by up to 3e-4 (measured, N = 2),
+    the root state's by 1e-9. ``observe`` gives ``W_e`` in both. The root state's derivative goes through an SVD:
+    explicit solvers only.
     """
 
     problem: Problem
     depth: int = eqx.field(static=True)
     form: str = eqx.field(static=True)
+    state: str = eqx.field(static=True)
     kind: ClassVar[str] = "end_to_end_flow"
     discrete_kind: ClassVar[str] = "end_to_end_descent"
 
-    def __init__(self, problem: Problem, depth: int, form: str = "auto"):
+    def __init__(self, problem: Problem, depth: int, form: str = "auto", state: str = "dense"):
+        if state not in END_TO_END_STATES:
+            raise ValueError(f"state must be one of {', '.join(map(repr, END_TO_END_STATES))}; got {state!r}")
         if form == "auto":
-            form = "claim2" if problem.k == 1 else "general"
+            form = "claim2" if problem.k == 1 and state == "dense" else "general"
         if form not in END_TO_END_FORMS:
             raise ValueError(f"form must be one of 'auto', {', '.join(map(repr, END_TO_END_FORMS))}; got {form!r}")
         if form == "claim2" and problem.k != 1:
             raise ValueError(f"form='claim2' needs k = 1 output, the problem has k = {problem.k}")
-        self.problem, self.depth, self.form = problem, depth, form
+        if form == "claim2" and state == "root":
+            raise ValueError("state='root' integrates the general form (Theorem 1); Claim 2's form keeps W_e dense")
+        self.problem, self.depth, self.form, self.state = problem, depth, form, state
 
     def __call__(self, t, y, args=None):
+        if self.state == "root":
+            return root_field(self.problem, y, self.depth)
         return END_TO_END_FORMS[self.form](self.problem, y, self.depth)
 
     def depth_of(self, y) -> int:
         return self.depth
 
+    def start(self, W_e0):
+        """The state of ``W_e0``: itself (dense) or its root (:func:`linflow.linalg.matrix_root`)."""
+        return W_e0 if self.state == "dense" else matrix_root(W_e0, self.depth)
+
     def observe(self, ys):
-        """``(W_e, loss, None)``: the state is ``W_e`` (a balanced network has no imbalance)."""
-        return ys, jax.vmap(self.problem.loss)(ys), None
+        """``(W_e, loss, None)`` (a balanced network has no imbalance)."""
+        w_e = ys if self.state == "dense" else jax.vmap(lambda y: root_power(y, self.depth))(ys)
+        return w_e, jax.vmap(self.problem.loss)(w_e), None
 
 
 class ModifiedFlow(eqx.Module):

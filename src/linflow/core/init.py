@@ -18,6 +18,7 @@ from .problems import Problem, orthonormal
 
 __all__ = [
     "balanced",
+    "factorize",
     "near_zero",
     "identity",
     "aligned",
@@ -100,8 +101,12 @@ def identity(dims, std: float = 0.0, seed: int = 0) -> tuple[jax.Array, ...]:
 
 
 def target_svd(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD ``Phi = U diag(s) V^T`` of the target ``Phi = Y^T X / m`` (NumPy, deterministic)."""
-    U, s, Vt = np.linalg.svd(np.asarray(problem.yx), full_matrices=False)
+    """Thin SVD ``Phi = U diag(s) V^T`` of the problem's target (``Phi = Y^T X / m`` for regression, ``W*`` for sensing
+    and completion; NumPy, deterministic)."""
+    if problem.target is None:
+        raise ValueError(f"an aligned start needs a target matrix; this {type(problem).__name__} has none "
+                         "(build it with target=W*)")
+    U, s, Vt = np.linalg.svd(np.asarray(problem.target), full_matrices=False)
     return U, s, Vt.T
 
 
@@ -143,6 +148,29 @@ def aligned(problem: Problem, depth: int, sigma0, *, widths=None, seed: int | No
     _checks.dims((problem.d, *widths, problem.k))
     rng = None if seed is None else np.random.default_rng(seed)
     return _balanced_factors(U, sig, V, widths, rng)
+
+
+def factorize(W_e, depth: int, *, widths=None, seed: int | None = None) -> tuple[jax.Array, ...]:
+    """Exactly balanced layers whose product is ``W_e`` (its thin SVD ``U diag(s) V^T``; each layer has singular
+    values ``s^(1/N)``). ``widths`` default to ``max(d, k)``; ``seed`` picks random orthonormal hidden bases
+    (``None``: coordinate bases).
+
+    Examples:
+        >>> import numpy as np
+        >>> W = np.array([[1.0, 2.0], [0.0, 1e-8]])
+        >>> layers = factorize(W, 3)
+        >>> bool(np.allclose(end_to_end(layers), W, rtol=0, atol=1e-15)), float(imbalance(layers)) < 1e-15
+        (True, True)
+    """
+    W = _checks.finite_matrix("W_e", W_e, ndim=2)
+    depth = _checks.integer("depth", depth, minimum=1)
+    k, d = W.shape
+    widths = (max(d, k),) * (depth - 1) if widths is None else tuple(widths)
+    if len(widths) != depth - 1:
+        raise ValueError(f"widths must hold depth - 1 = {depth - 1} hidden widths, got {widths}")
+    _checks.dims((d, *widths, k))
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    return _balanced_factors(U, s, Vt.T, widths, None if seed is None else np.random.default_rng(seed))
 
 
 def end_to_end(layers) -> jax.Array:

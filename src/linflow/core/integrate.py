@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checks as _checks, runs as _runs
-from .settings import SOLVERS, SolverSettings, SolverSpec, flat_solve, result_code, settings_from, solver_stats
+from .settings import (SOLVERS, SolverSettings, SolverSpec, flat_solve, require_explicit, result_code, settings_from,
+                       solver_stats)
 from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
@@ -156,14 +157,17 @@ def gradient_flow(problem: Problem, layers0, t1, **options) -> Trajectory:
     return solve(LayerFlow(problem), layers0, t1, **options)
 
 
-def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str = "auto", **options) -> Trajectory:
+def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str = "auto", state: str = "dense",
+                    **options) -> Trajectory:
     """End-to-end flow of ACH18 Theorem 1 (Claim 2 form when ``k = 1`` and ``form='auto'``).
 
     ``dW_e/dt = -lambda N W_e - sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
 
     ``W_e0`` is a ``(k, d)`` matrix, or layers (then ``depth`` may be ``None``; a warning gives the
     measured imbalance if they are not balanced, since Theorem 1 assumes they are). ``form`` is
-    ``auto``, ``general`` or ``claim2``.
+    ``auto``, ``general`` or ``claim2``. ``state='root'`` integrates ``Theta = U diag(s^(1/N)) V^T`` instead of ``W_e``
+    (:class:`~linflow.EndToEndFlow`): use it from a small start, where the dense state loses the weak modes'
+    relative accuracy (explicit solvers).
     {options}
     Examples:
         >>> import numpy as np, linflow
@@ -175,7 +179,12 @@ def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str 
     """
     problem = _runs.check_problem(problem)
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
-    return solve(EndToEndFlow(problem, depth, form), W0, t1, **options)
+    field = EndToEndFlow(problem, depth, form, state)
+    if state == "root":
+        settings = options.get("settings")
+        require_explicit("state='root' (its derivative goes through an SVD with repeated singular values)",
+                         options.get("solver", "tsit5") if settings is None else settings.solver)
+    return solve(field, field.start(W0), t1, **options)
 
 
 def modified_flow(problem: Problem, layers0, eta, t1, *, order: int = 1, **options) -> Trajectory:

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["psd_power", "psd_powers", "gram_powers", "apply_preconditioner", "preconditioner",
-           "preconditioner_eigenvalues"]
+           "preconditioner_eigenvalues", "matrix_root", "root_power", "root_preconditioned", "effective_rank"]
 
 
 def _eig(A: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -197,6 +197,72 @@ def _preconditioned_jvp(depth, primals, tangents):
         if p:
             dP = dP + (_pow(lam_l, q)[:, None] * Gt) @ (_divided_difference(lam_r, p) * dR)
     return U @ (C * Gt) @ V.T, U @ dP @ V.T
+
+
+def matrix_root(W, depth: int):
+    """``Theta = U diag(s^(1/N)) V^T`` for ``W = U diag(s) V^T``: the root state of the end-to-end flow (NumPy).
+
+    ``W = Theta (Theta^T Theta)^((N-1)/2)`` (:func:`root_power`); a balanced network's layers have singular values
+    ``s^(1/N)``, and so does ``Theta``: a weak mode ``s = 1e-10`` is stored as ``1e-10^(1/N)``, with the relative
+    accuracy the layer flow has (docs/math.md section 10)."""
+    U, s, Vt = np.linalg.svd(np.asarray(W, dtype=np.float64), full_matrices=False)
+    return (U * s ** (1.0 / depth)) @ Vt
+
+
+def root_power(Theta: jax.Array, depth: int) -> jax.Array:
+    """``W_e = U diag(theta^N) V^T`` for ``Theta = U diag(theta) V^T`` (inverse of :func:`matrix_root`)."""
+    if depth == 1:
+        return Theta
+    U, th, Vt = jnp.linalg.svd(Theta, full_matrices=False)
+    return (U * th**depth) @ Vt
+
+
+def root_preconditioned(Theta: jax.Array, G: jax.Array, depth: int) -> jax.Array:
+    """The velocity of the root state ``Theta`` that moves ``W_e = root_power(Theta)`` by ``P_{W_e}(G)``.
+
+    In the singular basis of ``Theta = U diag(theta) V^T`` (``theta`` padded with zeros), with ``Ghat = U^T G V``:
+    ``P`` is ``C o Ghat``, ``C_ab = sum_j theta_a^(2(j-1)) theta_b^(2(N-j))``, and the derivative of ``theta -> theta^N``
+    acts on the symmetric part by ``f_s = (theta_a^N - theta_b^N) / (theta_a - theta_b)`` and on the antisymmetric part
+    by ``f_a = (theta_a^N + theta_b^N) / (theta_a + theta_b)``, so the velocity is
+    ``U ((C / f_s) o sym(Ghat) + (C / f_a) o skew(Ghat)) V^T`` (outside the square block ``f_s = f_a``). Every ratio is
+    a quotient of sums of positive terms: no cancellation, whatever the spread of ``theta``. Derivatives: autodiff
+    through the SVD (explicit solvers; the dense state has the custom derivative that implicit solvers need)."""
+    N = depth
+    if N == 1:
+        return G
+    k, d = Theta.shape
+    U, th, Vt = jnp.linalg.svd(Theta, full_matrices=True)
+    r = th.shape[0]
+    a = jnp.zeros(k, Theta.dtype).at[:r].set(th)[:, None]
+    b = jnp.zeros(d, Theta.dtype).at[:r].set(th)[None, :]
+    C = sum(a ** (2 * (j - 1)) * b ** (2 * (N - j)) for j in range(1, N + 1))
+    f_s = sum(a**c * b ** (N - 1 - c) for c in range(N))
+    plus = a + b
+    f_a = (a**N + b**N) / jnp.where(plus > 0, plus, 1.0)
+    ratio_s = jnp.where(f_s > 0, C / jnp.where(f_s > 0, f_s, 1.0), 0.0)
+    ratio_a = jnp.where(f_a > 0, C / jnp.where(f_a > 0, f_a, 1.0), 0.0)
+    Gh = U.T @ G @ Vt.T
+    B = ratio_s * Gh
+    S = Gh[:r, :r]
+    B = B.at[:r, :r].set(ratio_s[:r, :r] * (S + S.T) / 2 + ratio_a[:r, :r] * (S - S.T) / 2)
+    return U @ B @ Vt
+
+
+def effective_rank(W: jax.Array) -> jax.Array:
+    """Roy & Vetterli's (2007) effective rank ``exp(-sum_i p_i log p_i)``, ``p_i = sigma_i / sum_j sigma_j`` (``0 log 0
+    = 0``): 1 for a rank-one matrix, ``r`` for ``r`` equal singular values, in between otherwise; 0 for ``W = 0``.
+    Batch axes allowed.
+
+    Examples:
+        >>> import numpy as np
+        >>> round(float(effective_rank(np.diag([2.0, 2.0, 0.0]))), 12)
+        2.0
+    """
+    s = jnp.linalg.svd(jnp.asarray(W), compute_uv=False)
+    total = jnp.sum(s, axis=-1, keepdims=True)
+    p = s / jnp.where(total > 0, total, 1.0)
+    entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
+    return jnp.where(total[..., 0] > 0, jnp.exp(entropy), 0.0)
 
 
 def preconditioner(W: jax.Array, depth: int) -> jax.Array:

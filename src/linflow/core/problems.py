@@ -1,4 +1,5 @@
-r"""Regression problems: the lp loss of a linear map and the built-in data sets.
+r"""Problems: what every run needs of a loss (:class:`AbstractProblem`), lp regression (:class:`Problem`) and the
+built-in regression data sets. Matrix sensing and completion are in :mod:`linflow.core.sensing`.
 
 The loss of a linear map ``W`` (shape ``(k, d)``) on data ``X`` (``(m, d)``), ``Y`` (``(m, k)``) is
 
@@ -11,6 +12,8 @@ with gradient ``(1/m) sum_i s_i x_i^T``, ``s_i = sign(r_i) |r_i|^(p-1)``, ``r_i 
 
 from __future__ import annotations
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -18,10 +21,77 @@ import numpy as np
 
 from . import checks as _checks
 
-__all__ = ["Problem", "synthetic", "whitened", "two_point"]
+__all__ = ["AbstractProblem", "Problem", "lp_loss", "lp_derivative", "synthetic", "whitened", "two_point"]
 
 
-class Problem(eqx.Module):
+def lp_loss(r: jax.Array, p: float) -> jax.Array:
+    """``sum_i (1/p) |r_i|^p`` over every entry of the residuals ``r``."""
+    return jnp.sum(jnp.abs(r) ** p) / p
+
+
+def lp_derivative(r: jax.Array, p: float) -> jax.Array:
+    """``d/dr (1/p) |r|^p = sign(r) |r|^(p-1)``, entrywise (``r^(p-1)`` for even ``p``: smooth everywhere)."""
+    if p == 2.0:
+        return r
+    if p == 1.0:
+        return jnp.sign(r)
+    if float(p).is_integer() and int(p) % 2 == 0:
+        return r ** int(p - 1)
+    return jnp.sign(r) * jnp.abs(r) ** (p - 1.0)
+
+
+class AbstractProblem(eqx.Module):
+    """What every run needs of a problem: the data term ``L1(W)`` of the end-to-end matrix ``W`` (shape ``(k, d)``),
+    its gradient, the shapes, the loss exponent ``p`` and the weight decay ``lambda`` on the layers.
+
+    Theorem 1 holds for any differentiable ``L1`` of ``W_e``, so the flows, GD, Eq. 10, the central flow and the studies
+    take any subclass: :class:`Problem` (lp regression), :class:`~linflow.core.sensing.SensingProblem` and
+    :class:`~linflow.core.sensing.CompletionProblem`. ``target`` is the matrix an aligned start takes its singular
+    vectors from (``None`` where there is none).
+    """
+
+    weight_decay: eqx.AbstractVar[jax.Array]
+    p: eqx.AbstractVar[float]
+
+    @property
+    @abc.abstractmethod
+    def d(self) -> int:
+        """Input dimension (columns of ``W``)."""
+
+    @property
+    @abc.abstractmethod
+    def k(self) -> int:
+        """Output dimension (rows of ``W``)."""
+
+    @property
+    @abc.abstractmethod
+    def m(self) -> int:
+        """Number of samples, measurements or observed entries."""
+
+    @property
+    def target(self) -> jax.Array | None:
+        return None
+
+    @property
+    def whitened_target(self) -> np.ndarray | None:
+        """``Phi`` where ``L1(W) = (1/2) ||W - Phi||_F^2 + const`` exactly (the setting of the closed-form solutions,
+        docs/math.md section 4), else ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def loss(self, W: jax.Array) -> jax.Array:
+        """``L1(W)`` (no weight decay)."""
+
+    @abc.abstractmethod
+    def grad(self, W: jax.Array) -> jax.Array:
+        """``dL1/dW``, shape ``(k, d)``."""
+
+    def _check_shape(self, W) -> None:
+        if np.shape(W) != (self.k, self.d):
+            raise ValueError(f"W must have shape (k, d) = ({self.k}, {self.d}), got {np.shape(W)}")
+
+
+class Problem(AbstractProblem):
     """An lp regression problem ``L1(W)`` with weight decay ``lambda`` on the network's layers.
 
     Args:
@@ -86,9 +156,17 @@ class Problem(eqx.Module):
         """Output dimension."""
         return self.Y.shape[1]
 
-    def _check_shape(self, W) -> None:
-        if np.shape(W) != (self.k, self.d):
-            raise ValueError(f"W must have shape (k, d) = ({self.k}, {self.d}), got {np.shape(W)}")
+    @property
+    def target(self) -> jax.Array:
+        """``Phi = Y^T X / m``: the minimizer of the l2 loss when ``X^T X / m = I`` (whitened inputs)."""
+        return self.yx
+
+    @property
+    def whitened_target(self) -> np.ndarray | None:
+        """``Phi = Y^T X / m`` when ``p = 2`` and ``X^T X / m = I`` (to 1e-12), else ``None``."""
+        if self.p != 2.0 or not np.allclose(np.asarray(self.xx), np.eye(self.d), rtol=0, atol=1e-12):
+            return None
+        return np.asarray(self.yx)
 
     def residuals(self, W: jax.Array) -> jax.Array:
         """``R = X W^T - Y``, shape ``(m, k)``: row i is ``r_i = W x_i - y_i``."""
@@ -102,8 +180,7 @@ class Problem(eqx.Module):
         if self.p == 2.0:
             # (1/2) tr(W Sxx W^T) - tr(Syx W^T) + (1/2) tr(Syy)
             return 0.5 * jnp.sum((W @ self.xx) * W) - jnp.sum(self.yx * W) + 0.5 * jnp.trace(self.yy)
-        r = self.residuals(W)
-        return jnp.sum(jnp.abs(r) ** self.p) / (self.p * self.m)
+        return lp_loss(self.residuals(W), self.p) / self.m
 
     def grad(self, W: jax.Array) -> jax.Array:
         """``dL1/dW = (1/m) sum_i sign(r_i) |r_i|^(p-1) x_i^T``, shape ``(k, d)``."""
@@ -111,14 +188,7 @@ class Problem(eqx.Module):
         W = jnp.asarray(W)
         if self.p == 2.0:
             return W @ self.xx - self.yx
-        r = self.residuals(W)
-        if self.p == 1.0:
-            s = jnp.sign(r)
-        elif float(self.p).is_integer() and int(self.p) % 2 == 0:
-            s = r ** int(self.p - 1)  # even p: sign(r)|r|^(p-1) = r^(p-1), smooth everywhere
-        else:
-            s = jnp.sign(r) * jnp.abs(r) ** (self.p - 1.0)
-        return s.T @ self.X / self.m
+        return lp_derivative(self.residuals(W), self.p).T @ self.X / self.m
 
 
 def synthetic(

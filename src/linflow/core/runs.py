@@ -15,15 +15,16 @@ import numpy as np
 
 from . import checks as _checks
 from .init import end_to_end, imbalance
-from .problems import Problem
+from .problems import AbstractProblem, Problem
 from .trajectory import Trajectory
 
 IMBALANCE_WARN = 1e-6  # relative imbalance above which an end-to-end run from layers warns
 
 
-def check_problem(problem) -> Problem:
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be a linflow.Problem, got {type(problem).__name__}")
+def check_problem(problem) -> AbstractProblem:
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError("problem must be a linflow.Problem (regression), SensingProblem or CompletionProblem (any "
+                        f"linflow.core.problems.AbstractProblem), got {type(problem).__name__}")
     return problem
 
 

@@ -23,7 +23,7 @@ from . import checks as _checks
 from .catalog import FLOW_TOLERANCES
 from .trajectory import STATUSES
 
-__all__ = ["SolverSpec", "SOLVERS", "SolverSettings", "result_code", "resolve_solver", "require_adaptive",
+__all__ = ["SolverSpec", "SOLVERS", "SolverSettings", "result_code", "resolve_solver", "require_adaptive", "require_explicit",
            "settings_from", "flat_solve", "solver_stats"]
 
 
@@ -186,6 +186,13 @@ def require_adaptive(who: str, solver) -> None:
     needs an adaptive one (its step record, or its events located on the dense output)."""
     if not _is_adaptive(solver):
         raise ValueError(f"{who} needs an adaptive solver; solver {resolve_solver(solver)[1]!r} takes fixed steps")
+
+
+def require_explicit(who: str, solver) -> None:
+    """Raise where ``solver`` is implicit (its Newton iterations need a Jacobian that ``who`` cannot give)."""
+    solver_object, name, spec = resolve_solver(solver)
+    if (spec.implicit if spec is not None else isinstance(solver_object, diffrax.AbstractImplicitSolver)):
+        raise ValueError(f"{who} needs an explicit solver; solver {name!r} is implicit")
 
 
 def _is_adaptive(solver) -> bool:

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import datasets, init, problems
-from .catalog import INITS, PROBLEMS
-from .problems import Problem
+from . import datasets, init, problems, sensing
+from .catalog import INITS, PROBLEMS, SENSING_SINGULAR_VALUES
+from .problems import AbstractProblem
 
 __all__ = ["problem", "start"]
 
 
 def problem(kind: str = "synthetic", *, m: int = 2000, d: int = 32, p: float = 2.0, weight_decay: float = 0.0,
-            seed: int = 0, data=None) -> Problem:
-    """The Problem named ``kind``: ``synthetic`` (:func:`linflow.problems.synthetic` with ``m, d``), ``whitened``
-    (one output, target singular value 2, ``X^T X / m = I`` with ``max(m, d)`` samples) or ``gas_sensor`` (the UCI
-    Ethanol problem from the files at ``data``, standardized; its ``m`` and ``d`` are the data's)."""
+            seed: int = 0, data=None) -> AbstractProblem:
+    """The problem named ``kind``: ``synthetic`` (:func:`linflow.problems.synthetic` with ``m, d``), ``whitened``
+    (one output, target singular value 2, ``X^T X / m = I`` with ``max(m, d)`` samples), ``gas_sensor`` (the UCI
+    Ethanol problem from the files at ``data``, standardized; its ``m`` and ``d`` are the data's), ``sensing`` (``m``
+    Gaussian measurements) or ``completion`` (``m`` random entries, ``m <= d^2``) of a ``(d, d)`` target with singular
+    values :data:`~linflow.core.catalog.SENSING_SINGULAR_VALUES` (the first ``d``)."""
+    if kind in ("sensing", "completion"):
+        build = sensing.sensing if kind == "sensing" else sensing.completion
+        return build(SENSING_SINGULAR_VALUES[:d], d, m, p=p, weight_decay=weight_decay, seed=seed)
     if kind == "whitened":
         return problems.whitened([2.0], d, 1, m=max(m, d), p=p, weight_decay=weight_decay, seed=seed)
     if kind == "gas_sensor":
@@ -32,7 +37,7 @@ def problem(kind: str = "synthetic", *, m: int = 2000, d: int = 32, p: float = 2
     return problems.synthetic(m=m, d=d, p=p, weight_decay=weight_decay, seed=seed)
 
 
-def start(prob: Problem, depth: int, widths: Sequence[int] | None = None, init_kind: str = "balanced",
+def start(prob: AbstractProblem, depth: int, widths: Sequence[int] | None = None, init_kind: str = "balanced",
           scale: float = 0.2, seed: int = 0) -> tuple:
     """The layers of a depth-``depth`` network on ``prob`` (dims ``(d, *widths, k)``; default hidden width 16) from
     the initialization ``init_kind``: ``balanced`` (``scale`` the spectral norm of each layer), ``near_zero`` or

@@ -91,6 +91,9 @@ def catapult_sweep(problem: Problem, layers0, eta_lambda0, steps: int = 2000, *,
     ``kernel_change`` (``max_k |lambda_k / lambda_0 - 1|``); attributes ``lambda0``, the thresholds
     ``2 / lambda0`` and ``4 / lambda0``, the rule.
     """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"catapult_sweep needs a regression linflow.Problem (the uv model: uv_model()), got "
+                        f"{type(problem).__name__}")
     etas_scaled = np.asarray(eta_lambda0, dtype=float)
     if etas_scaled.ndim != 1 or etas_scaled.size == 0 or np.any(~(etas_scaled > 0)):
         raise ValueError(f"eta_lambda0 must be a 1-d list of positive numbers (eta * lambda_0), got {eta_lambda0!r}")

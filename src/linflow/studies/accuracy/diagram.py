@@ -70,7 +70,7 @@ class CountedField(eqx.Module):
 
 def _aligned_sigma0(problem: Problem, w_e0: np.ndarray, depth: int) -> np.ndarray | None:
     """``sigma0`` if ``W_e0 = U diag(sigma0) V^T`` on the target's singular vectors and a closed form applies."""
-    if problem.p != 2.0 or not np.allclose(np.asarray(problem.xx), np.eye(problem.d), rtol=0, atol=1e-12):
+    if problem.whitened_target is None:
         return None
     if float(problem.weight_decay) > 0 and depth >= 3:
         return None

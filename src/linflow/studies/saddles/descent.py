@@ -1,0 +1,123 @@
+"""Gradient descent from a small start against the flow: the shift of each escape with the step eta (its fitted
+order), plateaus that GD merges, the balancedness GD loses on the way, and the cost (GD's steps against an adaptive
+solver's to the same escapes)."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ...core import init, problems
+from ...core.descent import EulerRule
+from ...core.fields import LayerFlow
+from ...core.settings import SolverSettings
+from .flows import ESCAPE_RULE, escape_times, exact_escape_times
+
+__all__ = ["gd_escapes", "MERGE_RULE", "ORDER_RULE"]
+
+HORIZON = 1.2  # GD runs to 1.2 times the flow's last escape: a run that diverges after escaping is caught
+MERGE_RULE = ("GD merges plateau j (between escapes j and j + 1) when it spends less than 10% of the flow's time "
+              "there")
+ORDER_RULE = "least-squares slope of log |t_GD - t_flow| against log eta over the etas whose GD run reached every escape"
+
+
+@eqx.filter_jit
+def _gd_passages(problem, layers0, eta, levels, max_steps):
+    """GD for ``max_steps`` steps or to a non-finite step: ``(times, steps, finite, unstable_at, last layers)``; a
+    passage between iterates ``k`` and ``k + 1`` is placed at ``t = eta (k + f)``, ``f`` linear in the singular value;
+    ``unstable_at`` is the first step whose loss is above ``L(0)`` after an earlier one fell below it (-1: none)."""
+    rule = EulerRule(LayerFlow(problem))
+    r = levels.shape[0]
+    loss0 = problem.loss(init.end_to_end(layers0))
+
+    def values(y):
+        return jnp.linalg.svd(init.end_to_end(y), compute_uv=False)[:r]
+
+    def cond(c):
+        return (c[0] < max_steps) & c[4]
+
+    def body(c):
+        k, y, sv, times, _, below, unstable_at = c
+        y1 = rule(y, eta)
+        sv1 = values(y1)
+        loss = problem.loss(init.end_to_end(y1))
+        finite = jnp.all(jnp.isfinite(sv1)) & jnp.isfinite(loss)
+        f = jnp.clip((levels - sv) / jnp.where(sv1 > sv, sv1 - sv, 1.0), 0.0, 1.0)
+        times = jnp.where(jnp.isinf(times) & (sv1 >= levels) & finite, eta * (k + f), times)
+        unstable_at = jnp.where((unstable_at < 0) & below & (loss > loss0), k + 1, unstable_at)
+        y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), y1, y)
+        return k + 1, y1, sv1, times, finite, below | (loss < loss0), unstable_at
+
+    start = (jnp.asarray(0), layers0, values(layers0), jnp.full(r, jnp.inf), jnp.asarray(True), jnp.asarray(False),
+             jnp.asarray(-1))
+    k, y, _, times, finite, _, unstable_at = jax.lax.while_loop(cond, body, start)
+    return times, k, finite, unstable_at, y
+
+
+def _status(times, k, finite, unstable_at, eta) -> str:
+    if not finite:
+        return f"diverged at step {k} (t = {k * eta:.6g})"
+    if unstable_at >= 0:
+        return f"unstable from step {unstable_at}: the loss rose above L(0) after falling below it"
+    if not np.all(np.isfinite(times)):
+        return f"not every escape within {k} steps (t = {k * eta:.6g})"
+    return "ok"
+
+
+def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1e-6, etas=(0.1, 0.05, 0.02, 0.01),
+               *, seed: int = 0, max_steps: int = 5_000_000, solvers=("tsit5", "kvaerno5")) -> xr.Dataset:
+    """GD with each step ``eta`` from the aligned small start against the flow's closed-form escapes.
+
+    Per eta: GD run to ``1.2`` times the flow's last escape (a non-finite step there: ``diverged``; a loss above
+    ``L(0)`` after falling below it: ``unstable``; such a run is excluded from every fit and reported in words), its
+    escape times (:data:`linflow.studies.saddles.ESCAPE_RULE`, interpolated between iterates), their
+    shift from the flow's, GD's plateau durations and the plateaus it merges (:data:`MERGE_RULE`), the imbalance
+    ``max_j ||D_j||_F / max_j ||W_j||_F^2`` at the horizon (the flow conserves ``D_j = 0``), the steps to its last escape; per
+    mode the fitted order of the shift in eta (:data:`ORDER_RULE`); and the cost: each adaptive solver's steps (at
+    rtol 1e-8, atol 1e-10) along the layer flow to the same escapes, and GD's steps over them.
+    """
+    s = np.sort(np.asarray(singular_values, dtype=float))[::-1]
+    problem = problems.whitened(s, seed=seed)
+    layers0 = init.aligned(problem, depth, alpha)
+    flow_t = exact_escape_times(s, alpha, depth)
+    etas = np.sort(np.asarray(etas, dtype=float))[::-1]
+    if etas.size == 0 or np.any(etas <= 0):
+        raise ValueError(f"etas must be positive learning rates, got {etas}")
+    horizon = HORIZON * flow_t[-1]
+    runs = [_gd_passages(problem, layers0, jnp.asarray(e), jnp.asarray(s / 2),
+                         jnp.asarray(int(min(max_steps, np.ceil(horizon / e))))) for e in etas]  # one compilation
+    times, steps, finite, unstable_at = (np.array([np.asarray(r[i]) for r in runs]) for i in range(4))
+    last = tuple(jnp.stack([r[4][j] for r in runs]) for j in range(depth))
+    status = np.array([_status(*row) for row in zip(times, steps, finite, unstable_at, etas)])
+    steps = np.array([int(np.ceil(t[-1] / e)) if np.isfinite(t[-1]) else k for t, k, e in zip(times, steps, etas)])
+    imbalance = np.asarray(init.imbalance(last)) / np.max([np.max(np.sum(np.asarray(w) ** 2, axis=(1, 2)))
+                                                           for w in last], axis=0)
+    shift = times - flow_t[None]
+    gd_plateau, flow_plateau = np.diff(times, axis=1), np.diff(flow_t)
+    cost = {}
+    for name in solvers:
+        out = escape_times(problem, layers0, 1.2 * flow_t[-1], settings=SolverSettings(name, rtol=1e-8, atol=1e-10,
+                                                                                     max_steps=max_steps))
+        cost[name] = out["num_steps"] if out["status"] == "ok" else -1
+    ok = status == "ok"
+    order = [float(np.polyfit(np.log(etas[ok]), np.log(np.abs(shift[ok, i])), 1)[0]) if ok.sum() >= 2 else np.nan
+             for i in range(len(s))]
+    return xr.Dataset(
+        {"gd_escape_time": (("eta", "mode"), times), "flow_escape_time": (("mode",), flow_t),
+         "escape_shift": (("eta", "mode"), shift), "relative_escape_shift": (("eta", "mode"), shift / flow_t[None]),
+         "shift_order": (("mode",), np.asarray(order)),
+         "gd_plateau": (("eta", "plateau"), gd_plateau), "flow_plateau": (("plateau",), flow_plateau),
+         "merged": (("eta", "plateau"), gd_plateau < 0.1 * flow_plateau[None]),
+         "gd_steps": (("eta",), steps), "status": (("eta",), status), "imbalance": (("eta",), imbalance),
+         "solver_steps": (("solver",), np.array([cost[n] for n in solvers])),
+         "cost_ratio": (("eta", "solver"), steps[:, None] / np.array([max(cost[n], 1) for n in solvers])[None])},
+        coords={"eta": etas, "mode": np.arange(1, len(s) + 1), "plateau": np.arange(1, len(s)),
+                "solver": list(solvers), "singular_value": ("mode", s)},
+        attrs={"escape_rule": ESCAPE_RULE, "merge_rule": MERGE_RULE, "order_rule": ORDER_RULE, "depth": depth,
+               "alpha": alpha, "problem": f"whitened regression, target singular values {', '.join(f'{v:g}' for v in s)}",
+               "start": "aligned: W_e(0) = U diag(alpha) V^T", "solver_tolerances": "rtol 1e-8, atol 1e-10",
+               "cost": "GD's steps to its last escape over the solver's steps to the flow's last escape"},
+    )

@@ -1,0 +1,133 @@
+"""Learning from a small start (issue 27, part 2-3): escape times of both flows against a quadrature reference written
+from the mode ODE, the root state of the end-to-end flow, the scaling exponents, plateaus, effective rank, and GD's
+shifted escapes."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from scipy import integrate
+
+import linflow
+from linflow import init, problems
+from linflow.core import fields, linalg
+from linflow.core.passages import first_passages
+from linflow.studies import saddles
+
+
+def quadrature_time(sigma, s, alpha, N):
+    """t(sigma) from sigma(0) = alpha under sigma' = N sigma^(2-2/N) (s - sigma), by quadrature in u = ln sigma."""
+    f = lambda u: 1.0 / (N * np.exp(u * (1 - 2 / N)) * (s - np.exp(u)))  # noqa: E731
+    return integrate.quad(f, np.log(alpha), np.log(sigma), epsabs=0, epsrel=1e-13, limit=500)[0]
+
+
+@pytest.mark.parametrize("N, alpha", [(2, 1e-3), (2, 1e-10), (3, 1e-6), (3, 1e-10), (4, 1e-6), (4, 1e-10)])
+def test_escape_times_of_both_flows_equal_the_mode_ode(N, alpha):
+    s = np.array([1.0, 0.5])
+    prob = problems.whitened(s, seed=1)
+    layers = init.aligned(prob, N, alpha)
+    reference = np.array([quadrature_time(si / 2, si, alpha, N) for si in s])
+    for flow in ("layers", "end_to_end"):
+        out = saddles.escape_times(prob, layers, 1.2 * reference[-1], flow=flow)
+        assert out["status"] == "ok", out["message"]
+        np.testing.assert_allclose(out["times"], reference, rtol=1e-6, err_msg=flow)
+
+
+def test_the_dense_end_to_end_state_misses_small_starts_and_the_root_state_does_not():
+    # why the root state exists: from alpha = 1e-10 the dense W_e's entries sit below the solver's absolute tolerance
+    # (and later a weak mode at the rounding level of the strong ones); the root state's are alpha^(1/N)
+    s = np.array([3.0, 1.0, 0.3])
+    prob = problems.whitened(s)
+    W0 = linflow.end_to_end(init.aligned(prob, 2, 1e-10))
+    reference = np.array([quadrature_time(x / 2, x, 1e-10, 2) for x in s])
+    dense = first_passages(fields.EndToEndFlow(prob, 2), W0, s / 2, 1.2 * reference[-1])
+    root_field = fields.EndToEndFlow(prob, 2, state="root")
+    root = first_passages(root_field, root_field.start(W0), s / 2, 1.2 * reference[-1])
+    np.testing.assert_allclose(root["times"], reference, rtol=1e-6)
+    assert not np.all(np.abs(dense["times"] / reference - 1) < 1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4), (4, 2)])
+@pytest.mark.parametrize("N", [2, 3, 4])
+def test_root_state_moves_W_e_by_theorem_1(shape, N, rng):
+    # d/dt root_power(Theta) along root_field is the end-to-end field at W_e, for square and rectangular Theta
+    k, d = shape
+    prob = linflow.Problem(rng.standard_normal((20, d)), rng.standard_normal((20, k)), p=3.0, weight_decay=0.1)
+    Theta = rng.standard_normal(shape)
+    W = linalg.root_power(Theta, N)
+    _, dW = jax.jvp(lambda t: linalg.root_power(t, N), (Theta,), (fields.root_field(prob, Theta, N),))
+    np.testing.assert_allclose(dW, fields.end_to_end_field(prob, W, N), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(linalg.matrix_root(W, N), Theta, atol=1e-12)
+    # a rank-deficient Theta stays so: no velocity leaves its range on both sides
+    Theta_low = np.outer(rng.standard_normal(k), rng.standard_normal(d))
+    v = np.asarray(fields.root_field(prob, Theta_low, N))
+    _, dW = jax.jvp(lambda t: linalg.root_power(t, N), (Theta_low,), (v,))
+    np.testing.assert_allclose(dW, fields.end_to_end_field(prob, linalg.root_power(Theta_low, N), N), atol=1e-10)
+
+
+def test_root_state_trajectory_equals_the_dense_one_from_a_moderate_start():
+    prob = problems.whitened([2.0, 1.0], d=3, k=2, seed=2)
+    W0 = linflow.end_to_end(init.balanced((3, 3, 3, 2), 0.7, seed=1))
+    settings = linflow.SolverSettings("dopri8", rtol=1e-12, atol=1e-14)
+    dense = linflow.end_to_end_flow(prob, W0, 3, 3.0, n_save=7, settings=settings)
+    root = linflow.end_to_end_flow(prob, W0, 3, 3.0, n_save=7, state="root", settings=settings)
+    np.testing.assert_allclose(root.end_to_end, dense.end_to_end, atol=1e-10)
+    with pytest.raises(ValueError, match="state must be one of"):
+        linflow.EndToEndFlow(prob, 3, state="sparse")
+
+
+def test_effective_rank_and_factorize():
+    assert float(linalg.effective_rank(np.diag([5.0, 0.0, 0.0]))) == pytest.approx(1.0)
+    assert float(linalg.effective_rank(np.eye(3))) == pytest.approx(3.0)
+    p = np.array([2.0, 1.0]) / 3
+    assert float(linalg.effective_rank(np.diag([2.0, 1.0]))) == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+    assert float(linalg.effective_rank(np.zeros((2, 2)))) == 0.0
+    W = np.array([[3.0, 1e-9, 0.0], [0.0, 2.0, 1.0]])
+    layers = init.factorize(W, 3, seed=4)
+    np.testing.assert_allclose(linflow.end_to_end(layers), W, atol=1e-14)
+    assert float(linflow.imbalance(layers)) < 1e-14
+
+
+def test_saddle_to_saddle_study_grades_accuracy_scaling_and_plateaus():
+    ds = saddles.saddle_to_saddle((2.0, 0.5), depths=(2, 3), alphas=(1e-4, 1e-6, 1e-8), curve_points=31)
+    s = saddles.summary(ds)
+    json.dumps(s, allow_nan=False)  # words, never nan or inf
+    assert s["accuracy"]["layers"]["passes"] and s["accuracy"]["end_to_end"]["passes"], s["accuracy"]
+    assert s["exponents_pass"], s["exponents"]
+    for row in s["exponents"]:
+        assert abs(row["exponent"] - row["theory"]) <= 0.05
+    # plateaus at alpha = 1e-8: the loss sits at sum_{i>j} s_i^2 / 2 (to 1e-3 at depth 3)
+    assert max(s["plateaus"]["relative_deviation"][3]) < 1e-3
+    # between the escapes the network is rank one: the effective rank at the plateau after mode 1 is near 1
+    c = ds.sel(depth=3, alpha=1e-8)
+    t_mid = float(c.escape_time_exact.sel(mode=1) + c.escape_time_exact.sel(mode=2)) / 2
+    i = int(np.nanargmin(np.abs(c.curve_t.values - t_mid)))
+    assert 1.0 <= float(c.curve_effective_rank[i]) < 1.01
+    assert float(c.curve_effective_rank[-1]) > 1.5  # both modes learned at the end
+    assert s["not_ok"] == []
+
+
+def test_gd_escapes_shift_at_first_order_and_the_solver_is_cheaper():
+    g = saddles.gd_escapes((2.0, 0.5), depth=3, alpha=1e-6, etas=(0.04, 0.02, 0.01), solvers=("tsit5",))
+    assert list(g.status.values) == ["ok"] * 3
+    np.testing.assert_allclose(g.shift_order.values, 1.0, atol=0.1)  # GD's escapes move O(eta) from the flow's
+    assert np.all(np.abs(g.relative_escape_shift.values) < 0.05)
+    assert np.all(g.gd_steps.values >= g.flow_escape_time.values[-1] / g.eta.values)  # t = k eta
+    assert float(g.cost_ratio.sel(eta=0.01, solver="tsit5")) > 5
+    # far past 2 / S (S = N s_1^(2-2/N) = 4 at the end) GD leaves within the horizon, said in words
+    bad = saddles.gd_escapes((2.0, 0.5), depth=2, alpha=1e-2, etas=(0.3, 1.5), solvers=())
+    assert str(bad.status.sel(eta=0.3).values) == "ok"
+    assert str(bad.status.sel(eta=1.5).values).startswith(("diverged at step", "unstable from step"))
+
+
+def test_root_state_refuses_implicit_solvers_and_bad_study_input():
+    prob = problems.whitened([2.0, 1.0])
+    with pytest.raises(ValueError, match="needs an explicit solver; solver 'kvaerno5' is implicit"):
+        linflow.end_to_end_flow(prob, 0.1 * np.eye(2), 2, 1.0, state="root", solver="kvaerno5")
+    with pytest.raises(ValueError, match="distinct and positive"):
+        saddles.saddle_to_saddle((1.0, 1.0), depths=(2,), alphas=(1e-3,))
+    with pytest.raises(ValueError, match="every alpha in"):
+        saddles.saddle_to_saddle((1.0, 0.5), depths=(2,), alphas=(0.5,))
+    with pytest.raises(ValueError, match="flow must be one of"):
+        saddles.escape_times(prob, init.aligned(prob, 2, 1e-3), 1.0, flow="modified")
