@@ -79,6 +79,7 @@ ADDED = {
     "SensingProblem": ('A', 'y', 'p', 'weight_decay', 'target'),
     "CompletionProblem": ('rows', 'cols', 'values', 'shape', 'p', 'weight_decay', 'target'),
     "sensing": "module",
+    "first_passages": ('field', 'y0', 'levels', 't1', 'observable', 'settings', 'root_tol'),
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),

@@ -27,7 +27,7 @@ def test_reproduce_names_listed_in_the_readme_are_the_experiments():
     from linflow import reproduce
 
     listed = re.search(r"`linflow reproduce NAME --data PATH` \(NAME one of (.*?), or `all`\)", README, re.S).group(1)
-    assert re.findall(r"`(\w+)`", listed) == list(_catalog.EXPERIMENTS) == list(reproduce.EXPERIMENTS)
+    assert re.findall(r"`([\w-]+)`", listed) == list(_catalog.EXPERIMENTS) == list(reproduce.EXPERIMENTS)
 
 
 def test_solver_statements_match_the_readme_table():

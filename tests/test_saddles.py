@@ -131,3 +131,20 @@ def test_root_state_refuses_implicit_solvers_and_bad_study_input():
         saddles.saddle_to_saddle((1.0, 0.5), depths=(2,), alphas=(0.5,))
     with pytest.raises(ValueError, match="flow must be one of"):
         saddles.escape_times(prob, init.aligned(prob, 2, 1e-3), 1.0, flow="modified")
+
+
+@pytest.mark.parametrize("N", [2, 3, 4])
+def test_polar_flow_moves_W_e_by_theorem_1(N, rng):
+    # Razin & Cohen's 2 x 2 problem in the polar state: d/dt W_e(phi, psi, a, b) along the polar field equals the
+    # end-to-end field (Theorem 1) at W_e; the state round-trips; det(W_e) = e^(a + b)
+    from linflow.paper import razin_cohen as rc
+
+    W = rng.standard_normal((2, 2))
+    W = W if np.linalg.det(W) > 0 else W[::-1]
+    y = rc.polar_state(W)
+    field = rc.PolarFlow(rc.problem(), N)
+    np.testing.assert_allclose(field.end_to_end(y), W, atol=1e-13)
+    assert np.exp(y[2] + y[3]) == pytest.approx(np.linalg.det(W), rel=1e-12)
+    _, dW = jax.jvp(field.end_to_end, (y,), (field(0.0, y),))
+    np.testing.assert_allclose(dW, fields.end_to_end_field(rc.problem(), W, N), rtol=1e-9, atol=1e-12)
+

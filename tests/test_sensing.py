@@ -2,6 +2,7 @@
 and finite differences, the exact dynamics of a fully observed completion problem, Theorem 1 on both kinds, and every
 run accepting them."""
 
+
 import jax
 import numpy as np
 import pytest
@@ -128,3 +129,14 @@ def test_every_run_accepts_them():
 def test_bad_input_names_the_parameter(build, match):
     with pytest.raises(ValueError, match=match):
         build()
+
+
+def test_nuclear_norm_completion_by_a_convex_solver():
+    # [[x, 1], [1, 1]]: the nuclear norm is x + 1 for x >= 1 and sqrt((x - 1)^2 + 4) below, so its minimum is at x = 1
+    pytest.importorskip("cvxpy", reason="cvxpy is a dependency of linflow; this environment lacks it")
+    from linflow.paper.achl19 import nuclear_norm_completion
+
+    X, status = nuclear_norm_completion(CompletionProblem([0, 1, 1], [1, 0, 1], [1.0, 1.0, 1.0], (2, 2)))
+    assert status == "optimal"
+    np.testing.assert_allclose(X, np.ones((2, 2)), atol=1e-4)
+

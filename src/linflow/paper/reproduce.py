@@ -18,15 +18,24 @@ data (``data=None``) the experiments run on the embedded synthetic problem and s
   ``y1 / y2`` grows, with the learning-rate bound.
 * ``section8``: the MNIST convnet against its overparameterized twin (:mod:`linflow.section8`; ``data`` is
   the folder of the MNIST files, not the gas-sensor data).
+
+Beyond ACH18, on learning from a small start (they need no data):
+
+* ``achl19``: Arora, Cohen, Hu & Luo (2019)'s low-rank completion, deep factorization against the minimum
+  nuclear norm (:mod:`linflow.paper.achl19`; cvxpy with SCS);
+* ``razin-cohen``: Razin & Cohen (2020)'s 2 x 2 completion, where the loss goes to zero while every norm grows
+  without bound (:mod:`linflow.paper.razin_cohen`).
 """
 
 from __future__ import annotations
 
+from .achl19 import achl19
 from .common import load_problem
 from .fig2 import fig2
 from .fig3 import fig3
 from .fig4 import fig4
 from .initialization import init_experiment
+from .razin_cohen import razin_cohen
 from .section6 import section6
 from .section8 import section8
 from .theorem2 import loop_integral, loop_integral_closed_form, theorem2
@@ -34,7 +43,8 @@ from .theorem2 import loop_integral, loop_integral_closed_form, theorem2
 __all__ = ["EXPERIMENTS", "run", "load_problem", "loop_integral", "loop_integral_closed_form"]
 
 EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment, "theorem2": theorem2,
-               "section6": section6, "section8": section8}
+               "section6": section6, "section8": section8, "achl19": achl19,
+               "razin-cohen": razin_cohen}
 
 
 def run(name: str, data=None, quick: bool = False):

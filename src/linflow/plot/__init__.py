@@ -3,6 +3,7 @@
 from .accuracy import step_size_figure, work_precision_nfev, work_precision_time
 from .compare import COMPARE_FIGURES, balancedness_drift, bound_vs_error, deviation_vs_eta, deviation_vs_time, stability
 from .overview import overview_figure
+from .saddles import escape_scaling, gd_escape_shift, saddle_curves
 
 __all__ = [
     "overview_figure",
@@ -15,4 +16,7 @@ __all__ = [
     "work_precision_nfev",
     "work_precision_time",
     "step_size_figure",
+    "saddle_curves",
+    "escape_scaling",
+    "gd_escape_shift",
 ]

@@ -13,7 +13,7 @@ import xarray as xr
 from ...core import init, problems
 from ...core.descent import EulerRule
 from ...core.fields import LayerFlow
-from ...core.settings import SolverSettings
+from ...core.settings import SolverSettings, with_newton
 from .flows import ESCAPE_RULE, escape_times, exact_escape_times
 
 __all__ = ["gd_escapes", "MERGE_RULE", "ORDER_RULE"]
@@ -68,7 +68,8 @@ def _status(times, k, finite, unstable_at, eta) -> str:
 
 
 def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1e-6, etas=(0.1, 0.05, 0.02, 0.01),
-               *, seed: int = 0, max_steps: int = 5_000_000, solvers=("tsit5", "kvaerno5")) -> xr.Dataset:
+               *, seed: int = 0, max_steps: int = 5_000_000, solvers=("tsit5", "kvaerno5", "kvaerno5-newton")
+               ) -> xr.Dataset:
     """GD with each step ``eta`` from the aligned small start against the flow's closed-form escapes.
 
     Per eta: GD run to ``1.2`` times the flow's last escape (a non-finite step there: ``diverged``; a loss above
@@ -77,7 +78,8 @@ def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1
     shift from the flow's, GD's plateau durations and the plateaus it merges (:data:`MERGE_RULE`), the imbalance
     ``max_j ||D_j||_F / max_j ||W_j||_F^2`` at the horizon (the flow conserves ``D_j = 0``), the steps to its last escape; per
     mode the fitted order of the shift in eta (:data:`ORDER_RULE`); and the cost: each adaptive solver's steps (at
-    rtol 1e-8, atol 1e-10) along the layer flow to the same escapes, and GD's steps over them.
+    rtol 1e-8, atol 1e-10) along the layer flow to the same escapes, and GD's steps over them (``name-newton``: the
+    implicit solver ``name`` with Newton's method for its stages, :func:`linflow.core.settings.with_newton`).
     """
     s = np.sort(np.asarray(singular_values, dtype=float))[::-1]
     problem = problems.whitened(s, seed=seed)
@@ -99,7 +101,8 @@ def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1
     gd_plateau, flow_plateau = np.diff(times, axis=1), np.diff(flow_t)
     cost = {}
     for name in solvers:
-        out = escape_times(problem, layers0, 1.2 * flow_t[-1], settings=SolverSettings(name, rtol=1e-8, atol=1e-10,
+        solver = with_newton(name.removesuffix("-newton")) if name.endswith("-newton") else name
+        out = escape_times(problem, layers0, 1.2 * flow_t[-1], settings=SolverSettings(solver, rtol=1e-8, atol=1e-10,
                                                                                      max_steps=max_steps))
         cost[name] = out["num_steps"] if out["status"] == "ok" else -1
     ok = status == "ok"
