@@ -18,3 +18,15 @@ def test_benchmarks_quick(tmp_path):
     assert {"startup", "vs_scipy", "overhead", "vs_numpy_loop", "sweeps32", "scaling"} <= set(data)
     assert data["startup"]["linflow --help"]["vs_bare_interpreter"] > 0
     assert "32-wide sweeps" in res.stdout
+
+
+def test_plateau_benchmark_quick(tmp_path):
+    out = tmp_path / "plateaus.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.plateaus", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["depth"], r["alpha"]) for r in rows] == [(3, 1e-4), (3, 1e-6)]
+    for r in rows:  # every method reached the escapes; the errors are against the closed form
+        assert r["gd_status"] == "ok" and r["tsit5_error"] < 1e-5 and r["kvaerno5_newton_error"] < 1e-5
+        assert r["gd_over_kvaerno5_newton_steps"] > 1
