@@ -86,7 +86,7 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
         >>> layers = linflow.init.aligned(prob, 2, 1e-6)
         >>> out = first_passages(linflow.LayerFlow(prob), layers, [1.0, 0.5], 50.0)
         >>> np.round(out["times"], 4).tolist()  # ln((s - alpha) / alpha) / (2 s) at sigma = s / 2
-        [3.4539, 6.9078]
+        [3.6272, 6.9078]
     """
     levels = _checks.finite_matrix("levels", np.atleast_1d(levels), ndim=1)
     t1 = float(_checks.positive("t1", t1))

@@ -237,7 +237,7 @@ def sensing(singular_values, d: int, m: int, k: int | None = None, *, p: float =
 
     Examples:
         >>> prob = sensing([2.0, 1.0], d=3, m=40)
-        >>> (prob.m, prob.k, prob.d), float(prob.loss(prob.target))
+        >>> (prob.m, prob.k, prob.d), round(float(prob.loss(prob.target)), 12)
         ((40, 3, 3), 0.0)
     """
     W = low_rank_target(singular_values, d, k, seed=seed)
