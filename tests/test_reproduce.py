@@ -362,7 +362,7 @@ def test_achl19_quick_depth_recovers_where_the_nuclear_norm_does_not():
     assert s["runs_not_ok"] == "none"
     # ACHL19's first finding, on the quick problem: depth 3 below the minimum nuclear norm completion's error
     assert table["depth3"][fewest] < 0.8 * table["nuclear"][fewest]
-    assert s["verdict"] in ("agrees", "partly")
+    assert s["verdict"] in ("agrees", "partly")  # depth 2 beat the nuclear norm here rather than tracking it
 
 
 def test_razin_cohen_quick_verdict_and_their_start_said_in_words():
