@@ -106,3 +106,20 @@ def test_sweep_compare_task_defaults_to_compares_tolerances_and_a_typed_value_wi
     loose = run_point("compare", point | {"rtol": 1e-4, "atol": 1e-6})
     assert tight["status"] == loose["status"] == "ok", (tight, loose)
     assert tight["results"] != loose["results"]  # the TOML's rtol was used, not clamped to compare's
+
+
+def test_with_newton_gives_an_implicit_solver_newton_stages():
+    import diffrax
+    import optimistix as optx
+
+    from linflow.core.settings import with_newton
+
+    solver = with_newton("kvaerno5", rtol=1e-6, atol=1e-8)
+    assert isinstance(solver, diffrax.Kvaerno5) and isinstance(solver.root_finder, optx.Newton)
+    assert SolverSettings(solver).name == "kvaerno5"
+    with pytest.raises(ValueError, match="with_newton needs an implicit solver; 'tsit5' is explicit"):
+        with_newton("tsit5")
+    # the same flow, the same end point, whichever stage solver
+    a = linflow.gradient_flow(PROB, LAYERS, 2.0, n_save=3, solver="kvaerno5", rtol=1e-9, atol=1e-11)
+    b = linflow.gradient_flow(PROB, LAYERS, 2.0, n_save=3, settings=SolverSettings(solver, rtol=1e-9, atol=1e-11))
+    np.testing.assert_allclose(a.end_to_end[-1], b.end_to_end[-1], atol=1e-7)
