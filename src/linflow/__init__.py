@@ -14,6 +14,7 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
 * continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow`, and their core
   :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects; the solver options in one
   :class:`SolverSettings`);
+* first-passage times of a flow (a mode's escape from a saddle): :func:`first_passages` (diffrax events);
 * curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
 * past the stability threshold: :func:`central_flow` (the central flow of GD at the edge of stability,
   :mod:`linflow.central`) and the catapult on the uv model (:mod:`linflow.catapult`);
@@ -23,7 +24,7 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
   ``jax.grad`` (the result, a :class:`Trajectory`, is a pytree of fixed-shape arrays);
 * studies: :func:`compare` (GD against the flows and the modified flows, :mod:`linflow.comparison`),
   :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`), :func:`sweep`
-  (:mod:`linflow.sweeps`), :mod:`linflow.reproduce`;
+  (:mod:`linflow.sweeps`), learning from a small start (:mod:`linflow.studies.saddles`), :mod:`linflow.reproduce`;
 * the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`; figures in
   :mod:`linflow.plot`.
 """
