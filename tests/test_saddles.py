@@ -148,3 +148,22 @@ def test_polar_flow_moves_W_e_by_theorem_1(N, rng):
     _, dW = jax.jvp(field.end_to_end, (y,), (field(0.0, y),))
     np.testing.assert_allclose(dW, fields.end_to_end_field(rc.problem(), W, N), rtol=1e-9, atol=1e-12)
 
+
+
+def test_gd_from_a_random_start_loses_balancedness_at_first_order():
+    # the flow conserves D_j = 0; GD's drift over the same horizon falls like eta
+    g = saddles.gd_escapes((2.0, 0.5), depth=3, alpha=1e-6, etas=(0.04, 0.02), solvers=(), start="random")
+    assert list(g.status.values) == ["ok", "ok"] and g.attrs["flow_reference"].startswith("the layer flow")
+    drift = g.imbalance.values
+    assert np.all(drift > 1e-9) and drift[0] / drift[1] == pytest.approx(2.0, rel=0.1)
+    np.testing.assert_allclose(g.shift_order.values, 1.0, atol=0.1)
+
+
+def test_random_start_has_the_targets_determinant_sign():
+    from linflow.studies.saddles.flows import start_layers
+
+    prob = problems.whitened((2.0, 0.5), seed=0)
+    for seed in range(6):
+        W0 = np.asarray(linflow.end_to_end(start_layers(prob, 3, 1e-6, "random", seed)))
+        np.testing.assert_allclose(np.linalg.svd(W0, compute_uv=False), 1e-6, rtol=1e-9)
+        assert np.linalg.det(W0) * np.linalg.det(np.asarray(prob.target)) > 0

@@ -14,7 +14,7 @@ from ...core import init, problems
 from ...core.descent import EulerRule
 from ...core.fields import LayerFlow
 from ...core.settings import SolverSettings, with_newton
-from .flows import ESCAPE_RULE, escape_times, exact_escape_times
+from .flows import ESCAPE_RULE, STARTS, escape_times, exact_escape_times, start_layers
 
 __all__ = ["gd_escapes", "MERGE_RULE", "ORDER_RULE"]
 
@@ -68,9 +68,12 @@ def _status(times, k, finite, unstable_at, eta) -> str:
 
 
 def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1e-6, etas=(0.1, 0.05, 0.02, 0.01),
-               *, seed: int = 0, max_steps: int = 5_000_000, solvers=("tsit5", "kvaerno5", "kvaerno5-newton")
-               ) -> xr.Dataset:
-    """GD with each step ``eta`` from the aligned small start against the flow's closed-form escapes.
+               *, seed: int = 0, max_steps: int = 5_000_000, solvers=("tsit5", "kvaerno5", "kvaerno5-newton"),
+               start: str = "aligned") -> xr.Dataset:
+    """GD with each step ``eta`` from a small start against the flow's escapes: the closed form from the aligned start
+    (``start='aligned'``), the layer flow's (Tsit5, rtol 1e-10, located by events) from the random one
+    (``'random'``: balanced layers, every singular value ``alpha``, random orientation; there GD's imbalance grows
+    from zero while the flow's stays zero).
 
     Per eta: GD run to ``1.2`` times the flow's last escape (a non-finite step there: ``diverged``; a loss above
     ``L(0)`` after falling below it: ``unstable``; such a run is excluded from every fit and reported in words), its
@@ -83,8 +86,15 @@ def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1
     """
     s = np.sort(np.asarray(singular_values, dtype=float))[::-1]
     problem = problems.whitened(s, seed=seed)
-    layers0 = init.aligned(problem, depth, alpha)
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {', '.join(STARTS)}, got {start!r}")
+    layers0 = start_layers(problem, depth, alpha, start, seed)
     flow_t = exact_escape_times(s, alpha, depth)
+    if start == "random":
+        ref = escape_times(problem, layers0, 20.0 * flow_t[-1])
+        if ref["status"] != "ok" or not np.all(np.isfinite(ref["times"])):
+            raise RuntimeError(f"the flow from the random start did not reach every escape: {ref['message']}")
+        flow_t = ref["times"]
     etas = np.sort(np.asarray(etas, dtype=float))[::-1]
     if etas.size == 0 or np.any(etas <= 0):
         raise ValueError(f"etas must be positive learning rates, got {etas}")
@@ -121,6 +131,8 @@ def gd_escapes(singular_values=(3.0, 1.0, 0.3), depth: int = 3, alpha: float = 1
                 "solver": list(solvers), "singular_value": ("mode", s)},
         attrs={"escape_rule": ESCAPE_RULE, "merge_rule": MERGE_RULE, "order_rule": ORDER_RULE, "depth": depth,
                "alpha": alpha, "problem": f"whitened regression, target singular values {', '.join(f'{v:g}' for v in s)}",
-               "start": "aligned: W_e(0) = U diag(alpha) V^T", "solver_tolerances": "rtol 1e-8, atol 1e-10",
+               "start": start, "flow_reference": "closed form" if start == "aligned" else "the layer flow (tsit5, "
+                                                                                            "rtol 1e-10, atol 1e-12)",
+               "solver_tolerances": "rtol 1e-8, atol 1e-10",
                "cost": "GD's steps to its last escape over the solver's steps to the flow's last escape"},
     )

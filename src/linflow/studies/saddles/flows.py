@@ -15,7 +15,7 @@ from ...core.linalg import effective_rank, matrix_root
 from ...core.passages import first_passages
 from ...core.settings import SolverSettings
 
-__all__ = ["FLOWS", "STARTS", "escape_times", "exact_escape_times", "plateau_levels", "saddle_to_saddle",
+__all__ = ["FLOWS", "STARTS", "escape_times", "start_layers", "exact_escape_times", "plateau_levels", "saddle_to_saddle",
            "ESCAPE_RULE", "PLATEAU_RULE", "EFFECTIVE_RANK_RULE"]
 
 FLOWS = ("layers", "end_to_end")
@@ -56,13 +56,20 @@ def escape_times(problem, layers0, t1: float, *, flow: str = "layers", settings:
     return first_passages(field, y0, levels, t1, settings=settings or DEFAULT_SETTINGS)
 
 
-def _start(problem, depth: int, alpha: float, start: str, seed: int):
+def start_layers(problem, depth: int, alpha: float, start: str, seed: int):
     """The aligned start, or the random one: ``W_e(0) = alpha Q_1 Q_2^T`` with random orthogonal ``Q_1``, ``Q_2`` (every
-    singular value ``alpha``, no relation to the target's vectors), factorized into balanced layers."""
+    singular value ``alpha``, no relation to the target's vectors) and, for a square target, ``det(W_e(0))`` of the
+    target's sign (a balanced flow keeps the sign of ``det(W_e)``: from the other sign the weakest mode never escapes,
+    measured: depth 3, target (2, 0.5), its singular value falls to 1e-10 while the loss stays at ``s_2^2 / 2``),
+    factorized into balanced layers."""
     if start == "aligned":
         return init.aligned(problem, depth, alpha)
     rng = np.random.default_rng([seed, 7])
-    W = alpha * problems.orthonormal(rng, problem.k, problem.k) @ problems.orthonormal(rng, problem.d, problem.k).T
+    Q1, Q2 = problems.orthonormal(rng, problem.k, problem.k), problems.orthonormal(rng, problem.d, problem.k)
+    W = alpha * Q1 @ Q2.T
+    if problem.k == problem.d and np.linalg.det(W) * np.linalg.det(np.asarray(problem.target)) < 0:
+        Q1[:, -1] = -Q1[:, -1]
+        W = alpha * Q1 @ Q2.T
     return init.factorize(W, depth)
 
 
@@ -91,11 +98,11 @@ def saddle_to_saddle(singular_values=(3.0, 1.0, 0.3), depths=(2, 3, 4), alphas=t
     The problem is whitened regression (:func:`linflow.problems.whitened`, ``X^T X / m = I``) with a square target of
     the given distinct singular values. The aligned start has ``W_e(0) = U diag(alpha) V^T`` on the target's singular
     vectors (the closed form applies: ``sigma' = N sigma^(2-2/N) (s - sigma)``); the random start is balanced layers
-    with ``W_e(0) = alpha Q_1 Q_2^T`` (random orthogonal ``Q``: every singular value ``alpha``, random orientation; no
-    closed form: its escapes are compared with the aligned ones, within a horizon of 3 times the aligned start's
-    last escape). Returns a Dataset (dims ``start, flow, depth, alpha, mode``; the aligned layer flow's curves over
-    ``save`` and its plateau losses over ``plateau``) with the rules in its attributes;
-    :func:`linflow.studies.saddles.summary` grades it.
+    with ``W_e(0) = alpha Q_1 Q_2^T`` (random orthogonal ``Q``: every singular value ``alpha``, random orientation,
+    ``det`` of the target's sign: :func:`start_layers`; no closed form: its escapes are compared with the aligned
+    ones, within a horizon of 3 times the aligned start's last escape). Returns a Dataset (dims ``start, flow, depth,
+    alpha, mode``; the aligned layer flow's curves over ``save`` and its plateau losses over ``plateau``) with the
+    rules in its attributes; :func:`linflow.studies.saddles.summary` grades it.
     """
     s = np.sort(np.asarray(singular_values, dtype=float))[::-1]
     if len(np.unique(s)) != len(s) or np.any(s <= 0):
@@ -112,7 +119,7 @@ def saddle_to_saddle(singular_values=(3.0, 1.0, 0.3), depths=(2, 3, 4), alphas=t
     exact_t = np.array([[exact_escape_times(s, a, n) for a in alphas] for n in depths])
     curves = {}
     for (i, start), (j, flow), (k, N), (m, a) in _grid(starts, flows, depths, alphas):
-        layers0 = _start(problem, N, a, start, seed)
+        layers0 = start_layers(problem, N, a, start, seed)
         horizon = (1.2 if start == "aligned" else 3.0) * exact_t[k, m, -1]
         out = escape_times(problem, layers0, horizon, flow=flow, settings=settings)
         times[i, j, k, m], steps[i, j, k, m] = out["times"], out["num_steps"]
