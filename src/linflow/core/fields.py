@@ -270,6 +270,13 @@ class EndToEndFlow(eqx.Module):
     def depth_of(self, y) -> int:
         return self.depth
 
+    @property
+    def explicit_only(self) -> str | None:
+        """Why an implicit solver cannot run this field (:func:`linflow.core.settings.flat_solve` checks), or None."""
+        if self.state == "root":
+            return "state='root' (its derivative goes through an SVD with repeated singular values)"
+        return None
+
     def start(self, W_e0):
         """The state of ``W_e0``: itself (dense) or its root (:func:`linflow.linalg.matrix_root`)."""
         return W_e0 if self.state == "dense" else matrix_root(W_e0, self.depth)

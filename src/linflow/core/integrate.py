@@ -23,8 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checks as _checks, runs as _runs
-from .settings import (SOLVERS, SolverSettings, SolverSpec, flat_solve, require_explicit, result_code, settings_from,
-                       solver_stats)
+from .settings import SOLVERS, SolverSettings, SolverSpec, flat_solve, result_code, settings_from, solver_stats
 from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
@@ -180,10 +179,6 @@ def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str 
     problem = _runs.check_problem(problem)
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
     field = EndToEndFlow(problem, depth, form, state)
-    if state == "root":
-        settings = options.get("settings")
-        require_explicit("state='root' (its derivative goes through an SVD with repeated singular values)",
-                         options.get("solver", "tsit5") if settings is None else settings.solver)
     return solve(field, field.start(W0), t1, **options)
 
 

@@ -22,7 +22,7 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 
 from . import checks as _checks
-from .settings import SolverSettings, flat_solve, require_adaptive, require_explicit, result_code, settings_from
+from .settings import SolverSettings, flat_solve, require_adaptive, result_code, settings_from
 from .trajectory import STATUSES
 
 __all__ = ["first_passages", "singular_values"]
@@ -71,7 +71,7 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
         settings: a :class:`~linflow.SolverSettings` with an adaptive solver (default: tsit5 at rtol 1e-10,
             atol 1e-12: an escape time's error follows the solver's).
         root_tol: the bisection's relative tolerance on the event time; it stops where the bracket is below
-            ``root_tol * (1 + |t|)`` and the observable within ``root_tol * max(1, |levels|)`` of its level (a
+            ``root_tol * (1 + |t|)`` and the observable within ``10 root_tol max(1, |levels|)`` of its level (a
             tighter value tolerance than the rounding of the observable at late times would never be met).
 
     Returns:
@@ -92,8 +92,6 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
     t1 = float(_checks.positive("t1", t1))
     settings = SolverSettings(rtol=1e-10, atol=1e-12) if settings is None else settings_from(settings, first_passages)
     require_adaptive("first_passages (it locates the passages on the solver's dense output)", settings.solver)
-    if getattr(field, "state", None) == "root":
-        require_explicit("the end-to-end flow's root state (its derivative goes through an SVD)", settings.solver)
     r = len(levels)
     times, states = np.full(r, np.inf), [None] * r
     pending = np.ones(r, bool)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import checks as _checks
 
-__all__ = ["AbstractProblem", "Problem", "lp_loss", "lp_derivative", "synthetic", "whitened", "two_point"]
+__all__ = ["AbstractProblem", "Problem", "loss_options", "lp_loss", "lp_derivative", "synthetic", "whitened", "two_point"]
 
 
 def lp_loss(r: jax.Array, p: float) -> jax.Array:
@@ -38,6 +38,12 @@ def lp_derivative(r: jax.Array, p: float) -> jax.Array:
     if float(p).is_integer() and int(p) % 2 == 0:
         return r ** int(p - 1)
     return jnp.sign(r) * jnp.abs(r) ** (p - 1.0)
+
+
+def loss_options(p, weight_decay) -> tuple[float, jax.Array]:
+    """``(p, weight_decay)`` checked (``p >= 1``, ``weight_decay >= 0``), the decay as a float64 array (traced)."""
+    p = _checks.real_scalar("p", p, minimum=1.0)
+    return p, jnp.asarray(_checks.real_scalar("weight_decay", weight_decay, minimum=0.0), dtype=jnp.float64)
 
 
 class AbstractProblem(eqx.Module):
@@ -131,12 +137,10 @@ class Problem(AbstractProblem):
             raise ValueError(
                 f"X and Y must have the same number of rows (samples); got X {X.shape} and Y {Y.shape}"
             )
-        self.p = _checks.real_scalar("p", p, minimum=1.0)
-        lam = _checks.real_scalar("weight_decay", weight_decay, minimum=0.0)
+        self.p, self.weight_decay = loss_options(p, weight_decay)
         m = X.shape[0]
         self.X = jnp.asarray(X)
         self.Y = jnp.asarray(Y)
-        self.weight_decay = jnp.asarray(lam, dtype=jnp.float64)
         self.xx = jnp.asarray(X.T @ X / m)
         self.yx = jnp.asarray(Y.T @ X / m)
         self.yy = jnp.asarray(Y.T @ Y / m)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import checks as _checks
-from .problems import AbstractProblem, lp_derivative, lp_loss, orthonormal
+from .problems import AbstractProblem, loss_options, lp_derivative, lp_loss, orthonormal
 
 __all__ = ["SensingProblem", "CompletionProblem", "low_rank_target", "random_mask", "sensing", "completion"]
 
@@ -68,8 +68,7 @@ class SensingProblem(AbstractProblem):
         if y.shape[0] != A.shape[0]:
             raise ValueError(f"A and y must hold the same number m of measurements; got A {A.shape} and y {y.shape}")
         self.A, self.y = jnp.asarray(A), jnp.asarray(y)
-        self.p = _checks.real_scalar("p", p, minimum=1.0)
-        self.weight_decay = jnp.asarray(_checks.real_scalar("weight_decay", weight_decay, minimum=0.0), jnp.float64)
+        self.p, self.weight_decay = loss_options(p, weight_decay)
         self.target_matrix = _target(target, A.shape[1:])
 
     @property
@@ -150,8 +149,7 @@ class CompletionProblem(AbstractProblem):
             raise ValueError("rows, cols must name distinct entries (an entry observed twice)")
         self.rows, self.cols, self.values = jnp.asarray(rows), jnp.asarray(cols), jnp.asarray(values)
         self.shape = (k, d)
-        self.p = _checks.real_scalar("p", p, minimum=1.0)
-        self.weight_decay = jnp.asarray(_checks.real_scalar("weight_decay", weight_decay, minimum=0.0), jnp.float64)
+        self.p, self.weight_decay = loss_options(p, weight_decay)
         self.target_matrix = _target(target, (k, d))
 
     @property

@@ -192,10 +192,9 @@ def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8) -> diffrax.Abstr
     t = 2e6 (measured), 1e-6 reaches t = 1e12 in 447 steps with the same states to 1e-7."""
     import optimistix as optx
 
-    solver_object, name, spec = resolve_solver(solver)
-    if not (spec.implicit if spec is not None else isinstance(solver_object, diffrax.AbstractImplicitSolver)):
-        raise ValueError(f"with_newton needs an implicit solver; {name!r} is explicit")
-    return eqx.tree_at(lambda s: s.root_finder, solver_object, optx.Newton(rtol=rtol, atol=atol))
+    if not _is_implicit(solver):
+        raise ValueError(f"with_newton needs an implicit solver; {resolve_solver(solver)[1]!r} is explicit")
+    return eqx.tree_at(lambda s: s.root_finder, resolve_solver(solver)[0], optx.Newton(rtol=rtol, atol=atol))
 
 
 def require_adaptive(who: str, solver) -> None:
@@ -207,9 +206,13 @@ def require_adaptive(who: str, solver) -> None:
 
 def require_explicit(who: str, solver) -> None:
     """Raise where ``solver`` is implicit (its Newton iterations need a Jacobian that ``who`` cannot give)."""
-    solver_object, name, spec = resolve_solver(solver)
-    if (spec.implicit if spec is not None else isinstance(solver_object, diffrax.AbstractImplicitSolver)):
-        raise ValueError(f"{who} needs an explicit solver; solver {name!r} is implicit")
+    if _is_implicit(solver):
+        raise ValueError(f"{who} needs an explicit solver; solver {resolve_solver(solver)[1]!r} is implicit")
+
+
+def _is_implicit(solver) -> bool:
+    solver_object, _, spec = resolve_solver(solver)
+    return spec.implicit if spec is not None else isinstance(solver_object, diffrax.AbstractImplicitSolver)
 
 
 def _is_adaptive(solver) -> bool:
@@ -240,7 +243,12 @@ def flat_solve(field, y0, t0, t1, saveat: diffrax.SaveAt, settings: SolverSettin
     """``diffrax.diffeqsolve`` of ``dy/dt = field(t, y, None)`` from the pytree ``y0``, on the raveled state (one array
     per stage instead of one per layer: less per-step overhead on small networks, benchmarks/README.md).
 
-    Call inside a compiled function. Returns ``(solution, unravel)``: the solution's states are flat vectors."""
+    Call inside a compiled function. Returns ``(solution, unravel)``: the solution's states are flat vectors. A field
+    with an ``explicit_only`` reason (the end-to-end flow's root state) refuses an implicit solver here, for every
+    run at once."""
+    reason = getattr(field, "explicit_only", None)
+    if reason:
+        require_explicit(reason, settings.solver)
     flat0, unravel = ravel_pytree(y0)
     term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
     sol = diffrax.diffeqsolve(term, resolve_solver(settings.solver)[0], t0=t0, t1=t1, dt0=settings.dt0, y0=flat0,
