@@ -272,9 +272,11 @@ def figure(ds: xr.Dataset):
         for start, style in zip(ds.start.values, ("-", "--")):
             d = ds.sel(start=start, depth=N)
             label = f"depth {N}, {'balanced (polar flow)' if start == 'balanced' else 'their start (layer flow)'}"
-            axes[0].loglog(d.loss, np.abs(d.w11), style, color=colors[j], label=label)
-            axes[1].loglog(d.loss, d.nuclear, style, color=colors[j], label=label)
-            axes[2].semilogx(d.loss, d.effective_rank, style, color=colors[j], label=label)
+            # the balanced depths lie on one law (|w_11| ~ sqrt(2 / (3 L))): markers keep each one visible
+            marks = dict(marker="osD"[j % 3], ms=3, markevery=(j, 4)) if start == "balanced" else {}
+            axes[0].loglog(d.loss, np.abs(d.w11), style, color=colors[j], label=label, **marks)
+            axes[1].loglog(d.loss, d.nuclear, style, color=colors[j], label=label, **marks)
+            axes[2].semilogx(d.loss, d.effective_rank, style, color=colors[j], label=label, **marks)
     for ax, ylabel in zip(axes, ("|w_11| (the unobserved entry)", "nuclear norm of W_e", "effective rank of W_e")):
         ax.set_xlabel("loss")
         ax.set_ylabel(ylabel)
