@@ -167,3 +167,62 @@ def test_random_start_has_the_targets_determinant_sign():
         W0 = np.asarray(linflow.end_to_end(start_layers(prob, 3, 1e-6, "random", seed)))
         np.testing.assert_allclose(np.linalg.svd(W0, compute_uv=False), 1e-6, rtol=1e-9)
         assert np.linalg.det(W0) * np.linalg.det(np.asarray(prob.target)) > 0
+
+
+def test_linflow_saddles_quick_writes_what_it_says_and_matches_the_quadrature(tmp_path, capsys):
+    from linflow import cli
+    import xarray as xr
+
+    argv = ["saddles", "--quick", "--values", "2,0.5", "--alphas", "1e-4,1e-6,1e-8", "--gd-etas", "0.04,0.02",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "passes" in text and "FAILS" not in text and "nan" not in text.lower()
+    names = {"saddles.nc", "saddles_gd.nc", "saddle_curves.png", "escape_scaling.png", "gd_escape_shift.png",
+             "saddles_summary.json"}
+    assert names <= {p.name for p in tmp_path.iterdir()}
+    summary = json.loads((tmp_path / "saddles_summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert summary["exponents_pass"] and summary["gd"]["runs"]["0.02"]["status"] == "ok"
+    ds = xr.load_dataset(tmp_path / "saddles.nc")
+    for N in (2, 3):  # the netCDF's escape times against a quadrature of the mode ODE written here
+        t = ds.escape_time.sel(start="aligned", flow="end_to_end", depth=N, alpha=1e-8).values
+        ref = [quadrature_time(s / 2, s, 1e-8, N) for s in (2.0, 0.5)]
+        np.testing.assert_allclose(t, ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--depths", "1,2"], "--depths must list depths >= 2"),
+    (["--starts", "random"], "--starts must include 'aligned'"),
+    (["--gd-alpha", "-1"], "--gd-alpha"),
+    (["--values", "1,1"], "distinct and positive"),
+])
+def test_linflow_saddles_names_a_bad_option(tmp_path, capsys, argv, message):
+    from linflow import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["saddles", "--quick", *argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sweep_task_saddles_against_the_quadrature_and_gd_at_first_order(tmp_path):
+    from linflow import sweeps
+
+    grid = {"depth": [2, 3], "eta": [0.04, 0.02]}
+    ds = sweeps.sweep(grid, "saddles", tmp_path / "store", fixed={"scale": 1e-6, "singular_values": "2,0.5"})
+    assert (ds.status.values == "ok").all(), ds.reason.values
+    for N in (2, 3):
+        for i, s in enumerate((2.0, 0.5), start=1):
+            ref = quadrature_time(s / 2, s, 1e-6, N)
+            np.testing.assert_allclose(ds[f"escape_{i}"].sel(depth=N).values, ref, rtol=1e-6)
+    # GD's escape shift is first order in eta: halving eta halves it (to 10%)
+    ratio = ds.gd_relative_shift_1.sel(eta=0.04) / ds.gd_relative_shift_1.sel(eta=0.02)
+    np.testing.assert_allclose(ratio.values, 2.0, rtol=0.1)
+    rnd = sweeps.sweep({"depth": [3]}, "saddles", tmp_path / "rnd", fixed={"start": "random", "scale": 1e-4,
+                                                                            "singular_values": "2,0.5", "eta": 0.02})
+    assert str(rnd.status.values[0]) == "ok" and float(rnd.escape_relative_error.values[0]) < 1e-6
+    with pytest.raises(ValueError, match="'singular_values' must be distinct positive numbers"):
+        sweeps.sweep({"depth": [2]}, "saddles", tmp_path / "bad", fixed={"singular_values": "1,1"})
+    with pytest.raises(ValueError, match="'start' must be one of aligned, random"):
+        sweeps.sweep({"depth": [2]}, "saddles", tmp_path / "bad2", fixed={"start": "zero"})
+    failed = sweeps.sweep({"depth": [1]}, "saddles", tmp_path / "bad3")
+    assert "needs depth >= 2" in str(failed.reason.values[0])

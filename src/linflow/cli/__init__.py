@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy``, ``reproduce`` and ``sweep``.
+"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy``, ``saddles``, ``reproduce`` and ``sweep``.
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the

@@ -131,6 +131,51 @@ def cmd_accuracy(args) -> int:
     return 0
 
 
+def cmd_saddles(args) -> int:
+    from ..core import files as _io
+    from ..studies import saddles
+    from .. import plot
+
+    if not args.depths or min(args.depths) < 2:
+        raise ValueError(f"--depths must list depths >= 2, got {args.depths}")
+    if not args.alphas or any(a <= 0 for a in args.alphas):
+        raise ValueError(f"--alphas must list positive start scales, got {args.alphas}")
+    if "aligned" not in args.starts or any(s not in saddles.STARTS for s in args.starts):
+        raise ValueError(f"--starts must include 'aligned' (the closed form's start) and may add 'random'; got "
+                         f"{','.join(args.starts)}")
+    if args.gd_depth < 2 or args.gd_alpha <= 0 or any(e <= 0 for e in args.gd_etas):
+        raise ValueError(f"--gd-depth must be >= 2, --gd-alpha and --gd-etas positive; got {args.gd_depth}, "
+                         f"{args.gd_alpha:g}, {args.gd_etas}")
+    out = Path(args.out)
+    started = time.perf_counter()
+    runs = len(args.starts) * len(saddles.FLOWS) * len(args.depths) * len(args.alphas)
+    bar, tick = _progress(runs + bool(args.gd_etas), "linflow saddles")
+    try:
+        ds = saddles.saddle_to_saddle(args.values, depths=args.depths, alphas=args.alphas, starts=tuple(args.starts),
+                                      seed=args.seed, progress=tick)
+        gd = (saddles.gd_escapes(args.values, depth=args.gd_depth, alpha=args.gd_alpha, etas=args.gd_etas,
+                                 seed=args.seed) if args.gd_etas else None)
+        if gd is not None:
+            tick("gradient descent")
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    depth, alpha = max(args.depths), min(args.alphas)
+    paths = [_io.write_netcdf(ds, out / "saddles.nc"),
+             _io.write_figure(plot.saddle_curves(ds, depth=depth, alpha=alpha), out / "saddle_curves.png"),
+             _io.write_figure(plot.escape_scaling(ds), out / "escape_scaling.png")]
+    summary = saddles.summary(ds)
+    if gd is not None:
+        paths += [_io.write_netcdf(gd, out / "saddles_gd.nc"),
+                  _io.write_figure(plot.gd_escape_shift(gd), out / "gd_escape_shift.png")]
+        summary["gd"] = saddles.gd_summary(gd)
+    summary["wall_time_s"] = round(elapsed, 3)
+    paths.append(_io.write_json(summary, out / "saddles_summary.json"))
+    print(saddles.summary_text(summary))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from ..core import files as _io
     from ..paper import reproduce

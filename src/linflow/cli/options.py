@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linflow", description=_plain(cli.__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_compare, _add_accuracy, _add_reproduce, _add_sweep):
+    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_reproduce, _add_sweep):
         add(sub)
     return parser
 
@@ -167,6 +167,29 @@ def _add_accuracy(sub) -> None:
                help="timed repeats after the warm-up; the minimum is reported, the spread drawn")
     _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=commands.cmd_accuracy)
+
+
+def _add_saddles(sub) -> None:
+    """``linflow saddles``."""
+    sad = sub.add_parser("saddles", help="learning from a small start: saddle-to-saddle escapes, their scaling, GD's shift",
+                         description="Each singular mode's escape time from a small start along the layer flow and the "
+                                     "end-to-end flow against the closed form, the fitted scaling with the start, the loss "
+                                     "plateaus, and GD's escapes against the flow's (see linflow.studies.saddles).")
+    g = sad.add_argument_group("study")
+    _defaulted(sad, g, "--values", [3.0, 1.0, 0.3], type=_floats,
+               help="the target's singular values (distinct, positive), comma-separated")
+    _defaulted(sad, g, "--depths", [2, 3, 4], [2, 3], type=_ints, help="depths (>= 2), comma-separated")
+    _defaulted(sad, g, "--alphas", [float(10.0 ** -k) for k in range(1, 11)], [1e-2, 1e-4, 1e-6, 1e-8], type=_floats,
+               help="start scales (every initial singular value of W_e), comma-separated")
+    _defaulted(sad, g, "--starts", ["aligned", "random"], ["aligned"], type=lambda s: s.split(","),
+               help="aligned (on the target's singular vectors: closed form) and/or random, comma-separated")
+    _defaulted(sad, g, "--gd-etas", [0.04, 0.02, 0.01, 0.005], [0.04, 0.02], type=_floats,
+               help="GD's learning rates against the flow's escapes, comma-separated; empty for none")
+    _defaulted(sad, g, "--gd-depth", 3, type=int, help="GD's depth")
+    _defaulted(sad, g, "--gd-alpha", 1e-6, 1e-3, type=float, help="GD's start scale")
+    g.add_argument("--seed", type=int, default=0, help="seed of the problem and the random starts (default 0)")
+    _add_output_options(g, "linflow-saddles")
+    sad.set_defaults(func=commands.cmd_saddles)
 
 
 def _add_reproduce(sub) -> None:

@@ -8,7 +8,7 @@ the scaling and the accuracy by stated rules.
 from .descent import gd_escapes
 from .flows import (EFFECTIVE_RANK_RULE, ESCAPE_RULE, FLOWS, PLATEAU_RULE, STARTS, escape_times, exact_escape_times,
                     plateau_levels, saddle_to_saddle)
-from .report import exponents, summary
+from .report import exponents, gd_summary, summary, summary_text
 
 __all__ = ["saddle_to_saddle", "gd_escapes", "escape_times", "exact_escape_times", "plateau_levels", "exponents",
-           "summary", "FLOWS", "STARTS", "ESCAPE_RULE", "PLATEAU_RULE", "EFFECTIVE_RANK_RULE"]
+           "summary", "gd_summary", "summary_text", "FLOWS", "STARTS", "ESCAPE_RULE", "PLATEAU_RULE", "EFFECTIVE_RANK_RULE"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["exponents", "summary", "EXPONENT_RULE", "ACCURACY_TOLERANCE", "EXPONENT_TOLERANCE", "FIT_ALPHA_MAX"]
+__all__ = ["exponents", "summary", "gd_summary", "summary_text", "EXPONENT_RULE", "ACCURACY_TOLERANCE",
+           "EXPONENT_TOLERANCE", "FIT_ALPHA_MAX"]
 
 FIT_ALPHA_MAX = 1e-4
 ACCURACY_TOLERANCE = 1e-6
@@ -81,3 +82,70 @@ def summary(ds: xr.Dataset) -> dict:
             where = {d: str(ds[d].values[i]) for d, i in zip(ds.status.dims, idx)}
             out["not_ok"].append({**where, "status": str(ds.status.values[idx])})
     return out
+
+
+def gd_summary(g: xr.Dataset) -> dict:
+    """GD's escapes in words and numbers (:func:`linflow.studies.saddles.gd_escapes`' Dataset): per eta its status,
+    each mode's escape shift relative to the flow's, the plateaus it merges, its imbalance and steps; per mode the
+    fitted order of the shift (None with the reason where fewer than two runs are ``ok``); per solver its steps
+    and GD's steps over them."""
+    runs = {}
+    for i, eta in enumerate(g.eta.values):
+        ok = str(g.status.values[i]) == "ok"
+        runs[f"{eta:g}"] = {
+            "status": str(g.status.values[i]),
+            "relative_escape_shift": [float(x) if np.isfinite(x) else "not reached" for x in
+                                      g.relative_escape_shift.values[i]] if ok else "not measured: the run is not ok",
+            "merged_plateaus": [int(p) for p, m in zip(g.plateau.values, g.merged.values[i]) if m and ok],
+            "imbalance": float(g.imbalance.values[i]), "gd_steps": int(g.gd_steps.values[i])}
+    orders = [{"mode": int(m), "order": float(o)} if np.isfinite(o) else
+              {"mode": int(m), "order": None, "reason": "fewer than two runs ended ok"}
+              for m, o in zip(g["mode"].values, g.shift_order.values)]
+    cost = {str(s): ({"steps": int(n), "gd_steps_over_solver_steps": {f"{e:g}": float(r) for e, r in
+                                                                       zip(g.eta.values, g.cost_ratio.sel(solver=s).values)}}
+                     if n > 0 else {"steps": "the solver did not reach the last escape"})
+            for s, n in zip(g.solver.values, g.solver_steps.values)}
+    return {"rules": {"escape": g.attrs["escape_rule"], "merge": g.attrs["merge_rule"], "order": g.attrs["order_rule"],
+                      "cost": g.attrs["cost"]},
+            "problem": g.attrs["problem"], "depth": int(g.attrs["depth"]), "alpha": float(g.attrs["alpha"]),
+            "start": g.attrs["start"], "flow_escape_times": g.flow_escape_time.values.tolist(), "runs": runs,
+            "shift_orders": orders, "cost": cost}
+
+
+def summary_text(s: dict) -> str:
+    """:func:`summary` (with :func:`gd_summary` under ``"gd"`` where present) as lines a reader takes in at a glance."""
+    lines = [f"problem: {s['problem']}", "escape times against the closed form (aligned starts):"]
+    for flow, acc in s["accuracy"].items():
+        worst = acc["max_relative_error"]
+        lines.append(f"  {flow:<11} max relative error {worst:.2e}" if isinstance(worst, float) else f"  {flow:<11} {worst}")
+        lines[-1] += "  passes" if acc["passes"] else "  FAILS"
+    lines.append(f"  rule: {s['rules']['accuracy']}")
+    lines.append("scaling exponents of the escape time with 1/alpha (theory: depth 2 log, depth N alpha^-(1-2/N)):")
+    for r in s["exponents"]:
+        got = f"{r['exponent']:.4f}" if r["exponent"] is not None else r["reason"]
+        lines.append(f"  {r['flow']:<11} depth {r['depth']} mode {r['mode']}: {got} (theory {r['theory']:.4f})"
+                     + ("" if r["exponent"] is None else "  passes" if r["passes"] else "  FAILS"))
+    dev = {N: max(v) for N, v in s["plateaus"]["relative_deviation"].items()}
+    lines.append(f"plateaus at alpha {s['plateaus']['alpha']:g}: loss against sum_(i>j) s_i^2 / 2, largest relative "
+                 "deviation per depth: " + ", ".join(f"{N}: {d:.1e}" for N, d in dev.items()))
+    if "gd" in s:
+        g = s["gd"]
+        lines.append(f"gradient descent, depth {g['depth']}, alpha {g['alpha']:g} ({g['start']} start): escape shift "
+                     "relative to the flow's, per mode")
+        for eta, run in g["runs"].items():
+            shift = run["relative_escape_shift"]
+            shift = ", ".join(f"{x:+.3g}" if isinstance(x, float) else x for x in shift) if isinstance(shift, list) \
+                else shift
+            merged = f"; merges plateau(s) {run['merged_plateaus']}" if run["merged_plateaus"] else ""
+            lines.append(f"  eta {eta}: {run['status']}; {shift}{merged}; {run['gd_steps']} steps")
+        lines.append("  order of the shift in eta per mode: " + ", ".join(
+            f"{o['mode']}: {o['order']:.2f}" if o["order"] is not None else f"{o['mode']}: {o['reason']}"
+            for o in g["shift_orders"]))
+        for solver, c in g["cost"].items():
+            lines.append(f"  {solver}: {c['steps']} steps" + (
+                "; GD's steps over them: " + ", ".join(f"{r:.3g}x (eta {e})" for e, r in
+                                                       c["gd_steps_over_solver_steps"].items())
+                if isinstance(c["steps"], int) else ""))
+    if s["not_ok"]:
+        lines.append(f"runs not ok: {len(s['not_ok'])} (listed in the summary JSON)")
+    return "\n".join(lines)

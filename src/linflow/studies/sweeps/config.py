@@ -35,14 +35,20 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "rtol": (float, FLOW_TOLERANCES[0]),
     "atol": (float, FLOW_TOLERANCES[1]),
     "eta_ratio": (float, 1.0),
+    "singular_values": (str, "3,1,0.3"),
+    "start": (str, "aligned"),
 }
 
 
-TASKS = ("run", "compare", "accuracy", "regime")
+TASKS = ("run", "compare", "accuracy", "regime", "saddles")
+#: the starts of task ``saddles`` (:func:`linflow.studies.saddles.saddle_to_saddle`)
+SADDLE_STARTS = ("aligned", "random")
 
 #: a task's own defaults where they differ from :data:`PARAMETERS`: ``compare`` measures modified-flow errors of
 #: order eta^3 and takes ``linflow compare``'s tight tolerances (a value the TOML gives always wins)
-TASK_DEFAULTS: dict[str, dict] = {"compare": {"rtol": COMPARE_TOLERANCES[0], "atol": COMPARE_TOLERANCES[1]}}
+#: ``saddles`` resolves escape times to 1e-6 relative: the saddle study's tolerances, and a small start
+TASK_DEFAULTS: dict[str, dict] = {"compare": {"rtol": COMPARE_TOLERANCES[0], "atol": COMPARE_TOLERANCES[1]},
+                                  "saddles": {"rtol": 1e-10, "atol": 1e-12, "scale": 1e-6}}
 
 
 def defaults(task: str) -> dict:
@@ -89,7 +95,23 @@ def _check_value(key: str, value, where: str):
         raise ValueError(f"{where}: 'init' must be one of {', '.join(INITS)}, got {value!r}")
     if key == "problem" and value not in PROBLEMS:
         raise ValueError(f"{where}: 'problem' must be one of {', '.join(PROBLEMS)}, got {value!r}")
+    if key == "start" and value not in SADDLE_STARTS:
+        raise ValueError(f"{where}: 'start' must be one of {', '.join(SADDLE_STARTS)}, got {value!r}")
+    if key == "singular_values":
+        parse_singular_values(value, where)
     return value
+
+
+def parse_singular_values(text: str, where: str = "singular_values") -> list[float]:
+    """``"3,1,0.3"`` -> ``[3.0, 1.0, 0.3]``: distinct positive numbers, comma-separated (task ``saddles``' target)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{where}: 'singular_values' must be comma-separated numbers such as '3,1,0.3', "
+                         f"got {text!r}") from None
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values) or len(set(values)) != len(values):
+        raise ValueError(f"{where}: 'singular_values' must be distinct positive numbers, got {text!r}")
+    return values
 
 
 def validate(grid: dict, fixed: dict | None = None, task: str = "run") -> tuple[dict, dict]:

@@ -9,13 +9,22 @@ import math
 import numpy as np
 
 
-from .config import defaults
+from .config import defaults, parse_singular_values
 
 
 # ----------------------------------------------------------------------------- one point
-def _problem_and_layers(params: dict):
-    """The problem and start of a grid point (:mod:`linflow.core.specs`, the command line's builder)."""
-    from ...core import specs
+def _problem_and_layers(params: dict, task: str = "run"):
+    """The problem and start of a grid point (:mod:`linflow.core.specs`, the command line's builder); for task
+    ``saddles`` whitened regression with a square target of the point's ``singular_values`` and the ``start``
+    (aligned or random) whose product has every singular value ``scale`` (:mod:`linflow.studies.saddles`)."""
+    from ...core import problems, specs
+
+    if task == "saddles":
+        from ..saddles.flows import start_layers
+
+        prob = problems.whitened(sorted(parse_singular_values(params["singular_values"]), reverse=True),
+                                 seed=params["seed"])
+        return prob, start_layers(prob, params["depth"], params["scale"], params["start"], params["seed"])
 
     prob = specs.problem(params["problem"], m=params["m"], d=params["d"], p=params["p"],
                          weight_decay=params["weight_decay"], seed=params["seed"], data=params["data"])
@@ -47,7 +56,7 @@ def run_points(task: str, batch: list[dict]) -> list[dict]:
     try:
         if full[0]["depth"] < 1:
             raise ValueError(f"depth must be >= 1, got {full[0]['depth']}")
-        prob, layers = _problem_and_layers(full[0])
+        prob, layers = _problem_and_layers(full[0], task)
     except Exception as exc:  # a failing point is recorded, never fatal
         return [failed_record(f"{type(exc).__name__}: {exc}")] * len(full)
     cache: dict = {"batch": full}
@@ -183,7 +192,47 @@ def _task_regime(prob, layers, p, cache: dict) -> dict:
             "central_deviation_rel": float(ds.central_deviation_rel.values[0, -1])}
 
 
-TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime}
+def _task_saddles(prob, layers, p, cache: dict) -> dict:
+    """Each mode's escape time along the layer flow and the end-to-end flow (root state) from the point's small start,
+    against the closed form (aligned start) or the layer flow (random start), and GD's at the point's ``eta``
+    (:func:`linflow.studies.saddles.gd_escapes` without its solver costs): per mode ``i`` ``escape_i`` (layer flow),
+    ``exact_escape_i`` (the closed form; aligned start only), ``gd_relative_shift_i``; ``escape_relative_error`` the
+    largest over modes and both flows against the reference."""
+    from ...core.settings import SolverSettings
+    from ..saddles import escape_times, exact_escape_times, gd_escapes
+
+    s = np.linalg.svd(np.asarray(prob.target), compute_uv=False)
+    depth, alpha = p["depth"], p["scale"]
+    if depth < 2 or not 0 < alpha < s[-1] / 2:
+        raise ValueError(f"task 'saddles' needs depth >= 2 and 0 < scale < {s[-1] / 2:g} (the weakest escape level), "
+                         f"got depth {depth}, scale {alpha:g}")
+    exact = exact_escape_times(s, alpha, depth)
+    settings = SolverSettings(p["solver"], rtol=p["rtol"], atol=p["atol"], max_steps=3_000_000)
+    horizon = (1.2 if p["start"] == "aligned" else 3.0) * exact[-1]
+    runs = {flow: escape_times(prob, layers, horizon, flow=flow, settings=settings) for flow in ("layers", "end_to_end")}
+    for flow, run in runs.items():
+        if run["status"] != "ok" or not np.all(np.isfinite(run["times"])):
+            return {"reason": f"the {flow} flow did not reach every escape by t = {horizon:g}: "
+                              f"{run['message'] or 'no solver failure'}"}
+    reference = exact if p["start"] == "aligned" else runs["layers"]["times"]
+    error = max(float(np.max(np.abs(run["times"] / reference - 1))) for run in runs.values())
+    gd = gd_escapes(s, depth=depth, alpha=alpha, etas=(p["eta"],), seed=p["seed"], solvers=(), start=p["start"])
+    out = {"escape_relative_error": error if p["start"] == "aligned" else float(
+        np.max(np.abs(runs["end_to_end"]["times"] / reference - 1))), "flow_steps": float(runs["layers"]["num_steps"])}
+    for i, t in enumerate(runs["layers"]["times"], start=1):
+        out[f"escape_{i}"] = float(t)
+        if p["start"] == "aligned":
+            out[f"exact_escape_{i}"] = float(exact[i - 1])
+        out[f"gd_relative_shift_{i}"] = float(gd.relative_escape_shift.values[0, i - 1])
+    out["gd_steps"] = float(gd.gd_steps.values[0])
+    status = str(gd.status.values[0])
+    if status != "ok":
+        out["reason"] = f"gradient descent at eta {p['eta']:g}: {status}"
+    return out
+
+
+TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime,
+                  "saddles": _task_saddles}
 
 
 def failed_record(reason: str) -> dict:
