@@ -80,6 +80,8 @@ ADDED = {
     "CompletionProblem": ('rows', 'cols', 'values', 'shape', 'p', 'weight_decay', 'target'),
     "sensing": "module",
     "first_passages": ('field', 'y0', 'levels', 't1', 'observable', 'settings', 'root_tol'),
+    "gfs_sharpness": ('problem', 'layers', 't1', 'gtol', 'settings', 'iters'),
+    "atlas": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),

@@ -15,9 +15,11 @@ first use, so ``import linflow`` and ``linflow --help`` are instant. The public 
   :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects; the solver options in one
   :class:`SolverSettings`);
 * first-passage times of a flow (a mode's escape from a saddle): :func:`first_passages` (diffrax events);
-* curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products);
+* curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products); the sharpness
+  of the gradient flow's solution from a point, :func:`gfs_sharpness`;
 * past the stability threshold: :func:`central_flow` (the central flow of GD at the edge of stability,
-  :mod:`linflow.central`) and the catapult on the uv model (:mod:`linflow.catapult`);
+  :mod:`linflow.central`), the catapult on the uv model (:mod:`linflow.catapult`) and GD's attractor at every
+  learning rate (:mod:`linflow.atlas`: periods, chaos, Lyapunov exponents);
 * discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`, :func:`optax_descent` (any optax
   optimizer), and their core :func:`linflow.descent.descend`;
 * every run accepts tracers: call it under ``jax.jit``, batch it with ``jax.vmap``, differentiate it with
@@ -59,7 +61,7 @@ _SUBMODULES = {
     "datasets": "core.datasets", "descent": "core.descent", "exact": "core.exact", "fields": "core.fields",
     "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
     "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
-    "sensing": "core.sensing", "passages": "core.passages",
+    "sensing": "core.sensing", "passages": "core.passages", "gfs": "core.gfs", "atlas": "studies.atlas",
     "sweeps": "studies.sweeps", "trajectory": "core.trajectory",
 }
 
@@ -73,6 +75,7 @@ _ATTRIBUTES = {
     "SOLVERS": "integrate",
     "SolverSettings": "integrate",
     "first_passages": "passages",
+    "gfs_sharpness": "gfs",
     "solve": "integrate",
     "LayerFlow": "fields",
     "EndToEndFlow": "fields",
@@ -114,7 +117,7 @@ _ATTRIBUTES = {
 }
 
 __all__ = sorted([*_ATTRIBUTES, *(m for m in _SUBMODULES if m not in ("descent", "integrate", "overview",
-                                                                         "trajectory", "passages"))])
+                                                                         "trajectory", "passages", "gfs"))])
 
 
 def __getattr__(name: str):
@@ -146,6 +149,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
                               network_gradient, network_loss)
     from .core.init import balancedness, end_to_end, imbalance
     from .core.passages import first_passages
+    from .core.gfs import gfs_sharpness
+    from .studies import atlas
     from .core.sensing import CompletionProblem, SensingProblem
     from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,

@@ -176,6 +176,50 @@ def cmd_saddles(args) -> int:
     return 0
 
 
+def cmd_atlas(args) -> int:
+    import numpy as np
+
+    from ..core import files as _io, problems, specs
+    from ..studies import atlas
+    from .. import plot
+
+    if args.depth < 1 or args.width < 1:
+        raise ValueError(f"--depth and --width must be >= 1, got {args.depth}, {args.width}")
+    if len(args.ratios) != 2 or not 0 < args.ratios[0] < args.ratios[1]:
+        raise ValueError(f"--ratios must be two numbers 0 < low < high, got {args.ratios}")
+    if args.points < 2 or args.transient < 1 or args.record < 128 or args.central_points < 0:
+        raise ValueError(f"--points must be >= 2, --transient >= 1, --record >= 128, --central-points >= 0; got "
+                         f"{args.points}, {args.transient}, {args.record}, {args.central_points}")
+    if any(v <= 0 for v in args.values):
+        raise ValueError(f"--values must be positive singular values, got {args.values}")
+    problem = problems.whitened(sorted(args.values, reverse=True), seed=args.seed)
+    layers = specs.start(problem, args.depth, [args.width] * (args.depth - 1), args.init, args.scale, args.seed)
+    out = Path(args.out)
+    started = time.perf_counter()
+    ratios = np.linspace(args.ratios[0], args.ratios[1], args.points)
+    bar, tick = _progress(-(-args.points // 64) + args.central_points, "linflow atlas")
+    try:
+        ds = atlas.atlas(problem, layers, ratios=ratios, transient=args.transient, record=args.record,
+                         central_points=args.central_points, seed=args.seed, progress=tick)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    ds.attrs["problem"] = f"whitened regression, square target with singular values {_show(args.values)}"
+    ds.attrs["network"] = f"depth {args.depth}, hidden width {args.width}, {args.init}(scale={args.scale:g}, seed={args.seed})"
+    summary = {**atlas.summary(ds), "problem": ds.attrs["problem"], "network": ds.attrs["network"],
+               "wall_time_s": round(elapsed, 3)}
+    paths = [_io.write_netcdf(ds, out / "atlas.nc"), _io.write_figure(plot.bifurcation_diagram(ds), out / "bifurcation.png"),
+             _io.write_json(summary, out / "atlas_summary.json")]
+    print(f"{ds.attrs['problem']}; {ds.attrs['network']}")
+    print(atlas.summary_text(summary))
+    print(f"\nwall time {elapsed:.1f} s; wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _show(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def cmd_reproduce(args) -> int:
     from ..core import files as _io
     from ..paper import reproduce

@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linflow", description=_plain(cli.__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_reproduce, _add_sweep):
+    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_reproduce, _add_sweep):
         add(sub)
     return parser
 
@@ -190,6 +190,32 @@ def _add_saddles(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the problem and the random starts (default 0)")
     _add_output_options(g, "linflow-saddles")
     sad.set_defaults(func=commands.cmd_saddles)
+
+
+def _add_atlas(sub) -> None:
+    """``linflow atlas``."""
+    at = sub.add_parser("atlas", help="past the threshold: GD's attractor (period, chaos, divergence) for every eta",
+                        description="GD's long-run attractor on a fine grid of learning rates, in one batched run: its "
+                                    "period, largest Lyapunov exponent and divergence, the bifurcation diagram, with "
+                                    "2 / S of the flow's limit and the central flow's reach marked (see "
+                                    "linflow.studies.atlas). The problem: whitened regression with a square target.")
+    g = at.add_argument_group("problem and start")
+    _defaulted(at, g, "--values", [1.0], type=_floats, help="the target's singular values, comma-separated")
+    g.add_argument("--depth", type=int, default=2, help="number of layers N >= 1 (default 2)")
+    g.add_argument("--width", type=int, default=1, help="hidden width (default 1: with --values 1, a scalar network)")
+    g.add_argument("--init", choices=_catalog.INITS, default="near_zero",
+                   help="initialization (default near_zero: Gaussian entries, unbalanced)")
+    g.add_argument("--scale", type=float, default=0.5, help="its scale (default 0.5)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the start and of the tangent vector (default 0)")
+    g = at.add_argument_group("map")
+    _defaulted(at, g, "--ratios", [0.9, 2.1], type=_floats,
+               help="lowest and highest eta / eta_crit (eta_crit = 2 / S of the gradient flow's limit)")
+    _defaulted(at, g, "--points", 241, 61, type=int, help="etas on the grid")
+    _defaulted(at, g, "--transient", 20_000, 4_000, type=int, help="GD steps discarded before recording")
+    _defaulted(at, g, "--record", 4_000, 1_000, type=int, help="GD steps recorded (Lyapunov exponent, period)")
+    _defaulted(at, g, "--central-points", 8, 3, type=int, help="etas above eta_crit where the central flow is run")
+    _add_output_options(g, "linflow-atlas")
+    at.set_defaults(func=commands.cmd_atlas)
 
 
 def _add_reproduce(sub) -> None:

@@ -1,5 +1,6 @@
 """Figures (matplotlib). Each function takes a Dataset produced by a linflow study and returns a Figure."""
 
+from .atlas import bifurcation_diagram
 from .accuracy import step_size_figure, work_precision_nfev, work_precision_time
 from .compare import COMPARE_FIGURES, balancedness_drift, bound_vs_error, deviation_vs_eta, deviation_vs_time, stability
 from .overview import overview_figure
@@ -19,4 +20,5 @@ __all__ = [
     "saddle_curves",
     "escape_scaling",
     "gd_escape_shift",
+    "bifurcation_diagram",
 ]

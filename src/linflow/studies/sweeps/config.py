@@ -37,10 +37,12 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "eta_ratio": (float, 1.0),
     "singular_values": (str, "3,1,0.3"),
     "start": (str, "aligned"),
+    "transient": (int, 20_000),
+    "record": (int, 4_000),
 }
 
 
-TASKS = ("run", "compare", "accuracy", "regime", "saddles")
+TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas")
 #: the starts of task ``saddles`` (:func:`linflow.studies.saddles.saddle_to_saddle`)
 SADDLE_STARTS = ("aligned", "random")
 
@@ -61,7 +63,7 @@ _BOUNDS: dict[str, tuple[float, bool]] = {
     "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
     "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
     "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
-    "eta_ratio": (0.0, False),
+    "eta_ratio": (0.0, False), "transient": (1, True), "record": (128, True),
 }
 
 

@@ -34,7 +34,7 @@ def _problem_and_layers(params: dict, task: str = "run"):
 
 #: the grid axis along which a task's points share work (``run``: the flows, in one overview of the batch's etas;
 #: ``regime``: the flow and ``eta_crit``): the points of a grid that differ only there run as one batch, the shared part once
-BATCH_AXIS = {"run": "eta", "regime": "eta_ratio"}
+BATCH_AXIS = {"run": "eta", "regime": "eta_ratio", "atlas": "eta_ratio"}
 
 
 def run_point(task: str, params: dict) -> dict:
@@ -231,8 +231,28 @@ def _task_saddles(prob, layers, p, cache: dict) -> dict:
     return out
 
 
+def _task_atlas(prob, layers, p, cache: dict) -> dict:
+    """GD's attractor at ``eta = eta_ratio * eta_crit`` (``eta_crit = 2 / S`` of the gradient flow's limit from the
+    start), every ratio of the batch in one vmapped run (:func:`linflow.studies.atlas.atlas`, no central flow):
+    ``period`` (0: none), ``lyapunov`` (per step), ``chaotic`` (1.0 where the attractor is chaotic), ``eta``,
+    ``eta_crit``; a run that diverged fails the point, its step in the reason."""
+    from ..atlas import atlas
+
+    ratios = [q["eta_ratio"] for q in cache["batch"]]
+    if "atlas" not in cache:
+        cache["atlas"] = atlas(prob, layers, ratios=ratios, transient=p["transient"], record=p["record"],
+                               central_points=0, seed=p["seed"])
+    ds = cache["atlas"]
+    row = ds.isel(eta=ratios.index(p["eta_ratio"]))
+    out = {"period": float(row.period), "lyapunov": float(row.lyapunov), "eta": float(row.eta),
+           "eta_crit": float(ds.attrs["eta_crit"]), "chaotic": float(str(row.attractor.values) == "chaotic")}
+    if int(row.diverged_at) >= 0:
+        out["reason"] = f"gradient descent diverged at step {int(row.diverged_at)}"
+    return out
+
+
 TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime,
-                  "saddles": _task_saddles}
+                  "saddles": _task_saddles, "atlas": _task_atlas}
 
 
 def failed_record(reason: str) -> dict:

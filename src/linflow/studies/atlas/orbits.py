@@ -1,0 +1,62 @@
+"""GD's long-run behaviour for many learning rates in one compiled call: the orbit after a transient, its largest
+Lyapunov exponent and where it diverged (docs/math.md section 11).
+
+For each ``eta`` the GD map ``F(w) = w - eta grad L(w)`` (``L`` the network loss, weight decay included) is iterated
+``transient + record`` times from the same start, ``jax.vmap`` over the etas inside one ``lax.scan``. Alongside the
+iterate, a tangent vector ``v`` is carried through the map's Jacobian, ``v <- DF(w) v = v - eta H(w) v`` (a JVP of
+the gradient: no Hessian formed), renormalized at every step; the largest Lyapunov exponent is the mean of
+``log ||DF(w_k) v_k||`` over the recording steps (Benettin et al. 1980): positive on a chaotic attractor, negative
+on a stable periodic orbit, zero along a neutral direction (a manifold of minima, the layers' rescalings).
+A step whose iterate is not finite, or whose loss exceeds :data:`BLOWUP` times the start's, marks the run
+``diverged`` at that step and freezes it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from ...core.fields import network_gradient, network_loss
+
+__all__ = ["orbits", "BLOWUP"]
+
+BLOWUP = 1e12
+
+
+@functools.partial(jax.jit, static_argnames=("transient", "record", "window"))
+def orbits(problem, layers0, etas, direction, *, transient: int, record: int, window: int) -> dict:
+    """GD from ``layers0`` at every ``eta`` of ``etas`` (shape ``(E,)``): ``{"states": (E, window, P)`` the last
+    ``window`` flat iterates, ``"loss": (E, record)`` the loss of every recorded iterate (the loss at the iterate
+    before the step), ``"lyapunov": (E,)`` per step, ``"diverged_at": (E,)`` the first bad step (``-1`` if none),
+    ``"final": (E, P)`` the last iterate}``. ``direction`` is the start of the tangent vector (a flat ``(P,)``)."""
+    flat0, unravel = ravel_pytree(tuple(layers0))
+    scale = network_loss(problem, tuple(layers0))
+
+    def gd(y, eta):
+        return y - eta * ravel_pytree(network_gradient(problem, unravel(y)))[0]
+
+    def one(eta):
+        def step(carry, k):
+            y, v, logs, bad = carry
+            loss = network_loss(problem, unravel(y))
+            y_next, Jv = jax.jvp(lambda z: gd(z, eta), (y,), (v,))
+            norm = jnp.linalg.norm(Jv)
+            ok = (bad < 0) & jnp.all(jnp.isfinite(y_next)) & jnp.isfinite(norm) & (norm > 0) & \
+                (network_loss(problem, unravel(y_next)) <= BLOWUP * jnp.maximum(scale, 1e-300))
+            bad = jnp.where((bad < 0) & ~ok, k, bad)
+            y = jnp.where(ok, y_next, y)
+            v = jnp.where(ok, Jv / jnp.where(ok, norm, 1.0), v)
+            logs = logs + jnp.where(ok & (k >= transient), jnp.log(jnp.where(ok, norm, 1.0)), 0.0)
+            return (y, v, logs, bad), (loss, y)
+
+        v0 = direction / jnp.linalg.norm(direction)
+        carry = (flat0, v0, jnp.asarray(0.0), jnp.asarray(-1))
+        carry, _ = jax.lax.scan(lambda c, k: (step(c, k)[0], None), carry, jnp.arange(transient))
+        carry, (loss, ys) = jax.lax.scan(step, carry, jnp.arange(transient, transient + record))
+        y, _, logs, bad = carry
+        return {"states": ys[-window:], "loss": loss, "lyapunov": logs / record, "diverged_at": bad, "final": y}
+
+    return jax.vmap(one)(jnp.asarray(etas))

@@ -1,0 +1,82 @@
+"""The map in words and numbers: the attractor's segments over eta, the period-doubling cascade, chaos, divergence,
+and where the central flow predicts GD."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["summary", "summary_text", "segments", "doublings"]
+
+
+def segments(ds: xr.Dataset) -> list[dict]:
+    """Runs of consecutive etas with one attractor: ``{"attractor", "from_eta", "to_eta", "from_ratio", "to_ratio",
+    "points"}`` in increasing eta."""
+    out = []
+    for i, (eta, a) in enumerate(zip(ds.eta.values, ds.attractor.values)):
+        if out and out[-1]["attractor"] == a:
+            out[-1].update(to_eta=float(eta), to_ratio=float(ds.ratio.values[i]), points=out[-1]["points"] + 1)
+        else:
+            out.append({"attractor": str(a), "from_eta": float(eta), "to_eta": float(eta),
+                        "from_ratio": float(ds.ratio.values[i]), "to_ratio": float(ds.ratio.values[i]), "points": 1})
+    return out
+
+
+def doublings(ds: xr.Dataset) -> dict:
+    """The first eta at which each period ``2^k`` appears (on the grid, in increasing eta, before the first
+    chaotic eta), and the Feigenbaum ratios ``(eta_k - eta_(k-1)) / (eta_(k+1) - eta_k)`` where three are known
+    (4.669... for the logistic map's universality class)."""
+    first: dict[int, float] = {}
+    for eta, p, a in zip(ds.eta.values, ds.period.values, ds.attractor.values):
+        if a == "chaotic":
+            break
+        if p >= 1 and (p & (p - 1)) == 0 and p not in first and all(q < p for q in first):
+            first[int(p)] = float(eta)
+    periods = sorted(first)
+    onsets = [first[p] for p in periods if p >= 2]
+    ratios = [(onsets[k] - onsets[k - 1]) / (onsets[k + 1] - onsets[k]) for k in range(1, len(onsets) - 1)
+              if onsets[k + 1] > onsets[k]]
+    chaos = [float(e) for e, a in zip(ds.eta.values, ds.attractor.values) if a == "chaotic"]
+    return {"first_eta_of_period": {str(p): first[p] for p in periods}, "feigenbaum_ratios": ratios,
+            "first_chaotic_eta": chaos[0] if chaos else "no chaotic eta on the grid",
+            "grid_spacing": float(np.min(np.diff(ds.eta.values))) if ds.eta.size > 1 else "one eta"}
+
+
+def summary(ds: xr.Dataset) -> dict:
+    """Rules, the threshold, the segments, the cascade, divergence and the central flow's reach (JSON-ready: words
+    where a number is missing)."""
+    div = [float(e) for e, a in zip(ds.eta.values, ds.attractor.values) if a == "diverged"]
+    central = {f"{float(e):.6g}": (float(d) if np.isfinite(d) else str(r)) for e, d, r in
+               zip(ds.eta.values, ds.central_deviation_rel.values, ds.central_reason.values)
+               if np.isfinite(d) or str(r).startswith("central flow")}
+    predicts = [float(e) for e, r in zip(ds.eta.values, ds.central_reason.values) if r == "predicts GD"]
+    return {"rules": {"period": ds.attrs["period_rule"], "attractor": ds.attrs["attractor_rule"],
+                      "central": ds.attrs["central_rule"], "transient": ds.attrs["transient_rule"]},
+            "eta_crit": float(ds.attrs["eta_crit"]), "flow_limit_sharpness": float(ds.attrs["flow_limit_sharpness"]),
+            "segments": segments(ds), "cascade": doublings(ds),
+            "first_diverged_eta": div[0] if div else "no eta on the grid diverged",
+            "central_flow": {"relative_deviation": central,
+                             "largest_eta_predicted": max(predicts) if predicts else "none on the grid"}}
+
+
+def summary_text(s: dict) -> str:
+    """:func:`summary` as lines."""
+    lines = [f"eta_crit = 2 / S(phi(w0)) = {s['eta_crit']:.6g} (S of the flow's limit {s['flow_limit_sharpness']:.6g})",
+             "attractor over eta (ratio = eta / eta_crit):"]
+    for seg in s["segments"]:
+        lines.append(f"  {seg['from_ratio']:.4f} - {seg['to_ratio']:.4f}: {seg['attractor']} ({seg['points']} etas)")
+    c = s["cascade"]
+    lines.append("period doubling: " + (", ".join(f"period {p} from eta {e:.5g}" for p, e in
+                                                 c["first_eta_of_period"].items()) or "none"))
+    if c["feigenbaum_ratios"]:
+        lines.append("  Feigenbaum ratios (on the grid): " + ", ".join(f"{r:.2f}" for r in c["feigenbaum_ratios"]))
+    first = c["first_chaotic_eta"]
+    lines.append(f"first chaotic eta: {first:.5g}" if isinstance(first, float) else f"first chaotic eta: {first}")
+    d = s["first_diverged_eta"]
+    lines.append(f"first diverged eta: {d:.5g}" if isinstance(d, float) else d)
+    p = s["central_flow"]["largest_eta_predicted"]
+    lines.append("central flow predicts GD up to eta " + (f"{p:.5g}" if isinstance(p, float) else p) +
+                 " (measured at: " + ", ".join(f"{e}: {v:.3g}" if isinstance(v, float) else f"{e}: {v}" for e, v in
+                                               s["central_flow"]["relative_deviation"].items()) + ")")
+    lines.append(f"rule: {s['rules']['attractor']}")
+    return "\n".join(lines)

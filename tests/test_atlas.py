@@ -1,0 +1,150 @@
+"""Past the threshold, the whole map (issue 28): the GFS sharpness against closed forms, GD's attractor and Lyapunov
+exponent against exact maps, the period rule, the CLI and the sweep task."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import optimize
+
+import linflow
+from linflow.core.gfs import gfs_limit, gfs_sharpness
+from linflow.studies import atlas
+
+
+def scalar_problem(y=1.0, a=1.0):
+    """``L = (a/2) (w_N ... w_1 - y)^2``: one sample ``x = sqrt(a)``, target ``sqrt(a) y``."""
+    return linflow.Problem(np.array([[np.sqrt(a)]]), np.array([np.sqrt(a) * y]))
+
+
+def test_gfs_sharpness_of_uv_equals_its_closed_form_batched():
+    rng = np.random.default_rng(0)
+    a, y = 1.7, 0.8
+    U, V = rng.normal(size=(40, 1, 1)), rng.normal(size=(40, 1, 1))
+    U[0], V[0] = 0.0, 0.0  # the saddle at the origin: the flow stays there, a gradient of zero
+    s = np.asarray(gfs_sharpness(scalar_problem(y, a), (U[1:], V[1:])))
+    c = U[1:, 0, 0] ** 2 - V[1:, 0, 0] ** 2  # conserved by the flow; the limit has u v = y
+    np.testing.assert_allclose(s, a * np.sqrt(c ** 2 + 4 * y ** 2), rtol=1e-6)
+    one = gfs_sharpness(scalar_problem(y, a), (U[1], V[1]))  # unbatched
+    np.testing.assert_allclose(float(one), s[0], rtol=1e-12)
+
+
+def test_gfs_sharpness_of_a_depth_3_scalar_network_against_its_conservation_laws():
+    y = 1.3
+    w0 = np.array([0.4, -0.7, 0.9])
+    c1, c2 = w0[0] ** 2 - w0[1] ** 2, w0[1] ** 2 - w0[2] ** 2  # conserved: w_j^2 - w_(j+1)^2
+
+    def eqs(w):
+        return [w[0] ** 2 - w[1] ** 2 - c1, w[1] ** 2 - w[2] ** 2 - c2, w[0] * w[1] * w[2] - y]
+
+    limit = optimize.fsolve(eqs, np.sign(w0) * np.abs(y) ** (1 / 3) + 0.3 * np.sign(w0), xtol=1e-14)
+    assert np.allclose(eqs(limit), 0, atol=1e-12)
+    g = np.array([limit[1] * limit[2], limit[0] * limit[2], limit[0] * limit[1]])  # H = g g^T at a zero-loss limit
+    layers = tuple(np.array([[w]]) for w in w0)
+    out = gfs_limit(scalar_problem(y), layers)
+    assert out["status"] == "ok"
+    np.testing.assert_allclose(np.abs([float(w[0, 0]) for w in out["layers"]]), np.abs(limit), rtol=1e-7)
+    np.testing.assert_allclose(float(gfs_sharpness(scalar_problem(y), layers)), g @ g, rtol=1e-7)
+
+
+def test_gfs_sharpness_says_which_point_did_not_converge():
+    prob = scalar_problem()
+    start = (np.array([0.3, 1.0])[:, None, None], np.array([0.2, 1.0])[:, None, None])  # the second: a minimum
+    with pytest.raises(RuntimeError, match=r"from 1 point\(s\): 0 \(not converged by t1\); raise t1"):
+        gfs_sharpness(prob, start, t1=0.01)
+    with pytest.raises(ValueError, match="gtol and t1 must be positive"):
+        gfs_limit(prob, (np.ones((1, 1)), np.ones((1, 1))), gtol=0.0)
+
+
+def test_lyapunov_exponent_of_linear_regression_is_log_of_its_contraction():
+    """Depth 1: GD is the affine map ``w <- w - eta a (w - y)``; its Lyapunov exponent is ``log|1 - eta a|``."""
+    a = 2.0
+    prob = scalar_problem(0.7, a)
+    ratios = np.array([0.3, 0.6, 0.9, 0.99])  # eta_crit = 2 / a
+    ds = atlas.atlas(prob, (np.array([[0.1]]),), ratios=ratios, transient=50, record=400, central_points=0)
+    assert float(ds.attrs["eta_crit"]) == pytest.approx(2 / a, rel=1e-10)
+    np.testing.assert_allclose(ds.lyapunov.values, np.log(np.abs(1 - ds.eta.values * a)), rtol=1e-9)
+    # at 0.99 the contraction 0.98 per step leaves 0.98^450 ~ 1e-4 of the start: not settled, and said so
+    assert list(ds.attractor.values) == ["fixed point"] * 3 + ["unsettled"]
+    past = atlas.atlas(prob, (np.array([[0.1]]),), ratios=[1.2], transient=10, record=400, central_points=0)
+    assert str(past.attractor.values[0]) == "diverged" and int(past.diverged_at.values[0]) > 0
+    assert int(past.period.values[0]) == 0 and np.isnan(past.lyapunov.values[0])
+
+
+def test_scalar_uv_map_doubles_its_period_into_chaos():
+    prob = scalar_problem()
+    w0 = (jnp.array([[0.5]]), jnp.array([[0.3]]))
+    ratios = [0.95, 1.1, 1.26, 1.6, 2.05]
+    ds = atlas.atlas(prob, w0, ratios=ratios, transient=20_000, record=2_000, central_points=2)
+    # eta_crit = 2 / S(phi(w0)) with S = sqrt(c^2 + 4) (c = u0^2 - v0^2 = 0.16)
+    assert float(ds.attrs["eta_crit"]) == pytest.approx(2 / np.hypot(0.16, 2.0), rel=1e-7)
+    assert list(ds.attractor.values) == ["fixed point", "period 2", "period 4", "chaotic", "diverged"]
+    lyap = ds.lyapunov.values
+    assert abs(lyap[0]) < 1e-3  # a fixed point on the manifold of minima: one neutral direction
+    assert lyap[1] < -1e-3 and lyap[2] < -1e-3 and lyap[3] > 0.1
+    # on the period-2 orbit GD's sharpness straddles 2 / eta; the central flow predicts its midpoint
+    s = ds.sharpness.sel(eta=ds.eta[1]).values * float(ds.eta[1]) / 2
+    assert s.min() < 1 < s.max()
+    assert str(ds.central_reason.values[1]) == "predicts GD"
+    summary = atlas.summary(ds)
+    json.dumps(summary, allow_nan=False)
+    assert summary["cascade"]["first_eta_of_period"]["4"] == pytest.approx(float(ds.eta[2]))
+    assert "period 4" in atlas.summary_text(summary)
+
+
+@pytest.mark.parametrize("sequence, period", [
+    ([1.0] * 20, 1), ([1.0, 2.0] * 10, 2), ([1.0, 2.0, 3.0] * 10, 3), ([0.1, 0.5, 0.2, 0.9] * 8, 4),
+    (list(np.random.default_rng(0).normal(size=80)), 0),
+])
+def test_period_rule(sequence, period):
+    states = np.asarray(sequence)[:, None] * np.array([1.0, -2.0])
+    assert atlas.period_of(states) == period
+    noisy = states + 1e-9 * np.random.default_rng(1).normal(size=states.shape)  # below the stated tolerance
+    assert atlas.period_of(noisy) == period
+
+
+def test_atlas_rejects_bad_input():
+    prob, w0 = scalar_problem(), (jnp.array([[0.5]]), jnp.array([[0.3]]))
+    with pytest.raises(ValueError, match="give etas or ratios, not both"):
+        atlas.atlas(prob, w0, etas=[0.5], ratios=[1.0])
+    with pytest.raises(ValueError, match="etas must be a non-empty list of positive"):
+        atlas.atlas(prob, w0, etas=[0.5, -1.0])
+    with pytest.raises(ValueError, match="record >= window"):
+        atlas.atlas(prob, w0, ratios=[1.0], record=64)
+
+
+def test_linflow_atlas_quick_writes_period_and_lyapunov_over_eta(tmp_path, capsys):
+    import xarray as xr
+
+    from linflow import cli
+
+    assert cli.main(["atlas", "--quick", "--points", "25", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "period 2" in text and "nan" not in text.lower()
+    ds = xr.load_dataset(tmp_path / "atlas.nc")
+    assert {"period", "lyapunov", "attractor"} <= set(ds.data_vars) and ds.period.dims == ("eta",)
+    assert ds.sizes["eta"] == 25 and (tmp_path / "bifurcation.png").stat().st_size > 10_000
+    s = json.loads((tmp_path / "atlas_summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert s["segments"][0]["attractor"] == "fixed point" and s["segments"][-1]["attractor"] == "diverged"
+    with pytest.raises(SystemExit):
+        cli.main(["atlas", "--quick", "--ratios", "2,1", "--out", str(tmp_path)])
+    assert "--ratios must be two numbers" in capsys.readouterr().err
+
+
+def test_sweep_task_atlas_is_the_study_point_by_point(tmp_path):
+    from linflow import sweeps
+    from linflow.core import specs
+
+    fixed = {"problem": "whitened", "d": 1, "depth": 2, "width": 1, "init": "near_zero", "scale": 0.5,
+             "transient": 3000, "record": 500}
+    ratios = [0.95, 1.1, 1.6, 2.2]
+    ds = sweeps.sweep({"eta_ratio": ratios}, "atlas", tmp_path / "s", fixed=fixed)
+    prob = specs.problem("whitened", m=500, d=1)
+    direct = atlas.atlas(prob, specs.start(prob, 2, [1], "near_zero", 0.5, 0), ratios=ratios, transient=3000,
+                         record=500, central_points=0)
+    ok = ds.status.values == "ok"
+    assert list(ok) == [True, True, True, False] and "diverged at step" in str(ds.reason.values[-1])
+    np.testing.assert_array_equal(ds.period.values[ok], direct.period.values[ok])
+    np.testing.assert_array_equal(ds.lyapunov.values[ok], direct.lyapunov.values[ok])
+    assert list(ds.chaotic.values[ok]) == [0.0, 0.0, 1.0]
