@@ -3,8 +3,7 @@
 computation (:func:`atlas`); the flow's threshold ``2 / S(phi(w0))`` and the central flow's reach marked.
 """
 
-from .classify import ATTRACTOR_RULE, CHAOS_LYAPUNOV, PERIOD_RULE, PERIODS, attractor_of, period_of
-from .orbits import orbits
+from ...core.attractors import ATTRACTOR_RULE, CHAOS_LYAPUNOV, PERIOD_RULE, PERIODS, attractor_of, orbits, period_of
 from .report import doublings, segments, summary, summary_text
 from .study import CENTRAL_RULE, DEFAULT_RATIOS, atlas
 

@@ -10,13 +10,12 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 from ...core import init
+from ...core.attractors import ATTRACTOR_RULE, PERIOD_RULE, attractor_of, orbits, period_of
 from ...core.central import central_flow
 from ...core.curvature import sharpness
 from ...core.gfs import gfs_limit
 from ...core.runs import check_problem
 from ..comparison import EOS_TOL
-from .classify import ATTRACTOR_RULE, PERIOD_RULE, attractor_of, period_of
-from .orbits import orbits
 
 __all__ = ["atlas", "DEFAULT_RATIOS", "CENTRAL_RULE", "TRANSIENT_RULE"]
 
@@ -36,11 +35,11 @@ def _chunks(n: int, size: int):
 def atlas(problem, layers0, etas=None, *, ratios=None, transient: int = 20_000, record: int = 4_000, window: int = 128,
           sharp_window: int = 4, central_points: int = 8, chunk: int = 64, seed: int = 0, progress=None) -> xr.Dataset:
     """GD's attractor for every ``eta`` (or ``ratios`` times ``eta_crit = 2 / S(phi(w0))``; default
-    :data:`DEFAULT_RATIOS`) from ``layers0``, batched over the etas (:func:`linflow.studies.atlas.orbits.orbits`).
+    :data:`DEFAULT_RATIOS`) from ``layers0``, batched over the etas (:func:`linflow.core.attractors.orbits`).
 
-    Per eta: ``period`` (0 for none: :data:`~linflow.studies.atlas.classify.PERIOD_RULE`), ``lyapunov`` (largest
+    Per eta: ``period`` (0 for none: :data:`~linflow.core.attractors.PERIOD_RULE`), ``lyapunov`` (largest
     exponent per step), ``diverged_at`` (-1 if never), ``attractor`` (in words:
-    :data:`~linflow.studies.atlas.classify.ATTRACTOR_RULE`), the last ``window`` iterates' ``loss`` and
+    :data:`~linflow.core.attractors.ATTRACTOR_RULE`), the last ``window`` iterates' ``loss`` and
     ``projection`` (``u_1^T W_e v_1`` on the top singular pair of the flow's limit), GD's ``sharpness`` at its last
     ``sharp_window`` iterates, and, at ``central_points`` etas above ``eta_crit``, the distance of GD's mean to the
     central flow (:data:`CENTRAL_RULE`; ``central_reason`` says why where it was not measured).
