@@ -35,7 +35,7 @@ def test_each_experiment_runs_quick_and_reports(name):
     assert isinstance(summary["measured"], str) and summary["measured"]
     assert figs and ds.data_vars
     json.dumps(summary)  # JSON-ready
-    if DATA is None and name not in ("section6", "achl19", "razin-cohen"):  # these need no data
+    if DATA is None and name not in ("section6", "achl19", "razin-cohen", "kreisler23", "ghosh25"):  # no data needed
         assert "SYNTHETIC" in str(summary["data"])
     if DATA is None and name in ("fig2", "fig3", "fig4"):
         assert summary["verdict"] == "not applicable: synthetic data"
@@ -376,3 +376,45 @@ def test_razin_cohen_quick_verdict_and_their_start_said_in_words():
         late = d.loss.values < 1e-4
         assert np.all(np.abs(d.w11.values[late]) * np.sqrt(d.loss.values[late]) > 0.5)
         assert s["runs"][f"their_depth{N}"]["graded"] is False
+
+
+def test_kreisler23_quick_gfs_sharpness_against_the_uv_closed_form_and_the_rule():
+    ds, s, _ = quick("kreisler23")
+    json.dumps(s, allow_nan=False)
+    # depth 2, width 1: S_GFS(w_k) = sqrt(c_k^2 + 4) with c_k = u_k^2 - v_k^2 read from GD's iterates (computed here)
+    from linflow.paper.kreisler23 import CASES, _case
+    from linflow import gradient_descent
+
+    prob, w0 = _case("scalar depth 2")
+    for r in ds.ratio.values:
+        row = ds.sel(case="scalar depth 2", ratio=r)
+        run = gradient_descent(prob, w0, float(row.eta), ds.sizes["step"] - 1)
+        u, v = (np.asarray(w)[:, 0, 0] for w in run.layers)
+        np.testing.assert_allclose(row.gfs_sharpness.values, np.sqrt((u ** 2 - v ** 2) ** 2 + 4), rtol=1e-6)
+    assert CASES["scalar depth 2"][1] == (2.0, 0.2)
+    # the rule: monotone means no relative increase above the tolerance; the verdict follows the scalar runs
+    scalar = ds.sel(case=[c for c in ds.case.values if c.startswith("scalar")])
+    assert bool(scalar.gd_above_threshold.any())  # GD's own sharpness went above 2 / eta in a graded run
+    assert s["verdict"] == ("agrees" if bool(scalar.monotone.all()) else "differs")
+
+
+def test_ghosh25_quick_claims_each_by_its_rule():
+    ds, s, _ = quick("ghosh25")
+    json.dumps(s, allow_nan=False)
+    claims = s["claims"]
+    assert set(claims) == {"cascade", "subspace", "balancing"}
+    # the subspace claim's prediction, computed here from S_i = N s_i^(2-2/N)
+    from linflow.paper.ghosh25 import SUBSPACE
+
+    values, N = np.asarray(SUBSPACE["values"]), SUBSPACE["depth"]
+    S = N * values ** (2 - 2 / N)
+    for r, row in claims["subspace"]["per_ratio"].items():
+        eta = 2 * float(r) / S[0]
+        assert row["predicted_rank"] == int(np.sum(S * eta / 2 > 1))
+    # the balancing gap of an oscillating mode falls, of a stable one stays (GD conserves it to O(eta^2))
+    per_mode = claims["balancing"]["per_mode"]
+    assert per_mode["past, mode 1 (past its threshold)"]["end_over_start"] < 1e-3
+    assert per_mode["below, mode 1 (below its threshold)"]["end_over_start"] > 0.5
+    # period 2 begins where the balanced minimum loses stability, S_1 eta / 2 = 1 (to the quick grid's spacing)
+    spacing = float(np.diff(ds.cascade_ratio.values)[0])
+    assert abs(claims["cascade"]["first_ratio_of_period"]["2"] - 1.0) <= spacing

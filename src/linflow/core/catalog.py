@@ -29,7 +29,8 @@ SCIPY_SOLVERS = ("RK45", "DOP853", "LSODA", "Radau")
 FLOW_TOLERANCES = (1e-8, 1e-10)
 COMPARE_TOLERANCES = (1e-10, 1e-12)
 
-EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8", "achl19", "razin-cohen")
+EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8", "achl19", "razin-cohen",
+               "kreisler23", "ghosh25")
 
 #: the initializations by name (:func:`linflow.core.specs.start`)
 INITS = ("balanced", "near_zero", "identity")

@@ -25,11 +25,20 @@ Beyond ACH18, on learning from a small start (they need no data):
   nuclear norm (:mod:`linflow.paper.achl19`; cvxpy with SCS);
 * ``razin-cohen``: Razin & Cohen (2020)'s 2 x 2 completion, where the loss goes to zero while every norm grows
   without bound (:mod:`linflow.paper.razin_cohen`).
+
+Past the stability threshold (no data):
+
+* ``kreisler23``: Kreisler, Nacson, Soudry & Carmon (2023): GD decreases the sharpness of the gradient flow's
+  solution monotonically on scalar networks (:mod:`linflow.paper.kreisler23`);
+* ``ghosh25``: Ghosh et al. (2025): past the edge of stability, period doubling into chaos, an oscillation
+  subspace whose dimension eta sets, the balancing gap decaying to zero (:mod:`linflow.paper.ghosh25`).
 """
 
 from __future__ import annotations
 
 from .achl19 import achl19
+from .ghosh25 import ghosh25
+from .kreisler23 import kreisler23
 from .common import load_problem
 from .fig2 import fig2
 from .fig3 import fig3
@@ -44,7 +53,8 @@ __all__ = ["EXPERIMENTS", "run", "load_problem", "loop_integral", "loop_integral
 
 EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment, "theorem2": theorem2,
                "section6": section6, "section8": section8, "achl19": achl19,
-               "razin-cohen": razin_cohen}
+               "razin-cohen": razin_cohen, "kreisler23": kreisler23,
+               "ghosh25": ghosh25}
 
 
 def run(name: str, data=None, quick: bool = False):
