@@ -23,11 +23,13 @@ def test_gfs_sharpness_of_uv_equals_its_closed_form_batched():
     a, y = 1.7, 0.8
     U, V = rng.normal(size=(40, 1, 1)), rng.normal(size=(40, 1, 1))
     U[0], V[0] = 0.0, 0.0  # the saddle at the origin: the flow stays there, a gradient of zero
-    s = np.asarray(gfs_sharpness(scalar_problem(y, a), (U[1:], V[1:])))
+    s = np.asarray(gfs_sharpness(scalar_problem(y, a), (U[1:], V[1:]), gtol=1e-10))
     c = U[1:, 0, 0] ** 2 - V[1:, 0, 0] ** 2  # conserved by the flow; the limit has u v = y
-    np.testing.assert_allclose(s, a * np.sqrt(c ** 2 + 4 * y ** 2), rtol=1e-6)
-    one = gfs_sharpness(scalar_problem(y, a), (U[1], V[1]))  # unbatched
+    np.testing.assert_allclose(s, a * np.sqrt(c ** 2 + 4 * y ** 2), rtol=1e-8)
+    one = gfs_sharpness(scalar_problem(y, a), (U[1], V[1]), gtol=1e-10)  # unbatched
     np.testing.assert_allclose(float(one), s[0], rtol=1e-12)
+    loose = np.asarray(gfs_sharpness(scalar_problem(y, a), (U[1:], V[1:])))  # the default gtol 1e-8
+    np.testing.assert_allclose(loose, a * np.sqrt(c ** 2 + 4 * y ** 2), rtol=1e-6)
 
 
 def test_gfs_sharpness_of_a_depth_3_scalar_network_against_its_conservation_laws():
@@ -148,3 +150,49 @@ def test_sweep_task_atlas_is_the_study_point_by_point(tmp_path):
     np.testing.assert_array_equal(ds.period.values[ok], direct.period.values[ok])
     np.testing.assert_array_equal(ds.lyapunov.values[ok], direct.lyapunov.values[ok])
     assert list(ds.chaotic.values[ok]) == [0.0, 0.0, 1.0]
+
+
+def _logistic(rs, transient=20_000, record=20_000, window=128, x0=0.3):
+    from linflow.core.attractors import map_orbits
+
+    def step(x, r):
+        return r * x * (1 - x)
+
+    return map_orbits(step, jnp.array([x0]), jnp.asarray(rs), jnp.ones(1), transient=transient, record=record,
+                      window=window)
+
+
+def test_period_rule_on_the_logistic_maps_first_doublings():
+    """Period 2 from r = 3, period 4 from r = 1 + sqrt(6) = 3.449490 (period 8 from 3.544090)."""
+    r2, r4 = 3.0, 1.0 + np.sqrt(6.0)
+    rs = [2.9, r2 + 0.02, r4 - 0.01, r4 + 0.01, 3.53]
+    out = _logistic(rs, transient=200_000)
+    periods = [atlas.period_of(np.asarray(s)) for s in out["states"]]
+    assert periods == [1, 2, 2, 4, 4]
+    # the fixed point 1 - 1/r below r = 3, and the period-2 orbit's closed form above it
+    assert float(out["final"][0, 0]) == pytest.approx(1 - 1 / 2.9, rel=1e-12)
+    r = rs[1]
+    pair = sorted(((r + 1) + s * np.sqrt((r + 1) * (r - 3))) / (2 * r) for s in (-1, 1))
+    np.testing.assert_allclose(sorted(np.asarray(out["states"][1, -2:, 0])), pair, rtol=1e-9)
+
+
+def test_lyapunov_exponent_of_the_logistic_map():
+    """ln 2 at r = 4; ln|2 - r| at the stable fixed point (r < 3); negative on the period-2 orbit."""
+    out = _logistic([4.0, 2.5, 2.8, 3.2], transient=1_000, record=200_000, x0=0.1234)
+    lyap = np.asarray(out["lyapunov"])
+    assert lyap[0] == pytest.approx(np.log(2.0), abs=5e-3)
+    np.testing.assert_allclose(lyap[1:3], np.log(np.abs(2 - np.array([2.5, 2.8]))), rtol=1e-3)
+    assert lyap[3] < 0
+    assert atlas.attractor_of(atlas.period_of(np.asarray(out["states"][0])), lyap[0], -1) == "chaotic"
+
+
+def test_period_rule_on_a_constructed_period_4_orbit_of_a_rotation():
+    """A rotation by pi / 2 of the plane has every orbit of period 4 (and Lyapunov exponent 0)."""
+    from linflow.core.attractors import map_orbits
+
+    R = jnp.array([[0.0, -1.0], [1.0, 0.0]])
+    out = map_orbits(lambda y, c: c * (R @ y), jnp.array([0.3, -0.7]), jnp.array([1.0, 0.5]), jnp.ones(2),
+                     transient=10, record=200, window=128)
+    assert atlas.period_of(np.asarray(out["states"][0])) == 4
+    assert abs(float(out["lyapunov"][0])) < 1e-12
+    assert float(out["lyapunov"][1]) == pytest.approx(np.log(0.5), rel=1e-12)  # a contraction by 1/2

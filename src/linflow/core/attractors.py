@@ -23,48 +23,74 @@ from jax.flatten_util import ravel_pytree
 
 from .fields import network_gradient, network_loss
 
-__all__ = ["orbits", "period_of", "attractor_of", "BLOWUP", "PERIODS", "PERIOD_TOL", "CHAOS_LYAPUNOV", "PERIOD_RULE",
-           "ATTRACTOR_RULE"]
+__all__ = ["orbits", "map_orbits", "period_of", "attractor_of", "BLOWUP", "PERIODS", "PERIOD_TOL", "CHAOS_LYAPUNOV",
+           "PERIOD_RULE", "ATTRACTOR_RULE"]
 
 
 BLOWUP = 1e12
 
 
+def map_orbits(step, y0, params, direction, *, transient: int, record: int, window: int, observe=None,
+               bad=None) -> dict:
+    """Any map ``y -> step(y, param)`` on flat states, iterated from ``y0`` at every ``param`` of ``params`` (shape
+    ``(E,)``, ``jax.vmap`` over them; trace it under ``jax.jit`` for speed): ``{"states": (E, window, P)`` the last
+    ``window`` iterates, ``"observed": (E, record)`` ``observe(y)`` at every recorded iterate (before its step; the
+    norm of ``y`` by default), ``"lyapunov": (E,)`` the largest Lyapunov exponent per step over the recorded steps,
+    ``"diverged_at": (E,)`` the first step whose next iterate is not finite or is ``bad`` (``-1`` if none; the run is
+    frozen there), ``"final": (E, P)`` the last iterate}``. ``direction`` starts the tangent vector (a flat ``(P,)``),
+    carried by ``jax.jvp`` of the step and renormalized every step."""
+    observe = observe or jnp.linalg.norm
+    bad = bad or (lambda y: False)
+    if not (transient >= 0 and record >= window >= 1):
+        raise ValueError(f"need transient >= 0 and record >= window >= 1; got {transient}, {record}, {window}")
+
+    def one(param):
+        def advance(carry, k):
+            y, v, logs, at = carry
+            seen = observe(y)
+            y_next, Jv = jax.jvp(lambda z: step(z, param), (y,), (v,))
+            norm = jnp.linalg.norm(Jv)
+            ok = (at < 0) & jnp.all(jnp.isfinite(y_next)) & jnp.isfinite(norm) & (norm > 0) & ~bad(y_next)
+            at = jnp.where((at < 0) & ~ok, k, at)
+            y = jnp.where(ok, y_next, y)
+            v = jnp.where(ok, Jv / jnp.where(ok, norm, 1.0), v)
+            logs = logs + jnp.where(ok & (k >= transient), jnp.log(jnp.where(ok, norm, 1.0)), 0.0)
+            return (y, v, logs, at), seen
+
+        def keep(carry, k):
+            carry, seen = advance(carry, k)
+            return carry, (seen, carry[0])
+
+        carry = (y0, direction / jnp.linalg.norm(direction), jnp.asarray(0.0), jnp.asarray(-1))
+        carry, _ = jax.lax.scan(lambda c, k: (advance(c, k)[0], None), carry, jnp.arange(transient))
+        carry, seen = jax.lax.scan(advance, carry, jnp.arange(transient, transient + record - window))
+        carry, (last_seen, ys) = jax.lax.scan(keep, carry, jnp.arange(transient + record - window, transient + record))
+        y, _, logs, at = carry
+        # the states are those after each step: the window ends with the final iterate
+        return {"states": ys, "observed": jnp.concatenate([seen, last_seen]), "lyapunov": logs / record,
+                "diverged_at": at, "final": y}
+
+    return jax.vmap(one)(jnp.asarray(params))
+
+
 @functools.partial(jax.jit, static_argnames=("transient", "record", "window"))
 def orbits(problem, layers0, etas, direction, *, transient: int, record: int, window: int) -> dict:
-    """GD from ``layers0`` at every ``eta`` of ``etas`` (shape ``(E,)``): ``{"states": (E, window, P)`` the last
-    ``window`` flat iterates, ``"loss": (E, record)`` the loss of every recorded iterate (the loss at the iterate
-    before the step), ``"lyapunov": (E,)`` per step, ``"diverged_at": (E,)`` the first bad step (``-1`` if none),
-    ``"final": (E, P)`` the last iterate}``. ``direction`` is the start of the tangent vector (a flat ``(P,)``)."""
+    """GD from ``layers0`` at every ``eta`` of ``etas`` (:func:`map_orbits` of ``F(w) = w - eta grad L^N(w)``):
+    ``{"states", "loss" (the network loss at each recorded iterate), "lyapunov", "diverged_at", "final"}``; a loss
+    above :data:`BLOWUP` times the start's counts as divergence."""
     flat0, unravel = ravel_pytree(tuple(layers0))
-    scale = network_loss(problem, tuple(layers0))
+    scale = jnp.maximum(network_loss(problem, tuple(layers0)), 1e-300)
+
+    def loss(y):
+        return network_loss(problem, unravel(y))
 
     def gd(y, eta):
         return y - eta * ravel_pytree(network_gradient(problem, unravel(y)))[0]
 
-    def one(eta):
-        def step(carry, k):
-            y, v, logs, bad = carry
-            loss = network_loss(problem, unravel(y))
-            y_next, Jv = jax.jvp(lambda z: gd(z, eta), (y,), (v,))
-            norm = jnp.linalg.norm(Jv)
-            ok = (bad < 0) & jnp.all(jnp.isfinite(y_next)) & jnp.isfinite(norm) & (norm > 0) & \
-                (network_loss(problem, unravel(y_next)) <= BLOWUP * jnp.maximum(scale, 1e-300))
-            bad = jnp.where((bad < 0) & ~ok, k, bad)
-            y = jnp.where(ok, y_next, y)
-            v = jnp.where(ok, Jv / jnp.where(ok, norm, 1.0), v)
-            logs = logs + jnp.where(ok & (k >= transient), jnp.log(jnp.where(ok, norm, 1.0)), 0.0)
-            return (y, v, logs, bad), (loss, y)
-
-        v0 = direction / jnp.linalg.norm(direction)
-        carry = (flat0, v0, jnp.asarray(0.0), jnp.asarray(-1))
-        carry, _ = jax.lax.scan(lambda c, k: (step(c, k)[0], None), carry, jnp.arange(transient))
-        carry, (loss, ys) = jax.lax.scan(step, carry, jnp.arange(transient, transient + record))
-        y, _, logs, bad = carry
-        return {"states": ys[-window:], "loss": loss, "lyapunov": logs / record, "diverged_at": bad, "final": y}
-
-    return jax.vmap(one)(jnp.asarray(etas))
-
+    out = map_orbits(gd, flat0, etas, direction, transient=transient, record=record, window=window, observe=loss,
+                     bad=lambda y: ~(loss(y) <= BLOWUP * scale))
+    out["loss"] = out.pop("observed")
+    return out
 
 
 PERIODS = tuple(range(1, 65))
