@@ -30,3 +30,13 @@ def test_plateau_benchmark_quick(tmp_path):
     for r in rows:  # every method reached the escapes; the errors are against the closed form
         assert r["gd_status"] == "ok" and r["tsit5_error"] < 1e-5 and r["kvaerno5_newton_error"] < 1e-5
         assert r["gd_over_kvaerno5_newton_steps"] > 1
+
+
+def test_atlas_benchmark_quick(tmp_path):
+    out = tmp_path / "atlas.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.atlas", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["etas"] == 40 and r["steps"] == 2000 and r["diverged"] == 0
+    assert r["batched_s"] > 0 and r["separate_s"] > 0 and r["largest_lyapunov_difference"] < 1e-3

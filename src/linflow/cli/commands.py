@@ -192,7 +192,12 @@ def cmd_atlas(args) -> int:
                          f"{args.points}, {args.transient}, {args.record}, {args.central_points}")
     if any(v <= 0 for v in args.values):
         raise ValueError(f"--values must be positive singular values, got {args.values}")
-    problem = problems.whitened(sorted(args.values, reverse=True), seed=args.seed)
+    if args.problem == "synthetic":
+        problem = specs.problem("synthetic", seed=args.seed)
+        label = f"synthetic(m=2000, d=32, seed={args.seed}): the default problem"
+    else:
+        problem = problems.whitened(sorted(args.values, reverse=True), seed=args.seed)
+        label = f"whitened regression, square target with singular values {_show(args.values)}"
     layers = specs.start(problem, args.depth, [args.width] * (args.depth - 1), args.init, args.scale, args.seed)
     out = Path(args.out)
     started = time.perf_counter()
@@ -204,7 +209,7 @@ def cmd_atlas(args) -> int:
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
-    ds.attrs["problem"] = f"whitened regression, square target with singular values {_show(args.values)}"
+    ds.attrs["problem"] = label
     ds.attrs["network"] = f"depth {args.depth}, hidden width {args.width}, {args.init}(scale={args.scale:g}, seed={args.seed})"
     summary = {**atlas.summary(ds), "problem": ds.attrs["problem"], "network": ds.attrs["network"],
                "wall_time_s": round(elapsed, 3)}

@@ -198,9 +198,12 @@ def _add_atlas(sub) -> None:
                         description="GD's long-run attractor on a fine grid of learning rates, in one batched run: its "
                                     "period, largest Lyapunov exponent and divergence, the bifurcation diagram, with "
                                     "2 / S of the flow's limit and the central flow's reach marked (see "
-                                    "linflow.studies.atlas). The problem: whitened regression with a square target.")
+                                    "linflow.studies.atlas).")
     g = at.add_argument_group("problem and start")
-    _defaulted(at, g, "--values", [1.0], type=_floats, help="the target's singular values, comma-separated")
+    g.add_argument("--problem", choices=["whitened", "synthetic"], default="whitened",
+                   help="whitened regression with a square target of --values (default), or the default problem of "
+                        "linflow run (synthetic, m = 2000, d = 32, one output)")
+    _defaulted(at, g, "--values", [1.0], type=_floats, help="the target's singular values, comma-separated (whitened)")
     g.add_argument("--depth", type=int, default=2, help="number of layers N >= 1 (default 2)")
     g.add_argument("--width", type=int, default=1, help="hidden width (default 1: with --values 1, a scalar network)")
     g.add_argument("--init", choices=_catalog.INITS, default="near_zero",

@@ -76,8 +76,9 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
 
     Returns:
         ``{"times": (r,), "states": the state at each passage (a list; None where not reached), "status",
-        "message", "num_steps"}``; ``status`` is ``"ok"`` unless the solver failed (``max_steps``, a non-finite
-        state), said in ``message`` with the time reached.
+        "message", "num_steps", "final_time", "final_state"}`` (the last two: where the solve ended); ``status``
+        is ``"ok"`` unless the solver failed (``max_steps``, a non-finite state), said in ``message`` with the
+        time reached.
 
     Examples:
         >>> import numpy as np, linflow
@@ -96,12 +97,14 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
     times, states = np.full(r, np.inf), [None] * r
     pending = np.ones(r, bool)
     t, y, steps, code = 0.0, y0, 0, 0
+    reached, final = 0.0, y0
     while pending.any() and t < t1:
         t_end, y_end, values, fired, code, n = _to_next_passage(
             field, y, jnp.asarray(t), jnp.asarray(t1), jnp.asarray(levels), jnp.asarray(pending), observable,
             settings, root_tol, root_tol * max(1.0, float(np.abs(levels).max())) * 10)
         steps += int(n)
         code = int(code)
+        reached, final = float(t_end), y_end
         if code != 0 or not bool(fired):
             break
         t = float(t_end)
@@ -115,5 +118,6 @@ def first_passages(field, y0, levels, t1, *, observable: Callable = singular_val
         pending &= ~passed
         y = y_end
     status = STATUSES[code]
-    message = "" if code == 0 else f"{status} at t = {t:.6g} after {steps} steps: later passages not located"
-    return {"times": times, "states": states, "status": status, "message": message, "num_steps": steps}
+    message = "" if code == 0 else f"{status} at t = {reached:.6g} after {steps} steps: later passages not located"
+    return {"times": times, "states": states, "status": status, "message": message, "num_steps": steps,
+            "final_time": reached, "final_state": final}
