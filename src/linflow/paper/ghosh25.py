@@ -95,9 +95,9 @@ def _cascade(quick: bool) -> tuple[xr.Dataset, dict]:
         if a == "chaotic":
             break
         if p in (2, 4, 8) and p not in first:
-            first[int(p)] = float(r)
-    chaotic = [float(r) for r, a in zip(ratios, attractor) if a == "chaotic"]
-    diverged = [float(r) for r, a in zip(ratios, attractor) if a == "diverged"]
+            first[int(p)] = round(float(r), 6)
+    chaotic = [round(float(r), 6) for r, a in zip(ratios, attractor) if a == "chaotic"]
+    diverged = [round(float(r), 6) for r, a in zip(ratios, attractor) if a == "diverged"]
     ordered = list(first) == [2, 4, 8] and first[2] < first[4] < first[8]
     ok = ordered and bool(chaotic) and (not diverged or chaotic[0] < diverged[0])
     ds = xr.Dataset({"cascade_period": (("cascade_ratio",), period),

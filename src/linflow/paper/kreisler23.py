@@ -110,7 +110,8 @@ def _grade(ds: xr.Dataset) -> dict:
                 f" of {len(scalar) * ds.sizes['ratio']}; GD's sharpness above 2 / eta in "
                 f"{int((sc.gd_above_threshold & (sc.status == 'ok')).sum())} of them; not monotone: "
                 f"{'; '.join(broken) or 'none'}; diverged: {'; '.join(diverged) or 'none'}. Width 2 (not graded): "
-                + "; ".join(f"{c}: monotone at " + (", ".join(r for r, v in row.items() if v["monotone"]) or "no ratio")
+                + "; ".join(f"{c}: monotone at " + (", ".join(r for r, v in row.items() if v.get("monotone")) or "no ratio")
+                            + "".join(f" ({r}: {v['status']})" for r, v in row.items() if "status" in v)
                             for c, row in wide.items()))
     return {**verdict(value, RULE), "paper": PAPER, "measured": measured, "runs": rows,
             "data": "scalar and width-2 networks on synthetic targets (no data set)"}

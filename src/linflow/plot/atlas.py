@@ -58,6 +58,13 @@ def bifurcation_diagram(ds: xr.Dataset) -> plt.Figure:
     axes[0].plot([], [], "--", color="tab:purple", label=f"2 / S of the flow's limit = {ds.attrs['eta_crit']:.4g}")
     axes[0].fill_between([], [], color="tab:green", alpha=0.25, label="central flow predicts GD's mean (within 5%)")
     axes[0].fill_between([], [], color="tab:red", alpha=0.25, label="GD diverges")
+    diverged = np.flatnonzero(ds.attractor.values == "diverged")
+    if diverged.size and diverged[0] > 0:  # the map ends where GD diverges: show a little of that, not all of it
+        first = eta[diverged[0]]
+        axes[0].set_xlim(eta[0], min(eta[-1], first + 0.15 * (first - eta[0])))
+        axes[0].set_title(axes[0].get_title() + f"; diverged on all {int((eta >= first).sum())} etas from "
+                          f"{first:.4g} to {eta[-1]:.4g}" if np.all(ds.attractor.values[diverged[0]:] == "diverged")
+                          else axes[0].get_title())
     axes[0].legend(fontsize=8, loc="best")
     axes[1].legend(fontsize=8, loc="upper left")
     return fig

@@ -49,6 +49,8 @@ def summary(ds: xr.Dataset) -> dict:
     central = {f"{float(e):.6g}": (float(d) if np.isfinite(d) else str(r)) for e, d, r in
                zip(ds.eta.values, ds.central_deviation_rel.values, ds.central_reason.values)
                if np.isfinite(d) or str(r).startswith("central flow")}
+    if central and len(set(central.values())) == 1 and isinstance(next(iter(central.values())), str):
+        central = next(iter(central.values()))  # one reason for every eta (e.g. too many parameters): said once
     predicts = [float(e) for e, r in zip(ds.eta.values, ds.central_reason.values) if r == "predicts GD"]
     return {"rules": {"period": ds.attrs["period_rule"], "attractor": ds.attrs["attractor_rule"],
                       "central": ds.attrs["central_rule"], "transient": ds.attrs["transient_rule"]},
@@ -75,8 +77,9 @@ def summary_text(s: dict) -> str:
     d = s["first_diverged_eta"]
     lines.append(f"first diverged eta: {d:.5g}" if isinstance(d, float) else d)
     p = s["central_flow"]["largest_eta_predicted"]
-    lines.append("central flow predicts GD up to eta " + (f"{p:.5g}" if isinstance(p, float) else p) +
-                 " (measured at: " + ", ".join(f"{e}: {v:.3g}" if isinstance(v, float) else f"{e}: {v}" for e, v in
-                                               s["central_flow"]["relative_deviation"].items()) + ")")
+    dev = s["central_flow"]["relative_deviation"]
+    lines.append("central flow predicts GD up to eta " + (f"{p:.5g}" if isinstance(p, float) else p) + (
+        f" ({dev})" if isinstance(dev, str) else " (measured at: " + ", ".join(
+            f"{e}: {v:.3g}" if isinstance(v, float) else f"{e}: {v}" for e, v in dev.items()) + ")"))
     lines.append(f"rule: {s['rules']['attractor']}")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from ...core import init
 from ...core.attractors import ATTRACTOR_RULE, PERIOD_RULE, attractor_of, orbits, period_of
-from ...core.central import central_flow
+from ...core.central import DENSE_MAX_PARAMS, central_flow
 from ...core.curvature import sharpness
 from ...core.gfs import gfs_limit
 from ...core.runs import check_problem
@@ -24,6 +24,8 @@ DEFAULT_RATIOS = np.round(np.linspace(0.9, 2.1, 241), 6)
 CENTRAL_RULE = (f"the central flow predicts GD at eta where the end-to-end matrix of GD's mean over its last recorded "
                 f"iterates (the midpoint of a period-2 orbit) is within {EOS_TOL:g} (relative) of the central flow's at "
                 f"the same flow time")
+TOO_LARGE = ("central flow not run: {params} parameters (above {limit} its sharpness comes from Lanczos at every "
+             "solver step, too slow for the map's horizon)")
 TRANSIENT_RULE = ("GD runs `transient` steps unrecorded, then `record` steps recorded; the period is read on the last "
                   "`window` of them, the Lyapunov exponent averaged over all `record`")
 
@@ -124,6 +126,10 @@ def _central(problem, layers0, etas, eta_crit, out, unravel, diverged, points, s
     above = np.flatnonzero((etas > eta_crit) & ~diverged)
     reason[(etas <= eta_crit)] = "below eta_crit: GD follows the gradient flow"
     reason[diverged] = "GD diverged"
+    params = out["states"].shape[-1]
+    if params > DENSE_MAX_PARAMS:  # Lanczos at every step of a horizon of steps * eta: hours, not minutes
+        reason[above] = TOO_LARGE.format(params=params, limit=DENSE_MAX_PARAMS)
+        return deviation, reason
     if points < 1 or above.size == 0:
         return deviation, reason
     for i in above[np.unique(np.linspace(0, above.size - 1, min(points, above.size)).round().astype(int))]:
