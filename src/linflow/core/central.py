@@ -30,9 +30,9 @@ orthonormal basis of the ``k`` held eigenvectors, ``Sigma = U X U^T`` and ``G_ij
 ``<X, d(U^T H U)/dt> = 0``). In a phase holding ``k`` eigenvalues ``X`` is positive definite and solves the
 ``k (k + 1) / 2`` linear equations ``d(U^T H U)/dt = 0`` (:func:`covariance`); the phase ends where the
 smallest eigenvalue of ``X`` falls to 0 (``k - 1``) or where ``lambda_{k+1}`` reaches ``2 / eta`` (``k + 1``).
-``k = 1`` is the formula above. ``k >= 2`` uses the dense Hessian; above :data:`DENSE_MAX_PARAMS` parameters
-(Lanczos from one start vector cannot resolve a repeated eigenvalue) the run stops where a second
-eigenvalue reaches ``2 / eta``, with ``status == "failed"``, and says so.
+``k = 1`` is the formula above. ``k >= 2`` uses the dense Hessian up to :data:`DENSE_MAX_PARAMS` parameters and
+LOBPCG on Hessian-vector products with a block of ``k + 1`` vectors above (:func:`block_top`; Lanczos from one
+start vector cannot resolve an eigenvalue held at multiplicity ``k``).
 
 Numerics: ``S``, ``u`` and ``lambda_2`` come from a dense Hessian (``jax.hessian`` of the flattened
 loss, ``eigh``) up to :data:`DENSE_MAX_PARAMS` parameters and from Lanczos on Hessian-vector products
@@ -64,8 +64,8 @@ from .settings import SolverSettings, flat_solve, require_adaptive, result_code,
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
-__all__ = ["CentralFlow", "central_flow", "sharpness_and_direction", "sharpness_gradient", "curvature_gradients", "multiplier",
-           "covariance"]
+__all__ = ["CentralFlow", "central_flow", "block_top", "sharpness_and_direction", "sharpness_gradient",
+           "curvature_gradients", "multiplier", "covariance"]
 
 
 def _flat_loss(problem: Problem, unravel):
@@ -74,6 +74,7 @@ def _flat_loss(problem: Problem, unravel):
 
 DENSE_MAX_PARAMS = 256  # above this many parameters the top eigenpair comes from Lanczos, not a dense Hessian
 LANCZOS_ITERS = 64
+LOBPCG_ITERS = 200
 
 
 def sharpness_and_direction(problem: Problem, layers) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -134,14 +135,33 @@ def covariance(g: jax.Array, G: jax.Array, excess: jax.Array, rate=0.0) -> tuple
     return X, 0.5 * (twice * x) @ Gp
 
 
+def block_top(problem: Problem, layers, k: int, iters: int = LOBPCG_ITERS) -> tuple[jax.Array, jax.Array]:
+    """``(lam, U)``: the ``k`` largest Hessian eigenvalues of ``L^N`` (descending) and their unit eigenvectors
+    (columns, flattened like the layers), by LOBPCG (``jax.experimental.sparse.linalg.lobpcg_standard``) on
+    Hessian-vector products with a block of ``k`` vectors from a fixed random start: a block resolves an eigenvalue
+    of multiplicity up to ``k``, where Lanczos from one vector cannot. Needs ``5 k <`` the number of parameters."""
+    from jax.experimental.sparse.linalg import lobpcg_standard
+
+    flat, unravel = ravel_pytree(layers)
+    grad = jax.grad(_flat_loss(problem, unravel))
+    hvps = jax.vmap(lambda v: jax.jvp(grad, (flat,), (v,))[1], in_axes=1, out_axes=1)
+    X0 = jax.random.normal(jax.random.PRNGKey(0), (flat.size, k), flat.dtype)
+    lam, U, _ = lobpcg_standard(hvps, X0, m=iters)
+    return lam, U
+
+
 def _eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Array]:
     """``(lam, U)``: the ``max(k + 1, 2)`` largest Hessian eigenvalues (descending) and the unit eigenvectors of the
     ``k`` largest (columns). ``k <= 1`` as :func:`sharpness_and_direction` (dense or Lanczos); ``k >= 2`` from the
-    dense Hessian (Lanczos from one start vector cannot resolve an eigenvalue held at multiplicity ``k``)."""
+    dense Hessian up to :data:`DENSE_MAX_PARAMS` parameters, by :func:`block_top` (LOBPCG, a block of ``k + 1``)
+    above (Lanczos from one start vector cannot resolve an eigenvalue held at multiplicity ``k``)."""
     if k <= 1:
         S, u, second = sharpness_and_direction(problem, layers)
         return jnp.stack([S, second]), u[:, None][:, :k]
     flat, unravel = ravel_pytree(layers)
+    if flat.size > DENSE_MAX_PARAMS:
+        lam, U = block_top(problem, layers, k + 1)
+        return lam, U[:, :k]
     lam, V = jnp.linalg.eigh(jax.hessian(_flat_loss(problem, unravel))(flat))
     lam = jnp.concatenate([lam[::-1], jnp.full(max(0, k + 1 - lam.shape[0]), -jnp.inf)])
     return lam[: k + 1], V[:, ::-1][:, :k]
@@ -241,7 +261,8 @@ def _at(problem: Problem, eta, layers, k: int) -> tuple[float, float, float, flo
 def _run_phases(problem, eta_a, layers0, k, ts, t1, settings: SolverSettings, max_switches) -> dict:
     """The phases from ``layers0`` holding ``k`` eigenvalues: the flat states at ``ts`` (``Y``, ``filled`` where
     reached), the number held at each (``phase_of``), step counts, switches, the status code, ``several`` (1
-    where a second eigenvalue arrived on a network too large for the dense Hessian), ``most`` (the largest number
+    where a second eigenvalue arrived and could not be followed: no longer happens, the block eigensolver follows
+    it; kept in the stats), ``most`` (the largest number
     held) and ``activated_at``."""
     eta, (flat0, unravel), n = float(eta_a), ravel_pytree(layers0), len(ts)
     Y, phase_of, filled = np.zeros((n, flat0.size)), np.zeros(n, np.int64), np.zeros(n, bool)
@@ -266,10 +287,7 @@ def _run_phases(problem, eta_a, layers0, k, ts, t1, settings: SolverSettings, ma
         if k == 0:
             k = 1
         elif _at(problem, eta_a, y, k)[3] >= 2.0 / eta * (1 - 1e-6):  # one more eigenvalue reached 2 / eta
-            if flat0.size > DENSE_MAX_PARAMS:  # Lanczos from one start vector cannot follow a repeated eigenvalue
-                several, code = 1, STATUSES.index("failed")
-                break
-            k += 1
+            k += 1  # (above DENSE_MAX_PARAMS the k + 1 largest come from LOBPCG: block_top)
         else:  # the constraint lets go of one direction
             k -= 1
         switches, t, most = switches + 1, t_end, max(most, k)
@@ -318,8 +336,8 @@ def central_flow(
     the constraint is off; the predicted variance of GD's oscillation), ``active`` (1.0 where the constraint is
     on) and ``unstable`` (the number ``k`` of eigenvalues held at ``2 / eta``); ``stats`` add ``switches``
     (phase changes), ``activated_at`` (first time the constraint switched on, -1.0 if never), ``max_unstable``
-    (the largest ``k``) and ``several_unstable`` (1 where a second eigenvalue reached ``2 / eta`` on a network
-    above :data:`DENSE_MAX_PARAMS` parameters: the run stops there with ``status == "failed"``).
+    (the largest ``k``) and ``several_unstable`` (0, kept for compatibility: it was 1 where a second eigenvalue
+    reached ``2 / eta`` above :data:`DENSE_MAX_PARAMS` parameters, before :func:`block_top` followed it there).
 
     Raises ValueError when the start is already past the threshold (``S(w0) > 2 / eta``: GD is unstable
     from its first step; the catapult regime, see :mod:`linflow.catapult`).
