@@ -56,15 +56,15 @@ def bifurcation_diagram(ds: xr.Dataset) -> plt.Figure:
             axes[0].plot(eta[ok], np.full(ok.sum(), np.nanmin(ds.projection.values)), "^", color=color, ms=7,
                          label=label, clip_on=False)
     axes[0].plot([], [], "--", color="tab:purple", label=f"2 / S of the flow's limit = {ds.attrs['eta_crit']:.4g}")
-    axes[0].fill_between([], [], color="tab:green", alpha=0.25, label="central flow predicts GD's mean (within 5%)")
+    if predicted.any():
+        axes[0].fill_between([], [], color="tab:green", alpha=0.25, label="central flow predicts GD's mean (within 5%)")
     axes[0].fill_between([], [], color="tab:red", alpha=0.25, label="GD diverges")
-    diverged = np.flatnonzero(ds.attractor.values == "diverged")
-    if diverged.size and diverged[0] > 0:  # the map ends where GD diverges: show a little of that, not all of it
-        first = eta[diverged[0]]
+    bad = ds.attractor.values == "diverged"
+    tail = len(bad) - int(np.argmin(bad[::-1])) if not bad.all() else 0  # the trailing run of diverged etas
+    if bad[-1] and 0 < tail < len(bad):  # the map ends where GD diverges for good: show a little of that, not all
+        first = eta[tail]
         axes[0].set_xlim(eta[0], min(eta[-1], first + 0.15 * (first - eta[0])))
-        axes[0].set_title(axes[0].get_title() + f"; diverged on all {int((eta >= first).sum())} etas from "
-                          f"{first:.4g} to {eta[-1]:.4g}" if np.all(ds.attractor.values[diverged[0]:] == "diverged")
-                          else axes[0].get_title())
+        axes[0].set_title(axes[0].get_title() + f"; diverged at every eta from {first:.4g} to {eta[-1]:.4g}")
     axes[0].legend(fontsize=8, loc="best")
     axes[1].legend(fontsize=8, loc="upper left")
     return fig
