@@ -418,3 +418,29 @@ def test_ghosh25_quick_claims_each_by_its_rule():
     # period 2 begins where the balanced minimum loses stability, S_1 eta / 2 = 1 (to the quick grid's spacing)
     spacing = float(np.diff(ds.cascade_ratio.values)[0])
     assert abs(claims["cascade"]["first_ratio_of_period"]["2"] - 1.0) <= spacing
+
+
+@pytest.mark.parametrize("times, expected", [
+    ({2.0: (1000.0, 100.0), 4.0: (np.inf, 300.0)}, "agrees"),     # 10x faster; near-zero never gets there
+    ({2.0: (1000.0, 100.0), 4.0: (400.0, 300.0)}, "partly"),      # l4: only 1.33x faster
+    ({2.0: (150.0, 100.0), 4.0: (np.inf, np.inf)}, "differs"),    # neither start reaches half the gap at l4
+    ({2.0: (200.0, 100.0), 4.0: (np.inf, 50.0)}, "agrees"),       # exactly 2x counts
+])
+def test_init_verdict_rule_on_constructed_stall_times(times, expected):
+    from linflow.paper.initialization import grade, iterations_to_half
+
+    assert grade(times, synthetic=False)["verdict"] == expected
+    assert grade(times, synthetic=True)["verdict"] == "not applicable: synthetic data"
+    # half the gap from L(0) = 1 to L_min = 0.2 is 0.6: first reached at iteration 20 (not 10, where it is 0.61)
+    assert iterations_to_half([0, 10, 20, 30], [1.0, 0.61, 0.6, 0.3], 1.0, 0.2) == 20
+    assert iterations_to_half([0, 10], [1.0, 0.9], 1.0, 0.2) == np.inf
+
+
+def test_init_quick_states_the_paper_claim_and_its_rule():
+    ds, s, _ = quick("init")
+    json.dumps(s, allow_nan=False)
+    assert "stalls" in s["paper"] and "L(0) - 0.5 (L(0) - L_min)" in s["verdict_rule"]
+    for key in ("l2_near_zero", "l2_identity", "l4_near_zero", "l4_identity"):
+        assert "iterations_to_half_gap" in s[key] and s[key]["imbalance_at_start"] >= 0
+    if DATA is None:
+        assert s["verdict"] == "not applicable: synthetic data"

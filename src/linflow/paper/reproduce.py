@@ -7,11 +7,13 @@ data (``data=None``) the experiments run on the embedded synthetic problem and s
 
 * ``fig2``: GD on depth-2 and depth-3 networks of several widths (1 included) against the end-to-end
   rule (Claim 2) for N = 2, 3, with l2 and l4 losses.
-* ``fig3``: depth 1 to 8, l2 and l4, learning rate by grid search for the fewest iterations to a loss
-  target; speed-up against depth 1.
+* ``fig3``: depths 1 to 4 at three configurations, l2 and l4, learning rate by grid search for the fewest
+  iterations to a loss target; speed-up against depth 1, and its sensitivity to the selection rule and the data's
+  preprocessing.
 * ``fig4``: depth-3 GD against a linear model trained with AdaGrad, AdaDelta, Adam and momentum, each
   tuned on a grid (l4); Adam with and without depth.
-* ``init``: near-zero against identity (linear residual) initialization.
+* ``init``: near-zero against identity (linear residual) initialization, graded against the paper's claim that
+  a near-zero start stalls and identity relieves it.
 * ``theorem2``: the loop integral of the end-to-end field for N = 1..4, against the closed form for a
   constant gradient, converging under quadrature refinement; the field in a 2-D slice.
 * ``section6``: the two-point example, iterations of GD against the overparameterized rule as
