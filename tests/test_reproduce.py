@@ -444,3 +444,48 @@ def test_init_quick_states_the_paper_claim_and_its_rule():
         assert "iterations_to_half_gap" in s[key] and s[key]["imbalance_at_start"] >= 0
     if DATA is None:
         assert s["verdict"] == "not applicable: synthetic data"
+
+
+def _fig4_gaps(gd3, adagrad, adadelta, adam_lin, adam3):
+    return {"GD depth 3": gd3, "AdaGrad (linear)": adagrad, "AdaDelta (linear)": adadelta, "Adam (linear)": adam_lin,
+            "Adam depth 3": adam3, "momentum (linear)": 1.0, "GD (linear)": 1.0}
+
+
+@pytest.mark.parametrize("gaps, claims, expected", [
+    ((0.1, 0.2, 0.3, 0.5, 0.4), (True, True), "agrees"),
+    ((0.25, 0.2, 0.3, 0.5, 0.4), (False, True), "partly"),       # AdaGrad ends closer than depth-3 GD
+    ((0.1, 0.2, 0.3, 0.4, 0.5), (True, False), "partly"),        # Adam worse with depth
+    ((np.inf, np.inf, np.inf, 0.4, np.inf), (False, False), "differs"),  # no stable run never wins, never ties
+])
+def test_fig4_verdict_rule_on_constructed_gaps(gaps, claims, expected):
+    from linflow.paper.fig4 import grade
+
+    g = grade(_fig4_gaps(*gaps), synthetic=False)
+    assert tuple(g["claims"].values()) == claims and g["verdict"] == expected
+    assert grade(_fig4_gaps(*gaps), synthetic=True)["verdict"] == "not applicable: synthetic data"
+
+
+def test_theorem2_verdict_rule_on_constructed_integrals():
+    from linflow.paper.theorem2 import grade, loop_integral_closed_form
+
+    closed = np.array([loop_integral_closed_form(1.0, 1.5, N) for N in (1, 2, 3, 4)])
+    assert closed[0] == 0 and closed[1] == 0 and closed[2] > 0  # N = 1, 2: gradient fields
+    real = np.array([1e-12, 1e-11, 0.03, 0.05])
+    assert grade(closed + 1e-9, closed, real)["verdict"] == "agrees"
+    assert grade(closed + 1e-4, closed, real)["verdict"] == "differs"            # quadrature not converged
+    assert grade(closed, closed, np.array([1e-3, 0, 0.03, 0.05]))["verdict"] == "differs"  # N = 1 not a gradient
+    assert grade(closed, closed, np.array([0, 0, 1e-9, 0.05]))["verdict"] == "differs"     # N = 3 integral vanishes
+
+
+@pytest.mark.parametrize("l4, expected", [
+    ([(100, 50), (400, 60)], "agrees"),
+    ([(100, 50), (np.inf, 60)], "agrees"),        # GD never converges at the large ratio: slower, not skipped
+    ([(100, 50), (90, 60)], "differs"),           # GD no slower at the large ratio
+    ([(100, 50), (400, 500)], "differs"),         # the depth-2 rule slower than GD there
+    ([(100, 50), (np.inf, np.inf)], "differs"),   # neither converges: no evidence for depth
+])
+def test_section6_verdict_rule_on_constructed_iterations(l4, expected):
+    from linflow.paper.section6 import grade
+
+    rows = [{"gd_iterations": float(g), "overparameterized_iterations": float(o)} for g, o in l4]
+    assert grade(rows)["verdict"] == expected

@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from ..core import datasets, problems
 from ..core.problems import Problem
 
-VERDICTS = ("agrees", "partly", "differs", "not applicable")
+VERDICTS = ("agrees", "partly", "inconclusive", "differs", "not applicable")
 SYNTHETIC = "not applicable: synthetic data"
 STABLE_RULE = "finite at every save that, once below L(0), stay below it to the end of the budget"
 

@@ -74,15 +74,28 @@ class ConvNet(eqx.Module):
         return h + self.fc2_b
 
 
-def tutorial_net(overparameterized: bool = False, seed: int = 0, dtype=jnp.float32) -> ConvNet:
+EXTRAS = ("identity", "dense")
+
+
+def tutorial_net(overparameterized: bool = False, seed: int = 0, dtype=jnp.float32, extras: str = "identity") -> ConvNet:
     """The tutorial's initialization (truncated normal, std 0.1; biases 0 for conv1, 0.1 elsewhere); the twin of
-    the same seed has the same weights and identity extras (the same function at initialization)."""
+    the same seed has the same weights, and its square extras at the identity (``extras="identity"``: the same
+    function at initialization) or initialized as the tutorial initializes a dense matrix (``"dense"``: truncated
+    normal, std 0.1, from keys of their own; another function at initialization)."""
+    if extras not in EXTRAS:
+        raise ValueError(f"extras must be one of {', '.join(EXTRAS)}; got {extras!r}")
     keys = jax.random.split(jax.random.PRNGKey(seed), 4)
 
     def normal(key, shape):
         return (0.1 * jax.random.truncated_normal(key, -2.0, 2.0, shape)).astype(dtype)
 
-    eye = (lambda n: jnp.eye(n, dtype=dtype)) if overparameterized else (lambda n: None)
+    extra_keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1_000_003), 2)
+    if not overparameterized:
+        eye = lambda n: None  # noqa: E731
+    elif extras == "identity":
+        eye = lambda n: jnp.eye(n, dtype=dtype)  # noqa: E731
+    else:
+        eye = lambda n: normal(extra_keys[0 if n == 512 else 1], (n, n))  # noqa: E731
     return ConvNet(
         conv1_w=normal(keys[0], (5, 5, 1, 32)), conv1_b=jnp.zeros(32, dtype),
         conv2_w=normal(keys[1], (5, 5, 32, 64)), conv2_b=jnp.full(64, 0.1, dtype),

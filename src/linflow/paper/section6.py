@@ -19,6 +19,14 @@ SECTION6_RULE = ("agrees when, with l4, plain GD needs more iterations at the la
                  "depth-2 rule needs fewer than GD there (each at its best learning rate of the grid)")
 
 
+def grade(l4_rows: list[dict]) -> dict:
+    """:data:`SECTION6_RULE` from the l4 rows in increasing y1/y2 (``inf``: never converged within the budget)."""
+    first, last = l4_rows[0], l4_rows[-1]
+    holds = bool(last["gd_iterations"] > first["gd_iterations"]
+                 and last["overparameterized_iterations"] < last["gd_iterations"])
+    return verdict("agrees" if holds else "differs", SECTION6_RULE)
+
+
 def section6(data=None, quick: bool = False):
     """Two points, ``y2 = 1``, ``y1 = ratio``: iterations of GD against the depth-2 end-to-end rule."""
     ratios = [1, 4] if quick else [1, 2, 4, 8, 16]
@@ -63,9 +71,7 @@ def section6(data=None, quick: bool = False):
     summary["measured"] = "; ".join(f"l{int(r['p'])}, y1/y2 = {r['ratio']}: GD {words(r['gd_iterations'], '.0f', never)}, "
                                     f"depth-2 rule {words(r['overparameterized_iterations'], '.0f', never)} iterations"
                                     for r in rows)
-    holds = bool(l4[-1]["gd_iterations"] > l4[0]["gd_iterations"]
-                 and l4[-1]["overparameterized_iterations"] < l4[-1]["gd_iterations"])
-    summary.update(verdict("agrees" if holds else "differs", SECTION6_RULE))
+    summary.update(grade(l4))
     summary["data"] = "the two-point problem of ACH18 section 6 (built in; no data needed)"
     ds = xr.Dataset({"gd_iterations": (("p", "ratio"), np.array([[r["gd_iterations"] for r in rows if r["p"] == p]
                                                                   for p in (2.0, 4.0)])),

@@ -64,6 +64,15 @@ def loop_integral(field: Callable, center, u, v, r: float, n: int) -> float:
     return float(total)
 
 
+def grade(constant, closed, real) -> dict:
+    """:data:`THEOREM2_RULE` from the finest loop integrals per depth 1..4: ``constant`` (constant gradient) against
+    their ``closed`` forms, and ``real`` (the real problem's)."""
+    constant, closed, real = (np.asarray(a, float) for a in (constant, closed, real))
+    holds = bool(np.all(np.abs(constant - closed) < 1e-6 * (1 + np.abs(closed)))
+                 and abs(real[0]) < 1e-8 * (1 + np.abs(real).max()) and abs(real[2]) > 1e-6)
+    return verdict("agrees" if holds else "differs", THEOREM2_RULE)
+
+
 def theorem2(data=None, quick: bool = False):
     """Loop integrals of the end-to-end field (N = 1..4): constant gradient (closed form) and a real loss."""
     ns = [4, 8, 16, 32] if quick else [4, 8, 16, 32, 64, 128, 256]
@@ -105,9 +114,7 @@ def theorem2(data=None, quick: bool = False):
     summary["measured"] = ("constant gradient: " + ", ".join(f"N={N}: {const[i, -1]:.6g} (closed form {closed[i]:.6g})"
                                                           for i, N in enumerate(depths))
                            + "; real problem: " + ", ".join(f"N={N}: {real[i, -1]:.4g}" for i, N in enumerate(depths)))
-    holds = bool(np.all(np.abs(const[:, -1] - closed) < 1e-6 * (1 + np.abs(closed)))
-                 and abs(real[0, -1]) < 1e-8 * (1 + np.abs(real).max()) and abs(real[2, -1]) > 1e-6)
-    summary.update(verdict("agrees" if holds else "differs", THEOREM2_RULE))
+    summary.update(grade(const[:, -1], closed, real[:, -1]))
     summary["data"] = desc
     fig = _theorem2_figure(ns, depths, const, closed, g, u, v, r)
     ds = xr.Dataset({"constant_gradient": (("depth", "nodes"), const), "closed_form": (("depth",), closed),
