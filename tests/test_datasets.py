@@ -95,6 +95,15 @@ def test_gas_selection_and_preprocessing(tmp_path):
         datasets.load_gas_sensor(tmp_path, "toluene")
     with pytest.raises(ValueError, match="preprocessing must be one of"):
         datasets.gas_sensor(tmp_path, preprocessing="whiten")
+    # scaled: unit variance, means kept (no bias term: the weights must fit them)
+    prob, desc = datasets.gas_sensor(tmp_path, preprocessing="scaled")
+    y = np.array([10.0, 30.0, 40.0, 60.0])
+    np.testing.assert_allclose(np.asarray(prob.Y)[:, 0], y / y.std())
+    X = np.asarray(prob.X)
+    np.testing.assert_allclose(X.std(axis=0), 1.0)
+    raw = np.asarray(datasets.gas_sensor(tmp_path, preprocessing="none")[0].X)
+    np.testing.assert_allclose(X.mean(axis=0), raw.mean(axis=0) / raw.std(axis=0))
+    assert "not centred" in desc
 
 
 def _serve(payload: bytes):

@@ -236,6 +236,77 @@ def test_fig3_at_the_paper_configurations():
     assert reached.any() and np.all(ds.predicted_iterations.values[reached] >= 1)
 
 
+def test_fig3_sensitivity_rules_on_constructed_runs():
+    from linflow.paper.fig3 import sensitivity as sens
+
+    iters = np.array([0.0, 10, 20, 30, 40])
+    l0 = 1.0
+    # run 0 reaches 0.3 at 20 and blows up at 40; run 1 reaches it at 30 and stays; run 2 never gets below L(0)
+    loss = np.array([[1.0, 0.5, 0.3, 0.2, np.nan], [1.0, 0.8, 0.5, 0.3, 0.2], [1.0, 1.1, 1.2, 1.3, 1.4]])
+    np.testing.assert_array_equal(sens._to_target(iters, loss, l0, 0.3, until=False), [np.inf, 30, np.inf])
+    np.testing.assert_array_equal(sens._to_target(iters, loss, l0, 0.3, until=True), [20, 30, np.inf])
+    # the gap at a budget: the best run stable up to it (run 0 counts at 30, not at 40)
+    assert sens._gap_at(iters, loss, l0, 0.1, 30) == pytest.approx(0.1)
+    assert sens._gap_at(iters, loss, l0, 0.1, 40) == pytest.approx(0.1)  # run 1's 0.2 - 0.1
+    assert np.isnan(sens._gap_at(iters, loss, l0, 0.1, 50))  # beyond the runs
+    assert sens.variant_speedups(100.0, 50.0) == 2.0 and sens.variant_speedups(np.inf, 50.0) == np.inf
+    assert sens.variant_speedups(50.0, np.inf) == 0.0 and np.isnan(sens.variant_speedups(np.inf, np.inf))
+    assert sens.words(np.nan, "gap at 1e3") == "no stable run at either depth"
+    assert sens.words(np.inf, "90%, stable to end, quarter-decade") == "only depth N reached it"
+    assert sens.robustness({"a": 2.0, "b": 3.0, "c": np.nan}).startswith("robust: faster")
+    assert sens.robustness({"a": 0.5, "b": 0.7}).startswith("robust: slower")
+    assert sens.robustness({"a": 0.5, "b": 0.7, "c": 2.5}) == "depends on the rule: faster only under c"
+    assert sens.robustness({"a": np.nan}).startswith("nothing measured")
+    # fig3's own grid is every other point of the quarter-decade grid
+    from linflow.paper.fig3.runs import ETA_GRID
+
+    for pre in ("standardize", "whitened"):
+        np.testing.assert_allclose(sens.QUARTER_GRID[pre][::2], ETA_GRID[pre], rtol=1e-12)
+
+
+def test_fig3_sensitivity_ratio_of_sharpness_against_numpy():
+    """S(0) / S(W*) of the linear l4 model: the Hessian (p - 1)/m sum_i r_i^(p-2) x_i x_i^T written out in NumPy."""
+    from linflow import problems
+    from linflow.paper.common import minimizer
+    from linflow.paper.fig3.sensitivity import sharpness_ratio
+
+    prob = problems.synthetic(m=200, d=5, p=4.0, seed=3)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)[:, 0]
+
+    def top(w):
+        r = X @ w - Y
+        return np.linalg.eigvalsh(3.0 / len(X) * (X * r[:, None] ** 2).T @ X)[-1]
+
+    w_star = minimizer(prob)[0]
+    out = sharpness_ratio(prob)
+    assert out["sharpness_at_zero"] == pytest.approx(top(np.zeros(5)), rel=1e-10)
+    assert out["ratio"] == pytest.approx(top(np.zeros(5)) / top(w_star), rel=1e-8)
+    # W* is a minimizer: the gradient (1/m) sum_i r_i^3 x_i vanishes there
+    assert np.abs(X.T @ (X @ w_star - Y) ** 3 / len(X)).max() < 1e-8
+
+
+def test_fig3_sensitivity_in_the_quick_outputs():
+    ds, s, figs = quick("fig3")
+    sens = s["sensitivity"]
+    json.dumps(sens, allow_nan=False)
+    assert "fig3_sensitivity" in figs and "sensitivity_speedup" in ds
+    rows = [r for r in sens["table"] if r["config"] == "width1 standardized" and r["depth"] == 2]
+    assert len(rows) == 1 and rows[0]["robustness"].split(":")[0] in ("robust", "depends on the rule",
+                                                                      "nothing measured (no variant where either depth reached its target)")
+    # the variant that is fig3's rule reads the same speed-up as fig3's main table (seed 0, 90%)
+    main = ds.iterations.sel(config="width1", p=4.0, target=0.9, seed=0)
+    expected = float(main.sel(depth=1) / main.sel(depth=2)) if np.isfinite(main).any() else np.nan
+    got = float(ds.sensitivity_speedup.sel(sensitivity_config="width1 standardized", sensitivity_depth=2,
+                                           variant="90%, stable to end, half-decade (fig3's rule)"))
+    if np.isfinite(main).all():
+        assert got == pytest.approx(expected)
+    else:
+        assert not np.isfinite(got) or got == 0.0
+    assert "orders of magnitude" in s["verdict_robustness"]
+    if DATA is not None:
+        assert {r["preprocessing"] for r in sens["table"]} == {"standardize", "scaled", "whitened"}
+
+
 def test_theorem2_loop_integrals():
     ds, s, _ = quick("theorem2")  # needs no data: the same with and without it
     c = s["constant_gradient"]

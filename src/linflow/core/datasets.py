@@ -167,6 +167,8 @@ PREPROCESSING = {
     "whitened": "features centred, scaled to unit variance and whitened (X^T X / m = I; principal "
                 "directions with variance below 1e-12 of the largest dropped), target centred and scaled to unit variance",
     "center": "features and target centred, not scaled",
+    "scaled": "features and target scaled to unit variance, not centred (no bias: the model must fit the means "
+              "through the weights)",
     "none": "raw features and target (ppm)",
 }
 
@@ -196,6 +198,9 @@ def gas_sensor(path, gas: str = "ethanol", *, batches=None, preprocessing: str =
         y = y / y.std()
     elif preprocessing == "whitened":
         X, y = _whiten(X), y / y.std()
+    elif preprocessing == "scaled":
+        std = X.std(axis=0)
+        X, y = X[:, std > 0] / std[std > 0], y / y.std()
     desc = (f"UCI gas sensor drift data, {gas}: {len(y)} samples, {X.shape[1]} features, batches "
             f"{sorted(set(data.batch.tolist()))}; preprocessing: {preprocessing} ({PREPROCESSING[preprocessing]})")
     return Problem(X, y, p=p, weight_decay=weight_decay), desc

@@ -20,6 +20,7 @@ from ..core.problems import Problem
 
 VERDICTS = ("agrees", "partly", "inconclusive", "differs", "not applicable")
 SYNTHETIC = "not applicable: synthetic data"
+CENTRED = ("standardize", "center", "whitened")
 STABLE_RULE = "finite at every save that, once below L(0), stay below it to the end of the budget"
 
 
@@ -38,7 +39,9 @@ def quick_problem(data, p: float, preprocessing: str = "standardize", m: int = 4
     if prob.m > m:
         idx = np.linspace(0, prob.m - 1, m).astype(int)
         X, Y = np.asarray(prob.X)[idx], np.asarray(prob.Y)[idx]
-        prob = Problem(X - X.mean(0), Y - Y.mean(0), p=p)
+        if preprocessing in CENTRED:  # re-centred as the full data were; uncentred data stay uncentred
+            X, Y = X - X.mean(0), Y - Y.mean(0)
+        prob = Problem(X, Y, p=p)
         desc += f"; QUICK mode: {m} evenly spaced samples"
     return prob, desc
 
@@ -50,10 +53,15 @@ def problem_for(data, p: float, quick: bool, preprocessing: str = "standardize")
 
 def minimum_loss(prob: Problem) -> float:
     """The minimum of L1 over linear maps (least squares for p = 2, BFGS from it otherwise): the loss floor."""
+    return float(prob.loss(minimizer(prob)))
+
+
+def minimizer(prob: Problem) -> np.ndarray:
+    """A minimizer ``W*`` (k, d) of L1 over linear maps: least squares for p = 2, BFGS from it otherwise."""
     X, Y = np.asarray(prob.X), np.asarray(prob.Y)
     w = np.linalg.lstsq(X, Y, rcond=None)[0].T
     if prob.p == 2:
-        return float(prob.loss(w))
+        return w
     value_and_grad = jax.jit(jax.value_and_grad(lambda v: prob.loss(v.reshape(w.shape))))  # one call per BFGS step
 
     def fun(v):
@@ -61,7 +69,7 @@ def minimum_loss(prob: Problem) -> float:
         return float(value), np.asarray(grad)
 
     res = minimize(fun, w.ravel(), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
-    return float(min(res.fun, prob.loss(w)))
+    return res.x.reshape(w.shape) if res.fun <= float(prob.loss(w)) else w
 
 
 def iterations_to(loss: np.ndarray, iters: np.ndarray, target: float) -> float:

@@ -32,9 +32,10 @@ import numpy as np
 import xarray as xr
 
 from .. import common
+from . import sensitivity as _sensitivity
 from .runs import ETA_GRID, START_NORM, cell, predicted_iterations
 
-__all__ = ["fig3", "figure", "CONFIGS", "TARGETS", "DEPTHS", "VERDICT_RULE", "predicted_iterations"]
+__all__ = ["fig3", "figure", "sensitivity_figure", "sensitivity_summary", "CONFIGS", "TARGETS", "DEPTHS", "VERDICT_RULE", "predicted_iterations"]
 
 CONFIGS = {
     "width1": {"preprocessing": "standardize", "width": 1, "start": "balanced",
@@ -87,7 +88,74 @@ def fig3(data=None, quick: bool = False):
     ds = _dataset(cells, configs, depths, seeds, meta)
     summary = _summary(ds, meta, data is None)
     summary["data"] = list(dict.fromkeys(descs))
-    return ds, summary, {"fig3": figure(ds, summary["data"])}
+    rows, ratios = _sensitivity.sensitivity(data, quick)
+    summary["sensitivity"] = sensitivity_summary(rows, ratios)
+    summary["verdict_robustness"] = summary["sensitivity"]["verdict_robustness"]
+    ds = ds.merge(_sensitivity_dataset(rows))
+    return ds, summary, {"fig3": figure(ds, summary["data"]), "fig3_sensitivity": sensitivity_figure(rows)}
+
+
+def sensitivity_summary(rows: list[dict], ratios: dict) -> dict:
+    """The sensitivity table in words (l4, seed 0, speed-up of depth N over depth 1 per variant), each row's
+    robustness, and what holds across variants for the verdict's two thresholds (10x and 1.5x at the 90% target)."""
+    table = [{"config": r["config"], "preprocessing": r["preprocessing"], "depth": r["depth"], "budget": r["budget"],
+              "sharpness_ratio_linear_model": r["sharpness_ratio_linear_model"],
+              **{v: _sensitivity.words(x, v) for v, x in r["speedups"].items()}, "robustness": r["robustness"]}
+             for r in rows]
+    at90 = [v for v in _sensitivity.VARIANTS if v.startswith("90%")]
+    orders = [f"{r['config']} depth {r['depth']} under '{v}'" for r in rows for v in at90
+              if v in r["speedups"] and r["speedups"][v] >= FACTOR]
+    some = [f"{r['config']} depth {r['depth']} under '{v}'" for r in rows for v in at90
+            if v in r["speedups"] and r["speedups"][v] >= 1.5]
+    robust = ("orders of magnitude (>= 10x at the 90% target): "
+              + ("holds under " + "; ".join(orders) if orders else "holds under no variant, in no configuration")
+              + ". At least 1.5x at the 90% target: " + ("under " + "; ".join(some) if some else "under no variant"))
+    return {"variants": list(_sensitivity.VARIANTS), "loss": "l4", "seed": 0, "eta_grids": {
+                k: list(v) for k, v in _sensitivity.QUARTER_GRID.items()},
+            "definitions": {"speed-up": "depth 1's iterations to the target over depth N's, or depth 1's gap to the "
+                                        "minimum at the budget over depth N's (above 1: depth N is better)",
+                            "sharpness_ratio_linear_model": "S(0) / S(W*) of the linear model's loss: a bound on "
+                                                            "the gain of any preconditioning near the minimum",
+                            "robustness": _sensitivity.DIRECTION_RULE},
+            "sharpness": ratios, "table": table, "verdict_robustness": robust}
+
+
+def _sensitivity_dataset(rows: list[dict]) -> xr.Dataset:
+    """The sensitivity speed-ups as an array (inf: only depth N reached; 0: only depth 1; nan: neither, or the
+    variant is beyond the configuration's budget)."""
+    names = list(dict.fromkeys(r["config"] for r in rows))
+    depths = sorted({r["depth"] for r in rows})
+    out = np.full((len(names), len(depths), len(_sensitivity.VARIANTS)), np.nan)
+    for r in rows:
+        for k, v in enumerate(_sensitivity.VARIANTS):
+            out[names.index(r["config"]), depths.index(r["depth"]), k] = r["speedups"].get(v, np.nan)
+    return xr.Dataset({"sensitivity_speedup": (("sensitivity_config", "sensitivity_depth", "variant"), out)},
+                      coords={"sensitivity_config": names, "sensitivity_depth": depths,
+                              "variant": list(_sensitivity.VARIANTS)})
+
+
+def sensitivity_figure(rows: list[dict]):
+    """The sensitivity table drawn: rows (configuration, depth), columns variants, colour log10 of the speed-up."""
+    variants = list(_sensitivity.VARIANTS)
+    fig, ax = plt.subplots(figsize=(2.0 + 1.35 * len(variants), 1.6 + 0.42 * len(rows)), constrained_layout=True)
+    vals = np.array([[r["speedups"].get(v, np.nan) for v in variants] for r in rows], float).reshape(len(rows), -1)
+    with np.errstate(divide="ignore"):
+        color = np.clip(np.log10(np.where(vals == 0, 1e-3, vals)), -1.0, 1.0)
+    im = ax.imshow(np.ma.masked_invalid(color), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.set_facecolor("0.85")
+    for i, r in enumerate(rows):
+        for j, v in enumerate(variants):
+            text = _sensitivity.words(r["speedups"][v], v) if v in r["speedups"] else "beyond budget"
+            ax.text(j, i, text.replace("only depth ", "only\ndepth ").replace("neither", "neither\n")
+                    .replace("no stable", "no stable\n"), ha="center", va="center", fontsize=7,
+                    color="white" if abs(color[i, j]) > 0.6 else "black")
+    ax.set_xticks(range(len(variants)), [v.replace(", ", ",\n") for v in variants], fontsize=7.5)
+    ax.set_yticks(range(len(rows)), [f"{r['config']}, depth {r['depth']}\n(S(0)/S(W*) = "
+                                     f"{r['sharpness_ratio_linear_model']:.3g})" for r in rows], fontsize=7.5)
+    fig.colorbar(im, ax=ax, label="log10 speed-up (clipped to +-1)", shrink=0.8)
+    ax.set_title("fig3 sensitivity (l4, seed 0): speed-up of depth N over depth 1 under each rule; blue: depth N "
+                 "better; grey: nothing to compare", fontsize=9)
+    return fig
 
 
 def _dataset(cells, configs, depths, seeds, meta) -> xr.Dataset:
