@@ -291,8 +291,8 @@ def test_fig3_sensitivity_in_the_quick_outputs():
     json.dumps(sens, allow_nan=False)
     assert "fig3_sensitivity" in figs and "sensitivity_speedup" in ds
     rows = [r for r in sens["table"] if r["config"] == "width1 standardized" and r["depth"] == 2]
-    assert len(rows) == 1 and rows[0]["robustness"].split(":")[0] in ("robust", "depends on the rule",
-                                                                      "nothing measured (no variant where either depth reached its target)")
+    assert len(rows) == 1 and rows[0]["robustness"].split(" (")[0].split(":")[0] in (
+        "robust", "depends on the rule", "nothing measured")
     # the variant that is fig3's rule reads the same speed-up as fig3's main table (seed 0, 90%)
     main = ds.iterations.sel(config="width1", p=4.0, target=0.9, seed=0)
     expected = float(main.sel(depth=1) / main.sel(depth=2)) if np.isfinite(main).any() else np.nan

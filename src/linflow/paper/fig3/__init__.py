@@ -35,7 +35,8 @@ from .. import common
 from . import sensitivity as _sensitivity
 from .runs import ETA_GRID, START_NORM, cell, predicted_iterations
 
-__all__ = ["fig3", "figure", "sensitivity_figure", "sensitivity_summary", "CONFIGS", "TARGETS", "DEPTHS", "VERDICT_RULE", "predicted_iterations"]
+__all__ = ["fig3", "figure", "sensitivity_figure", "sensitivity_summary", "CONFIGS", "TARGETS", "DEPTHS",
+           "VERDICT_RULE", "predicted_iterations"]
 
 CONFIGS = {
     "width1": {"preprocessing": "standardize", "width": 1, "start": "balanced",
