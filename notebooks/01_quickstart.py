@@ -16,14 +16,14 @@
 # %% [markdown]
 # # 01 · Quickstart: four trajectories of one run
 #
-# A deep linear network `W_e = W_N ... W_1` trained on an lp regression loss can be followed in four ways:
+# A deep linear network $W_e = W_N \cdots W_1$ trained on an lp regression loss can be followed in four ways:
 #
 # 1. the **gradient flow of the layers** (an ODE, integrated with an adaptive solver),
-# 2. the **end-to-end flow** of Arora, Cohen & Hazan (2018), Theorem 1, an ODE on `W_e` alone,
-# 3. **gradient descent** on the layers (step `eta`),
-# 4. the **end-to-end update** (their Eq. 10), the discrete rule on `W_e` alone.
+# 2. the **end-to-end flow** of Arora, Cohen & Hazan (2018), Theorem 1, an ODE on $W_e$ alone,
+# 3. **gradient descent** on the layers (step $\eta$),
+# 4. the **end-to-end update** (their Eq. 10), the discrete rule on $W_e$ alone.
 #
-# Time convention: GD iterate `k` sits at flow time `t = k * eta`.
+# Time convention: GD iterate $k$ sits at flow time $t = k\eta$.
 
 # %%
 import numpy as np
@@ -62,7 +62,7 @@ ax.legend();
 # %% [markdown]
 # **What you should see:** the two flows lie on top of each other (Theorem 1: from a balanced start the
 # product of the layer flow *is* the end-to-end flow), and both discrete runs follow them closely at this
-# small `eta`. The gap between the flows is at the solver tolerance:
+# small $\eta$. The gap between the flows is at the solver tolerance:
 
 # %%
 gap = np.abs(flow.end_to_end - e2e.end_to_end).max() / np.abs(flow.end_to_end).max()
@@ -86,8 +86,8 @@ for ax, title in zip(axes, ("depth 3, several widths", "several depths, same sta
 
 # %% [markdown]
 # **What you should see:** the three widths give the same curve (the end-to-end dynamics depends on the
-# depth only, and a balanced start with the same `W_e` gives the same flow); changing the depth changes
-# the curve, including the plateau near `W_e = 0` that deeper networks spend longer on.
+# depth only, and a balanced start with the same $W_e$ gives the same flow); changing the depth changes
+# the curve, including the plateau near $W_e = 0$ that deeper networks spend longer on.
 #
 # ## l2 against l4
 

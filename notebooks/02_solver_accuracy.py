@@ -17,8 +17,8 @@
 # # 02 · Solver accuracy: which ODE solver to trust on gradient flows
 #
 # Work-precision diagrams with the methodology of SciML's DiffEqBenchmarks: reference from the exact
-# solution (whitened data, aligned balanced start), tolerances `rtol = 10^-k`, `atol = 10^-(k+3)`, RMS
-# error of `W_e` over 100 times, work in function evaluations and in wall time (compilation excluded).
+# solution (whitened data, aligned balanced start), tolerances $\text{rtol} = 10^{-k}$, $\text{atol} = 10^{-(k+3)}$, RMS
+# error of $W_e$ over 100 times, work in function evaluations and in wall time (compilation excluded).
 # SciPy's `solve_ivp` drives the same vector field.
 
 # %%
@@ -73,8 +73,8 @@ steps = accuracy.step_sizes(prob_l, layers_l, 200.0)
 plot.step_size_figure(steps);
 
 # %% [markdown]
-# **What you should see:** once the flow has converged, Tsit5's step sits near `3.5 / sharpness`: the
-# explicit solver is limited by stability, not accuracy, so its step count grows like `t1 * sharpness`.
+# **What you should see:** once the flow has converged, Tsit5's step sits near $3.5 / S$ ($S$ the sharpness): the
+# explicit solver is limited by stability, not accuracy, so its step count grows like $t_1 S$.
 #
 # **Advice.** For these flows use `tsit5` at `rtol` 1e-8 or looser; `dopri8` when you need 1e-10 and
 # below; an implicit solver only when weight decay or very long horizons make the flow stiff enough that

@@ -45,12 +45,12 @@ plot.deviation_vs_eta(cmp);
 
 # %% [markdown]
 # **What you should see:** on log-log axes the distance of GD from the gradient flow has slope 1
-# (first order), from the **first-order modified flow** `-(g + (eta/2) H g)` slope 2, and from the
+# (first order), from the **first-order modified flow** $-(g + \frac{\eta}{2} H g)$ slope 2, and from the
 # second-order one slope 3: backward error analysis, measured.
 #
 # ## 2. The stability limit 2 / sharpness and a period-2 orbit
-# For the scalar network `L = (1/2)(w_N ... w_1 - s)^2` at its balanced minimum the sharpness is
-# `N s^(2-2/N)`, so GD is stable only for `eta < 2 / (N s^(2-2/N))`.
+# For the scalar network $L = \frac12 (w_N \cdots w_1 - s)^2$ at its balanced minimum the sharpness is
+# $N s^{2-2/N}$, so GD is stable only for $\eta < 2 / (N s^{2-2/N})$.
 
 # %%
 s, N = 1.5, 2
@@ -68,23 +68,24 @@ ax.set(yscale="log", xlabel="iteration", ylabel="|w2 w1 - s|  (distance from the
 ax.legend();
 
 # %% [markdown]
-# **What you should see:** at 0.95 `eta_crit` the distance from the minimum falls geometrically (the
+# **What you should see:** at $0.95\, \eta_{\text{crit}}$ the distance from the minimum falls geometrically (the
 # oscillation dies out); at 1.05 it grows until it levels off: GD has settled into a period-2 orbit,
 # jumping between two points on either side of the minimum.
 #
 # ## 3. Balancedness: conserved by the flow, drifting under GD
-# `D_j = W_{j+1}^T W_{j+1} - W_j W_j^T` is constant along the flow; under GD it changes by exactly
-# `eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)` per step, the term ACH18 neglect.
+# $D_j = W_{j+1}^\top W_{j+1} - W_j W_j^\top$ is constant along the flow; under GD it changes by exactly
+# $\eta^2 (G_{j+1}^\top G_{j+1} - G_j G_j^\top)$ per step, the term ACH18 neglect.
 
 # %%
 plot.balancedness_drift(cmp);
 
 # %% [markdown]
-# **What you should see:** the measured imbalance (lines) and the accumulated `eta^2` terms (dots)
-# coincide to round-off; the drift scales like `eta` over a fixed horizon.
+# **What you should see:** the measured imbalance (lines) and the accumulated $\eta^2$ terms (dots)
+# coincide to round-off; the drift scales like $\eta$ over a fixed horizon.
 #
 # ## 4. The end-to-end preconditioner P_W
-# Claim 1: `vec(dW_e/dt) = -P_W vec(grad)`, with eigenvalues `sum_j sigma_r^(2(N-j)/N) sigma_r'^(2(j-1)/N)`.
+# Claim 1: $\operatorname{vec}(\dot W_e) = -P_W \operatorname{vec}(\nabla L^1)$, with eigenvalues
+# $\sum_j \sigma_r^{2(N-j)/N} \sigma_{r'}^{2(j-1)/N}$.
 
 # %%
 W = np.diag([2.0, 1.0, 0.3]) @ np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
@@ -98,7 +99,7 @@ ax.legend();
 
 # %% [markdown]
 # **What you should see:** for N = 1 all eigenvalues are 1 (plain gradient descent); with depth they spread
-# out, growing with the singular values of `W`: directions already learned are accelerated.
+# out, growing with the singular values of $W$: directions already learned are accelerated.
 #
 # ## 5. Theorem 2: the end-to-end field is not a gradient
 
@@ -109,13 +110,13 @@ print(summary["measured"])
 
 # %% [markdown]
 # **What you should see:** the loop integral of the field is zero for N = 1 and 2 (gradient fields for a
-# linear loss) and equals the closed form `2 ||g|| r^(3-2/N) (N-1)(N-2)/(3N-2)` for N = 3, 4: no loss
+# linear loss) and equals the closed form $2 \lVert g \rVert r^{3-2/N} (N-1)(N-2)/(3N-2)$ for N = 3, 4: no loss
 # function has this field as its gradient. The quadrature converges to the closed form as it is refined.
 
 # %% [markdown]
 # ## 6. Differentiating through a whole run: how does the loss after k steps depend on eta?
 # Every linflow run is a JAX function of its inputs, so `jax.vmap` runs a whole family of learning rates
-# in one compiled call and `jax.grad` differentiates the loss after k steps with respect to eta (through
+# in one compiled call and `jax.grad` differentiates the loss after k steps with respect to $\eta$ (through
 # all k steps), or the flow's loss at t1 with respect to the initial scale (through the adaptive solver).
 # The dots are central finite differences of the same runs: an independent check of the derivative.
 
@@ -164,19 +165,19 @@ assert abs(float(long_run.loss[-1]) - 0.125) < 1e-6  # the saddle, not the minim
 # %% [markdown]
 # **What you should see:** the loss after k steps falls as eta grows (more flow time in k steps) and
 # then flattens near 0.125. That plateau is not the minimum (the minimum loss is 0): it is a saddle.
-# `W_e` has learnt the target's two strong modes (singular values 2 and 1) while its third singular
-# value sits near zero, so the weakest mode (0.5) is still missing and costs `(1/2) 0.5^2 = 0.125`;
+# $W_e$ has learnt the target's two strong modes (singular values 2 and 1) while its third singular
+# value sits near zero, so the weakest mode (0.5) is still missing and costs $\frac12 \cdot 0.5^2 = 0.125$;
 # the line above shows the run still there after 2,000 steps. The derivative from `jax.grad` lies on
-# the finite-difference dots. The grid stops below the stability limit `2 / max S` (section 1's
-# summary): past it GD oscillates, `L_k(eta)` becomes jagged and its derivative explodes (try it).
+# the finite-difference dots. The grid stops below the stability limit $2 / \max S$ (section 1's
+# summary): past it GD oscillates, $L_k(\eta)$ becomes jagged and its derivative explodes (try it).
 
 # %% [markdown]
 # ## 7. Past the threshold: the period-2 orbit, its midpoint and the central flow
 # Section 2 left GD in a period-2 orbit. Where is that orbit? On a depth-2 whitened problem with target
-# singular values (1.5, 0.5) every minimum has sharpness at least `N s1^(2-2/N) = 3`, so GD with
-# `eta = 0.72` (`2 / eta = 2.78`) can never converge. The **central flow** (Cohen et al., ICLR 2025) is an
-# ODE for GD's time average: the gradient flow until the sharpness `S` reaches `2 / eta`, then the flow
-# constrained to `S = 2 / eta`, `dw/dt = -grad L - (sigma^2 / 2) grad S`, where `sigma^2` (the multiplier)
+# singular values (1.5, 0.5) every minimum has sharpness at least $N s_1^{2-2/N} = 3$, so GD with
+# $\eta = 0.72$ ($2 / \eta = 2.78$) can never converge. The **central flow** (Cohen et al., ICLR 2025) is an
+# ODE for GD's time average: the gradient flow until the sharpness $S$ reaches $2 / \eta$, then the flow
+# constrained to $S = 2 / \eta$, $\dot w = -\nabla L - \frac{\sigma^2}{2} \nabla S$, where $\sigma^2$ (the multiplier)
 # predicts the variance of GD's oscillation along the top Hessian eigenvector.
 
 # %%
@@ -212,9 +213,9 @@ print(f"final loss: central flow {cf.final_loss:.5f}, GD midpoint "
 
 # %% [markdown]
 # **What you should see:** the gradient flow's sharpness climbs to 3 and its loss goes to 0. GD's
-# iterates follow it until `S` reaches `2 / eta`, then oscillate: the grey dots split into two
+# iterates follow it until $S$ reaches $2 / \eta$, then oscillate: the grey dots split into two
 # branches, but their midpoints (orange) sit on the central flow (red), whose sharpness stays exactly
-# at `2 / eta` and whose loss levels off where GD's midpoints do. `sigma^2` predicts the squared
+# at $2 / \eta$ and whose loss levels off where GD's midpoints do. $\sigma^2$ predicts the squared
 # half-amplitude of the orbit within about 10% (the central flow is a leading-order theory in the
 # amplitude: here the ratio is 9/8 at every eta tried). The catapult, GD started *above* the threshold,
 # is in `linflow.catapult`.

@@ -63,7 +63,7 @@ for p in cells.p.values:
 # (Eq. 10) run to the same flow time over an eta grid. Left: the loss curves at the largest eta at which every
 # run (GD at each width and depth, and Eq. 10) is stable and every distance is below 1%; there they coincide
 # (width 4 is drawn over width 1: from an exactly balanced rank-one start GD of every width has the same
-# `W_e(t)`). Right: GD's maximum relative distance from Eq. 10 against eta, growing like eta (order 1,
+# $W_e(t)$). Right: GD's maximum relative distance from Eq. 10 against eta, growing like eta (order 1,
 # docs/math.md section 5) until a run becomes unstable (crosses near the top). A run is stable by the rule of
 # every experiment: finite, and once below L(0) below it to the end; a run that stays finite while its loss
 # climbs is unstable. The table above holds width 1's distances (rows: p, depth; columns: eta).

@@ -32,16 +32,16 @@ from linflow.studies import saddles
 # %% [markdown]
 # ## 1. One mode at a time
 # Whitened regression with a target of singular values 3, 1 and 0.3, a depth-3 network whose product starts as
-# `alpha` times the target's singular vectors (`alpha = 1e-6`). Each singular value then obeys its own equation,
-# `sigma' = N sigma^(2-2/N) (s - sigma)`, and its *escape time* (when it reaches half of `s`) has a closed form.
+# $\alpha$ times the target's singular vectors ($\alpha = 10^{-6}$). Each singular value then obeys its own equation,
+# $\dot\sigma = N \sigma^{2-2/N} (s - \sigma)$, and its *escape time* (when it reaches half of $s$) has a closed form.
 
 # %%
 study = saddles.saddle_to_saddle((3.0, 1.0, 0.3), depths=(2, 3), alphas=(1e-2, 1e-4, 1e-6, 1e-8), curve_points=61)
 plot.saddle_curves(study, depth=3, alpha=1e-6);
 
 # %% [markdown]
-# **What you should see:** three drops of the loss, each to the next dotted level `sum_{i>j} s_i^2 / 2`; the
-# singular values rise one at a time, each crossing its dotted line `s_i / 2` at a red line (the closed-form
+# **What you should see:** three drops of the loss, each to the next dotted level $\sum_{i>j} s_i^2 / 2$; the
+# singular values rise one at a time, each crossing its dotted line $s_i / 2$ at a red line (the closed-form
 # escape); the effective rank falls from 3 (a tiny start with three equal singular values) to 1 as the first mode
 # is learned, then steps up at each escape (to 2.17 at the end: the effective rank of singular values 3, 1, 0.3).
 # Between the escapes the network is close to a saddle point of the loss, and it stays there a long time.
@@ -55,9 +55,9 @@ assert max(summary["plateaus"]["relative_deviation"][3]) < 1e-3  # the plateaus 
 
 # %% [markdown]
 # ## 2. Smaller starts, longer plateaus
-# At depth 2 an escape takes `ln(1/alpha) / (2 s)`; at depth `N >= 3` it takes about `alpha^-(1-2/N) / ((N-2) s)`,
-# a power of `1 / alpha`. The flows (markers) sit on the closed form (lines); the random start (crosses: the same
-# singular values `alpha`, random orientation) escapes a little later.
+# At depth 2 an escape takes $\ln(1/\alpha) / (2 s)$; at depth $N \ge 3$ it takes about $\alpha^{-(1-2/N)} / ((N-2) s)$,
+# a power of $1 / \alpha$. The flows (markers) sit on the closed form (lines); the random start (crosses: the same
+# singular values $\alpha$, random orientation) escapes a little later.
 
 # %%
 plot.escape_scaling(study);
@@ -68,10 +68,11 @@ assert summary["exponents_pass"]
 
 # %% [markdown]
 # ## 3. Why the end-to-end flow needs care here
-# Theorem 1's flow of `W_e` itself is exact mathematics, but from `alpha = 1e-10` its state is a matrix whose
-# entries sit below any absolute tolerance, and after the first escape a weak mode of `1e-10` beside a strong one
-# of order 1 is at the strong one's rounding level. linflow's *root state* stores `Theta = U diag(s^(1/N)) V^T`
-# instead (the weak mode as `alpha^(1/N)`, as the layers do).
+# Theorem 1's flow of $W_e$ itself is exact mathematics, but from $\alpha = 10^{-10}$ its state is a matrix whose
+# entries sit below any absolute tolerance, and after the first escape a weak mode of $10^{-10}$ beside a strong one
+# of order 1 is at the strong one's rounding level. linflow's *root state* stores
+# $\Theta = U \operatorname{diag}(\theta) V^\top$ with $\theta = \sigma^{1/N}$
+# instead (the weak mode as $\alpha^{1/N}$, as the layers do).
 
 # %%
 prob = problems.whitened([3.0, 1.0, 0.3])
@@ -84,8 +85,8 @@ for state in ("dense", "root"):
 
 # %% [markdown]
 # ## 4. Gradient descent shifts the escapes, and pays for the plateaus
-# GD with step `eta` follows the flow at `t = k eta` up to `O(eta)`: each escape moves by an amount proportional
-# to `eta`. And every plateau costs GD `length / eta` steps, where an adaptive solver strides across it.
+# GD with step $\eta$ follows the flow at $t = k\eta$ up to $O(\eta)$: each escape moves by an amount proportional
+# to $\eta$. And every plateau costs GD $\text{length} / \eta$ steps, where an adaptive solver strides across it.
 
 # %%
 gd = saddles.gd_escapes((3.0, 1.0, 0.3), depth=3, alpha=1e-6, etas=(0.04, 0.02, 0.01))
@@ -96,13 +97,13 @@ print("solver steps:", {str(k): int(v) for k, v in zip(gd.solver.values, gd.solv
 assert np.allclose(gd.shift_order.values, 1.0, atol=0.1)
 
 # %% [markdown]
-# **What you should see:** straight lines of slope 1 (the shift is first order in `eta`, as backward error
+# **What you should see:** straight lines of slope 1 (the shift is first order in $\eta$, as backward error
 # analysis says), and GD needing many times the solver's steps. The explicit solver is limited by the same
-# stability bound as GD once the strong mode is learned (the sharpness then is `N s_1^(2-2/N)`); the implicit
+# stability bound as GD once the strong mode is learned (the sharpness then is $N s_1^{2-2/N}$); the implicit
 # one is not, provided its stage equations are solved by Newton's method (`kvaerno5-newton`): diffrax's default
 # chord iteration keeps one Jacobian per step, fails on this flow and rejects steps.
 #
 # ## 5. Beyond regression
 # The same flows run on matrix sensing and matrix completion (`linflow.sensing`). In Razin & Cohen's 2 x 2
-# completion problem the loss goes to zero while every norm of `W_e` grows without bound: run
+# completion problem the loss goes to zero while every norm of $W_e$ grows without bound: run
 # `linflow reproduce razin-cohen` (its figure and verdict; about a minute in quick mode).

@@ -17,11 +17,11 @@
 # %% [markdown]
 # # 06 · Past the threshold: the whole map, from the flow to chaos
 #
-# A teaching notebook. Gradient descent with step `eta` is the gradient flow only in the limit `eta -> 0`. As
-# `eta` grows, the small-learning-rate picture breaks down in stages, and each stage has its own prediction:
+# A teaching notebook. Gradient descent with step $\eta$ is the gradient flow only in the limit $\eta \to 0$. As
+# $\eta$ grows, the small-learning-rate picture breaks down in stages, and each stage has its own prediction:
 # the flow (and its first-order correction), the edge of stability (the central flow), then a period-2 orbit,
 # period doubling, chaos, and divergence. We walk the map from left to right on the smallest deep network there
-# is, `f(u, v) = u v` fitted to `y = 1` (loss `(u v - 1)^2 / 2`), where every stage is visible. The mathematics
+# is, $f(u, v) = uv$ fitted to $y = 1$ (loss $(uv - 1)^2 / 2$), where every stage is visible. The mathematics
 # is in `docs/math.md` sections 5, 8 and 11.
 
 # %%
@@ -38,8 +38,8 @@ start = (jnp.array([[0.5]]), jnp.array([[0.3]]))                 # u = 0.5 (laye
 
 # %% [markdown]
 # ## 1. The threshold is set by the flow's solution
-# The gradient flow from `(u, v)` conserves `c = u^2 - v^2` and ends at the minimum with `u v = 1` on that
-# hyperbola; the sharpness there is `S = sqrt(c^2 + 4)` (the *GFS sharpness*). GD with `eta < 2 / S` can converge
+# The gradient flow from $(u, v)$ conserves $c = u^2 - v^2$ and ends at the minimum with $uv = 1$ on that
+# hyperbola; the sharpness there is $S = \sqrt{c^2 + 4}$ (the *GFS sharpness*). GD with $\eta < 2 / S$ can converge
 # to that same point; above it, it cannot. `linflow.gfs_sharpness` integrates the flow to its end and measures it.
 
 # %%
@@ -55,10 +55,10 @@ assert abs(S - np.hypot(c, 2)) < 1e-6
 # discards a transient, and reads what GD settled on: the period of its orbit, its largest Lyapunov exponent
 # (positive means chaos: nearby starts separate exponentially), or divergence.
 #
-# What you should see, left to right: one point (GD converges) up to the dashed line `2 / S`; two branches (a
+# What you should see, left to right: one point (GD converges) up to the dashed line $2 / S$; two branches (a
 # period-2 orbit straddling the minimum); four, eight, ...: the period-doubling cascade, as in the logistic map;
 # a cloud (chaos, positive Lyapunov exponent) with windows of order (period 3 among them); divergence past
-# `eta ~ 2`. The green band is where the central flow still predicts the mean of GD's orbit.
+# $\eta \approx 2$. The green band is where the central flow still predicts the mean of GD's orbit.
 
 # %%
 study = atlas.atlas(problem, start, central_points=6)
@@ -68,9 +68,9 @@ print(atlas.summary_text(summary))
 
 # %% [markdown]
 # ## 3. Each stage against the prediction that holds there
-# Below the threshold GD tracks the flow (its distance to it is `O(eta)`). Just past it GD oscillates around the
-# central flow's path. Deeper, the orbit doubles, then becomes chaotic: two GD runs from starts `1e-10` apart
-# separate like `exp(lambda k)`, with `lambda` the Lyapunov exponent the map measured.
+# Below the threshold GD tracks the flow (its distance to it is $O(\eta)$). Just past it GD oscillates around the
+# central flow's path. Deeper, the orbit doubles, then becomes chaotic: two GD runs from starts $10^{-10}$ apart
+# separate like $e^{\Lambda k}$, with $\Lambda$ the Lyapunov exponent the map measured.
 
 # %%
 ratios = {"follows the flow": 0.5, "period 2 (edge of stability)": 1.1, "period 4": 1.26, "chaos": 1.6}
@@ -107,7 +107,7 @@ assert lam > 0.1 and gap[60] > 1e-7  # chaos: the two runs separate by orders of
 
 # %% [markdown]
 # ## 4. What to take away
-# - The small-learning-rate assumption fails in stages, and the first stage boundary is `2 / S` of the *flow's
+# - The small-learning-rate assumption fails in stages, and the first stage boundary is $2 / S$ of the *flow's
 #   solution*, not of the start: `linflow.gfs_sharpness` measures it.
 # - Past it, GD is a nonlinear map with the logistic map's route to chaos. The central flow describes the
 #   period-2 stage (and the mean of the orbit somewhat beyond); nothing continuous describes the chaotic stage.

@@ -1,17 +1,19 @@
 r"""Exact solutions of the end-to-end dynamics (docs/math.md section 4), independent of the solvers.
 
-Whitened data (``X^T X / m = I``), ``p = 2``, target ``Phi = U S V^T`` and a balanced start aligned
-with it, ``W_e(0) = U diag(sigma_0) V^T``: every singular value moves alone,
+Whitened data ($X^\top X / m = I$), $p = 2$, target $\Phi = U S V^\top$ and a balanced start aligned
+with it, $W_e(0) = U \operatorname{diag}(\sigma_0) V^\top$: every singular value moves alone (docs/math.md (4.1)),
 
-.. math:: \dot\sigma = N \sigma^{2-2/N} (s - \sigma) - \lambda N \sigma .
+$$
+\dot\sigma = N \sigma^{2-2/N} (s - \sigma) - \lambda N \sigma .
+$$
 
-* ``N = 1``: ``sigma(t) = s - (s - sigma_0) e^{-t}`` (with decay: ``s/(1+lambda)`` and rate ``1+lambda``).
-* ``N = 2``: logistic, ``sigma(t) = s' / (1 + (s'/sigma_0 - 1) e^{-2 s' t})`` with ``s' = s - lambda``.
-* integer ``N >= 3``, no decay: ``t(sigma) = s^(2/N-2) [Phi(y) - Phi(y_0)]``, ``y = (sigma/s)^(1/N)``,
-  ``Phi(y) = -1/((N-2) y^(N-2)) - (1/N) sum_k Re(w_k^2 log(y - w_k))``, ``w_k = e^{2 pi i k/N}``,
-  inverted by a bracketing root finder in the variable ``log|s - sigma|`` so that the approach to
-  ``s`` keeps every digit (the ``k = 0`` term is written through ``s - sigma``).
-* ``s = 0``: ``sigma(t) = (sigma_0^(-(2-2/N)) + (2N-2) t)^(-1/(2-2/N))`` for ``N >= 2``.
+* $N = 1$: $\sigma(t) = s - (s - \sigma_0) e^{-t}$ (with decay: $s/(1+\lambda)$ and rate $1+\lambda$).
+* $N = 2$: logistic, $\sigma(t) = s' / (1 + (s'/\sigma_0 - 1) e^{-2 s' t})$ with $s' = s - \lambda$ (4.2).
+* integer $N \ge 3$, no decay (4.3): $t(\sigma) = s^{2/N-2} [\Psi(y) - \Psi(y_0)]$, $y = (\sigma/s)^{1/N}$,
+  $\Psi(y) = -\frac{1}{(N-2) y^{N-2}} - \frac1N \sum_k \operatorname{Re}(w_k^2 \log(y - w_k))$,
+  $w_k = e^{2\pi i k/N}$, inverted by a bracketing root finder in the variable $\log\lvert s - \sigma \rvert$ so
+  that the approach to $s$ keeps every digit (the $k = 0$ term is written through $s - \sigma$).
+* $s = 0$: $\sigma(t) = (\sigma_0^{-(2-2/N)} + (2N-2) t)^{-1/(2-2/N)}$ for $N \ge 2$.
 * ``N >= 3`` with weight decay has no closed form here: it is integrated with SciPy's DOP853 at
   ``rtol = 1e-13`` (an independent reference, not a closed form).
 """

@@ -1,11 +1,11 @@
 r"""Vector fields of the continuous dynamics (docs/math.md sections 1-3).
 
-* Layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` with
-  ``dL^N/dW_j = (W_N ... W_{j+1})^T dL1/dW(W_e) (W_{j-1} ... W_1)^T``.
-* End-to-end (ACH18 Theorem 1):
-  ``dW_e/dt = -lambda N W_e - sum_j [W_e W_e^T]^((j-1)/N) dL1/dW(W_e) [W_e^T W_e]^((N-j)/N)``.
-* Single output (ACH18 Claim 2, ``k = 1``):
-  ``dW_e/dt = -lambda N W_e - ||W_e||^(2-2/N) (g + (N-1) Pr_{W_e}(g))``.
+* Layers (docs/math.md (2.1)): $\dot W_j = -\lambda W_j - \partial L^N / \partial W_j$ with
+  $\partial L^N / \partial W_j = (W_N \cdots W_{j+1})^\top \nabla L^1(W_e) (W_{j-1} \cdots W_1)^\top$ (1.2).
+* End-to-end (ACH18 Theorem 1, (2.2)):
+  $\dot W_e = -\lambda N W_e - \sum_j [W_e W_e^\top]^{(j-1)/N} \nabla L^1(W_e) [W_e^\top W_e]^{(N-j)/N}$.
+* Single output (ACH18 Claim 2, $k = 1$, (3.2)):
+  $\dot W_e = -\lambda N W_e - \lVert W_e \rVert^{2-2/N} (g + (N-1) \Pr_{W_e}(g))$.
 
 Gradient descent and the end-to-end update (Eq. 10) are the forward Euler steps of these fields
 with step ``eta``. Each field is a pure function ``field(problem, state, depth)`` and, for the solvers,
@@ -83,7 +83,8 @@ def _gradients_from_output(problem: Problem, layers) -> tuple[jax.Array, ...]:
 
 
 def layer_field(problem: Problem, layers, depth: int | None = None) -> tuple[jax.Array, ...]:
-    """Gradient flow of the layers: ``dW_j/dt = -lambda W_j - dL^N/dW_j`` (``depth`` is ``len(layers)``).
+    r"""Gradient flow of the layers, docs/math.md (2.1): $\dot W_j = -\lambda W_j - \partial L^N / \partial W_j$
+    (``depth`` is ``len(layers)``).
 
     Examples:
         >>> from linflow import problems, init
@@ -96,7 +97,8 @@ def layer_field(problem: Problem, layers, depth: int | None = None) -> tuple[jax
 
 
 def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
-    """ACH18 Theorem 1: ``-lambda N W - sum_{j=1}^N [W W^T]^((j-1)/N) g [W^T W]^((N-j)/N)``, ``g = dL1/dW(W)``.
+    r"""ACH18 Theorem 1, docs/math.md (2.2):
+    $-\lambda N W - \sum_{j=1}^N [W W^\top]^{(j-1)/N} g\, [W^\top W]^{(N-j)/N}$ with $g = \nabla L^1(W)$.
 
     Examples:
         >>> import numpy as np
@@ -109,9 +111,11 @@ def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
 
 
 def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
-    """ACH18 Claim 2 (``k = 1``): ``-lambda N W - ||W||^(2-2/N) (g + (N-1) <g, W> W / ||W||^2)``; O(d), no eigh.
+    r"""ACH18 Claim 2 ($k = 1$), docs/math.md (3.2):
+    $-\lambda N W - \lVert W \rVert^{2-2/N} \left(g + (N-1) \langle g, W \rangle W / \lVert W \rVert^2\right)$; $O(d)$,
+    no eigh.
 
-    ``Pr_W(g) = 0`` at ``W = 0`` and ``||W||^0 = 1`` (depth 1).
+    $\Pr_W(g) = 0$ at $W = 0$ and $\lVert W \rVert^0 = 1$ (depth 1).
 
     Examples:
         >>> import numpy as np
@@ -139,7 +143,8 @@ END_TO_END_FORMS = {"general": end_to_end_field, "claim2": claim2_field}
 
 
 def network_loss(problem: Problem, layers) -> jax.Array:
-    """``L^N = L1(W_N ... W_1) + (lambda / 2) sum_j ||W_j||_F^2`` (the objective of the layer flow)."""
+    r"""$L^N = L^1(W_N \cdots W_1) + \frac{\lambda}{2} \sum_j \lVert W_j \rVert_F^2$ (the objective of the layer flow,
+    docs/math.md section 1)."""
     decay = sum(jnp.sum(w * w) for w in layers)
     return problem.loss(end_to_end(layers)) + 0.5 * problem.weight_decay * decay
 
@@ -161,9 +166,10 @@ def _combine(*terms):
 
 
 def modified_field_1(args, layers, depth: int | None = None):
-    """First-order modified flow of GD with step eta: ``-(g + (eta/2) H g)``; ``args = (problem, eta)``.
+    r"""First-order modified flow of GD with step $\eta$, docs/math.md (5.1): $-(g + \frac{\eta}{2} H g)$;
+    ``args = (problem, eta)``.
 
-    The flow of ``L + (eta/4) ||g||^2`` (Barrett & Dherin 2021); GD stays O(eta^2) from it.
+    The flow of $L + \frac{\eta}{4} \lVert g \rVert^2$ (Barrett & Dherin 2021); GD stays $O(\eta^2)$ from it.
     """
     problem, eta = args
     g = network_gradient(problem, layers)
@@ -172,10 +178,11 @@ def modified_field_1(args, layers, depth: int | None = None):
 
 
 def modified_field_2(args, layers, depth: int | None = None):
-    """Second-order modified flow: ``-(g + (eta/2) H g + eta^2 ((1/3) H^2 g + (1/12) D^3L[g, g]))``.
+    r"""Second-order modified flow, docs/math.md (5.2):
+    $-\left(g + \frac{\eta}{2} H g + \eta^2 \left(\frac13 H^2 g + \frac{1}{12} D^3 L[g, g]\right)\right)$.
 
-    ``D^3L[g, g]`` is the derivative of ``theta -> H(theta) g`` along ``g`` (nested ``jvp``); GD stays
-    O(eta^3) from this flow (Hairer, Lubich & Wanner ch. IX).
+    $D^3 L[g, g]$ is the derivative of $\theta \mapsto H(\theta) g$ along $g$ (nested ``jvp``); GD stays
+    $O(\eta^3)$ from this flow (Hairer, Lubich & Wanner ch. IX).
     """
     problem, eta = args
     g = network_gradient(problem, layers)

@@ -5,8 +5,10 @@ eigenvalues below the noise floor ``n * eps * lambda_max`` treated as zero and `
 (docs/math.md section 3). ``eigh``'s own derivative is NaN at repeated eigenvalues (``W_e = 0``,
 ``W_e ~ I``), so the powers carry a custom JVP, the Daleckii-Krein formula
 
-.. math:: d[A]^q = Q \left(\Gamma \circ (Q^T dA\, Q)\right) Q^T,\qquad
-          \Gamma_{ab} = \frac{\lambda_a^q - \lambda_b^q}{\lambda_a - \lambda_b}\ (\to q\lambda^{q-1}),
+$$
+d[A]^q = Q \left(\Gamma \circ (Q^T dA\, Q)\right) Q^T,\qquad
+\Gamma_{ab} = \frac{\lambda_a^q - \lambda_b^q}{\lambda_a - \lambda_b}\ (\to q\lambda^{q-1}),
+$$
 
 evaluated in a cancellation-free form; where both eigenvalues are zero (the derivative is
 unbounded for ``q < 1``) ``Gamma`` is set to 0 (1 for ``q = 1``). For ``A = W^T W`` that block of

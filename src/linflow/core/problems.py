@@ -3,10 +3,12 @@ built-in regression data sets. Matrix sensing and completion are in :mod:`linflo
 
 The loss of a linear map ``W`` (shape ``(k, d)``) on data ``X`` (``(m, d)``), ``Y`` (``(m, k)``) is
 
-.. math:: L^1(W) = \frac1m \sum_i \frac1p \sum_c |(W x_i - y_i)_c|^p, \qquad p \ge 1,
+$$
+L^1(W) = \frac1m \sum_i \frac1p \sum_c |(W x_i - y_i)_c|^p, \qquad p \ge 1,
+$$
 
-with gradient ``(1/m) sum_i s_i x_i^T``, ``s_i = sign(r_i) |r_i|^(p-1)``, ``r_i = W x_i - y_i``
-(docs/math.md section 1). For ``p = 2`` both are computed from the moments ``X^T X / m``,
+with gradient $\frac1m \sum_i s_i x_i^\top$, $s_i = \operatorname{sign}(r_i) \lvert r_i \rvert^{p-1}$,
+$r_i = W x_i - y_i$ (docs/math.md (1.1)). For ``p = 2`` both are computed from the moments ``X^T X / m``,
 ``Y^T X / m`` and ``Y^T Y / m``, so their cost does not grow with ``m``.
 """
 

@@ -2,11 +2,15 @@ r"""Matrix sensing and matrix completion: losses of the end-to-end matrix beyond
 
 Matrix sensing observes ``m`` linear measurements ``y_i = <A_i, W*>`` of a ``(k, d)`` matrix ``W*``:
 
-.. math:: L^1(W) = \frac1m \sum_i \frac1p |\langle A_i, W\rangle - y_i|^p .
+$$
+L^1(W) = \frac1m \sum_i \frac1p |\langle A_i, W\rangle - y_i|^p .
+$$
 
 Matrix completion observes ``m`` entries ``(r_i, c_i)`` of ``W*`` (a mask ``Omega``):
 
-.. math:: L^1(W) = \frac{kd}{m} \sum_{(r, c) \in \Omega} \frac1p |W_{rc} - W^*_{rc}|^p ,
+$$
+L^1(W) = \frac{kd}{m} \sum_{(r, c) \in \Omega} \frac1p |W_{rc} - W^*_{rc}|^p ,
+$$
 
 its gradient a scatter onto the observed entries (never a dense operator). The factor ``kd / m`` makes both losses
 ``(1/p) ||W - W*||_p^p`` in expectation (Gaussian ``A_i`` with unit-variance entries; a uniformly random mask), and

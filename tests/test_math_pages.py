@@ -1,0 +1,54 @@
+"""The mathematics typeset on the built docs site, checked in headless Chromium (tests/browser.py): rendered KaTeX,
+no formula left as raw TeX or as the old plain-text notation in the text a reader sees, no console error and no
+request that leaves the site."""
+
+import pytest
+
+from browser import Visit, built_site, chromium, needs_browser, served
+
+PAGES = {
+    "math/": 60,  # the mathematics page: (at least) this many typeset formulas
+    "notebooks/03_from_descent_to_flow/": 3,
+    "notebooks/05_small_initialization/": 3,
+    "notebooks/06_past_the_threshold/": 3,
+    "api/core/": 5,
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return built_site(str(tmp_path_factory.mktemp("docs")))
+
+
+@needs_browser
+@pytest.mark.parametrize("path, least", PAGES.items())
+def test_formulas_are_typeset_offline(site, path, least, tmp_path):
+    with served(site) as base, chromium() as browser:
+        visit = Visit(browser.new_page(viewport={"width": 1200, "height": 900}), base)
+        page = visit.open(path)
+        rendered = page.locator(".katex").count()
+        errors = page.locator(".katex-error").all_inner_texts()
+        text = page.evaluate(VISIBLE_PROSE)
+        page.screenshot(path=str(tmp_path / "page.png"))
+    assert not visit.outside, f"{path} asked for {visit.outside}"
+    assert not visit.errors and not visit.failed, f"{path}: {visit.errors} {visit.failed}"
+    assert rendered >= least, f"{path}: {rendered} typeset formulas, expected at least {least}"
+    assert not errors, f"{path}: KaTeX could not parse {errors[:3]}"
+    # KaTeX keeps the TeX source in a hidden annotation only: what a reader sees has no raw TeX left
+    for raw in ("\\frac", "\\sum", "\\(", "$"):
+        assert raw not in text, f"{path}: raw {raw!r} in the visible text: ...{_around(text, raw)}..."
+
+
+# the prose a reader sees: text nodes of the article outside typeset formulas, code, scripts and styles
+VISIBLE_PROSE = """() => {
+  const skip = (n) => n.parentElement && n.parentElement.closest('.katex, pre, code, script, style, .highlight');
+  const walker = document.createTreeWalker(document.querySelector('article'), NodeFilter.SHOW_TEXT);
+  const out = [];
+  while (walker.nextNode()) { if (!skip(walker.currentNode)) out.push(walker.currentNode.textContent); }
+  return out.join(' ');
+}"""
+
+
+def _around(text: str, raw: str) -> str:
+    i = text.find(raw)
+    return text[max(0, i - 60): i + 60]
