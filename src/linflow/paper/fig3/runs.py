@@ -17,7 +17,8 @@ from ...core.descent import EulerRule, descend_chunks
 from ...core.fields import LayerFlow
 from ...core.integrate import gradient_flow
 
-__all__ = ["START_NORM", "ETA_GRID", "predicted_iterations", "start_layers", "acceptable_runs", "best_runs", "cell"]
+__all__ = ["START_NORM", "ETA_GRID", "descend_grid", "predicted_iterations", "start_layers", "acceptable_runs",
+           "best_runs", "cell"]
 
 START_NORM = 0.1
 ETA_GRID = {"standardize": tuple(10.0 ** np.arange(-5.0, -0.9, 0.5)), "whitened": tuple(10.0 ** np.arange(-3.0, 0.6, 0.5))}
@@ -56,7 +57,7 @@ def _pieces(steps: int, n_saves: int = SAVES_PER_PIECE) -> list[int]:
     return pieces
 
 
-def _descend_grid(prob, layers0, etas, steps: int):
+def descend_grid(prob, layers0, etas, steps: int):
     """GD at every eta of ``etas`` for about ``steps`` steps: ``(iterations, loss (eta, save), ok (eta,))``."""
     etas = jnp.asarray(etas, dtype=jnp.float64)
     rule = EulerRule(LayerFlow(prob))
@@ -142,7 +143,7 @@ def cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, 
     window = grid
     for s, seed in enumerate(seeds):
         layers0 = start_layers(prob, depth, width, seed, start)
-        iters, loss, ok = _descend_grid(prob, layers0, window, steps)
+        iters, loss, ok = descend_grid(prob, layers0, window, steps)
         its[s], best = best_runs(iters, loss, acceptable_runs(loss, ok, l0), targets)
         eta_idx[s] = [np.searchsorted(grid, window[b]) if b >= 0 else -1 for b in best]
         if s == 0:

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import common
-from .runs import _descend_grid, start_layers
+from .runs import descend_grid, start_layers
 
 __all__ = ["CASES", "VARIANTS", "BUDGET", "QUARTER_GRID", "variant_speedups", "sharpness_ratio", "sensitivity",
            "robustness", "DIRECTION_RULE"]
@@ -157,7 +157,7 @@ def sensitivity(data, quick: bool = False, depths=(1, 2, 3, 4)) -> tuple[list[di
             if N == 1 and pre in base:
                 readings[1] = base[pre]
                 continue
-            iters, loss, _ = _descend_grid(prob, start_layers(prob, N, width, 0, start), grid, budget)
+            iters, loss, _ = descend_grid(prob, start_layers(prob, N, width, 0, start), grid, budget)
             readings[N] = {v: _reading(iters, loss, l0, lmin, targets, v) for v in variants}
             if N == 1:
                 base[pre] = readings[1]

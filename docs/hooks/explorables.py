@@ -1,0 +1,169 @@
+"""MkDocs hook: the explorable pages, drawn with Bokeh from the committed data in docs/explorables/data.
+
+A page asks for an explorable with the line ``<!-- explorable: NAME -->``; the hook replaces it by a standalone Bokeh
+document (sliders and menus with JavaScript callbacks: everything runs in the browser, no kernel) and the BokehJS
+files, copied at build time from the installed ``bokeh`` package into ``assets/bokeh`` (nothing is fetched from
+elsewhere when a page is viewed). Why Bokeh: its standalone documents carry their data and callbacks in the page,
+its JavaScript ships inside the Python package (offline by construction), and its document model can be read back
+in a browser test (``Bokeh.documents``), so the tests check the drawn numbers, not pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+MARK = re.compile(r"<!--\s*explorable:\s*([a-z_]+)\s*-->")
+BOKEH_JS = ("bokeh.min.js", "bokeh-widgets.min.js")
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if not MARK.search(markdown):
+        return markdown
+    depth = page.url.rstrip("/").count("/") + (1 if page.url else 0)
+    up = "../" * depth
+    scripts = "\n".join(f'<script src="{up}assets/bokeh/{name}"></script>' for name in BOKEH_JS)
+
+    def draw(match) -> str:
+        name = match.group(1)
+        data = json.loads((Path(config["docs_dir"]) / "explorables" / "data" / f"{name}.json").read_text())
+        script, div = _components(DRAWERS[name](data))
+        return f"\n\n{div}\n\n{script}\n\n"
+
+    return scripts + "\n\n" + MARK.sub(draw, markdown)
+
+
+def on_post_build(config) -> None:
+    from bokeh.util.paths import bokehjs_path
+
+    dest = Path(config["site_dir"]) / "assets" / "bokeh"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in BOKEH_JS:
+        shutil.copyfile(Path(bokehjs_path()) / "js" / name, dest / name)
+
+
+def _components(layout):
+    from bokeh.embed import components
+
+    return components(layout)
+
+
+def leaving_the_flow(data: dict):
+    """Left: W_e in the plane (the flow's path, GD's iterates); right: loss and sharpness against flow time, 2/eta."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Div, Range1d, Slider, Span
+    from bokeh.plotting import figure
+
+    runs, etas, crit = data["runs"], data["etas"], data["eta_crit"]
+    flat = {k: [] for k in ("eta_index", "t", "w1", "w2", "loss", "sharpness")}
+    for i, r in enumerate(runs):
+        flat["eta_index"] += [i] * len(r["t"])
+        for k in ("t", "w1", "w2", "loss", "sharpness"):
+            flat[k] += r[k]
+    start = min(range(len(etas)), key=lambda i: abs(etas[i] - 0.3 * crit))
+    flow = ColumnDataSource(data["flow"], name="flow")
+    every = ColumnDataSource(flat, name="gd_all")
+    shown = ColumnDataSource({k: runs[start][k] for k in ("t", "w1", "w2", "loss", "sharpness")}, name="gd")
+    statuses = ColumnDataSource({"eta": etas, "status": [r["status"] for r in runs]}, name="runs")
+    opts = dict(height=330, sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,hover")
+    plane = figure(title="W_e: the flow's path (line), GD's iterates (dots)", x_axis_label="W_e[0]",
+                   y_axis_label="W_e[1]", match_aspect=True, **opts)
+    plane.line("w1", "w2", source=flow, color="black", line_width=2, legend_label="gradient flow")
+    plane.scatter("w1", "w2", source=shown, color="crimson", size=5, alpha=0.8, legend_label="gradient descent")
+    plane.scatter([data["flow"]["w1"][0]], [data["flow"]["w2"][0]], marker="square", size=9, color="gray",
+                  legend_label="start")
+    loss = figure(title="loss against flow time t = k eta", x_axis_label="t", y_axis_label="loss", y_axis_type="log",
+                  **opts)
+    loss.line("t", "loss", source=flow, color="black", line_width=2, legend_label="gradient flow")
+    loss.scatter("t", "loss", source=shown, color="crimson", size=4, legend_label="gradient descent")
+    top = max(data["flow"]["sharpness"])  # the flow's largest sharpness; the shown run's and 2 / eta join it
+    sharp = figure(title="sharpness S against t, and 2 / eta (dashed)", x_axis_label="t", y_axis_label="S",
+                   y_range=Range1d(0, 1.1 * max(top, 2 / etas[start], *runs[start]["sharpness"]), name="sharpness_range"),
+                   **opts)
+    sharp.line("t", "sharpness", source=flow, color="black", line_width=2, legend_label="gradient flow")
+    sharp.scatter("t", "sharpness", source=shown, color="crimson", size=4, legend_label="gradient descent")
+    threshold = Span(location=2 / etas[start], dimension="width", line_color="royalblue", line_dash="dashed",
+                     line_width=2, name="two_over_eta")
+    sharp.add_layout(threshold)
+    for fig, where in ((plane, "bottom_left"), (loss, "top_right"), (sharp, "bottom_right")):
+        fig.legend.location = where
+        fig.legend.label_text_font_size = "9pt"
+    slider = Slider(start=0, end=len(etas) - 1, value=start, step=1, title="learning rate eta",
+                    name="eta_slider", sizing_mode="stretch_width",
+                    format=CustomJSTickFormatter(args=dict(etas=etas), code="return etas[Math.round(tick)].toPrecision(3)"))
+    readout = Div(name="readout", text=_readout(etas[start], crit, runs[start]["status"]))
+    callback = CustomJS(args=dict(every=every, shown=shown, threshold=threshold, readout=readout, runs=statuses,
+                                  crit=crit, yrange=sharp.y_range, top=top), code="""
+        const i = cb_obj.value, d = every.data, keys = ["t", "w1", "w2", "loss", "sharpness"];
+        const out = {}; for (const k of keys) out[k] = [];
+        for (let j = 0; j < d.eta_index.length; j++) {
+            if (d.eta_index[j] === i) { for (const k of keys) out[k].push(d[k][j]); }
+        }
+        shown.data = out;
+        const eta = runs.data.eta[i];
+        threshold.location = 2 / eta;
+        yrange.end = 1.1 * Math.max(top, 2 / eta, ...out.sharpness);
+        readout.text = `eta = ${eta.toPrecision(3)} = ${(eta / crit).toFixed(2)} x 2/S (S = sharpness of the flow's `
+            + `limit) &nbsp; | &nbsp; GD: ${runs.data.status[i]}`;
+    """)
+    slider.js_on_change("value", callback)
+    return column(slider, readout, row(plane, column(loss, sharp, sizing_mode="stretch_width"),
+                                       sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+
+def _readout(eta: float, crit: float, status: str) -> str:
+    return (f"eta = {eta:.3g} = {eta / crit:.2f} x 2/S (S = sharpness of the flow's limit) &nbsp; | &nbsp; "
+            f"GD: {status}")
+
+
+def solver_accuracy(data: dict):
+    """Work-precision lines per solver, the chosen (solver, tolerance) highlighted, its numbers in words."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, Div, Select, Slider
+    from bokeh.palettes import Category10
+    from bokeh.plotting import figure
+
+    solvers, tols = data["solvers"], data["tolerances"]
+    fig = figure(title="work-precision: RMS error of W_e over t in [0, 10] against function evaluations",
+                 x_axis_type="log", y_axis_type="log", x_axis_label="function evaluations",
+                 y_axis_label="RMS error (closed-form reference)", height=420, sizing_mode="stretch_width",
+                 tools="pan,wheel_zoom,box_zoom,reset,hover")
+    for s, color in zip(solvers, Category10[10]):
+        d = data["data"][s]
+        src = ColumnDataSource({"nfev": d["nfev"], "err": d["rms_error"], "tol": tols}, name=f"wp_{s}")
+        fig.line("nfev", "err", source=src, color=color, line_width=2, legend_label=s)
+        fig.scatter("nfev", "err", source=src, color=color, size=6)
+    s0, k0 = "tsit5" if "tsit5" in solvers else solvers[0], len(tols) // 2
+    chosen = ColumnDataSource({"nfev": [data["data"][s0]["nfev"][k0]], "err": [data["data"][s0]["rms_error"][k0]]},
+                              name="chosen")
+    fig.scatter("nfev", "err", source=chosen, size=18, fill_alpha=0, line_color="black", line_width=3,
+                legend_label="your choice")
+    fig.legend.location = "top_right"
+    table = ColumnDataSource({s: [json.dumps(data["data"][s])] for s in solvers}, name="table")
+    select = Select(title="solver", value=s0, options=list(solvers), name="solver_select")
+    slider = Slider(start=tols[0], end=tols[-1], value=tols[k0], step=1, title="tolerance exponent k (rtol = 10^-k)",
+                    name="tol_slider", sizing_mode="stretch_width")
+    readout = Div(name="readout", text=_accuracy_readout(s0, tols[k0], data["data"][s0], k0))
+    code = """
+        const s = select.value, k = slider.value - tols[0], d = JSON.parse(table.data[s][0]);
+        chosen.data = {nfev: [d.nfev[k]], err: [d.rms_error[k]]};
+        const err = d.rms_error[k] === null ? "none (the solve failed: " + d.status[k] + ")" : d.rms_error[k].toExponential(2);
+        readout.text = `${s} at rtol = 1e-${tols[k]}, atol = 1e-${tols[k] + 3}: RMS error ${err}, `
+            + `${d.nfev[k]} function evaluations, ${d.steps[k]} steps (${d.rejected[k]} rejected)`;
+    """
+    callback = CustomJS(args=dict(select=select, slider=slider, table=table, chosen=chosen, readout=readout,
+                                  tols=tols), code=code)
+    select.js_on_change("value", callback)
+    slider.js_on_change("value", callback)
+    return column(row(select, slider, sizing_mode="stretch_width"), readout, fig, sizing_mode="stretch_width")
+
+
+def _accuracy_readout(solver: str, k: int, d: dict, i: int) -> str:
+    err = f"{d['rms_error'][i]:.2e}" if d["rms_error"][i] is not None else f"none (the solve failed: {d['status'][i]})"
+    return (f"{solver} at rtol = 1e-{k}, atol = 1e-{k + 3}: RMS error {err}, {d['nfev'][i]:.0f} function "
+            f"evaluations, {d['steps'][i]:.0f} steps ({d['rejected'][i]:.0f} rejected)")
+
+
+DRAWERS = {"leaving_the_flow": leaving_the_flow, "solver_accuracy": solver_accuracy}

@@ -1,0 +1,153 @@
+r"""The explorables' data: what the docs site's interactive pages show and the notebooks' live controls compute.
+
+* :func:`leaving_the_flow` -- "GD leaves the flow": on a two-feature regression (so that $W_e$ is a point of the
+  plane), the layer flow's path and gradient descent's iterates for every $\eta$ of a grid that runs from the
+  first-order regime past $2 / S$ (the sharpness of the flow's limit, docs/math.md (5.4)) to divergence, with the
+  loss and the sharpness along each run, in flow time $t = k\eta$.
+* :func:`solver_accuracy` -- "how accurate is my solver": work-precision data (docs/math.md section 7) of
+  adaptive solvers against the closed-form solution, per tolerance.
+
+Both return plain, JSON-ready dictionaries (lists of floats; a diverged run is cut where it left the finite
+numbers and says so in ``status``); :func:`gd_on_the_plane` is the compiled computation that a live control calls
+once per slider move (``eta`` is a tracer: a new value never recompiles).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import init, problems
+from ..core.curvature import sharpness
+from ..core.fields import network_gradient, network_loss
+from ..core.gfs import gfs_sharpness
+from ..core.integrate import gradient_flow
+from ..core.problems import Problem
+from .accuracy import work_precision
+
+__all__ = ["plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy", "MAX_STEPS"]
+
+MAX_STEPS = 2000
+HORIZON = 12.0
+
+
+def plane_problem() -> Problem:
+    """A two-feature regression (features scaled 1 and 1/3, 200 samples; ``problems.synthetic``): ``W_e`` is 1 x 2."""
+    return problems.synthetic(m=200, d=2, scale_range=3.0, seed=3)
+
+
+def plane_start(problem: Problem):
+    """Depth 3, width 2, balanced layers of scale 0.4 (seed 1): a start away from the target's direction."""
+    return init.balanced((problem.d, 2, 2, problem.k), 0.4, seed=1)
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def gd_on_the_plane(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
+    """``steps`` GD iterates at step ``eta`` from ``layers0``: ``(W_e (steps + 1, k, d), loss (steps + 1,))``,
+    non-finite from where the run diverged. One compiled program serves every ``eta``."""
+
+    def step(layers, _):
+        grads = network_gradient(problem, layers)
+        new = tuple(w - eta * g for w, g in zip(layers, grads))
+        return new, (_end_to_end(new), network_loss(problem, new))
+
+    _, (we, loss) = jax.lax.scan(step, tuple(layers0), None, length=steps)
+    return (jnp.concatenate([_end_to_end(layers0)[None], we]),
+            jnp.concatenate([network_loss(problem, tuple(layers0))[None], loss]))
+
+
+def _end_to_end(layers):
+    out = layers[0]
+    for w in layers[1:]:
+        out = w @ out
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _layers_path(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
+    """GD's layers at every iterate, ``(steps + 1, ...)`` per layer (one compiled program for every ``eta``)."""
+
+    def step(layers, _):
+        new = tuple(w - eta * g for w, g in zip(layers, network_gradient(problem, layers)))
+        return new, new
+
+    _, path = jax.lax.scan(step, tuple(layers0), None, length=steps)
+    return tuple(jnp.concatenate([w0[None], w]) for w0, w in zip(layers0, path))
+
+
+def _sharpness_at(problem: Problem, layers0, eta: float, keep: np.ndarray, size: int = 300) -> np.ndarray:
+    """The sharpness at GD's iterates ``keep`` (padded to ``size`` points: one compiled shape)."""
+    if not len(keep):
+        return np.zeros(0)
+    idx = np.concatenate([keep, np.full(size - len(keep), keep[-1])])
+    path = _layers_path(problem, tuple(layers0), eta)
+    return np.asarray(sharpness(problem, tuple(w[idx] for w in path), iters=16))[: len(keep)]
+
+
+def _finite_prefix(*arrays) -> int:
+    """Length of the leading run where every array is finite (and the loss not exploded)."""
+    ok = np.ones(len(arrays[0]), bool)
+    for a in arrays:
+        a = np.asarray(a, float).reshape(len(ok), -1)
+        ok &= np.all(np.isfinite(a), axis=1) & np.all(np.abs(a) < 1e12, axis=1)
+    return int(np.argmin(ok)) if not ok.all() else len(ok)
+
+
+def leaving_the_flow(n_etas: int = 41, horizon: float = HORIZON, points: int = 241) -> dict:
+    """The data of "GD leaves the flow": the flow's path on ``linspace(0, horizon, points)``, and for each ``eta`` of
+    a geometric grid from ``0.02 * 2 / S`` to ``2.5 * 2 / S`` (``S`` the flow limit's sharpness) GD's iterates up to
+    flow time ``horizon`` (at most :data:`MAX_STEPS`; every iterate kept below 300 of them, else evenly thinned), each
+    with its loss and sharpness; ``status`` says where a run diverged."""
+    problem, layers0 = plane_problem(), plane_start(plane_problem())
+    s_limit = float(gfs_sharpness(problem, layers0))
+    eta_crit = 2.0 / s_limit
+    etas = eta_crit * np.geomspace(0.02, 2.5, n_etas)
+    ts = np.linspace(0.0, horizon, points)
+    flow = gradient_flow(problem, layers0, horizon, ts=ts, rtol=1e-10, atol=1e-12)
+    flow_we = np.asarray(flow.end_to_end)[:, 0, :]
+    flow_sharp = np.asarray(sharpness(problem, flow.layers, iters=16))
+    runs = []
+    for eta in etas:
+        steps = int(min(MAX_STEPS, math.ceil(horizon / eta)))
+        we, loss = gd_on_the_plane(problem, layers0, eta)
+        we, loss = np.asarray(we)[: steps + 1, 0, :], np.asarray(loss)[: steps + 1]
+        n = _finite_prefix(we, loss)
+        keep = np.unique(np.linspace(0, n - 1, min(n, 300)).astype(int)) if n else np.zeros(0, int)
+        sharp = _sharpness_at(problem, layers0, eta, keep)
+        status = "ok" if n == steps + 1 else f"diverged at iterate {n} (t = {n * eta:.3g})"
+        runs.append({"eta": float(eta), "steps": steps, "status": status,
+                     "t": (keep * eta).tolist(), "w1": we[keep, 0].tolist(), "w2": we[keep, 1].tolist(),
+                     "loss": loss[keep].tolist(), "sharpness": sharp.tolist()})
+    return {"problem": "linflow.studies.explorables.plane_problem(): problems.synthetic(m=200, d=2, scale_range=3, "
+                       "seed=3); depth 3, width 2, balanced start of scale 0.4 (seed 1)",
+            "eta_crit": eta_crit, "flow_limit_sharpness": s_limit, "horizon": horizon,
+            "etas": [float(e) for e in etas],
+            "flow": {"t": ts.tolist(), "w1": flow_we[:, 0].tolist(), "w2": flow_we[:, 1].tolist(),
+                     "loss": np.asarray(flow.loss).tolist(), "sharpness": flow_sharp.tolist()},
+            "runs": runs}
+
+
+def solver_accuracy(solvers=("bosh3", "tsit5", "dopri5", "dopri8"), tolerances=tuple(range(3, 13))) -> dict:
+    """Work-precision of ``solvers`` on the layer flow of ``whitened([2, 1, 0.5])``, depth 3, from an aligned balanced
+    start (closed-form reference, docs/math.md section 4) over ``t1 = 10``: RMS error of ``W_e`` over 100 times,
+    final error, function evaluations, accepted and rejected steps, per tolerance ``rtol = 10^-k``."""
+    problem = problems.whitened([2.0, 1.0, 0.5])
+    start = init.aligned(problem, depth=3, sigma0=0.05)
+    ds = work_precision(problem, start, 10.0, solvers=solvers, scipy_solvers=(), tolerances=tolerances,
+                        reference="exact", repeats=1)
+    out = {"problem": "whitened([2, 1, 0.5]), depth 3, aligned balanced start sigma0 = 0.05, t1 = 10 (exact reference)",
+           "tolerances": [int(k) for k in tolerances], "solvers": list(solvers), "data": {}}
+    for s in solvers:
+        cell = ds.sel(solver=s)
+        out["data"][s] = {k: [_json_number(x) for x in np.asarray(cell[k].values, float)]
+                          for k in ("rms_error", "final_error", "nfev", "steps", "rejected")}
+        out["data"][s]["status"] = [str(x) for x in cell.status.values]
+    return out
+
+
+def _json_number(x: float):
+    return float(x) if np.isfinite(x) else None

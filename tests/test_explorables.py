@@ -1,0 +1,129 @@
+"""The explorable pages (docs/explorables) in headless Chromium: every slider and menu moved, the drawn data equal to
+the committed precomputed data at that setting, no console error, no request leaving the site; and their data
+against independent computations."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from browser import Visit, built_site, chromium, needs_browser, served
+from conftest import strict_json
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "docs" / "explorables" / "data"
+SHOTS = os.environ.get("LINFLOW_SCREENSHOTS")  # a folder: the screenshots the docs use are written there
+
+MODEL = "(name) => Bokeh.documents[0].get_model_by_name(name)"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return built_site(str(tmp_path_factory.mktemp("docs")))
+
+
+def _bokeh(page, name, attr):
+    return page.evaluate(f"([n, a]) => {{ const m = ({MODEL})(n); return a ? m[a] : m; }}", [name, attr])
+
+
+def _set(page, name, value):
+    page.evaluate(f"([n, v]) => {{ ({MODEL})(n).value = v; }}", [name, value])
+
+
+def _source(page, name):
+    return page.evaluate(f"""(n) => {{ const d = ({MODEL})(n).data; const out = {{}};
+        for (const k of Object.keys(d)) out[k] = Array.from(d[k]); return out; }}""", name)
+
+
+def _open(browser, base, path):
+    visit = Visit(browser.new_page(viewport={"width": 1200, "height": 1100}), base)
+    page = visit.open(path)
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+    return visit, page
+
+
+@needs_browser
+def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tmp_path):
+    data = strict_json(DATA / "leaving_the_flow.json")
+    n = len(data["etas"])
+    with served(site) as base, chromium() as browser:
+        visit, page = _open(browser, base, "explorables/leaving_the_flow/")
+        flow = _source(page, "flow")
+        np.testing.assert_array_equal(flow["w1"], data["flow"]["w1"])
+        for i in (0, n // 3, n // 2, n - 1):
+            _set(page, "eta_slider", i)
+            shown = _source(page, "gd")
+            for key in ("t", "w1", "w2", "loss", "sharpness"):
+                np.testing.assert_array_equal(shown[key], data["runs"][i][key], err_msg=f"eta index {i}: {key}")
+            assert _bokeh(page, "two_over_eta", "location") == pytest.approx(2 / data["etas"][i], rel=1e-12)
+            text = _bokeh(page, "readout", "text")
+            assert f"{data['etas'][i]:.3g}"[:4] in text and data["runs"][i]["status"] in text
+        _set(page, "eta_slider", n // 2)
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-leaving-the-flow.png"), full_page=True)
+    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
+
+
+@needs_browser
+def test_solver_accuracy_page_marks_the_chosen_solver_and_tolerance(site, tmp_path):
+    data = strict_json(DATA / "solver_accuracy.json")
+    tols = data["tolerances"]
+    with served(site) as base, chromium() as browser:
+        visit, page = _open(browser, base, "explorables/solver_accuracy/")
+        for solver in data["solvers"]:
+            _set(page, "solver_select", solver)
+            for k in (tols[0], tols[len(tols) // 2], tols[-1]):
+                _set(page, "tol_slider", k)
+                chosen = _source(page, "chosen")
+                i = tols.index(k)
+                assert chosen["nfev"] == [data["data"][solver]["nfev"][i]]
+                assert chosen["err"] == [data["data"][solver]["rms_error"][i]]
+                text = _bokeh(page, "readout", "text")
+                assert text.startswith(f"{solver} at rtol = 1e-{k},"), text
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-solver-accuracy.png"), full_page=True)
+    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
+
+
+def test_explorable_data_are_small_strict_and_straddle_the_threshold():
+    for path in DATA.glob("*.json"):
+        assert path.stat().st_size < 2e6, f"{path.name} is over 2 MB"
+        strict_json(path)
+    data = strict_json(DATA / "leaving_the_flow.json")
+    ratios = np.array(data["etas"]) / data["eta_crit"]
+    assert ratios.min() < 0.05 and ratios.max() > 1.5  # from the first-order regime to past 2 / S
+    assert data["eta_crit"] == pytest.approx(2 / data["flow_limit_sharpness"])
+    # the flow's last sharpness is the limit's (the limit is reached within the horizon)
+    assert data["flow"]["sharpness"][-1] == pytest.approx(data["flow_limit_sharpness"], rel=1e-2)
+    assert any(r["status"].startswith("diverged") for r in data["runs"])  # the grid reaches divergence, said in words
+    # small eta: GD within O(eta) of the flow (interpolated at GD's times); the distance grows with eta
+    flow_t = np.array(data["flow"]["t"])
+    dist = []
+    for r in data["runs"][:5]:
+        w1 = np.interp(r["t"], flow_t, data["flow"]["w1"])
+        w2 = np.interp(r["t"], flow_t, data["flow"]["w2"])
+        dist.append(np.max(np.hypot(np.array(r["w1"]) - w1, np.array(r["w2"]) - w2)) / r["eta"])
+    assert max(dist) < 5 * min(dist)  # distance / eta roughly constant: first order
+
+
+def test_live_gd_on_the_plane_against_a_numpy_loop():
+    """The compiled run the notebook's slider calls, against gradient descent written out in NumPy (l2 loss)."""
+    from linflow.studies import explorables
+
+    prob = explorables.plane_problem()
+    layers = [np.asarray(w) for w in explorables.plane_start(prob)]
+    X, y = np.asarray(prob.X), np.asarray(prob.Y)[:, 0]
+    eta, steps = 0.3, 25
+    we, loss = explorables.gd_on_the_plane(prob, tuple(layers), eta)
+    w = [x.copy() for x in layers]
+    for k in range(steps):
+        W1, W2, W3 = w
+        r = X @ (W3 @ W2 @ W1)[0] - y
+        g = (r[:, None] * X).mean(axis=0)[None]  # dL1/dW_e, L1 = (1/m) sum (1/2) r^2
+        grads = [(W3 @ W2).T @ g, W3.T @ g @ W1.T, g @ (W2 @ W1).T]
+        w = [a - eta * b for a, b in zip(w, grads)]
+        np.testing.assert_allclose(np.asarray(we[k + 1]), w[2] @ w[1] @ w[0], rtol=1e-10, atol=1e-13)
+    assert float(loss[0]) == pytest.approx(0.5 * np.mean((X @ (layers[2] @ layers[1] @ layers[0])[0] - y) ** 2))
+    # a new eta reuses the compiled program (eta is traced)
+    before = explorables.gd_on_the_plane._cache_size()
+    explorables.gd_on_the_plane(prob, tuple(layers), 0.31)
+    assert explorables.gd_on_the_plane._cache_size() == before
