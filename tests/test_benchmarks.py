@@ -40,3 +40,14 @@ def test_atlas_benchmark_quick(tmp_path):
     r = json.loads(out.read_text())
     assert r["etas"] == 40 and r["steps"] == 2000 and r["diverged"] == 0
     assert r["batched_s"] > 0 and r["separate_s"] > 0 and r["largest_lyapunov_difference"] < 1e-3
+
+
+def test_live_controls_benchmark_quick(tmp_path):
+    out = tmp_path / "live.json"
+    res = subprocess.run([sys.executable, "-m", "benchmarks.live", "--quick", "--out", str(out)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    eta = r["rows"]["eta_slider"]
+    assert eta["compiled_after"] == eta["compiled_before"]  # a slider move never recompiles
+    assert all(row["move_compute_s"] > 0 for row in r["rows"].values())

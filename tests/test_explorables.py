@@ -59,7 +59,8 @@ def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tm
             assert _bokeh(page, "two_over_eta", "location") == pytest.approx(2 / data["etas"][i], rel=1e-12)
             text = _bokeh(page, "readout", "text")
             assert f"{data['etas'][i]:.3g}"[:4] in text and data["runs"][i]["status"] in text
-        _set(page, "eta_slider", n // 2)
+        past = int(np.argmin(np.abs(np.array(data["etas"]) / data["eta_crit"] - 1.2)))  # past 2/S: GD leaves
+        _set(page, "eta_slider", past)
         page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-leaving-the-flow.png"), full_page=True)
     assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 

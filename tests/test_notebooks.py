@@ -19,7 +19,7 @@ import build  # noqa: E402  (notebooks/build.py: the one command that regenerate
 
 SOURCES = build.sources()
 # a cell draws when it makes a figure: pyplot, linflow.plot, or a reproduce run (which returns figures)
-DRAWS = re.compile(r"plt\.subplots|plt\.figure|\bplot\.\w+\(|reproduce\.run\(|\breport\(")
+DRAWS = re.compile(r"plt\.subplots|plt\.figure|\bplot\.\w+\(|reproduce\.run\(|\breport\(|\bdraw_\w+\(")
 
 
 def draws(source: str) -> bool:

@@ -87,7 +87,7 @@ def leaving_the_flow(data: dict):
     threshold = Span(location=2 / etas[start], dimension="width", line_color="royalblue", line_dash="dashed",
                      line_width=2, name="two_over_eta")
     sharp.add_layout(threshold)
-    for fig, where in ((plane, "bottom_left"), (loss, "top_right"), (sharp, "bottom_right")):
+    for fig, where in ((plane, "bottom_left"), (loss, "top_right"), (sharp, "top_left")):
         fig.legend.location = where
         fig.legend.label_text_font_size = "9pt"
     slider = Slider(start=0, end=len(etas) - 1, value=start, step=1, title="learning rate eta",

@@ -29,7 +29,8 @@ from ..core.integrate import gradient_flow
 from ..core.problems import Problem
 from .accuracy import work_precision
 
-__all__ = ["plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy", "MAX_STEPS"]
+__all__ = ["plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy", "live_plane",
+           "accuracy_setting", "live_accuracy", "MAX_STEPS", "HORIZON"]
 
 MAX_STEPS = 2000
 HORIZON = 12.0
@@ -118,7 +119,7 @@ def leaving_the_flow(n_etas: int = 41, horizon: float = HORIZON, points: int = 2
         n = _finite_prefix(we, loss)
         keep = np.unique(np.linspace(0, n - 1, min(n, 300)).astype(int)) if n else np.zeros(0, int)
         sharp = _sharpness_at(problem, layers0, eta, keep)
-        status = "ok" if n == steps + 1 else f"diverged at iterate {n} (t = {n * eta:.3g})"
+        status = "finite to the horizon" if n == steps + 1 else f"diverged at iterate {n} (t = {n * eta:.3g})"
         runs.append({"eta": float(eta), "steps": steps, "status": status,
                      "t": (keep * eta).tolist(), "w1": we[keep, 0].tolist(), "w2": we[keep, 1].tolist(),
                      "loss": loss[keep].tolist(), "sharpness": sharp.tolist()})
@@ -147,6 +148,42 @@ def solver_accuracy(solvers=("bosh3", "tsit5", "dopri5", "dopri8"), tolerances=t
                           for k in ("rms_error", "final_error", "nfev", "steps", "rejected")}
         out["data"][s]["status"] = [str(x) for x in cell.status.values]
     return out
+
+
+def live_plane(eta: float, problem: Problem | None = None, layers0=None, horizon: float = HORIZON) -> dict:
+    """What the notebook's eta slider draws: GD's ``W_e`` iterates and losses up to flow time ``horizon`` (at most
+    :data:`MAX_STEPS`), cut where a run left the finite numbers. :func:`gd_on_the_plane` is compiled once; a new
+    ``eta`` is a new value of a traced argument, not a recompilation."""
+    problem = plane_problem() if problem is None else problem
+    layers0 = plane_start(problem) if layers0 is None else layers0
+    we, loss = gd_on_the_plane(problem, tuple(layers0), jnp.asarray(eta, dtype=jnp.float64))
+    steps = int(min(MAX_STEPS, math.ceil(horizon / eta)))
+    we, loss = np.asarray(we)[: steps + 1, 0, :], np.asarray(loss)[: steps + 1]
+    n = _finite_prefix(we, loss)
+    return {"t": np.arange(n) * eta, "w1": we[:n, 0], "w2": we[:n, 1], "loss": loss[:n],
+            "status": "finite to the horizon" if n == steps + 1 else f"diverged at iterate {n}"}
+
+
+@functools.lru_cache(maxsize=1)
+def accuracy_setting():
+    """The problem, start, times and closed-form ``W_e(t)`` of the accuracy explorable (computed once)."""
+    from ..core import exact
+
+    problem = problems.whitened([2.0, 1.0, 0.5])
+    start = init.aligned(problem, depth=3, sigma0=0.05)
+    ts = np.linspace(0.0, 10.0, 101)
+    return problem, start, ts, exact.end_to_end(problem, 3, 0.05, ts)
+
+
+def live_accuracy(solver: str, k: int) -> dict:
+    """What the notebook's solver menu and tolerance slider draw: the layer flow solved by ``solver`` at
+    ``rtol = 10^-k``, ``atol = 10^-(k+3)``, its error ``||W_e(t) - W_e^exact(t)||_F`` at 101 times, its function
+    evaluations and steps. The tolerances enter the compiled solve as values: one compilation per solver."""
+    problem, start, ts, exact_we = accuracy_setting()
+    run = gradient_flow(problem, start, 10.0, ts=ts, solver=solver, rtol=10.0 ** -k, atol=10.0 ** -(k + 3))
+    err = np.linalg.norm((np.asarray(run.end_to_end) - exact_we).reshape(len(ts), -1), axis=1)
+    return {"t": ts, "error": err, "nfev": int(run.stats["nfev"]), "steps": int(run.stats["num_steps"]),
+            "status": run.status}
 
 
 def _json_number(x: float):
