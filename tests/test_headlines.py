@@ -35,7 +35,55 @@ def _init(s):
             f"**{s['verdict']}** at both losses"]
 
 
-HEADLINES = {"init": _init}
+def _ratio(v):
+    return f"{v['median']:.2f}x [{v['min']:.2f}-{v['max']:.2f}]"
+
+
+def _section8(s):
+    twins = s["twins"]
+    out = [", ".join(_ratio(twins[t]["loss_ratio_at_budget"][b]) for b in ("250", "500", "1000", "2000"))
+           for t in ("identity extras", "dense extras")]
+    sp = {t: twins[t]["speedup_to_target"]["0.005"]["speedup_median"] for t in twins}
+    out.append(f"to 0.005 the twins are {sp['identity extras']:.2f}x (identity) and {sp['dense extras']:.2f}x (dense)")
+    out.append("(median) " + ", ".join(f"{s['final_loss'][n]['median']:.2g}" for n in ("original", "identity extras"))
+               + f" and {s['final_loss']['dense extras']['median']:.2g}")
+    out.append(f"per step {s['seconds_per_step']['original']:.3f} s original, "
+               f"{s['seconds_per_step']['identity extras']:.3f} s identity twin, "
+               f"{s['seconds_per_step']['dense extras']:.3f} s dense twin")
+    out.append(f"full run {s['wall_time_s']:,.0f} s wall")
+    out.append(f"**verdict {s['verdict']}**")
+    out.append(f"**{s['steps']:,} steps")
+    return out
+
+
+def _fig2(s):
+    orders = {k: s[k]["by_width"]["1"]["order"] for k in ("l2_depth2", "l2_depth3", "l4_depth2", "l4_depth3")}
+    stable = {k: s[k]["by_width"]["1"]["largest_stable_eta"] for k in orders}
+    at = [s[k]["by_width"]["1"]["distance_at_largest_stable_eta"] for k in orders]
+    small = [r["max_distance_at_small_eta"] for k in orders for r in s[k]["by_width"].values()]
+    return [f"fitted orders {orders['l2_depth2']:.2f}, {orders['l2_depth3']:.2f} for l2 depths 2, 3; "
+            f"{orders['l4_depth2']:.2f}, {orders['l4_depth3']:.2f} for l4",
+            f"is {min(small) * 1e4:.1f}-{max(small) * 1e4:.1f}e-4 at eta = 1e-3",
+            f"largest stable eta {stable['l2_depth2']:.2g} for l2; {stable['l4_depth2']:.2g} and {stable['l4_depth3']:.2g}",
+            "distance is " + ", ".join(_e(x) for x in at),
+            f"{s['wall_time_s']:.0f} s on 2026-12-05", f"Verdict **{s['verdict']}**"]
+
+
+def _e(x: float) -> str:
+    """``7.5e-5`` as the README writes it (no zero padding of the exponent)."""
+    return f"{x:.1e}".replace("e-0", "e-")
+
+
+def _achl19(s):
+    e = s["median_relative_error"]
+    return [f"depth 3 {_e(e['depth3']['750'])} / {_e(e['depth3']['1000'])}, depth 4 {_e(e['depth4']['750'])} / "
+            f"{_e(e['depth4']['1000'])}, nuclear norm {e['nuclear']['750']:.2f} / {e['nuclear']['1000']:.3f}, depth 2 "
+            f"{e['depth2']['750']:.3f} / {e['depth2']['1000']:.3f}",
+            f"Depth 4 did not fit in {len(s['runs_not_ok'])} of its 12 runs", f"(2026-12-05, {s['wall_time_s']:.0f} s",
+            f"**Verdict {s['verdict']}**"]
+
+
+HEADLINES = {"init": _init, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))
