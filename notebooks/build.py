@@ -46,6 +46,9 @@ def build(names=None, execute: bool = True) -> None:
             t0 = time.perf_counter()
             NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
             print(f"{name}: executed in {time.perf_counter() - t0:.0f} s")
+            # live widgets need a kernel: their saved state would make the docs page load the widget manager from a
+            # CDN, so it is dropped (the outputs keep their text fallback; the figures drawn below them stay)
+            nb.metadata.pop("widgets", None)
         nbformat.write(nb, HERE / f"{name}.ipynb")
 
 

@@ -8,10 +8,17 @@ from browser import Visit, built_site, chromium, needs_browser, served
 
 PAGES = {
     "math/": 60,  # the mathematics page: (at least) this many typeset formulas
+    "": 1,  # the front page
+    "notebooks/01_quickstart/": 3,
+    "notebooks/02_solver_accuracy/": 2,
     "notebooks/03_from_descent_to_flow/": 3,
+    "notebooks/04_paper_experiments/": 1,
     "notebooks/05_small_initialization/": 3,
     "notebooks/06_past_the_threshold/": 3,
+    "notebooks/07_explorables_live/": 3,
     "api/core/": 5,
+    "api/studies/": 2,
+    "explorables/leaving_the_flow/": 3,
 }
 
 
