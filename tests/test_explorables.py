@@ -128,3 +128,34 @@ def test_live_gd_on_the_plane_against_a_numpy_loop():
     before = explorables.gd_on_the_plane._cache_size()
     explorables.gd_on_the_plane(prob, tuple(layers), 0.31)
     assert explorables.gd_on_the_plane._cache_size() == before
+
+
+@needs_browser
+def test_attractor_map_page_shows_the_orbit_of_each_eta(site, tmp_path):
+    data = strict_json(DATA / "attractor_map.json")
+    n = len(data["ratios"])
+    with served(site) as base, chromium() as browser:
+        visit, page = _open(browser, base, "explorables/attractor_map/")
+        for i in (0, n // 4, n // 2, n - 1):
+            _set(page, "eta_slider", i)
+            assert _source(page, "orbit")["y"] == data["orbit"][i], f"eta index {i}"
+            for name in ("chosen_diagram", "chosen_lyapunov"):
+                assert _bokeh(page, name, "location") == data["ratios"][i]
+            text = _bokeh(page, "readout", "text")
+            assert f"attractor: {data['attractor'][i]}" in text and "nan" not in text.lower()
+        _set(page, "eta_slider", min(range(n), key=lambda i: abs(data["ratios"][i] - 1.3)))
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-attractor-map.png"), full_page=True)
+    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
+
+
+def test_attractor_map_data_follow_the_period_rule():
+    """Where the map says period p (of the full state (u, v)), the recorded u v repeats with period p (it may repeat
+    sooner: (u, v) and (-u, -v) have one product)."""
+    data = strict_json(DATA / "attractor_map.json")
+    seen = set()
+    for orbit, p in zip(data["orbit"], data["period"]):
+        if p >= 1 and len(orbit) > 2 * p:
+            y = np.array(orbit)
+            assert np.max(np.abs(y[p:] - y[:-p])) <= 1e-5 * max(1.0, np.max(np.abs(y)))
+            seen.add(p)
+    assert {1, 2, 4} <= seen  # the cascade's first stages are on the map

@@ -18,7 +18,8 @@ from pathlib import Path
 from linflow.studies import explorables
 
 HERE = Path(__file__).resolve().parent
-PAGES = {"leaving_the_flow": explorables.leaving_the_flow, "solver_accuracy": explorables.solver_accuracy}
+PAGES = {"leaving_the_flow": explorables.leaving_the_flow, "solver_accuracy": explorables.solver_accuracy,
+         "attractor_map": explorables.attractor_map}
 
 
 def write(name: str) -> Path:

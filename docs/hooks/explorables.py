@@ -166,4 +166,62 @@ def _accuracy_readout(solver: str, k: int, d: dict, i: int) -> str:
             f"evaluations, {d['steps'][i]:.0f} steps ({d['rejected'][i]:.0f} rejected)")
 
 
-DRAWERS = {"leaving_the_flow": leaving_the_flow, "solver_accuracy": solver_accuracy}
+def attractor_map(data: dict):
+    """The bifurcation diagram and the Lyapunov exponent over eta / eta_crit, the chosen eta marked, its orbit."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Div, Slider, Span
+    from bokeh.plotting import figure
+
+    ratios, orbits = data["ratios"], data["orbit"]
+    xs = [r for r, orbit in zip(ratios, orbits) for _ in orbit]
+    ys = [y for orbit in orbits for y in orbit]
+    start = min(range(len(ratios)), key=lambda i: abs(ratios[i] - 1.3))
+    opts = dict(sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset")
+    diagram = figure(title="GD's attractor: the last 128 iterates of u v for every eta", height=300,
+                     x_axis_label="eta / eta_crit", y_axis_label="u v", **opts)
+    diagram.scatter(xs, ys, size=2, color="black", alpha=0.5)
+    lyap = figure(title="largest Lyapunov exponent per step (positive: chaos)", height=220, x_range=diagram.x_range,
+                  x_axis_label="eta / eta_crit", y_axis_label="Lyapunov exponent", **opts)
+    lyap.line(ratios, [x if x is not None else float("nan") for x in data["lyapunov"]], color="purple", line_width=2)
+    lyap.add_layout(Span(location=0, dimension="width", line_color="gray"))
+    marks = [Span(location=ratios[start], dimension="height", line_color="crimson", line_width=2, name=f"chosen_{k}")
+             for k in ("diagram", "lyapunov")]
+    diagram.add_layout(marks[0])
+    lyap.add_layout(marks[1])
+    orbit = ColumnDataSource({"k": list(range(len(orbits[start]))), "y": orbits[start]}, name="orbit")
+    panel = figure(title="the chosen eta's orbit (last iterates)", height=300, x_axis_label="iterate (last 128)",
+                   y_axis_label="u v", **opts)
+    panel.line("k", "y", source=orbit, color="crimson")
+    panel.scatter("k", "y", source=orbit, color="crimson", size=4)
+    table = ColumnDataSource({"orbit": [json.dumps(o) for o in orbits], "ratio": ratios, "eta": data["etas"],
+                              "period": data["period"], "attractor": data["attractor"],
+                              "lyapunov": [x if x is not None else float("nan") for x in data["lyapunov"]],
+                              "central": [x if x is not None else float("nan") for x in data["central_deviation"]]},
+                             name="attractors")
+    slider = Slider(start=0, end=len(ratios) - 1, value=start, step=1, title="eta / eta_crit", name="eta_slider",
+                    sizing_mode="stretch_width",
+                    format=CustomJSTickFormatter(args=dict(r=ratios), code="return r[Math.round(tick)].toFixed(3)"))
+    readout = Div(name="readout", text=_attractor_readout(data, start))
+    code = """
+        const i = cb_obj.value, d = table.data, ys = JSON.parse(d.orbit[i]);
+        orbit.data = {k: ys.map((_, j) => j), y: ys};
+        for (const m of marks) m.location = d.ratio[i];
+        const lyap = Number.isNaN(d.lyapunov[i]) ? "not measured (diverged)" : d.lyapunov[i].toExponential(2);
+        const central = Number.isNaN(d.central[i]) ? "" : ` | central flow: GD's mean ${(100 * d.central[i]).toFixed(1)}% away`;
+        readout.text = `eta = ${d.eta[i].toPrecision(4)} = ${d.ratio[i].toFixed(3)} x eta_crit | attractor: `
+            + `${d.attractor[i]} | Lyapunov exponent: ${lyap}${central}`;
+    """
+    slider.js_on_change("value", CustomJS(args=dict(table=table, orbit=orbit, marks=marks, readout=readout), code=code))
+    return column(slider, readout, row(column(diagram, lyap, sizing_mode="stretch_width"), panel,
+                                       sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+
+def _attractor_readout(data: dict, i: int) -> str:
+    lyap = data["lyapunov"][i]
+    central = data["central_deviation"][i]
+    return (f"eta = {data['etas'][i]:.4g} = {data['ratios'][i]:.3f} x eta_crit | attractor: {data['attractor'][i]} | "
+            f"Lyapunov exponent: {'not measured (diverged)' if lyap is None else f'{lyap:.2e}'}"
+            + ("" if central is None else f" | central flow: GD's mean {100 * central:.1f}% away"))
+
+
+DRAWERS = {"leaving_the_flow": leaving_the_flow, "solver_accuracy": solver_accuracy, "attractor_map": attractor_map}

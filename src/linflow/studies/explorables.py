@@ -6,6 +6,8 @@ r"""The explorables' data: what the docs site's interactive pages show and the n
   loss and the sharpness along each run, in flow time $t = k\eta$.
 * :func:`solver_accuracy` -- "how accurate is my solver": work-precision data (docs/math.md section 7) of
   adaptive solvers against the closed-form solution, per tolerance.
+* :func:`attractor_map` -- "the attractor map": gradient descent's attractor for every $\eta$ past the threshold on
+  the scalar network $uv$ (docs/math.md section 11): the orbit's last iterates, its period, its Lyapunov exponent.
 
 Both return plain, JSON-ready dictionaries (lists of floats; a diverged run is cut where it left the finite
 numbers and says so in ``status``); :func:`gd_on_the_plane` is the compiled computation that a live control calls
@@ -29,8 +31,8 @@ from ..core.integrate import gradient_flow
 from ..core.problems import Problem
 from .accuracy import work_precision
 
-__all__ = ["plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy", "live_plane",
-           "accuracy_setting", "live_accuracy", "MAX_STEPS", "HORIZON"]
+__all__ = ["attractor_map", "plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy",
+           "live_plane", "accuracy_setting", "live_accuracy", "MAX_STEPS", "HORIZON"]
 
 MAX_STEPS = 2000
 HORIZON = 12.0
@@ -184,6 +186,27 @@ def live_accuracy(solver: str, k: int) -> dict:
     err = np.linalg.norm((np.asarray(run.end_to_end) - exact_we).reshape(len(ts), -1), axis=1)
     return {"t": ts, "error": err, "nfev": int(run.stats["nfev"]), "steps": int(run.stats["num_steps"]),
             "status": run.status}
+
+
+def attractor_map() -> dict:
+    """The data of "the attractor map": :func:`linflow.studies.atlas.atlas` on ``uv`` fitted to ``y = 1`` from
+    ``(u, v) = (0.5, 0.3)`` (notebook 06), 241 etas from 0.9 to 2.1 times ``eta_crit``: per eta the last 128
+    iterates' projection ``u v`` (7 digits), the period (0: none), the largest Lyapunov exponent, the attractor in
+    words, and where the central flow was measured its relative distance to GD's mean."""
+    from . import atlas
+
+    problem = Problem(np.array([[1.0]]), np.array([1.0]))
+    start = (jnp.array([[0.5]]), jnp.array([[0.3]]))
+    ds = atlas.atlas(problem, start, central_points=6)
+    proj = np.round(np.asarray(ds.projection.values, float), 7)
+    return {"problem": "uv fitted to y = 1 (loss (uv - 1)^2 / 2) from (u, v) = (0.5, 0.3); linflow.studies.atlas",
+            "eta_crit": float(ds.attrs["eta_crit"]), "etas": [float(e) for e in ds.eta.values],
+            "ratios": [float(r) for r in ds.ratio.values], "period_rule": ds.attrs["period_rule"],
+            "orbit": [[float(x) for x in row if np.isfinite(x)] for row in proj],
+            "period": [int(p) for p in ds.period.values],
+            "lyapunov": [_json_number(x) for x in ds.lyapunov.values],
+            "attractor": [str(a) for a in ds.attractor.values],
+            "central_deviation": [_json_number(x) for x in ds.central_deviation_rel.values]}
 
 
 def _json_number(x: float):
