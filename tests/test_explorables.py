@@ -159,3 +159,39 @@ def test_attractor_map_data_follow_the_period_rule():
             assert np.max(np.abs(y[p:] - y[:-p])) <= 1e-5 * max(1.0, np.max(np.abs(y)))
             seen.add(p)
     assert {1, 2, 4} <= seen  # the cascade's first stages are on the map
+
+
+@needs_browser
+def test_plateaus_page_draws_the_chosen_depth_and_alpha(site, tmp_path):
+    data = strict_json(DATA / "plateaus.json")
+    exponents = [round(-np.log10(a)) for a in data["alphas"]]
+    with served(site) as base, chromium() as browser:
+        visit, page = _open(browser, base, "explorables/plateaus/")
+        for depth in map(str, data["depths"]):
+            _set(page, "depth_select", depth)
+            for k in (exponents[0], exponents[-1]):
+                _set(page, "alpha_slider", k)
+                run = data["runs"][depth][exponents.index(k)]
+                shown = _source(page, "plateau_run")
+                keep = [j for j, t in enumerate(run["t"]) if t > 0]
+                assert shown["sigma0"] == [run["sigma"][0][j] for j in keep]
+                assert shown["loss"] == [run["loss"][j] for j in keep]
+                assert [_bokeh(page, f"escape_{i}", "location") for i in range(3)] == run["escapes"]
+        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-plateaus.png"), full_page=True)
+    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
+
+
+def test_plateau_data_cross_half_of_each_target_at_the_closed_form_escape():
+    """The flow's singular values reach s_i / 2 at the closed-form escape times (interpolated on the saved grid,
+    which is dense near each escape), and from alpha <= 1e-4 the loss sits on the plateaus between escapes (halfway
+    between them on the log scale)."""
+    data = strict_json(DATA / "plateaus.json")
+    for rows in data["runs"].values():
+        for r in rows:
+            assert r["status"] == "ok"
+            t = np.array(r["t"])
+            for i, (e, si) in enumerate(zip(r["escapes"], data["s"])):
+                assert np.interp(e, t, r["sigma"][i]) == pytest.approx(si / 2, rel=1e-3)
+            for j in range(1, len(data["s"]) if r["alpha"] <= 1e-4 else 1):  # plateaus are flat from small starts
+                mid = np.sqrt(r["escapes"][j - 1] * r["escapes"][j])
+                assert np.interp(mid, t, r["loss"]) == pytest.approx(data["plateaus"][j], rel=0.05)

@@ -19,7 +19,7 @@ from linflow.studies import explorables
 
 HERE = Path(__file__).resolve().parent
 PAGES = {"leaving_the_flow": explorables.leaving_the_flow, "solver_accuracy": explorables.solver_accuracy,
-         "attractor_map": explorables.attractor_map}
+         "attractor_map": explorables.attractor_map, "plateaus": explorables.plateaus}
 
 
 def write(name: str) -> Path:

@@ -11,6 +11,7 @@ in a browser test (``Bokeh.documents``), so the tests check the drawn numbers, n
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -224,4 +225,69 @@ def _attractor_readout(data: dict, i: int) -> str:
             + ("" if central is None else f" | central flow: GD's mean {100 * central:.1f}% away"))
 
 
-DRAWERS = {"leaving_the_flow": leaving_the_flow, "solver_accuracy": solver_accuracy, "attractor_map": attractor_map}
+def plateaus(data: dict):
+    """Singular values of W_e and the loss against t (log) for the chosen depth and alpha; the closed-form escapes."""
+    from bokeh.layouts import column, row
+    from bokeh.models import ColumnDataSource, CustomJS, Div, Select, Slider, Span
+    from bokeh.palettes import Category10
+    from bokeh.plotting import figure
+
+    s, alphas, depths = data["s"], data["alphas"], [str(d) for d in data["depths"]]
+    exponents = [round(-math.log10(a)) for a in alphas]
+    d0, k0 = "3", exponents.index(6) if 6 in exponents else len(alphas) // 2
+
+    def columns(run):  # t > 0 only: the time axis is logarithmic
+        keep = [j for j, t in enumerate(run["t"]) if t > 0]
+        cols = {"t": [run["t"][j] for j in keep], "loss": [run["loss"][j] for j in keep]}
+        cols.update({f"sigma{i}": [run["sigma"][i][j] for j in keep] for i in range(len(s))})
+        return cols
+
+    shown = ColumnDataSource(columns(data["runs"][d0][k0]), name="plateau_run")
+    table = ColumnDataSource({d: [json.dumps(columns(r)) for r in data["runs"][d]] for d in depths}, name="plateau_table")
+    escapes = ColumnDataSource({d: [r["escapes"] for r in data["runs"][d]] for d in depths}, name="plateau_escapes")
+    opts = dict(height=340, sizing_mode="stretch_width", x_axis_type="log", x_axis_label="flow time t",
+                tools="pan,wheel_zoom,box_zoom,reset,hover")
+    sig = figure(title="singular values of W_e (dotted: s_i / 2; red: escapes)", y_axis_label="sigma_i",
+                 **opts)
+    colors = Category10[10]
+    for i, si in enumerate(s):
+        sig.line("t", f"sigma{i}", source=shown, color=colors[i], line_width=2, legend_label=f"sigma_{i + 1} (s = {si:g})")
+        sig.add_layout(Span(location=si / 2, dimension="width", line_color=colors[i], line_dash="dotted"))
+    marks = []
+    for i, e in enumerate(data["runs"][d0][k0]["escapes"]):
+        marks.append(Span(location=e, dimension="height", line_color="crimson", line_alpha=0.6, name=f"escape_{i}"))
+        sig.add_layout(marks[-1])
+    sig.legend.location = "top_left"
+    loss = figure(title="loss (dotted: the plateaus sum_{i>j} s_i^2 / 2)", y_axis_label="loss", y_axis_type="log",
+                  **opts)
+    loss.line("t", "loss", source=shown, color="black", line_width=2)
+    for level in data["plateaus"][:-1]:
+        loss.add_layout(Span(location=level, dimension="width", line_color="gray", line_dash="dotted"))
+    select = Select(title="depth N", value=d0, options=depths, name="depth_select")
+    slider = Slider(start=exponents[0], end=exponents[-1], value=exponents[k0], step=1,
+                    title="k in alpha = 10^-k (initial singular values)", name="alpha_slider",
+                    sizing_mode="stretch_width")
+    readout = Div(name="readout", text=_plateau_readout(d0, alphas[k0], data["runs"][d0][k0]["escapes"]))
+    code = """
+        const d = select.value, k = slider.value - first, cols = JSON.parse(table.data[d][k]);
+        shown.data = cols;
+        const e = escapes.data[d][k];
+        for (let i = 0; i < marks.length; i++) marks[i].location = e[i];
+        readout.text = `depth ${d}, alpha = 1e-${slider.value}: closed-form escapes at t = `
+            + e.map((x) => x.toPrecision(4)).join(", ");
+    """
+    callback = CustomJS(args=dict(select=select, slider=slider, table=table, shown=shown, escapes=escapes, marks=marks,
+                                  readout=readout, first=exponents[0]), code=code)
+    select.js_on_change("value", callback)
+    slider.js_on_change("value", callback)
+    return column(row(select, slider, sizing_mode="stretch_width"), readout,
+                  row(sig, loss, sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+
+def _plateau_readout(depth: str, alpha: float, escapes) -> str:
+    return (f"depth {depth}, alpha = 1e-{round(-math.log10(alpha))}: closed-form escapes at t = "
+            + ", ".join(f"{x:.4g}" for x in escapes))
+
+
+DRAWERS = {"leaving_the_flow": leaving_the_flow, "solver_accuracy": solver_accuracy, "attractor_map": attractor_map,
+           "plateaus": plateaus}

@@ -6,6 +6,8 @@ r"""The explorables' data: what the docs site's interactive pages show and the n
   loss and the sharpness along each run, in flow time $t = k\eta$.
 * :func:`solver_accuracy` -- "how accurate is my solver": work-precision data (docs/math.md section 7) of
   adaptive solvers against the closed-form solution, per tolerance.
+* :func:`plateaus` -- "saddle to saddle": the singular values of $W_e$ and the loss along the layer flow from a small
+  aligned start, for several initial scales $\alpha$ and depths, with the closed-form escape times (section 10).
 * :func:`attractor_map` -- "the attractor map": gradient descent's attractor for every $\eta$ past the threshold on
   the scalar network $uv$ (docs/math.md section 11): the orbit's last iterates, its period, its Lyapunov exponent.
 
@@ -31,7 +33,7 @@ from ..core.integrate import gradient_flow
 from ..core.problems import Problem
 from .accuracy import work_precision
 
-__all__ = ["attractor_map", "plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy",
+__all__ = ["attractor_map", "plateaus", "plane_problem", "plane_start", "gd_on_the_plane", "leaving_the_flow", "solver_accuracy",
            "live_plane", "accuracy_setting", "live_accuracy", "MAX_STEPS", "HORIZON"]
 
 MAX_STEPS = 2000
@@ -207,6 +209,39 @@ def attractor_map() -> dict:
             "lyapunov": [_json_number(x) for x in ds.lyapunov.values],
             "attractor": [str(a) for a in ds.attractor.values],
             "central_deviation": [_json_number(x) for x in ds.central_deviation_rel.values]}
+
+
+def plateaus(s=(3.0, 1.0, 0.3), alphas=tuple(10.0 ** -k for k in range(1, 9)), depths=(2, 3, 4),
+             points: int = 300) -> dict:
+    """The data of "saddle to saddle": for each depth and initial scale ``alpha`` the layer flow on whitened data with
+    target singular values ``s`` from the aligned balanced start with every singular value ``alpha`` (rtol 1e-10),
+    saved at ``points`` log-spaced times up to 1.5 times the last closed-form escape (and 41 times within 4% of each
+    escape): the singular values of ``W_e``
+    and the loss; beside them the closed-form escape times (``sigma_i = s_i / 2``, docs/math.md (10.1)) and the
+    plateau levels ``sum_{i > j} s_i^2 / 2``."""
+    from ..core import exact
+
+    problem = problems.whitened(list(s))
+    out = {"problem": f"whitened({list(s)}), aligned balanced start with every singular value alpha; layer flow, "
+                      "rtol 1e-10, atol 1e-12 (tsit5)",
+           "s": list(s), "alphas": list(alphas), "depths": list(depths),
+           "plateaus": [float(sum(x ** 2 for x in s[j:]) / 2) for j in range(len(s) + 1)], "runs": {}}
+    for N in depths:
+        rows = []
+        for alpha in alphas:
+            escapes = [float(exact.time_to_reach(si / 2, si, alpha, N)) for si in s]
+            t1 = 1.5 * max(escapes)
+            near = [np.linspace(0.96 * e, 1.04 * e, 41) for e in escapes]  # each escape resolved
+            ts = np.unique(np.concatenate([[0.0], np.geomspace(1e-3 * min(escapes), t1, points - 1), *near]))
+            run = gradient_flow(problem, init.aligned(problem, N, alpha), t1, ts=ts, rtol=1e-10, atol=1e-12,
+                                max_steps=400_000)
+            sv = np.linalg.svd(np.asarray(run.end_to_end), compute_uv=False)
+            n = _finite_prefix(sv, np.asarray(run.loss))
+            rows.append({"alpha": float(alpha), "escapes": escapes, "status": run.status, "t": ts[:n].tolist(),
+                         "sigma": [sv[:n, i].tolist() for i in range(len(s))],
+                         "loss": np.asarray(run.loss)[:n].tolist()})
+        out["runs"][str(N)] = rows
+    return out
 
 
 def _json_number(x: float):
