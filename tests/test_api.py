@@ -82,6 +82,9 @@ ADDED = {
     "first_passages": ('field', 'y0', 'levels', 't1', 'observable', 'settings', 'root_tol'),
     "gfs_sharpness": ('problem', 'layers', 't1', 'gtol', 'settings', 'iters'),
     "atlas": "module",
+    "stochastic": "module",
+    "sgd": ('problem', 'layers0', 'eta', 'steps', 'batch', 'key', 'sampling', 'save_every'),
+    "sgd_ensemble": ('problem', 'layers0', 'eta', 'steps', 'batch', 'keys', 'sampling', 'save_every'),
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),

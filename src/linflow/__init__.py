@@ -62,7 +62,7 @@ _SUBMODULES = {
     "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
     "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
     "sensing": "core.sensing", "passages": "core.passages", "gfs": "core.gfs", "atlas": "studies.atlas",
-    "sweeps": "studies.sweeps", "trajectory": "core.trajectory",
+    "sweeps": "studies.sweeps", "trajectory": "core.trajectory", "stochastic": "core.sgd",
 }
 
 # public name -> the submodule that defines it
@@ -76,6 +76,8 @@ _ATTRIBUTES = {
     "SolverSettings": "integrate",
     "first_passages": "passages",
     "gfs_sharpness": "gfs",
+    "sgd": "stochastic",
+    "sgd_ensemble": "stochastic",
     "solve": "integrate",
     "LayerFlow": "fields",
     "EndToEndFlow": "fields",
@@ -150,6 +152,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .core.init import balancedness, end_to_end, imbalance
     from .core.passages import first_passages
     from .core.gfs import gfs_sharpness
+    from .core.sgd import sgd, sgd_ensemble
     from .studies import atlas
     from .core.sensing import CompletionProblem, SensingProblem
     from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve

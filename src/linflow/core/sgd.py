@@ -1,0 +1,134 @@
+r"""Stochastic gradient descent on the layers: minibatches of a regression problem's samples (issue 31, first part).
+
+The loss is the finite sum $L^1(W) = \frac1m \sum_i \ell_i(W)$, $\ell_i = \frac1p \sum_c \lvert (W x_i - y_i)_c
+\rvert^p$ (docs/math.md (1.1)); a step uses the mean over a minibatch $\mathcal B$ of $B$ samples:
+
+$$
+W_j \leftarrow (1 - \eta\lambda) W_j - \eta \frac{\partial}{\partial W_j} \frac1B \sum_{i \in \mathcal B}
+\ell_i(W_N \cdots W_1).
+$$
+
+Three ways to draw $\mathcal B$ (:data:`SAMPLINGS`): ``"replacement"`` ($B$ indices drawn uniformly and
+independently, the batches independent across steps: $\operatorname{Cov}[g_{\mathcal B}] = \Sigma / B$);
+``"batch"`` ($B$ distinct indices, batches independent across steps: $\Sigma / B$ times $(m - B)/(m - 1)$);
+``"epoch"`` (the samples reshuffled every epoch and taken $B$ at a time, the last $m \bmod B$ dropped: what
+people run; consecutive batches are dependent). Iterate $k$ sits at flow time $t = k\eta$. :func:`sgd` runs one
+key; :func:`sgd_ensemble` runs many keys in one compiled call (``jax.vmap``) and returns a Trajectory with a leading
+ensemble axis.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from . import checks as _checks
+from . import runs as _runs
+from .descent import descend
+from .fields import LayerFlow
+from .init import end_to_end
+from .problems import Problem, lp_loss
+from .trajectory import Trajectory
+
+__all__ = ["SAMPLINGS", "SGDRule", "sgd", "sgd_ensemble", "minibatch_indices"]
+
+SAMPLINGS = ("replacement", "batch", "epoch")
+
+
+def minibatch_indices(key, step, m: int, batch: int, sampling: str) -> jax.Array:
+    """The ``batch`` sample indices of step ``step`` (traced) under ``sampling``; ``key`` is the run's key."""
+    k = jax.random.fold_in(key, step)
+    if sampling == "replacement":
+        return jax.random.randint(k, (batch,), 0, m)
+    if sampling == "batch":
+        return jax.random.choice(k, m, (batch,), replace=False)
+    per_epoch = m // batch
+    epochs = jax.random.fold_in(key, 0x7FFFFFFF)  # a stream of its own: one permutation per epoch
+    perm = jax.random.permutation(jax.random.fold_in(epochs, step // per_epoch), m)
+    return jax.lax.dynamic_slice(perm, ((step % per_epoch) * batch,), (batch,))
+
+
+class SGDRule(eqx.Module):
+    """One SGD step on a minibatch; the state is ``(layers, key, step)``."""
+
+    field: LayerFlow
+    batch: int = eqx.field(static=True)
+    sampling: str = eqx.field(static=True)
+
+    def init(self, y0, key=None):
+        return y0, key, jnp.asarray(0)
+
+    def params(self, state):
+        return state[0]
+
+    def __call__(self, state, eta):
+        layers, key, step = state
+        problem = self.field.problem
+        idx = minibatch_indices(key, step, problem.m, self.batch, self.sampling)
+        X, Y = problem.X[idx], problem.Y[idx]
+
+        def batch_loss(ws):
+            data = lp_loss(X @ end_to_end(ws).T - Y, problem.p) / self.batch
+            return data + 0.5 * problem.weight_decay * sum(jnp.sum(w * w) for w in ws)
+
+        grads = jax.grad(batch_loss)(tuple(layers))
+        return tuple(w - eta * g for w, g in zip(layers, grads)), key, step + 1
+
+
+class _Keyed(eqx.Module):
+    """An :class:`SGDRule` whose initial state carries its key (``descend`` calls ``init(y0)``)."""
+
+    rule: SGDRule
+    key: jax.Array
+
+    @property
+    def field(self):
+        return self.rule.field
+
+    def init(self, y0):
+        return self.rule.init(y0, self.key)
+
+    def params(self, state):
+        return state[0]
+
+    def __call__(self, state, eta):
+        return self.rule(state, eta)
+
+
+def _check(problem, layers0, batch: int, sampling: str):
+    if not isinstance(problem, Problem):
+        raise TypeError(f"sgd needs a regression Problem (samples to draw minibatches from); got {type(problem).__name__}")
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    batch = _checks.integer("batch", batch, minimum=1)
+    if batch > problem.m:
+        raise ValueError(f"batch must be at most the number of samples m = {problem.m}; got {batch}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLINGS)}; got {sampling!r}")
+    return problem, layers0, batch
+
+
+def sgd(problem: Problem, layers0, eta, steps: int, *, batch: int, key, sampling: str = "epoch",
+        save_every: int = 1) -> Trajectory:
+    """SGD on the layers from ``layers0``: ``steps`` steps of step ``eta`` on minibatches of ``batch`` samples drawn
+    by ``sampling`` with the random ``key`` (``jax.random.PRNGKey``); saved every ``save_every`` steps, the loss being
+    the full-data ``L1(W_e)``. A Trajectory of kind ``"sgd"`` (``status == "diverged"`` where an iterate left the
+    finite numbers)."""
+    problem, layers0, batch = _check(problem, layers0, batch, sampling)
+    rule = _Keyed(SGDRule(LayerFlow(problem), batch, sampling), jnp.asarray(key))
+    return descend(rule, tuple(layers0), eta, steps, save_every=save_every, kind="sgd")
+
+
+def sgd_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, keys, sampling: str = "epoch",
+                 save_every: int = 1) -> Trajectory:
+    """:func:`sgd` for every key of ``keys`` (shape ``(n, 2)``, e.g. ``jax.random.split(key, n)``) in one compiled,
+    vmapped call: a Trajectory whose arrays have a leading ensemble axis of length ``n``."""
+    problem, layers0, batch = _check(problem, layers0, batch, sampling)
+    _checks.positive("eta", eta)
+    keys = jnp.asarray(keys)
+    if keys.ndim != 2:
+        raise ValueError(f"keys must have shape (n, 2) (jax.random.split(key, n)); got {keys.shape}")
+    base = SGDRule(LayerFlow(problem), batch, sampling)
+    return jax.vmap(lambda k: descend(_Keyed(base, k), tuple(layers0), eta, steps, save_every=save_every,
+                                      kind="sgd"))(keys)
