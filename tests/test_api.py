@@ -85,6 +85,9 @@ ADDED = {
     "stochastic": "module",
     "sgd": ('problem', 'layers0', 'eta', 'steps', 'batch', 'key', 'sampling', 'save_every'),
     "sgd_ensemble": ('problem', 'layers0', 'eta', 'steps', 'batch', 'keys', 'sampling', 'save_every'),
+    "sdes": "module",
+    "sme": ('problem', 'layers0', 'eta', 't1', 'batch', 'key', 'sampling', 'order', 'dt', 'ts', 'path'),
+    "sme_ensemble": ('problem', 'layers0', 'eta', 't1', 'batch', 'keys', 'sampling', 'order', 'dt', 'ts', 'path'),
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),

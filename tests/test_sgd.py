@@ -78,3 +78,104 @@ def test_diverging_sgd_is_reported():
     run = sgd.sgd(prob, linflow.init.balanced((3, 2, 1), 0.3, seed=0), 50.0, 200, batch=8, key=jax.random.PRNGKey(0))
     assert run.status == "diverged" and int(run.stats["diverged_at"]) > 0
     assert np.all(np.isfinite(np.asarray(run.loss)))
+
+
+def _problem(m=10, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, 2)) * np.array([1.0, 0.5])
+    y = X @ np.array([1.0, -2.0]) + 0.5 * rng.standard_normal(m)
+    return X, y
+
+
+def _sme_moments(X, y, w0, eta, t, batch, factor, order):
+    """E[w(t)], E[w w^T](t) of the SME on linear regression: linear ODEs in (mu, M), solved by scipy (DOP853)."""
+    from scipy.integrate import solve_ivp
+
+    m, d = X.shape
+    H, c = X.T @ X / m, X.T @ y / m
+    A = H + (0.5 * eta * H @ H if order == 2 else 0)  # drift -(A w - b): the gradient of L + (eta/4)|grad L|^2
+    b = c + (0.5 * eta * H @ c if order == 2 else 0)
+
+    def rhs(_, z):
+        mu, M = z[:d], z[d:].reshape(d, d)
+        Egg = H @ M @ H - H @ np.outer(mu, c) - np.outer(c, mu) @ H + np.outer(c, c)
+        r2 = np.einsum("ia,ab,ib->i", X, M, X) - 2 * y * (X @ mu) + y**2
+        sigma = (X.T * r2) @ X / m - Egg
+        Ewd = -(M @ A.T - np.outer(mu, b))  # E[w drift^T]
+        dM = Ewd + Ewd.T + eta * factor * sigma / batch
+        return np.concatenate([-(A @ mu - b), dM.ravel()])
+
+    sol = solve_ivp(rhs, (0, t), np.concatenate([w0, np.outer(w0, w0).ravel()]), method="DOP853", rtol=1e-12,
+                    atol=1e-14)
+    z = sol.y[:, -1]
+    return z[:d], z[d:].reshape(d, d)
+
+
+def test_noise_factor_is_the_minibatch_covariance():
+    from linflow.core import sme
+
+    X, y = _problem(m=12)
+    prob = linflow.Problem(X, y)
+    w = np.array([[0.3, -0.4]])
+    g = X * (X @ w[0] - y)[:, None]  # per-sample gradients x_i r_i
+    sigma = g.T @ g / len(X) - np.outer(g.mean(0), g.mean(0))
+    for sampling, f in (("replacement", 1.0), ("batch", (12 - 3) / 11)):
+        D = np.asarray(sme.noise_factor(prob, (w,), 3, sampling))
+        assert D.shape == (2, 12)  # P x m: never a P x P root
+        np.testing.assert_allclose(D @ D.T, f * sigma / 3, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_sme_ensemble_matches_its_exact_moment_equations(order):
+    from linflow.core import sme
+
+    X, y = _problem()
+    prob = linflow.Problem(X, y)
+    w0, eta, batch, t1, n = np.array([0.2, 0.1]), 0.2, 4, 1.5, 4000
+    runs = sme.sme_ensemble(prob, (w0[None],), eta, t1, batch=batch, keys=jax.random.split(jax.random.PRNGKey(2), n),
+                            order=order, dt=0.005, ts=[0.0, t1], path="unsafe")
+    w = np.asarray(runs.end_to_end)[:, -1, 0, :]
+    mu, M = _sme_moments(X, y, w0, eta, t1, batch, 1.0, order)
+    se = w.std(axis=0, ddof=1) / np.sqrt(n)
+    # Monte Carlo error (3 standard errors) plus Euler-Maruyama's weak error at dt = 0.005 (first order in dt)
+    assert np.all(np.abs(w.mean(axis=0) - mu) < 3 * se + 0.01 * np.abs(mu).max()), (w.mean(0), mu, se)
+    prods = w[:, :, None] * w[:, None, :]
+    se2 = prods.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(prods.mean(axis=0) - M) < 3 * se2 + 0.01 * np.abs(M).max()), (prods.mean(0), M, se2)
+
+
+def test_sgd_against_its_smes_the_orders_in_eta():
+    """From the exact answers (no sampling): the gap between SGD's mean and the first-order SME's is O(eta), the
+    second-order SME's O(eta^2); the second moments' gap shrinks with eta too."""
+    X, y = _problem()
+    w0, batch, t = np.array([0.2, 0.1]), 4, 2.0
+    etas = np.array([0.1, 0.05, 0.025, 0.0125])
+    gaps = {1: [], 2: [], "M": []}
+    for eta in etas:
+        mu_sgd, M_sgd = _exact_moments(X, y, w0, eta, int(round(t / eta)), batch, 1.0)
+        for order in (1, 2):
+            mu, M = _sme_moments(X, y, w0, eta, t, batch, 1.0, order)
+            gaps[order].append(np.linalg.norm(mu - mu_sgd))
+            if order == 1:
+                gaps["M"].append(np.linalg.norm(M - M_sgd))
+    slope = {k: np.polyfit(np.log(etas), np.log(v), 1)[0] for k, v in gaps.items()}
+    assert abs(slope[1] - 1) < 0.15 and abs(slope[2] - 2) < 0.2, slope
+    assert slope["M"] > 0.8, slope
+
+
+def test_the_two_brownian_paths_agree_in_law():
+    """VirtualBrownianTree and UnsafeBrownianPath: the same mean of a quick ensemble within its standard error."""
+    from linflow.core import sme
+
+    X, y = _problem()
+    prob = linflow.Problem(X, y)
+    means = []
+    for path in ("virtual", "unsafe"):
+        runs = sme.sme_ensemble(prob, (np.array([[0.2, 0.1]]),), 0.2, 0.5, batch=4, ts=[0.0, 0.5], dt=0.05, path=path,
+                                keys=jax.random.split(jax.random.PRNGKey(5), 400))
+        w = np.asarray(runs.end_to_end)[:, -1, 0, :]
+        means.append((w.mean(0), w.std(0, ddof=1) / np.sqrt(len(w))))
+    (m1, s1), (m2, s2) = means
+    assert np.all(np.abs(m1 - m2) < 3 * np.hypot(s1, s2))
+    with pytest.raises(ValueError, match="path must be one of virtual, unsafe"):
+        sme.sme(prob, (np.array([[0.2, 0.1]]),), 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="exact")

@@ -63,6 +63,7 @@ _SUBMODULES = {
     "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
     "sensing": "core.sensing", "passages": "core.passages", "gfs": "core.gfs", "atlas": "studies.atlas",
     "sweeps": "studies.sweeps", "trajectory": "core.trajectory", "stochastic": "core.sgd",
+    "sdes": "core.sme",
 }
 
 # public name -> the submodule that defines it
@@ -78,6 +79,8 @@ _ATTRIBUTES = {
     "gfs_sharpness": "gfs",
     "sgd": "stochastic",
     "sgd_ensemble": "stochastic",
+    "sme": "sdes",
+    "sme_ensemble": "sdes",
     "solve": "integrate",
     "LayerFlow": "fields",
     "EndToEndFlow": "fields",
@@ -153,6 +156,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .core.passages import first_passages
     from .core.gfs import gfs_sharpness
     from .core.sgd import sgd, sgd_ensemble
+    from .core.sme import sme, sme_ensemble
     from .studies import atlas
     from .core.sensing import CompletionProblem, SensingProblem
     from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve

@@ -31,7 +31,7 @@ from .init import end_to_end
 from .problems import Problem, lp_loss
 from .trajectory import Trajectory
 
-__all__ = ["SAMPLINGS", "SGDRule", "sgd", "sgd_ensemble", "minibatch_indices"]
+__all__ = ["SAMPLINGS", "SGDRule", "sgd", "sgd_ensemble", "minibatch_indices", "check_inputs"]
 
 SAMPLINGS = ("replacement", "batch", "epoch")
 
@@ -96,7 +96,8 @@ class _Keyed(eqx.Module):
         return self.rule(state, eta)
 
 
-def _check(problem, layers0, batch: int, sampling: str):
+def check_inputs(problem, layers0, batch: int, sampling: str):
+    """The validated ``(problem, layers0, batch)`` of a minibatch run; a clear error naming what is wrong."""
     if not isinstance(problem, Problem):
         raise TypeError(f"sgd needs a regression Problem (samples to draw minibatches from); got {type(problem).__name__}")
     problem = _runs.check_problem(problem)
@@ -115,7 +116,7 @@ def sgd(problem: Problem, layers0, eta, steps: int, *, batch: int, key, sampling
     by ``sampling`` with the random ``key`` (``jax.random.PRNGKey``); saved every ``save_every`` steps, the loss being
     the full-data ``L1(W_e)``. A Trajectory of kind ``"sgd"`` (``status == "diverged"`` where an iterate left the
     finite numbers)."""
-    problem, layers0, batch = _check(problem, layers0, batch, sampling)
+    problem, layers0, batch = check_inputs(problem, layers0, batch, sampling)
     rule = _Keyed(SGDRule(LayerFlow(problem), batch, sampling), jnp.asarray(key))
     return descend(rule, tuple(layers0), eta, steps, save_every=save_every, kind="sgd")
 
@@ -124,7 +125,7 @@ def sgd_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, keys
                  save_every: int = 1) -> Trajectory:
     """:func:`sgd` for every key of ``keys`` (shape ``(n, 2)``, e.g. ``jax.random.split(key, n)``) in one compiled,
     vmapped call: a Trajectory whose arrays have a leading ensemble axis of length ``n``."""
-    problem, layers0, batch = _check(problem, layers0, batch, sampling)
+    problem, layers0, batch = check_inputs(problem, layers0, batch, sampling)
     _checks.positive("eta", eta)
     keys = jnp.asarray(keys)
     if keys.ndim != 2:
