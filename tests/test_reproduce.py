@@ -249,6 +249,11 @@ def test_fig3_sensitivity_rules_on_constructed_runs():
     assert sens._gap_at(iters, loss, l0, 0.1, 30) == pytest.approx(0.1)
     assert sens._gap_at(iters, loss, l0, 0.1, 40) == pytest.approx(0.1)  # run 1's 0.2 - 0.1
     assert np.isnan(sens._gap_at(iters, loss, l0, 0.1, 50))  # beyond the runs
+    # two runs converged to rounding: both gaps at the floor, a speed-up of 1x (not a quotient of rounding errors)
+    done = np.array([[1.0, 0.5, 0.1 + 1e-15, 0.1 + 1e-15, 0.1 + 1e-15]])
+    other = np.array([[1.0, 0.5, 0.1 + 4e-13, 0.1 + 4e-13, 0.1 + 4e-13]])
+    a, b = sens._gap_at(iters, done, l0, 0.1, 40), sens._gap_at(iters, other, l0, 0.1, 40)
+    assert a == b == pytest.approx(sens.GAP_FLOOR * 0.9) and sens.variant_speedups(a, b) == 1.0
     assert sens.variant_speedups(100.0, 50.0) == 2.0 and sens.variant_speedups(np.inf, 50.0) == np.inf
     assert sens.variant_speedups(50.0, np.inf) == 0.0 and np.isnan(sens.variant_speedups(np.inf, np.inf))
     assert sens.words(np.nan, "gap at 1e3") == "no stable run at either depth"

@@ -101,7 +101,9 @@ def sensitivity_summary(rows: list[dict], ratios: dict) -> dict:
     robustness, and what holds across variants for the verdict's two thresholds (10x and 1.5x at the 90% target)."""
     table = [{"config": r["config"], "preprocessing": r["preprocessing"], "depth": r["depth"], "budget": r["budget"],
               "sharpness_ratio_linear_model": r["sharpness_ratio_linear_model"],
-              **{v: _sensitivity.words(x, v) for v, x in r["speedups"].items()}, "robustness": r["robustness"]}
+              **{v: _sensitivity.words(x, v) for v, x in r["speedups"].items()}, "robustness": r["robustness"],
+              "readings": {v: {"depth1": _reading_words(r["depth1"][v], v), "depthN": _reading_words(r["depthN"][v], v)}
+                           for v in r["speedups"]}}
              for r in rows]
     at90 = [v for v in _sensitivity.VARIANTS if v.startswith("90%")]
     orders = [f"{r['config']} depth {r['depth']} under '{v}'" for r in rows for v in at90
@@ -114,11 +116,21 @@ def sensitivity_summary(rows: list[dict], ratios: dict) -> dict:
     return {"variants": list(_sensitivity.VARIANTS), "loss": "l4", "seed": 0, "eta_grids": {
                 k: list(v) for k, v in _sensitivity.QUARTER_GRID.items()},
             "definitions": {"speed-up": "depth 1's iterations to the target over depth N's, or depth 1's gap to the "
-                                        "minimum at the budget over depth N's (above 1: depth N is better)",
+                                        "minimum at the budget over depth N's (above 1: depth N is better; gaps "
+                                        f"below {_sensitivity.GAP_FLOOR:g} (L(0) - L_min) count as that floor)",
+                            "readings": "each depth's iterations to the target, or its gap L - L_min at the budget",
                             "sharpness_ratio_linear_model": "S(0) / S(W*) of the linear model's loss: a bound on "
                                                             "the gain of any preconditioning near the minimum",
                             "robustness": _sensitivity.DIRECTION_RULE},
             "sharpness": ratios, "table": table, "verdict_robustness": robust}
+
+
+def _reading_words(x: float, variant: str):
+    """One depth's reading for the JSON: a number, or what it means in words."""
+    if math.isfinite(x):
+        return float(x)
+    gap = variant.startswith("gap at")
+    return ("no stable run" if gap else "not reached") if math.isinf(x) else "beyond the budget"
 
 
 def _sensitivity_dataset(rows: list[dict]) -> xr.Dataset:

@@ -10,7 +10,8 @@ over depth 1 from those same runs:
   stable only until they reach the target (finite and, once below L(0), below it up to there);
 * what is compared: iterations to the 50%, 90% or 99% target, or the gap to the minimum at a fixed budget
   (``10^3, 10^4, 10^5``; the speed-up is depth 1's gap over depth N's, each at its best learning rate among the runs
-  stable up to that budget).
+  stable up to that budget; a gap below :data:`GAP_FLOOR` times ``L(0) - L_min`` is at the rounding level of the
+  minimum and counts as that floor, so two converged runs compare as 1x, not as a quotient of rounding errors).
 
 Beside each configuration: ``S(0) / S(W*)``, the sharpness of the linear model's loss at zero over that at its
 minimizer. GD on the linear model is held to ``eta < 2 / S`` where it is sharpest and a preconditioner can at best
@@ -30,7 +31,7 @@ from .. import common
 from .runs import descend_grid, start_layers
 
 __all__ = ["CASES", "VARIANTS", "BUDGET", "QUARTER_GRID", "variant_speedups", "sharpness_ratio", "sensitivity",
-           "robustness", "DIRECTION_RULE"]
+           "robustness", "DIRECTION_RULE", "GAP_FLOOR"]
 
 #: name -> (preprocessing, width, start)
 CASES = {
@@ -49,6 +50,7 @@ VARIANTS = ("90%, stable to end, half-decade (fig3's rule)", "90%, stable to end
             "50%, stable to end, quarter-decade", "99%, stable to end, quarter-decade",
             "gap at 1e3", "gap at 1e4", "gap at 1e5")
 FRACTIONS = {"50%": 0.5, "90%": 0.9, "99%": 0.99}
+GAP_FLOOR = 1e-9
 DIRECTION_RULE = ("per configuration and depth: 'robust' when every variant that measured something puts depth N on "
                   "the same side of depth 1 (all faster, > 1x, or all slower, < 1x); 'depends on ...' names the "
                   "variants on the other side of the majority; a variant where neither depth reached the target "
@@ -85,7 +87,7 @@ def _gap_at(iters, loss, l0: float, lmin: float, budget: float) -> float:
     if budget > iters[-1] * (1 + 1e-9):
         return math.nan
     j = int(np.searchsorted(iters, budget, side="right")) - 1
-    gaps = [row[j] - lmin for row in loss if _stable_until(row, l0, j) and row[j] < l0]
+    gaps = [max(row[j] - lmin, GAP_FLOOR * (l0 - lmin)) for row in loss if _stable_until(row, l0, j) and row[j] < l0]
     return min(gaps) if gaps else math.inf
 
 
