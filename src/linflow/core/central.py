@@ -1,35 +1,43 @@
 r"""The central flow of gradient descent at the edge of stability (Cohen, Damian, Talwalkar, Kolter & Lee,
 ICLR 2025; docs/math.md section 8), on the layers of a deep linear network.
 
-Gradient descent with step ``eta`` is stable near a point only while the sharpness ``S`` (the largest
-eigenvalue of the Hessian ``H`` of the network loss ``L = L^N``, weight decay included) is below
-``2 / eta``. Past it, GD oscillates along the top eigenvector ``u`` while its time average follows,
-in flow time ``t = k * eta``,
+Gradient descent with step $\eta$ is stable near a point only while the sharpness $S$ (the largest
+eigenvalue of the Hessian $H$ of the network loss $L = L^N$, weight decay included) is below
+$2 / \eta$. Past it, GD oscillates along the top eigenvector $u$ while its time average follows,
+in flow time $t = k\eta$ (docs/math.md (8.1)),
 
-    ``dw/dt = -[grad L(w) + (1/2) grad <H(w), Sigma(t)>]``,
+$$
+\frac{dw}{dt} = -\left[\nabla L(w) + \frac12 \nabla \langle H(w), \Sigma(t) \rangle\right],
+$$
 
-with ``Sigma`` the covariance of the oscillation, supported on the eigenspace of ``H`` at ``2 / eta``.
-With one eigenvalue there, ``Sigma = sigma^2 u u^T``, ``<H, Sigma> = sigma^2 S(w)`` and
-``grad S = D^3 L(w)[u, u]``, so
+with $\Sigma$ the covariance of the oscillation, supported on the eigenspace of $H$ at $2 / \eta$.
+With one eigenvalue there, $\Sigma = \sigma^2 u u^\top$, $\langle H, \Sigma \rangle = \sigma^2 S(w)$ and
+$\nabla S = D^3 L(w)[u, u]$, so (8.2)
 
-    ``dw/dt = -grad L - (sigma^2 / 2) grad S``,   ``sigma^2 = 2 <-grad L, grad S> / ||grad S||^2``
+$$
+\frac{dw}{dt} = -\nabla L - \frac{\sigma^2}{2} \nabla S, \qquad
+\sigma^2 = \frac{2 \langle -\nabla L, \nabla S \rangle}{\lVert \nabla S \rVert^2}
+$$
 
-(the multiplier that keeps ``dS/dt = 0``). The constraint is a complementarity problem: it is
-*inactive* (``sigma = 0``: the central flow is the gradient flow) while ``S < 2 / eta`` or while the
-gradient flow itself would lower ``S`` (``<-grad L, grad S> <= 0``), *active* otherwise. The
-integration runs in phases: a gradient-flow phase ends at the event ``S = 2 / eta`` (located by a root
-finder on the solver's dense output), an active phase ends when ``<-grad L, grad S>`` falls to 0
-(the constraint lets go) or when a second eigenvalue reaches ``2 / eta``.
+(the multiplier that keeps $dS/dt = 0$). The constraint is a complementarity problem: it is
+*inactive* ($\sigma = 0$: the central flow is the gradient flow) while $S < 2 / \eta$ or while the
+gradient flow itself would lower $S$ ($\langle -\nabla L, \nabla S \rangle \le 0$), *active* otherwise. The
+integration runs in phases: a gradient-flow phase ends at the event $S = 2 / \eta$ (located by a root
+finder on the solver's dense output), an active phase ends when $\langle -\nabla L, \nabla S \rangle$ falls to 0
+(the constraint lets go) or when a second eigenvalue reaches $2 / \eta$.
 
-Several eigenvalues at ``2 / eta`` (the paper's semidefinite complementarity problem): with ``U`` an
-orthonormal basis of the ``k`` held eigenvectors, ``Sigma = U X U^T`` and ``G_ij = D^3 L(w)[u_i, u_j]``,
+Several eigenvalues at $2 / \eta$ (the paper's semidefinite complementarity problem): with $U$ an
+orthonormal basis of the $k$ held eigenvectors, $\Sigma = U X U^\top$ and $G_{ij} = D^3 L(w)[u_i, u_j]$ (8.3),
 
-    ``dw/dt = -(grad L + (1/2) sum_ij X_ij G_ij)``,  ``X >= 0`` minimizing ``||grad L + (1/2) sum_ij X_ij G_ij||``
+$$
+\frac{dw}{dt} = -\left(\nabla L + \frac12 \sum_{ij} X_{ij} G_{ij}\right), \qquad X \succeq 0 \text{ minimizing }
+\left\lVert \nabla L + \frac12 \sum_{ij} X_{ij} G_{ij} \right\rVert
+$$
 
-(the projection of ``-grad L`` on the tangent cone ``{v : U^T DH[v] U <= 0}``; complementarity
-``<X, d(U^T H U)/dt> = 0``). In a phase holding ``k`` eigenvalues ``X`` is positive definite and solves the
-``k (k + 1) / 2`` linear equations ``d(U^T H U)/dt = 0`` (:func:`covariance`); the phase ends where the
-smallest eigenvalue of ``X`` falls to 0 (``k - 1``) or where ``lambda_{k+1}`` reaches ``2 / eta`` (``k + 1``).
+(the projection of $-\nabla L$ on the tangent cone $\{v : U^\top DH[v]\, U \preceq 0\}$; complementarity
+$\langle X, \frac{d}{dt}(U^\top H U) \rangle = 0$). In a phase holding $k$ eigenvalues $X$ is positive definite and
+solves the $k (k + 1) / 2$ linear equations $\frac{d}{dt}(U^\top H U) = 0$ (:func:`covariance`); the phase ends where
+the smallest eigenvalue of $X$ falls to 0 ($k - 1$) or where $\lambda_{k+1}$ reaches $2 / \eta$ ($k + 1$).
 ``k = 1`` is the formula above. ``k >= 2`` uses the dense Hessian up to :data:`DENSE_MAX_PARAMS` parameters and
 LOBPCG on Hessian-vector products with a block of ``k + 1`` vectors above (:func:`block_top`; Lanczos from one
 start vector cannot resolve an eigenvalue held at multiplicity ``k``).

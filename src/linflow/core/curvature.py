@@ -1,13 +1,13 @@
 r"""Curvature of the network loss in the layer parameters, from Hessian-vector products only.
 
-The network loss is ``L^N(W_1..W_N) = L1(W_e) + (lambda/2) sum_j ||W_j||_F^2``; its gradient is minus
-the layer field, and ``H v`` is ``jax.jvp`` of that gradient (no Hessian is ever formed). The extreme
+The network loss is $L^N(W_1, \dots, W_N) = L^1(W_e) + \frac{\lambda}{2} \sum_j \lVert W_j \rVert_F^2$; its gradient
+is minus the layer field, and $H v$ is ``jax.jvp`` of that gradient (no Hessian is ever formed). The extreme
 eigenvalues come from Lanczos with full reorthogonalization (restarted on breakdown, so that an
 invariant subspace found early never adds spurious zero eigenvalues). With ``iters >= `` the number
 of parameters the result is exact to round-off.
 
-``sharpness`` (the largest eigenvalue ``S``) sets the stability limit of gradient descent,
-``eta < 2 / S`` (docs/math.md section 5).
+``sharpness`` (the largest eigenvalue $S$) sets the stability limit of gradient descent,
+$\eta < 2 / S$ (docs/math.md section 5, (5.4)).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 r"""Layer initializations, the end-to-end matrix and balancedness.
 
-Layers are a tuple ``(W_1, ..., W_N)`` of jax arrays, ``W_j`` of shape ``(n_j, n_{j-1})``, described
-by ``dims = (d, n_1, ..., n_{N-1}, k)``. The end-to-end matrix is ``W_e = W_N ... W_1`` and the
-balancedness matrices are ``D_j = W_{j+1}^T W_{j+1} - W_j W_j^T`` (docs/math.md sections 1-2).
+Layers are a tuple ``(W_1, ..., W_N)`` of jax arrays, $W_j$ of shape $(n_j, n_{j-1})$, described
+by ``dims = (d, n_1, ..., n_{N-1}, k)``. The end-to-end matrix is $W_e = W_N \cdots W_1$ and the
+balancedness matrices are $D_j = W_{j+1}^\top W_{j+1} - W_j W_j^\top$ (docs/math.md (2.5)).
 """
 
 from __future__ import annotations
