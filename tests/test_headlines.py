@@ -83,7 +83,31 @@ def _achl19(s):
             f"**Verdict {s['verdict']}**"]
 
 
-HEADLINES = {"init": _init, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
+def _fig3(s):
+    out = []
+    for cfg, p in (("width1", 4.0), ("whitened32", 4.0), ("standardized16", 4.0)):
+        cells = []
+        for depth in (2, 3, 4):
+            r = next(r for r in s["table"] if r["config"] == cfg and r["p"] == p and r["depth"] == depth
+                     and r["target"] == 0.9)
+            lo, hi = r["speedup_min"], r["speedup_max"]
+            cells.append(f"{r['speedup_median']:.2f}x" + ("" if f"{lo:.2f}" == f"{hi:.2f}" else f" [{lo:.2f}-{hi:.2f}]"))
+        out.append(f"| {cfg} | l4 | " + " | ".join(cells) + " |")
+    sens = s["sensitivity"]
+    rule = "90%, stable to end, half-decade (fig3's rule)"
+    for r in sens["table"]:
+        if r["config"].startswith("width1") and r["depth"] in (2, 3):
+            cols = [rule, "90%, stable to end, quarter-decade", "90%, stable until target, half-decade", "gap at 1e4",
+                    "gap at 1e5", "50%, stable to end, quarter-decade"]
+            out.append(f"| {r['config']} | {r['depth']} | " + " | ".join(r.get(c, "beyond budget") for c in cols)
+                       + f" | {r['sharpness_ratio_linear_model']:.1f} |")
+    assert "holds under no variant, in no configuration" in sens["verdict_robustness"]
+    out += ['">= 10x" holds under no variant in no configuration',
+            f"full run {s['wall_time_s']:,.0f} s with the sensitivity runs", f"verdict **{s['verdict']}**"]
+    return out
+
+
+HEADLINES = {"init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))
