@@ -85,6 +85,8 @@ ADDED = {
     "stochastic": "module",
     "sgd": ('problem', 'layers0', 'eta', 'steps', 'batch', 'key', 'sampling', 'save_every'),
     "sgd_ensemble": ('problem', 'layers0', 'eta', 'steps', 'batch', 'keys', 'sampling', 'save_every'),
+    "svag": ('problem', 'layers0', 'eta', 'steps', 'batch', 'key', 'ell', 'sampling', 'save_every'),
+    "svag_ensemble": ('problem', 'layers0', 'eta', 'steps', 'batch', 'keys', 'ell', 'sampling', 'save_every'),
     "sdes": "module",
     "sme": ('problem', 'layers0', 'eta', 't1', 'batch', 'key', 'sampling', 'order', 'dt', 'ts', 'path'),
     "sme_ensemble": ('problem', 'layers0', 'eta', 't1', 'batch', 'keys', 'sampling', 'order', 'dt', 'ts', 'path'),

@@ -9,8 +9,8 @@ import linflow
 from linflow.core import sgd
 
 
-def _exact_moments(X, y, w0, eta, steps, batch, factor):
-    """E[w_k] and E[w_k w_k^T] of SGD on L = (1/m) sum (1/2)(x_i^T w - y_i)^2 with Cov[g_B | w] = factor Sigma(w) / B,
+def _exact_moments(X, y, w0, eta, steps, batch, factor, noise=1.0):
+    """E[w_k] and E[w_k w_k^T] of SGD on L = (1/m) sum (1/2)(x_i^T w - y_i)^2 with Cov[g_B | w] = noise factor Sigma / B,
     Sigma(w) = (1/m) sum g_i g_i^T - g g^T, g_i = x_i (x_i^T w - y_i): exact, since Sigma is quadratic in w."""
     m = len(X)
     H, c = X.T @ X / m, X.T @ y / m
@@ -20,7 +20,7 @@ def _exact_moments(X, y, w0, eta, steps, batch, factor):
         r2 = np.einsum("ia,ab,ib->i", X, M, X) - 2 * y * (X @ mu) + y**2  # E[(x_i^T w - y_i)^2]
         sigma = (X.T * r2) @ X / m - Egg
         Ewg = M @ H - np.outer(mu, c)
-        M = M - eta * (Ewg + Ewg.T) + eta**2 * (Egg + factor * sigma / batch)
+        M = M - eta * (Ewg + Ewg.T) + eta**2 * (Egg + noise * factor * sigma / batch)
         mu = mu - eta * (H @ mu - c)
     return mu, M
 
@@ -179,3 +179,38 @@ def test_the_two_brownian_paths_agree_in_law():
     assert np.all(np.abs(m1 - m2) < 3 * np.hypot(s1, s2))
     with pytest.raises(ValueError, match="path must be one of virtual, unsafe"):
         sme.sme(prob, (np.array([[0.2, 0.1]]),), 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="exact")
+
+
+@pytest.mark.parametrize("ell", [2, 4])
+def test_svag_ensemble_matches_its_exact_moment_recursion(ell):
+    """SVAG's gradient has mean grad L and covariance ell Sigma / B: with steps eta / ell, the recursion of SGD with
+    that step and ell times the noise."""
+    X, y = _problem()
+    prob = linflow.Problem(X, y)
+    w0, eta, batch, n = np.array([0.2, 0.1]), 0.3, 4, 6000
+    steps = 10 * ell  # flow time 10 eta / ell * ell = 3
+    runs = sgd.svag_ensemble(prob, (w0[None],), eta, steps, batch=batch, ell=ell, save_every=steps,
+                             keys=jax.random.split(jax.random.PRNGKey(7), n))
+    assert float(runs.ts[0, -1]) == pytest.approx(10 * eta)
+    w = np.asarray(runs.end_to_end)[:, -1, 0, :]
+    mu, M = _exact_moments(X, y, w0, eta / ell, steps, batch, 1.0, noise=ell)
+    se = w.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(w.mean(axis=0) - mu) < 3 * se), (w.mean(0), mu, se)
+    prods = w[:, :, None] * w[:, None, :]
+    se2 = prods.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(prods.mean(axis=0) - M) < 3 * se2), (prods.mean(0), M, se2)
+
+
+def test_svag_converges_to_the_first_order_sme_as_ell_grows():
+    """From the exact answers: the gap between SVAG's second moment and the first-order SME's falls like 1/ell (the
+    solver-free reference of Li, Malladi & Arora)."""
+    X, y = _problem()
+    w0, eta, batch, t = np.array([0.2, 0.1]), 0.2, 4, 2.0
+    _, M_sme = _sme_moments(X, y, w0, eta, t, batch, 1.0, 1)
+    ells = np.array([1, 2, 4, 8, 16])
+    gaps = []
+    for ell in ells:
+        mu, M = _exact_moments(X, y, w0, eta / ell, int(round(t / eta)) * ell, batch, 1.0, noise=ell)
+        gaps.append(np.linalg.norm(M - M_sme))
+    slope = np.polyfit(np.log(ells), np.log(gaps), 1)[0]
+    assert abs(slope + 1) < 0.15, (slope, gaps)

@@ -79,6 +79,8 @@ _ATTRIBUTES = {
     "gfs_sharpness": "gfs",
     "sgd": "stochastic",
     "sgd_ensemble": "stochastic",
+    "svag": "stochastic",
+    "svag_ensemble": "stochastic",
     "sme": "sdes",
     "sme_ensemble": "sdes",
     "solve": "integrate",
@@ -155,7 +157,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .core.init import balancedness, end_to_end, imbalance
     from .core.passages import first_passages
     from .core.gfs import gfs_sharpness
-    from .core.sgd import sgd, sgd_ensemble
+    from .core.sgd import sgd, sgd_ensemble, svag, svag_ensemble
     from .core.sme import sme, sme_ensemble
     from .studies import atlas
     from .core.sensing import CompletionProblem, SensingProblem

@@ -31,7 +31,8 @@ from .init import end_to_end
 from .problems import Problem, lp_loss
 from .trajectory import Trajectory
 
-__all__ = ["SAMPLINGS", "SGDRule", "sgd", "sgd_ensemble", "minibatch_indices", "check_inputs"]
+__all__ = ["SAMPLINGS", "SGDRule", "SVAGRule", "sgd", "sgd_ensemble", "svag", "svag_ensemble", "minibatch_indices",
+           "check_inputs"]
 
 SAMPLINGS = ("replacement", "batch", "epoch")
 
@@ -66,20 +67,55 @@ class SGDRule(eqx.Module):
         layers, key, step = state
         problem = self.field.problem
         idx = minibatch_indices(key, step, problem.m, self.batch, self.sampling)
-        X, Y = problem.X[idx], problem.Y[idx]
-
-        def batch_loss(ws):
-            data = lp_loss(X @ end_to_end(ws).T - Y, problem.p) / self.batch
-            return data + 0.5 * problem.weight_decay * sum(jnp.sum(w * w) for w in ws)
-
-        grads = jax.grad(batch_loss)(tuple(layers))
+        grads = _batch_grads(problem, layers, idx, self.batch)
         return tuple(w - eta * g for w, g in zip(layers, grads)), key, step + 1
+
+
+def _batch_grads(problem, layers, idx, batch: int):
+    """The layers' gradient of the minibatch loss ``(1/B) sum_{i in idx} l_i`` (weight decay included)."""
+    X, Y = problem.X[idx], problem.Y[idx]
+
+    def batch_loss(ws):
+        data = lp_loss(X @ end_to_end(ws).T - Y, problem.p) / batch
+        return data + 0.5 * problem.weight_decay * sum(jnp.sum(w * w) for w in ws)
+
+    return jax.grad(batch_loss)(tuple(layers))
+
+
+class SVAGRule(eqx.Module):
+    r"""One SVAG step (Li, Malladi & Arora 2021) with parameter $l$ (``ell``): two independent minibatches $B_1, B_2$ and
+    $W \leftarrow W - \frac{\eta}{l} \nabla\left(\frac{1 + \sqrt{2l - 1}}{2} L_{B_1} + \frac{1 - \sqrt{2l - 1}}{2}
+    L_{B_2}\right)$; the gradient's mean is $\nabla L$ and its covariance $l$ times a minibatch's, so $l$ steps of
+    $\eta / l$ carry SGD's noise per unit of flow time; as $l$ grows SVAG converges weakly to the first-order SME.
+    ``l = 1`` is SGD. The state is ``(layers, key, step)``; the rule is called with the step ``eta / l``."""
+
+    field: LayerFlow
+    batch: int = eqx.field(static=True)
+    sampling: str = eqx.field(static=True)
+    ell: int = eqx.field(static=True)
+
+    def init(self, y0, key=None):
+        return y0, key, jnp.asarray(0)
+
+    def params(self, state):
+        return state[0]
+
+    def __call__(self, state, step_size):
+        layers, key, step = state
+        problem = self.field.problem
+        root = (2 * self.ell - 1) ** 0.5
+        g1 = _batch_grads(problem, layers, minibatch_indices(key, 2 * step, problem.m, self.batch, self.sampling),
+                          self.batch)
+        g2 = _batch_grads(problem, layers, minibatch_indices(key, 2 * step + 1, problem.m, self.batch, self.sampling),
+                          self.batch)
+        return tuple(w - step_size * ((1 + root) / 2 * a + (1 - root) / 2 * b)
+                     for w, a, b in zip(layers, g1, g2)), key, step + 1
 
 
 class _Keyed(eqx.Module):
     """An :class:`SGDRule` whose initial state carries its key (``descend`` calls ``init(y0)``)."""
 
-    rule: SGDRule
+    rule: eqx.Module
     key: jax.Array
 
     @property
@@ -133,3 +169,29 @@ def sgd_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, keys
     base = SGDRule(LayerFlow(problem), batch, sampling)
     return jax.vmap(lambda k: descend(_Keyed(base, k), tuple(layers0), eta, steps, save_every=save_every,
                                       kind="sgd"))(keys)
+
+
+def svag(problem: Problem, layers0, eta, steps: int, *, batch: int, key, ell: int, sampling: str = "replacement",
+         save_every: int = 1) -> Trajectory:
+    """SVAG with parameter ``ell`` (the paper's l; :class:`SVAGRule`): ``steps`` steps of size ``eta / ell``, iterate
+    ``k`` at flow time ``t = k eta / ell`` (``ell`` times as many steps as SGD cover the same flow time). ``ell = 1`` is
+    SGD (two batches drawn per step, the second weighted 0)."""
+    problem, layers0, batch = check_inputs(problem, layers0, batch, sampling)
+    ell = _checks.integer("ell", ell, minimum=1)
+    eta = float(_checks.positive("eta", eta))
+    rule = _Keyed(SVAGRule(LayerFlow(problem), batch, sampling, ell), jnp.asarray(key))
+    return descend(rule, tuple(layers0), eta / ell, steps, save_every=save_every, kind=f"svag{ell}")
+
+
+def svag_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, keys, ell: int,
+                  sampling: str = "replacement", save_every: int = 1) -> Trajectory:
+    """:func:`svag` for every key of ``keys`` (shape ``(n, 2)``) in one compiled, vmapped call."""
+    problem, layers0, batch = check_inputs(problem, layers0, batch, sampling)
+    ell = _checks.integer("ell", ell, minimum=1)
+    eta = float(_checks.positive("eta", eta))
+    keys = jnp.asarray(keys)
+    if keys.ndim != 2:
+        raise ValueError(f"keys must have shape (n, 2) (jax.random.split(key, n)); got {keys.shape}")
+    base = SVAGRule(LayerFlow(problem), batch, sampling, ell)
+    return jax.vmap(lambda k: descend(_Keyed(base, k), tuple(layers0), eta / ell, steps, save_every=save_every,
+                                      kind=f"svag{ell}"))(keys)
