@@ -1,4 +1,5 @@
-r"""Stochastic gradient descent on the layers: minibatches of a regression problem's samples (issue 31, first part).
+r"""Stochastic gradient descent on the layers, on minibatches of a regression problem's samples
+(docs/math.md section 12).
 
 The loss is the finite sum $L^1(W) = \frac1m \sum_i \ell_i(W)$, $\ell_i = \frac1p \sum_c \lvert (W x_i - y_i)_c
 \rvert^p$ (docs/math.md (1.1)); a step uses the mean over a minibatch $\mathcal B$ of $B$ samples:

@@ -1,4 +1,5 @@
-r"""Stochastic modified equations of SGD on the layers (Li, Tai & E 2017/2019), on diffrax's SDE machinery.
+r"""Stochastic modified equations of SGD on the layers (Li, Tai & E 2017/2019; docs/math.md section 12), on
+diffrax's SDE machinery.
 
 With $\theta$ the layers flattened, $g = \nabla L^N(\theta)$, $H$ its Hessian and $\Sigma(\theta)$ the covariance of
 one sample's gradient, $\Sigma = \frac1m \sum_i \nabla\ell_i \nabla\ell_i^\top - \nabla L \nabla L^\top$, SGD with step
