@@ -27,13 +27,11 @@
 import time
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
 import linflow
 from linflow.studies import explorables
-# %matplotlib inline
 
 problem = explorables.plane_problem()            # two features: W_e is a point of the plane
 start = explorables.plane_start(problem)          # depth 3, width 2, balanced
@@ -48,9 +46,17 @@ print(f"2 / S = {crit:.4f}")
 #
 # The slider sets $\eta$ as a multiple of $2/S$, $S$ the sharpness of the flow's limit. Below $1$ the red iterates
 # follow the black path at a distance $O(\eta)$; above it they cannot settle where the flow does.
+#
+# **What you should see** (the three settings under the slider, drawn by the same function): at $0.05 \times 2/S$
+# the dots sit on the path; at $0.8 \times 2/S$ they lag and overshoot but still end at the flow's limit; at
+# $1.5 \times 2/S$ gradient descent cannot stay at that limit (it is too sharp for this $\eta$) and goes elsewhere.
 
 
 # %%
+import matplotlib.pyplot as plt  # noqa: E402
+# %matplotlib inline
+
+
 def draw_plane(ratio):
     eta = ratio * crit
     gd = explorables.live_plane(eta, problem, start)
@@ -68,13 +74,7 @@ def draw_plane(ratio):
 
 ratio = widgets.FloatLogSlider(value=0.3, base=10, min=-1.7, max=0.4, step=0.01, description="eta / (2/S)")
 display(widgets.VBox([ratio, widgets.interactive_output(draw_plane, {"ratio": ratio})]))
-
-# %% [markdown]
-# **What you should see** (the three settings below, drawn by the same function): at $0.05 \times 2/S$ the dots sit
-# on the path; at $0.8 \times 2/S$ they lag and overshoot but still end at the flow's limit; at $1.5 \times 2/S$
-# gradient descent cannot stay at that limit (it is too sharp for this $\eta$) and goes elsewhere.
-
-# %%
+# three settings drawn by the same function (what the page shows without a kernel)
 draw_plane(0.05)
 draw_plane(0.8)
 draw_plane(1.5)
@@ -103,8 +103,7 @@ solver = widgets.Dropdown(options=["bosh3", "tsit5", "dopri5", "dopri8"], value=
 k = widgets.IntSlider(value=6, min=3, max=12, description="k")
 display(widgets.VBox([widgets.HBox([solver, k]),
                       widgets.interactive_output(draw_accuracy, {"solver": solver, "k": k})]))
-
-# %%
+# three settings drawn by the same function (what the page shows without a kernel)
 draw_accuracy("tsit5", 4)
 draw_accuracy("tsit5", 10)
 draw_accuracy("dopri8", 10)
