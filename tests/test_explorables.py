@@ -3,6 +3,7 @@ the committed precomputed data at that setting, no console error, no request lea
 against independent computations."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +37,26 @@ def _source(page, name):
         for (const k of Object.keys(d)) out[k] = Array.from(d[k]); return out; }}""", name)
 
 
-def _open(browser, base, path):
-    visit = Visit(browser.new_page(viewport={"width": 1200, "height": 1100}), base)
-    page = visit.open(path)
-    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
-    return visit, page
+@contextmanager
+def explorable(site, name: str, tmp_path):
+    """The built page ``explorables/NAME/`` in Chromium once Bokeh has drawn it; on leaving, a full-page screenshot
+    (``explorable-NAME.png``, underscores as dashes, in LINFLOW_SCREENSHOTS or ``tmp_path``) of its final state,
+    and no console error, failed request or request that left the site."""
+    with served(site) as base, chromium() as browser:
+        visit = Visit(browser.new_page(viewport={"width": 1200, "height": 1100}), base)
+        page = visit.open(f"explorables/{name}/")
+        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+        yield page
+        shot = Path(SHOTS or tmp_path) / f"explorable-{name.replace('_', '-')}.png"
+        page.screenshot(path=str(shot), full_page=True)
+    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 @needs_browser
 def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tmp_path):
     data = strict_json(DATA / "leaving_the_flow.json")
     n = len(data["etas"])
-    with served(site) as base, chromium() as browser:
-        visit, page = _open(browser, base, "explorables/leaving_the_flow/")
+    with explorable(site, "leaving_the_flow", tmp_path) as page:
         flow = _source(page, "flow")
         np.testing.assert_array_equal(flow["w1"], data["flow"]["w1"])
         for i in (0, n // 3, n // 2, n - 1):
@@ -61,16 +69,13 @@ def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tm
             assert f"{data['etas'][i]:.3g}"[:4] in text and data["runs"][i]["status"] in text
         past = int(np.argmin(np.abs(np.array(data["etas"]) / data["eta_crit"] - 1.2)))  # past 2/S: GD leaves
         _set(page, "eta_slider", past)
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-leaving-the-flow.png"), full_page=True)
-    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 @needs_browser
 def test_solver_accuracy_page_marks_the_chosen_solver_and_tolerance(site, tmp_path):
     data = strict_json(DATA / "solver_accuracy.json")
     tols = data["tolerances"]
-    with served(site) as base, chromium() as browser:
-        visit, page = _open(browser, base, "explorables/solver_accuracy/")
+    with explorable(site, "solver_accuracy", tmp_path) as page:
         for solver in data["solvers"]:
             _set(page, "solver_select", solver)
             for k in (tols[0], tols[len(tols) // 2], tols[-1]):
@@ -81,8 +86,6 @@ def test_solver_accuracy_page_marks_the_chosen_solver_and_tolerance(site, tmp_pa
                 assert chosen["err"] == [data["data"][solver]["rms_error"][i]]
                 text = _bokeh(page, "readout", "text")
                 assert text.startswith(f"{solver} at rtol = 1e-{k},"), text
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-solver-accuracy.png"), full_page=True)
-    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 def test_explorable_data_are_small_strict_and_straddle_the_threshold():
@@ -134,8 +137,7 @@ def test_live_gd_on_the_plane_against_a_numpy_loop():
 def test_attractor_map_page_shows_the_orbit_of_each_eta(site, tmp_path):
     data = strict_json(DATA / "attractor_map.json")
     n = len(data["ratios"])
-    with served(site) as base, chromium() as browser:
-        visit, page = _open(browser, base, "explorables/attractor_map/")
+    with explorable(site, "attractor_map", tmp_path) as page:
         for i in (0, n // 4, n // 2, n - 1):
             _set(page, "eta_slider", i)
             assert _source(page, "orbit")["y"] == data["orbit"][i], f"eta index {i}"
@@ -144,8 +146,6 @@ def test_attractor_map_page_shows_the_orbit_of_each_eta(site, tmp_path):
             text = _bokeh(page, "readout", "text")
             assert f"attractor: {data['attractor'][i]}" in text and "nan" not in text.lower()
         _set(page, "eta_slider", min(range(n), key=lambda i: abs(data["ratios"][i] - 1.3)))
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-attractor-map.png"), full_page=True)
-    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 def test_attractor_map_data_follow_the_period_rule():
@@ -165,8 +165,7 @@ def test_attractor_map_data_follow_the_period_rule():
 def test_plateaus_page_draws_the_chosen_depth_and_alpha(site, tmp_path):
     data = strict_json(DATA / "plateaus.json")
     exponents = [round(-np.log10(a)) for a in data["alphas"]]
-    with served(site) as base, chromium() as browser:
-        visit, page = _open(browser, base, "explorables/plateaus/")
+    with explorable(site, "plateaus", tmp_path) as page:
         for depth in map(str, data["depths"]):
             _set(page, "depth_select", depth)
             for k in (exponents[0], exponents[-1]):
@@ -177,8 +176,6 @@ def test_plateaus_page_draws_the_chosen_depth_and_alpha(site, tmp_path):
                 assert shown["sigma0"] == [run["sigma"][0][j] for j in keep]
                 assert shown["loss"] == [run["loss"][j] for j in keep]
                 assert [_bokeh(page, f"escape_{i}", "location") for i in range(3)] == run["escapes"]
-        page.screenshot(path=str(Path(SHOTS or tmp_path) / "explorable-plateaus.png"), full_page=True)
-    assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 def test_plateau_data_cross_half_of_each_target_at_the_closed_form_escape():

@@ -83,23 +83,14 @@ def _batch_grads(problem, layers, idx, batch: int):
     return jax.grad(batch_loss)(tuple(layers))
 
 
-class SVAGRule(eqx.Module):
+class SVAGRule(SGDRule):
     r"""One SVAG step (Li, Malladi & Arora 2021) with parameter $l$ (``ell``): two independent minibatches $B_1, B_2$ and
     $W \leftarrow W - \frac{\eta}{l} \nabla\left(\frac{1 + \sqrt{2l - 1}}{2} L_{B_1} + \frac{1 - \sqrt{2l - 1}}{2}
     L_{B_2}\right)$; the gradient's mean is $\nabla L$ and its covariance $l$ times a minibatch's, so $l$ steps of
     $\eta / l$ carry SGD's noise per unit of flow time; as $l$ grows SVAG converges weakly to the first-order SME.
     ``l = 1`` is SGD. The state is ``(layers, key, step)``; the rule is called with the step ``eta / l``."""
 
-    field: LayerFlow
-    batch: int = eqx.field(static=True)
-    sampling: str = eqx.field(static=True)
     ell: int = eqx.field(static=True)
-
-    def init(self, y0, key=None):
-        return y0, key, jnp.asarray(0)
-
-    def params(self, state):
-        return state[0]
 
     def __call__(self, state, step_size):
         layers, key, step = state
@@ -114,7 +105,8 @@ class SVAGRule(eqx.Module):
 
 
 class _Keyed(eqx.Module):
-    """An :class:`SGDRule` whose initial state carries its key (``descend`` calls ``init(y0)``)."""
+    """An :class:`SGDRule` (or :class:`SVAGRule`) whose initial state carries its key (``descend`` calls
+    ``init(y0)``)."""
 
     rule: eqx.Module
     key: jax.Array

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import init, problems
+from ..core.init import end_to_end
 from ..core.curvature import sharpness
 from ..core.fields import network_gradient, network_loss
 from ..core.gfs import gfs_sharpness
@@ -51,28 +52,6 @@ def plane_start(problem: Problem):
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
-def gd_on_the_plane(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
-    """``steps`` GD iterates at step ``eta`` from ``layers0``: ``(W_e (steps + 1, k, d), loss (steps + 1,))``,
-    non-finite from where the run diverged. One compiled program serves every ``eta``."""
-
-    def step(layers, _):
-        grads = network_gradient(problem, layers)
-        new = tuple(w - eta * g for w, g in zip(layers, grads))
-        return new, (_end_to_end(new), network_loss(problem, new))
-
-    _, (we, loss) = jax.lax.scan(step, tuple(layers0), None, length=steps)
-    return (jnp.concatenate([_end_to_end(layers0)[None], we]),
-            jnp.concatenate([network_loss(problem, tuple(layers0))[None], loss]))
-
-
-def _end_to_end(layers):
-    out = layers[0]
-    for w in layers[1:]:
-        out = w @ out
-    return out
-
-
-@functools.partial(jax.jit, static_argnames=("steps",))
 def _layers_path(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
     """GD's layers at every iterate, ``(steps + 1, ...)`` per layer (one compiled program for every ``eta``)."""
 
@@ -82,6 +61,14 @@ def _layers_path(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
 
     _, path = jax.lax.scan(step, tuple(layers0), None, length=steps)
     return tuple(jnp.concatenate([w0[None], w]) for w0, w in zip(layers0, path))
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def gd_on_the_plane(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
+    """``steps`` GD iterates at step ``eta`` from ``layers0``: ``(W_e (steps + 1, k, d), loss (steps + 1,))``,
+    non-finite from where the run diverged. One compiled program serves every ``eta``."""
+    path = _layers_path(problem, tuple(layers0), eta, steps)
+    return end_to_end(path), jax.vmap(lambda layers: network_loss(problem, layers))(path)
 
 
 def _sharpness_at(problem: Problem, layers0, eta: float, keep: np.ndarray, size: int = 300) -> np.ndarray:
