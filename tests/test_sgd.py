@@ -125,15 +125,44 @@ def test_noise_factor_is_the_minibatch_covariance():
         np.testing.assert_allclose(D @ D.T, f * sigma / 3, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_sme_ensemble_matches_its_exact_moment_equations(order):
+@pytest.mark.parametrize("p", [2.0, 4.0])
+def test_noise_product_is_the_factor_times_z_without_per_sample_gradients(p):
+    """On a depth-3 network: the one-backward-pass product D z equals the explicit factor (per-sample gradients by
+    forward differences here, independent of linflow's autodiff) times z."""
+    from jax.flatten_util import ravel_pytree
+
+    from linflow.core import sme
+
+    prob = linflow.problems.synthetic(m=15, d=3, p=p, seed=4)
+    layers = linflow.init.balanced((3, 2, 2, 1), 0.5, seed=1)
+    z = np.random.default_rng(0).standard_normal(15)
+    flat, unravel = ravel_pytree(tuple(layers))
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+
+    def sample_losses(theta):
+        ws = [np.asarray(w) for w in unravel(theta)]
+        W = ws[2] @ ws[1] @ ws[0]
+        return np.sum(np.abs(X @ W.T - Y) ** p, axis=1) / p
+
+    h = 1e-6
+    G = np.stack([(sample_losses(flat + h * e) - sample_losses(flat - h * e)) / (2 * h)
+                  for e in np.eye(flat.size)], axis=1)  # m x P
+    expected = np.sqrt((15 - 4) / 14 / (15 * 4)) * (G - G.mean(0)).T @ z
+    got = ravel_pytree(sme.noise_product(prob, layers, z, 4, "batch"))[0]
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-8)
+    D = np.asarray(sme.noise_factor(prob, layers, 4, "batch"))
+    np.testing.assert_allclose(np.asarray(got), D @ z, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("order, path", [(1, "unsafe"), (2, "unsafe"), (1, "scan")])
+def test_sme_ensemble_matches_its_exact_moment_equations(order, path):
     from linflow.core import sme
 
     X, y = _problem()
     prob = linflow.Problem(X, y)
     w0, eta, batch, t1, n = np.array([0.2, 0.1]), 0.2, 4, 1.5, 4000
     runs = sme.sme_ensemble(prob, (w0[None],), eta, t1, batch=batch, keys=jax.random.split(jax.random.PRNGKey(2), n),
-                            order=order, dt=0.005, ts=[0.0, t1], path="unsafe")
+                            order=order, dt=0.005, ts=[0.0, t1], path=path)
     w = np.asarray(runs.end_to_end)[:, -1, 0, :]
     mu, M = _sme_moments(X, y, w0, eta, t1, batch, 1.0, order)
     se = w.std(axis=0, ddof=1) / np.sqrt(n)
@@ -163,22 +192,49 @@ def test_sgd_against_its_smes_the_orders_in_eta():
     assert slope["M"] > 0.8, slope
 
 
-def test_the_two_brownian_paths_agree_in_law():
-    """VirtualBrownianTree and UnsafeBrownianPath: the same mean of a quick ensemble within its standard error."""
+def test_the_three_brownian_paths_agree_in_law():
+    """VirtualBrownianTree, UnsafeBrownianPath and the scan loop: the same mean of a quick ensemble within 3 standard
+    errors."""
     from linflow.core import sme
 
     X, y = _problem()
     prob = linflow.Problem(X, y)
     means = []
-    for path in ("virtual", "unsafe"):
+    for path in ("virtual", "unsafe", "scan"):
         runs = sme.sme_ensemble(prob, (np.array([[0.2, 0.1]]),), 0.2, 0.5, batch=4, ts=[0.0, 0.5], dt=0.05, path=path,
                                 keys=jax.random.split(jax.random.PRNGKey(5), 400))
         w = np.asarray(runs.end_to_end)[:, -1, 0, :]
         means.append((w.mean(0), w.std(0, ddof=1) / np.sqrt(len(w))))
-    (m1, s1), (m2, s2) = means
-    assert np.all(np.abs(m1 - m2) < 3 * np.hypot(s1, s2))
-    with pytest.raises(ValueError, match="path must be one of virtual, unsafe"):
-        sme.sme(prob, (np.array([[0.2, 0.1]]),), 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="exact")
+    for m2, s2 in means[1:]:
+        assert np.all(np.abs(means[0][0] - m2) < 3 * np.hypot(means[0][1], s2))
+    w0 = (np.array([[0.2, 0.1]]),)
+    with pytest.raises(ValueError, match="path must be one of virtual, unsafe, scan"):
+        sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="exact")
+    with pytest.raises(ValueError, match="ts must be multiples of dt"):
+        sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.2, ts=[0.0, 0.5])
+    with pytest.raises(ValueError, match="dt must be a whole multiple of resolution"):
+        sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.05, resolution=0.03)
+
+
+def test_the_scan_path_is_one_brownian_path_at_every_step():
+    """With a shared grid, halving dt refines the same path: Euler-Maruyama's strong error, so the two runs of one key
+    differ far less than two keys do, and the difference shrinks with dt."""
+    from linflow.core import sme
+
+    X, y = _problem()
+    prob = linflow.Problem(X, y)
+    w0, keys = (np.array([[0.2, 0.1]]),), jax.random.split(jax.random.PRNGKey(8), 200)
+
+    def ends(dt):
+        runs = sme.sme_ensemble(prob, w0, 0.2, 1.0, batch=4, keys=keys, ts=[0.0, 1.0], dt=dt, path="scan",
+                                resolution=0.0125)
+        return np.asarray(runs.end_to_end)[:, -1, 0, :]
+
+    a, b, c = ends(0.05), ends(0.025), ends(0.0125)
+    spread = np.sqrt(np.mean(np.sum((a - a.mean(0)) ** 2, axis=1)))
+    gap_coarse, gap_fine = (np.sqrt(np.mean(np.sum((u - c) ** 2, axis=1))) for u in (a, b))
+    assert gap_coarse < 0.25 * spread and gap_fine < 0.75 * gap_coarse, (spread, gap_coarse, gap_fine)
+
 
 
 @pytest.mark.parametrize("ell", [2, 4])

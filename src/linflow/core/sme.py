@@ -13,18 +13,27 @@ $$
 weak order 1 (the plain drift) or 2 (the drift of $L + \frac\eta4 \lVert g \rVert^2$, docs/math.md (5.1)). $f = 1$
 for minibatches drawn with replacement, $f = (m - B)/(m - 1)$ without. The diffusion is never a $P \times P$ root:
 $D = \sqrt{f / (m B)}\, G_c^\top$ with $G_c$ the centred per-sample gradients ($m \times P$), driven by an
-$m$-dimensional Brownian motion (:func:`noise_factor`). Solver: Euler-Maruyama (``diffrax.Euler``, Itô), the one of
-diffrax's SDE solvers whose assumptions hold for this noise: it is multiplicative and non-commutative, so the
-higher-order schemes that need additive or commutative noise do not apply; its weak order is 1 in ``dt``. The
-Brownian path is a ``VirtualBrownianTree`` (resolution ``dt / 2``), the same path at any step size.
+$m$-dimensional Brownian motion (:func:`noise_factor`). The product $D z$ needs no per-sample gradient:
+$G_c^\top z = \nabla_\theta \sum_i (z_i - \bar z)\, \ell_i(\theta)$, one backward pass over the data
+(:func:`noise_product`), so a step costs about two full gradients whatever $P$.
+
+Solver: Euler-Maruyama (Itô), the one scheme whose assumptions hold for this noise: it is multiplicative and
+non-commutative, so the higher-order schemes that need additive or commutative noise do not apply; its weak order is
+1 in ``dt``. Three Brownian paths (:data:`PATHS`): ``"virtual"`` (diffrax's ``VirtualBrownianTree``, resolution
+``dt / 2``: the same path at any step size), ``"unsafe"`` (diffrax's ``UnsafeBrownianPath``: exact for a fixed step,
+a new path for each ``dt``) and ``"scan"`` (a plain ``lax.scan`` loop with Gaussian increments drawn on a grid of
+spacing ``resolution``, so that runs whose ``dt`` are multiples of it share their path: what Richardson
+extrapolation in ``dt`` needs; benchmarks/sde.py measures the three).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import diffrax
 import jax
+import lineax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
@@ -36,7 +45,7 @@ from .problems import Problem, lp_loss
 from .sgd import check_inputs
 from .trajectory import STATUSES, Trajectory
 
-__all__ = ["PATHS", "SME_SAMPLINGS", "finite_population", "noise_factor", "sme", "sme_ensemble"]
+__all__ = ["PATHS", "SME_SAMPLINGS", "finite_population", "noise_factor", "noise_product", "sme", "sme_ensemble"]
 
 SME_SAMPLINGS = ("replacement", "batch")
 
@@ -60,6 +69,19 @@ def noise_factor(problem: Problem, layers, batch: int, sampling: str = "replacem
     return jnp.sqrt(f / (problem.m * batch)) * Gc.T
 
 
+def noise_product(problem: Problem, layers, z, batch: int, sampling: str = "replacement"):
+    r"""$D z$ for an $m$-vector $z$, as layers: $\sqrt{f / (m B)}\, \nabla_\theta \sum_i (z_i - \bar z)\,
+    \ell_i(\theta)$, equal to ``noise_factor(...) @ z`` (flattened) at the cost of one backward pass."""
+    zc = z - jnp.mean(z)
+    f = finite_population(problem.m, batch, sampling)
+
+    def weighted(ws):
+        residuals = problem.X @ end_to_end(ws).T - problem.Y
+        return jnp.dot(jax.vmap(lambda r: lp_loss(r, problem.p))(residuals), zc)
+
+    return jax.tree_util.tree_map(lambda g: jnp.sqrt(f / (problem.m * batch)) * g, jax.grad(weighted)(tuple(layers)))
+
+
 def _drift(problem: Problem, unravel, eta, order: int):
     def drift(t, theta, args):
         layers = unravel(theta)
@@ -72,35 +94,78 @@ def _drift(problem: Problem, unravel, eta, order: int):
     return drift
 
 
-PATHS = ("virtual", "unsafe")
+PATHS = ("virtual", "unsafe", "scan")
 
 
-def _solve(problem, layers0, eta, t1, ts, dt, batch, sampling, order, key, path="virtual"):
+def _increment(key, step, substeps: int, m: int, resolution: float):
+    """The Brownian increment over step ``step`` of ``substeps`` grid cells of width ``resolution``: the sum of
+    their independent ``N(0, resolution)`` draws, cell ``j`` keyed by ``fold_in(key, j)`` (shared by every ``dt``)."""
+    cells = step * substeps + jnp.arange(substeps)
+    draws = jax.vmap(lambda j: jax.random.normal(jax.random.fold_in(key, j), (m,)))(cells)
+    return jnp.sqrt(resolution) * jnp.sum(draws, axis=0)
+
+
+def _scan_states(problem, layers0, eta, ts, dt, batch, sampling, order, key, resolution):
+    """Euler-Maruyama in a plain loop: the flattened states at ``ts`` (multiples of ``dt``), NaN once non-finite."""
+    flat0, unravel = ravel_pytree(tuple(layers0))
+    drift = _drift(problem, unravel, eta, order)
+    substeps = int(round(dt / resolution))
+    marks = jnp.asarray(jnp.round(ts / dt), dtype=jnp.int32)
+
+    def step(k, theta):
+        z = _increment(key, k, substeps, problem.m, resolution)
+        noise = ravel_pytree(noise_product(problem, unravel(theta), z, batch, sampling))[0]
+        return theta + dt * drift(None, theta, None) + jnp.sqrt(eta) * noise
+
+    def segment(carry, mark):
+        theta, k = carry
+        theta = jax.lax.fori_loop(k, mark, step, theta)
+        return (theta, mark), theta
+
+    _, ys = jax.lax.scan(segment, (flat0, jnp.asarray(0, dtype=jnp.int32)), marks)
+    return ys, unravel, jnp.asarray(marks[-1])
+
+
+def _solve(problem, layers0, eta, t1, ts, dt, batch, sampling, order, key, path="virtual", resolution=None):
+    if path == "scan":
+        ys, unravel, steps = _scan_states(problem, layers0, eta, ts, dt, batch, sampling, order, key, resolution)
+        result = diffrax.RESULTS.successful
+    else:
+        ys, unravel, steps, result = _diffrax_states(problem, layers0, eta, t1, ts, dt, batch, sampling, order, key,
+                                                     path)
+    ys = jax.vmap(unravel)(ys)
+    field = LayerFlow(problem)
+    observed = field.observe(ys)
+    stop = _runs.rows_reached((ys, observed))
+    code = jnp.where(stop < ts.shape[0], STATUSES.index("nonfinite"),
+                     jnp.where(result == diffrax.RESULTS.successful, 0, STATUSES.index("max_steps")))
+    return _runs.trajectory(f"sme{order}", len(layers0), ts, ys, observed, code, stop,
+                            stats={"num_steps": steps}, eta=eta, t1=t1)
+
+
+def _diffrax_states(problem, layers0, eta, t1, ts, dt, batch, sampling, order, key, path):
+    """Euler-Maruyama on diffrax: ``MultiTerm(ODETerm(drift), ControlTerm(D as a lineax operator, Brownian path))``."""
     flat0, unravel = ravel_pytree(tuple(layers0))
     if path == "virtual":
         brownian = diffrax.VirtualBrownianTree(0.0, t1, tol=dt / 2, shape=(problem.m,), key=key)
-    else:  # exact for a fixed step (each increment drawn once), about 10x faster; the path depends on dt
+    else:  # exact for a fixed step (each increment drawn once); the path depends on dt
         brownian = diffrax.UnsafeBrownianPath(shape=(problem.m,), key=key)
+    noise = jax.ShapeDtypeStruct((problem.m,), flat0.dtype)
 
     def diffusion(t, theta, args):
-        return jnp.sqrt(eta) * noise_factor(problem, unravel(theta), batch, sampling)
+        def apply(z):
+            return jnp.sqrt(eta) * ravel_pytree(noise_product(problem, unravel(theta), z, batch, sampling))[0]
+        return lineax.FunctionLinearOperator(apply, noise)
 
     terms = diffrax.MultiTerm(diffrax.ODETerm(_drift(problem, unravel, eta, order)),
                               diffrax.ControlTerm(diffusion, brownian))
     adjoint = diffrax.RecursiveCheckpointAdjoint() if path == "virtual" else diffrax.ForwardMode()  # diffrax's rule
     sol = diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, t1, dt, flat0, saveat=diffrax.SaveAt(ts=ts),
                               max_steps=int(math.ceil(t1 / dt)) + 2, throw=False, adjoint=adjoint)
-    ys = jax.vmap(unravel)(sol.ys)
-    field = LayerFlow(problem)
-    observed = field.observe(ys)
-    stop = _runs.rows_reached((ys, observed))
-    code = jnp.where(stop < ts.shape[0], STATUSES.index("nonfinite"),
-                     jnp.where(sol.result == diffrax.RESULTS.successful, 0, STATUSES.index("max_steps")))
-    return _runs.trajectory(f"sme{order}", len(layers0), ts, ys, observed, code, stop,
-                            stats={"num_steps": sol.stats["num_steps"]}, eta=eta, t1=t1)
+    return sol.ys, unravel, sol.stats["num_steps"], sol.result
 
 
-def _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path="virtual"):
+def _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path, resolution):
     if path not in PATHS:
         raise ValueError(f"path must be one of {', '.join(PATHS)}; got {path!r}")
     problem, layers0, batch = check_inputs(problem, layers0, batch, sampling if sampling in SME_SAMPLINGS else "batch")
@@ -113,26 +178,51 @@ def _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path="vi
     t1 = float(_checks.positive("t1", t1))
     dt = float(_checks.positive("dt", eta if dt is None else dt))
     ts = jnp.linspace(0.0, t1, 101) if ts is None else jnp.asarray(ts, dtype=jnp.float64)
-    return problem, tuple(layers0), batch, eta, t1, dt, ts
+    if ts.ndim != 1 or ts.shape[0] < 1 or bool(jnp.any(jnp.diff(ts) < 0)) or float(ts[0]) < 0 or float(ts[-1]) > t1:
+        raise ValueError(f"ts must be increasing save times in [0, t1 = {t1:g}]; got {ts}")
+    if path == "scan":
+        resolution = float(_checks.positive("resolution", dt if resolution is None else resolution))
+        if abs(dt / resolution - round(dt / resolution)) > 1e-9 * dt / resolution:
+            raise ValueError(f"dt must be a whole multiple of resolution for path='scan'; got dt = {dt:g}, "
+                             f"resolution = {resolution:g}")
+        off = jnp.abs(ts / dt - jnp.round(ts / dt))
+        if bool(jnp.any(off > 1e-9 * jnp.maximum(1.0, ts / dt))):
+            raise ValueError(f"ts must be multiples of dt = {dt:g} for path='scan' (a fixed-step loop saves at its "
+                             f"steps); got {ts}")
+    elif resolution is not None:
+        raise ValueError(f"resolution is the 'scan' path's Brownian grid; path={path!r} takes none")
+    return problem, tuple(layers0), batch, eta, t1, dt, ts, resolution
+
+
+@functools.partial(jax.jit, static_argnames=("t1", "dt", "resolution", "batch", "sampling", "order", "path"))
+def _paths(problem, layers0, eta, ts, keys, *, t1, dt, resolution, batch, sampling, order, path):
+    """Every key's path in one compiled call (cached across calls with the same shapes and static settings)."""
+    return jax.vmap(lambda k: _solve(problem, layers0, eta, t1, ts, dt, batch, sampling, order, k, path, resolution))(
+        keys)
 
 
 def sme(problem: Problem, layers0, eta, t1, *, batch: int, key, sampling: str = "replacement", order: int = 1,
-        dt=None, ts=None, path: str = "virtual") -> Trajectory:
+        dt=None, ts=None, path: str = "virtual", resolution=None) -> Trajectory:
     """One path of the SME of order ``order`` from ``layers0`` to flow time ``t1`` (Euler-Maruyama, step ``dt``,
     default ``eta``), saved at ``ts`` (default 101 points); ``key`` drives the Brownian motion: a
-    ``VirtualBrownianTree`` (``path="virtual"``: the same path at every ``dt``) or ``UnsafeBrownianPath``
-    (``"unsafe"``: exact for a fixed step, faster, a new path for each ``dt``)."""
-    problem, layers0, batch, eta, t1, dt, ts = _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path)
-    return jax.jit(lambda k: _solve(problem, layers0, eta, t1, ts, dt, batch, sampling, order, k, path))(
-        jnp.asarray(key))
+    ``VirtualBrownianTree`` (``path="virtual"``: the same path at every ``dt``), ``UnsafeBrownianPath``
+    (``"unsafe"``: exact for a fixed step, a new path for each ``dt``) or a ``lax.scan`` loop (``"scan"``: the
+    path drawn on a grid of spacing ``resolution``, default ``dt``, shared by every ``dt`` that is a multiple of it;
+    ``ts`` must be multiples of ``dt``)."""
+    runs = sme_ensemble(problem, layers0, eta, t1, batch=batch, keys=jnp.asarray(key)[None], sampling=sampling,
+                        order=order, dt=dt, ts=ts, path=path, resolution=resolution)
+    return jax.tree_util.tree_map(lambda x: x[0], runs)
 
 
 def sme_ensemble(problem: Problem, layers0, eta, t1, *, batch: int, keys, sampling: str = "replacement",
-                 order: int = 1, dt=None, ts=None, path: str = "virtual") -> Trajectory:
+                 order: int = 1, dt=None, ts=None, path: str = "virtual", resolution=None) -> Trajectory:
     """:func:`sme` for every key of ``keys`` (shape ``(n, 2)``) in one compiled, vmapped call: a Trajectory with a
-    leading ensemble axis."""
-    problem, layers0, batch, eta, t1, dt, ts = _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path)
+    leading ensemble axis. The compiled call is reused by later calls with the same shapes, ``t1``, ``dt``,
+    ``resolution``, ``batch``, ``sampling``, ``order`` and ``path`` (``eta``, the data and the start are traced)."""
+    problem, layers0, batch, eta, t1, dt, ts, resolution = _prepare(problem, layers0, eta, t1, batch, sampling, order,
+                                                                    dt, ts, path, resolution)
     keys = jnp.asarray(keys)
     if keys.ndim != 2:
         raise ValueError(f"keys must have shape (n, 2) (jax.random.split(key, n)); got {keys.shape}")
-    return jax.jit(jax.vmap(lambda k: _solve(problem, layers0, eta, t1, ts, dt, batch, sampling, order, k, path)))(keys)
+    return _paths(problem, layers0, jnp.asarray(eta), ts, keys, t1=t1, dt=dt, resolution=resolution, batch=batch,
+                  sampling=sampling, order=order, path=path)
