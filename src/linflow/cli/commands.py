@@ -176,6 +176,60 @@ def cmd_saddles(args) -> int:
     return 0
 
 
+def cmd_sgd(args) -> int:
+    from ..core import files as _io, specs
+    from ..studies import stochastic
+    from .. import plot
+
+    if args.batch < 1 or args.paths < 2 or args.ell < 1:
+        raise ValueError(f"--batch and --ell must be >= 1 and --paths >= 2; got {args.batch}, {args.ell}, {args.paths}")
+    if not args.etas or min(args.etas) <= 0:
+        raise ValueError(f"--etas must list positive learning rates; got {args.etas}")
+    if args.data:
+        problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
+        label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
+    else:
+        problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay,
+                                seed=args.seed)
+        label = _problem_label(args)
+    layers = specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
+    eta0 = min(args.etas)  # the linear scaling rule from the smallest eta, saved at every step of its largest k
+    lsr_points = int(round(args.t1 / (max(args.ks) * eta0))) + 1 if args.ks else 0
+    stochastic.save_times(args.t1, args.points, [e / 4 for e in args.etas] + [e / args.ell for e in args.etas])
+    if args.ks:
+        stochastic.save_times(args.t1, lsr_points, [k * eta0 for k in args.ks])
+    out = Path(args.out)
+    started = time.perf_counter()
+    bar, tick = _progress(len(args.etas) * (1 + len(args.models)) + (len(args.ks) + 1 if args.ks else 0), "linflow sgd")
+    try:
+        weak = stochastic.weak_errors(problem, layers, args.etas, args.t1, batch=args.batch, paths=args.paths,
+                                      points=args.points, ell=args.ell, seed=args.seed, methods=args.models,
+                                      progress=tick)
+        scaling = (stochastic.linear_scaling(problem, layers, eta0, args.batch, args.ks, args.t1, paths=args.paths,
+                                             points=lsr_points, seed=args.seed, progress=tick)
+                   if args.ks else None)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    for ds in (weak, scaling):
+        if ds is not None:
+            ds.attrs["problem"] = label
+            ds.attrs["init"] = f"{args.init}(scale={args.scale:g}), depth {args.depth}"
+    paths = [_io.write_netcdf(weak, out / "weak_errors.nc"),
+             _io.write_figure(plot.weak_error_orders(weak), out / "weak_error_orders.png"),
+             _io.write_figure(plot.ensemble_means(weak), out / "ensemble_means.png")]
+    if scaling is not None:
+        paths += [_io.write_netcdf(scaling, out / "linear_scaling.nc"),
+                  _io.write_figure(plot.linear_scaling_figure(scaling), out / "linear_scaling.png")]
+    summary = stochastic.summary(weak, scaling)
+    summary["start"] = weak.attrs["init"]
+    summary["wall_time_s"] = round(elapsed, 3)
+    paths.append(_io.write_json(summary, out / "sgd_summary.json"))
+    print(stochastic.summary_text(summary))
+    print(f"\nwall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
 def cmd_atlas(args) -> int:
     import numpy as np
 

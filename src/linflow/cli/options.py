@@ -64,7 +64,8 @@ def settle(args) -> list[str]:
     return used
 
 
-def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None, quick_d: int | None = None) -> None:
+def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None, quick_d: int | None = None,
+                         scale: float = 0.2) -> None:
     g = p.add_argument_group("problem (the embedded synthetic gas-sensor-like regression)")
     _defaulted(p, g, "--m", 2000, quick_m, type=int, help="number of samples")
     _defaulted(p, g, "--d", 32, quick_d, type=int, help="number of features")
@@ -76,8 +77,8 @@ def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None,
     g.add_argument("--widths", type=_ints, default=None,
                    help="hidden widths, comma-separated, depth-1 of them (default 16 each)")
     g.add_argument("--init", choices=_catalog.INITS, default="balanced", help="initialization (default balanced)")
-    g.add_argument("--scale", type=float, default=0.2,
-                   help="balanced: spectral norm of each layer; near_zero/identity: std of the noise (default 0.2)")
+    g.add_argument("--scale", type=float, default=scale,
+                   help=f"balanced: spectral norm of each layer; near_zero/identity: std of the noise (default {scale:g})")
 
 
 def _add_output_options(g, folder: str) -> None:
@@ -104,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linflow", description=_plain(cli.__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_reproduce, _add_sweep):
+    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_sgd, _add_reproduce,
+                _add_sweep):
         add(sub)
     return parser
 
@@ -190,6 +192,33 @@ def _add_saddles(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="seed of the problem and the random starts (default 0)")
     _add_output_options(g, "linflow-saddles")
     sad.set_defaults(func=commands.cmd_saddles)
+
+
+def _add_sgd(sub) -> None:
+    """``linflow sgd``."""
+    sg = sub.add_parser("sgd", help="SGD against its SDEs: weak errors and their orders, the linear scaling rule",
+                        description="Ensembles of SGD against the gradient flow, the first- and second-order stochastic "
+                                    "modified equations and SVAG over the learning rate (weak errors with 95%% "
+                                    "intervals and fitted orders), and the linear scaling rule over (k eta, k B) with "
+                                    "the noise-to-signal ratio that predicts its failure (see linflow.studies.stochastic).")
+    _add_problem_options(sg, quick_m=200, quick_d=8, scale=1.0)  # from 0.2, depth 3 sits on a plateau until t ~ 10
+    g = sg.add_argument_group("study")
+    g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
+                                                "instead of the synthetic one")
+    _defaulted(sg, g, "--etas", [0.1, 0.05, 0.025, 0.0125], [0.1, 0.05, 0.025], type=_floats,
+               help="learning rates, comma-separated; each must divide t1/(points-1) four times over")
+    _defaulted(sg, g, "--t1", 2.0, 1.0, type=float, help="horizon in flow time t = k eta")
+    _defaulted(sg, g, "--points", 5, 3, type=int, help="save times on [0, t1]")
+    _defaulted(sg, g, "--batch", 8, 4, type=int, help="minibatch size B (drawn with replacement)")
+    _defaulted(sg, g, "--paths", 2000, 400, type=int, help="paths per model and eta")
+    _defaulted(sg, g, "--ell", 4, type=int, help="SVAG's l")
+    _defaulted(sg, g, "--models", ["gf", "sme1", "sme2", "svag"], type=lambda s: s.split(","),
+               help="models against SGD, comma-separated: gf, sme1, sme2, svag")
+    _defaulted(sg, g, "--ks", [1, 2, 4, 8, 16], [1, 2, 4], type=_ints,
+               help="linear-scaling factors from the smallest eta (starting at 1; t1 a multiple of max(ks) x that eta); "
+                    "empty for none")
+    _add_output_options(g, "linflow-sgd")
+    sg.set_defaults(func=commands.cmd_sgd)
 
 
 def _add_atlas(sub) -> None:

@@ -5,6 +5,7 @@ from .accuracy import step_size_figure, work_precision_nfev, work_precision_time
 from .compare import COMPARE_FIGURES, balancedness_drift, bound_vs_error, deviation_vs_eta, deviation_vs_time, stability
 from .overview import overview_figure
 from .saddles import escape_scaling, gd_escape_shift, saddle_curves
+from .stochastic import ensemble_means, linear_scaling_figure, weak_error_orders
 
 __all__ = [
     "overview_figure",
@@ -21,4 +22,7 @@ __all__ = [
     "escape_scaling",
     "gd_escape_shift",
     "bifurcation_diagram",
+    "weak_error_orders",
+    "ensemble_means",
+    "linear_scaling_figure",
 ]

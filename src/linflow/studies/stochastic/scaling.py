@@ -1,0 +1,157 @@
+r"""Where the diffusion approximation breaks: the linear scaling rule and the noise-to-signal ratio (docs/math.md
+section 12).
+
+The first-order SME depends on $\eta$ and $B$ only through $\eta / B$ (its diffusion is $\sqrt{\eta f \Sigma / B}$),
+so it predicts that SGD with $(k\eta, kB)$ follows SGD with $(\eta, B)$ in flow time: the linear scaling rule (LSR).
+:func:`linear_scaling` measures it over $k$ (minibatches with replacement, so that $f = 1$ at every $k$). The
+noise-to-signal ratio along the run,
+
+$$
+G_B(\theta) = \frac{f \operatorname{tr} \Sigma(\theta)}{B\, \lVert \nabla L(\theta) \rVert^2},
+$$
+
+compares the minibatch noise with the gradient it perturbs; after Li, Malladi & Arora (2021, section 5) the rule from
+$B$ to $kB$ can hold only while the scaled run's ratio $G_B / k$ stays large, so the base run's ratio predicts the
+scale $k^\ast \approx G_B$ at which it breaks (:data:`LSR_PREDICTION_RULE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ...core import integrate, sgd, sme
+from ...core.fields import network_gradient
+from .weak import ensemble_moments, observables, save_times, sme_values
+
+__all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "noise_to_signal", "linear_scaling", "scaling_summary",
+           "scaling_text"]
+
+LSR_RELATIVE = 0.2
+LSR_RESOLVED_SE = 3.0
+LSR_HOLDS_RULE = (f"the rule holds at k where |E L(k eta, k B) - E L(eta, B)| at the horizon is at most "
+                  f"{LSR_RELATIVE:g} x the base run's excess over the gradient flow, E L(eta, B) - L_GF, or is within "
+                  f"{LSR_RESOLVED_SE:g} standard errors; it breaks at the first k where neither holds")
+LSR_PREDICTION_RULE = ("predicted break k* = the median over the paths and the save times of the run's second half of "
+                       "the base run's noise-to-signal ratio G_B = f tr Sigma / (B |grad L|^2) (after Li, Malladi & "
+                       "Arora 2021, section 5: the scaled run's ratio G_B / k must stay above 1)")
+
+
+def noise_to_signal(problem, layers, batch: int, sampling: str = "replacement") -> jax.Array:
+    r"""$G_B = f \operatorname{tr}\Sigma / (B \lVert \nabla L \rVert^2)$ at ``layers``: $\operatorname{tr}(f\Sigma/B)$
+    is $\lVert D \rVert_F^2$ of :func:`linflow.core.sme.noise_factor`; $\nabla L$ is the data term's gradient."""
+    D = sme.noise_factor(problem, layers, batch, sampling)
+    g = jax.flatten_util.ravel_pytree(network_gradient(problem, layers))[0]
+    return jnp.sum(D * D) / jnp.sum(g * g)
+
+
+def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], t1: float, *, paths: int = 1000,
+                   points: int = 5, seed: int = 0, nsr_paths: int = 16, substeps: int = 2,
+                   progress: Callable[[str], None] | None = None) -> xr.Dataset:
+    """SGD with ``(k eta, k batch)`` for every ``k`` of ``ks`` (with replacement), to flow time ``t1``: ``mean``/``se``
+    of ``(loss, norm)`` at the save times, ``not_ok``; the first-order SME (the same for every ``k``) extrapolated in
+    ``dt``; the gradient flow; the base run's noise-to-signal ratio ``nsr`` on its first ``nsr_paths`` paths."""
+    ks = sorted(int(k) for k in ks)
+    if not ks or ks[0] != 1:
+        raise ValueError(f"ks must start at 1 (the base run) and list whole scale factors; got {ks}")
+    if batch * ks[-1] > 10 * problem.m:
+        raise ValueError(f"batch x max(ks) = {batch * ks[-1]} is far beyond the m = {problem.m} samples")
+    ts = save_times(t1, points, [k * eta for k in ks] + [eta / (2 * substeps)])
+    shape = (len(ks) + 2, 2, len(ts))
+    mean, se = np.full(shape, np.nan), np.full(shape, np.nan)
+    not_ok = np.zeros(len(ks) + 2, dtype=int)
+    base = jax.random.PRNGKey(seed)
+    nsr = None
+    for i, k in enumerate(ks):
+        spacing = int(round((ts[1] - ts[0]) / (k * eta)))
+        run = sgd.sgd_ensemble(problem, layers0, k * eta, spacing * (len(ts) - 1), batch=k * batch,
+                               keys=jax.random.split(jax.random.fold_in(base, k), paths), sampling="replacement",
+                               save_every=spacing)
+        ok = np.asarray(run.result) == 0
+        not_ok[i] = int(np.sum(~ok))
+        for o, v in enumerate(observables(run)):
+            mean[i, o], se[i, o] = ensemble_moments(v, ok)
+        if k == 1:
+            n = min(nsr_paths, paths)
+            layers = tuple(w[:n] for w in run.layers)
+            ratio = jax.vmap(jax.vmap(lambda *ws: noise_to_signal(problem, ws, batch)))
+            nsr = np.asarray(ratio(*layers))  # (paths, time)
+            nsr = np.where(ok[:n, None], nsr, np.nan)
+        if progress is not None:
+            progress(f"sgd k={k}")
+    values, ok = sme_values(problem, layers0, eta, t1, ts, batch=batch, order=1, substeps=substeps,
+                            keys=jax.random.split(jax.random.fold_in(base, 0), paths))
+    not_ok[-2] = int(np.sum(~ok))
+    for o, v in enumerate(values):
+        mean[-2, o], se[-2, o] = ensemble_moments(v, ok)
+    gf = integrate.gradient_flow(problem, layers0, t1, ts=ts, rtol=1e-10, atol=1e-12)
+    mean[-1], se[-1] = np.stack(observables(gf)), 0.0
+    not_ok[-1] = int(gf.status != "ok")
+    if progress is not None:
+        progress("sme1 and gradient flow")
+    runs = [f"sgd_k{k}" for k in ks] + ["sme1", "gf"]
+    ds = xr.Dataset({"mean": (("run", "observable", "time"), mean), "se": (("run", "observable", "time"), se),
+                     "not_ok": (("run",), not_ok), "nsr": (("nsr_path", "time"), nsr)},
+                    coords={"run": runs, "k": (("run",), ks + [0, 0]), "observable": ["loss", "norm"], "time": ts})
+    ds.attrs.update(eta=float(eta), batch=int(batch), paths=int(paths), t1=float(t1), seed=seed,
+                    holds_rule=LSR_HOLDS_RULE, prediction_rule=LSR_PREDICTION_RULE)
+    return ds
+
+
+def scaling_summary(ds: xr.Dataset) -> dict:
+    """Per ``k``: the gap of ``E L`` at the horizon to the base run's, its standard error, whether the rule holds
+    (:data:`LSR_HOLDS_RULE`); the measured break, the predicted one (:data:`LSR_PREDICTION_RULE`) and the ratio along
+    the run."""
+    last = ds.time.values[-1]
+    loss = ds["mean"].sel(observable="loss", time=last)
+    se = ds["se"].sel(observable="loss", time=last)
+    base, base_se = float(loss.sel(run="sgd_k1")), float(se.sel(run="sgd_k1"))
+    excess = base - float(loss.sel(run="gf"))
+    rows, broken = [], None
+    for run in ds.run.values:
+        if not str(run).startswith("sgd_k"):
+            continue
+        k = int(ds.k.sel(run=run))
+        value, s = float(loss.sel(run=run)), float(se.sel(run=run))
+        if not np.isfinite(value) or not np.isfinite(base):
+            rows.append({"k": k, "eta": k * ds.attrs["eta"], "batch": k * ds.attrs["batch"],
+                         "loss": "the ensemble left the finite numbers", "holds": False})
+            broken = broken or k
+            continue
+        gap, gap_se = value - base, float(np.hypot(s, base_se))
+        holds = bool(abs(gap) <= LSR_RELATIVE * abs(excess) or abs(gap) <= LSR_RESOLVED_SE * gap_se)
+        rows.append({"k": k, "eta": k * ds.attrs["eta"], "batch": k * ds.attrs["batch"], "loss": value, "se": s,
+                     "gap": gap, "gap_se": gap_se, "holds": holds})
+        if not holds and broken is None:
+            broken = k
+    half = ds.time.values >= ds.time.values[-1] / 2
+    tail = ds.nsr.values[:, half]
+    predicted = (float(np.median(tail)) if np.all(np.isfinite(tail)) else "a base path left the finite numbers")
+    nsr_t = {f"{t:g}": (float(np.median(ds.nsr.values[:, i])) if np.all(np.isfinite(ds.nsr.values[:, i]))
+                        else "a base path left the finite numbers") for i, t in enumerate(ds.time.values)}
+    return {"rules": {"holds": LSR_HOLDS_RULE, "prediction": LSR_PREDICTION_RULE}, "eta": ds.attrs["eta"],
+            "batch": ds.attrs["batch"], "sme1_loss": float(loss.sel(run="sme1")), "gf_loss": float(loss.sel(run="gf")),
+            "base_excess_over_gf": excess, "rows": rows,
+            "measured_break_k": broken if broken is not None else f"holds up to k = {rows[-1]['k']}",
+            "predicted_break_k": predicted, "nsr_median_over_time": nsr_t}
+
+
+def scaling_text(s: dict) -> list[str]:
+    """Lines of the linear-scaling summary."""
+    lines = [f"linear scaling rule from eta = {s['eta']:g}, B = {s['batch']} (E L at the horizon; SME-1 "
+             f"{s['sme1_loss']:.5g}, gradient flow {s['gf_loss']:.5g}):"]
+    for r in s["rows"]:
+        if isinstance(r["loss"], str):
+            lines.append(f"  k = {r['k']:3d} (eta {r['eta']:g}, B {r['batch']}): {r['loss']}: breaks")
+        else:
+            lines.append(f"  k = {r['k']:3d} (eta {r['eta']:g}, B {r['batch']}): {r['loss']:.5g} +- {r['se']:.1e}, "
+                         f"gap {r['gap']:+.2e}: {'holds' if r['holds'] else 'breaks'}")
+    pred = s["predicted_break_k"]
+    lines.append(f"  measured break: {s['measured_break_k']}; predicted by the noise-to-signal ratio: "
+                 f"{pred if isinstance(pred, str) else f'k* = {pred:.3g}'}")
+    lines.append(f"  rules: {s['rules']['holds']}; {s['rules']['prediction']}")
+    return lines

@@ -1,0 +1,136 @@
+r"""Weak errors of SGD's continuous models on a deep network (docs/math.md section 12): for each $\eta$, the ensemble
+means of $L(W_e(t))$ and $\lVert W_e(t) \rVert_F$ under SGD (the reference), the gradient flow, the first- and
+second-order SMEs and SVAG, with their Monte Carlo standard errors.
+
+The SMEs are solved by Euler-Maruyama on a shared Brownian grid (``path="scan"``) at two steps, $\eta/s$ and
+$\eta/(2s)$, and extrapolated (Talay-Tubaro): $2\,\mathbb E[\phi^{\eta/(2s)}] - \mathbb E[\phi^{\eta/s}]$ removes the
+scheme's first-order weak error, leaving $O(\eta^2/s^2)$ below the SME's own distance from SGD; the two runs share
+their Brownian path, so the extrapolated value is formed path by path and its standard error is that of the
+per-path values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+import xarray as xr
+
+from ...core import integrate, sgd, sme
+from ...core.trajectory import STATUSES
+
+__all__ = ["METHODS", "OBSERVABLES", "THEORY_ORDERS", "save_times", "observables", "ensemble_moments", "sme_values",
+           "weak_errors"]
+
+METHODS = ("gf", "sme1", "sme2", "svag")
+OBSERVABLES = ("loss", "norm")
+THEORY_ORDERS = {"gf": 1.0, "sme1": 1.0, "sme2": 2.0, "svag": 1.0}
+
+
+def save_times(t1: float, points: int, steps: Sequence[float]) -> np.ndarray:
+    """``points`` evenly spaced flow times on ``[0, t1]``, each checked to be a whole number of every step in
+    ``steps`` (so that every discrete run and every fixed-step SDE run saves exactly there)."""
+    if points < 2:
+        raise ValueError(f"points must be at least 2; got {points}")
+    ts = np.linspace(0.0, t1, points)
+    for h in steps:
+        n = ts / h
+        if np.any(np.abs(n - np.round(n)) > 1e-9 * np.maximum(1.0, n)):
+            raise ValueError(f"the save times {ts.tolist()} must be whole multiples of every step; {h:g} is not a "
+                             f"divisor (choose t1 / (points - 1) a multiple of every eta)")
+    return ts
+
+
+def observables(run) -> tuple[np.ndarray, np.ndarray]:
+    """``(L(W_e), |W_e|_F)`` of a run's saved rows (any leading ensemble axis)."""
+    w = np.asarray(run.end_to_end)
+    return np.asarray(run.loss), np.sqrt(np.sum(w * w, axis=(-2, -1)))
+
+
+def ensemble_moments(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over the paths (axis 0) of ``values``; NaN where any path is not ``ok`` (a diverged
+    path disqualifies the ensemble: never skipped)."""
+    n = values.shape[0]
+    mean, se = values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(n)
+    if not np.all(ok):
+        mean, se = np.full_like(mean, np.nan), np.full_like(se, np.nan)
+    return mean, se
+
+
+def sme_values(problem, layers0, eta, t1, ts, *, batch, keys, order, sampling="replacement", substeps=2):
+    """Per-path ``(loss, norm)`` of the SME of ``order`` extrapolated from steps ``eta / substeps`` and
+    ``eta / (2 substeps)`` on one Brownian grid, and whether every path stayed finite."""
+    coarse, fine = (sme.sme_ensemble(problem, layers0, eta, t1, batch=batch, keys=keys, sampling=sampling, order=order,
+                                     dt=eta / (substeps * r), ts=ts, path="scan", resolution=eta / (2 * substeps))
+                    for r in (1, 2))
+    ok = (np.asarray(coarse.result) == 0) & (np.asarray(fine.result) == 0)
+    values = [2 * f - c for f, c in zip(observables(fine), observables(coarse))]
+    return values, ok
+
+
+def weak_errors(problem, layers0, etas: Sequence[float], t1: float, *, batch: int, paths: int = 1000, points: int = 5,
+                ell: int = 4, seed: int = 0, sampling: str = "replacement", methods: Sequence[str] = METHODS,
+                substeps: int = 2, progress: Callable[[str], None] | None = None) -> xr.Dataset:
+    """SGD's ensemble and its models' for every ``eta``: ``mean`` and ``se`` of each observable at the save times
+    (``points`` on ``[0, t1]``), ``weak_error = mean(method) - mean(sgd)`` with ``weak_se`` (the two standard errors
+    combined) and ``not_ok`` (paths that left the finite numbers; any makes that entry NaN). ``paths`` keys per
+    stochastic method (independent streams), minibatches of ``batch`` drawn by ``sampling`` (with replacement, or
+    ``"batch"``); SVAG with ``l = ell``; the SMEs extrapolated in ``dt`` (:func:`sme_values`)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"methods must be among {', '.join(METHODS)}; got {unknown}")
+    etas = sorted((float(e) for e in etas), reverse=True)
+    if len(etas) < 1 or min(etas) <= 0:
+        raise ValueError(f"etas must be positive learning rates; got {etas}")
+    if paths < 2:
+        raise ValueError(f"paths must be at least 2 (a standard error needs two); got {paths}")
+    ts = save_times(t1, points, [e / (2 * substeps) for e in etas] + [e / ell for e in etas])
+    names = ("sgd", *methods)
+    shape = (len(names), len(etas), len(OBSERVABLES), len(ts))
+    mean, se = np.full(shape, np.nan), np.full(shape, np.nan)
+    not_ok = np.zeros((len(names), len(etas)), dtype=int)
+    base = jax.random.PRNGKey(seed)
+    keys = {name: jax.random.split(jax.random.fold_in(base, i), paths) for i, name in enumerate(names)}
+    gf = None
+    if "gf" in methods:
+        gf = integrate.gradient_flow(problem, layers0, t1, ts=ts, rtol=1e-10, atol=1e-12)
+    for j, eta in enumerate(etas):
+        spacing = int(round((ts[1] - ts[0]) / eta))
+        for i, name in enumerate(names):
+            if name == "gf":
+                values, ok = [v[None] for v in observables(gf)], np.array([gf.status == "ok"])
+                mean[i, j], se[i, j] = np.stack(values)[:, 0], 0.0
+                not_ok[i, j] = int(not ok[0])
+                if not ok[0]:
+                    mean[i, j] = np.nan
+                continue
+            if name == "sgd":
+                run = sgd.sgd_ensemble(problem, layers0, eta, spacing * (len(ts) - 1), batch=batch, keys=keys[name],
+                                       sampling=sampling, save_every=spacing)
+                values, ok = observables(run), np.asarray(run.result) == 0
+            elif name == "svag":
+                run = sgd.svag_ensemble(problem, layers0, eta, ell * spacing * (len(ts) - 1), batch=batch,
+                                        keys=keys[name], ell=ell, sampling=sampling, save_every=ell * spacing)
+                values, ok = observables(run), np.asarray(run.result) == 0
+            else:
+                values, ok = sme_values(problem, layers0, eta, t1, ts, batch=batch, keys=keys[name],
+                                        order=int(name[-1]), sampling=sampling, substeps=substeps)
+            not_ok[i, j] = int(np.sum(~ok))
+            for o, v in enumerate(values):
+                mean[i, j, o], se[i, j, o] = ensemble_moments(v, ok)
+            if progress is not None:
+                progress(f"{name} eta={eta:g}")
+    ds = xr.Dataset(
+        {"mean": (("model", "eta", "observable", "time"), mean), "se": (("model", "eta", "observable", "time"), se),
+         "not_ok": (("model", "eta"), not_ok)},
+        coords={"model": list(names), "eta": etas, "observable": list(OBSERVABLES), "time": ts})
+    ref = ds["mean"].sel(model="sgd", drop=True)
+    ds["weak_error"] = ds["mean"].sel(model=list(methods)) - ref
+    ds["weak_se"] = np.hypot(ds["se"].sel(model=list(methods)), ds["se"].sel(model="sgd", drop=True))
+    ds.attrs.update(batch=batch, paths=paths, ell=ell, sampling=sampling, seed=seed, t1=float(t1), sde_substeps=substeps,
+                    statuses=", ".join(STATUSES),
+                    rule_mean="ensemble mean over the paths; NaN where any path left the finite numbers (not_ok > 0)",
+                    rule_sme=f"Euler-Maruyama at dt = eta/{substeps} and eta/{2 * substeps} on one Brownian grid, "
+                             f"extrapolated 2 E[fine] - E[coarse] path by path")
+    return ds
