@@ -26,9 +26,11 @@ import xarray as xr
 
 from ...core import integrate, sgd, sme
 from ...core.fields import network_gradient
+from ...core.init import end_to_end
+from ...core.problems import lp_derivative
 from .weak import ensemble_moments, observables, save_times, sme_values
 
-__all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "noise_to_signal", "linear_scaling", "scaling_summary",
+__all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "sigma_trace", "noise_to_signal", "linear_scaling", "scaling_summary",
            "scaling_text"]
 
 LSR_RELATIVE = 0.2
@@ -41,12 +43,28 @@ LSR_PREDICTION_RULE = ("predicted break k* = the median over the paths and the s
                        "Arora 2021, section 5: the scaled run's ratio G_B / k must stay above 1)")
 
 
+def sigma_trace(problem, layers) -> jax.Array:
+    r"""$\operatorname{tr}\Sigma = \frac1m \sum_i \lVert \nabla\ell_i \rVert^2 - \lVert \nabla L \rVert^2$ without
+    a per-sample gradient vector: layer $j$'s part of $\nabla \ell_i$ is the rank-one
+    $(W_N \cdots W_{j+1})^\top \rho_i\, (W_{j-1} \cdots W_1 x_i)^\top$, $\rho_i = \ell'(W_e x_i - y_i)$, whose squared
+    norm is the product of the two vectors' (the data term only: weight decay adds no noise)."""
+    layers = tuple(layers)
+    rho = lp_derivative(problem.X @ end_to_end(layers).T - problem.Y, problem.p)  # (m, k)
+    total = 0.0
+    for j in range(len(layers)):
+        before = problem.X @ end_to_end(layers[:j]).T if j else problem.X  # rows W_{j-1} ... W_1 x_i
+        after = rho @ end_to_end(layers[j + 1:]) if j + 1 < len(layers) else rho  # rows (W_N ... W_{j+1})^T rho_i
+        total = total + jnp.sum(after * after, axis=1) * jnp.sum(before * before, axis=1)
+    mean = jax.grad(lambda ws: problem.loss(end_to_end(ws)))(layers)
+    return jnp.mean(total) - sum(jnp.sum(g * g) for g in mean)
+
+
 def noise_to_signal(problem, layers, batch: int, sampling: str = "replacement") -> jax.Array:
-    r"""$G_B = f \operatorname{tr}\Sigma / (B \lVert \nabla L \rVert^2)$ at ``layers``: $\operatorname{tr}(f\Sigma/B)$
-    is $\lVert D \rVert_F^2$ of :func:`linflow.core.sme.noise_factor`; $\nabla L$ is the data term's gradient."""
-    D = sme.noise_factor(problem, layers, batch, sampling)
+    r"""$G_B = f \operatorname{tr}\Sigma / (B \lVert \nabla L \rVert^2)$ at ``layers`` (:func:`sigma_trace`; $\nabla L$
+    the network loss's gradient, weight decay included: what SGD follows)."""
     g = jax.flatten_util.ravel_pytree(network_gradient(problem, layers))[0]
-    return jnp.sum(D * D) / jnp.sum(g * g)
+    f = sme.finite_population(problem.m, batch, sampling)
+    return f * sigma_trace(problem, layers) / (batch * jnp.sum(g * g))
 
 
 def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], t1: float, *, paths: int = 1000,
