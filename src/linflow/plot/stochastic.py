@@ -74,22 +74,30 @@ def ensemble_means(ds: xr.Dataset, eta: float | None = None) -> plt.Figure:
 
 
 def linear_scaling_figure(ds: xr.Dataset) -> plt.Figure:
-    """Left: E L along the run for SGD with (k eta, k B) against the first-order SME (the same for every k) and the
-    gradient flow. Right: the base run's noise-to-signal ratio along the run (median and range over its paths) with
-    the tested k marked: the rule is predicted to break where k reaches the ratio."""
+    """Left: E L along the run for SGD with (k eta, k B) and for the gradient flow, minus the first-order SME's (the
+    rule's prediction, the same for every k), with 95% bands. Right: the base run's noise-to-signal ratio along the run
+    (median and range over its paths) with the tested k marked: the rule is predicted to break where k reaches the
+    ratio."""
     t = ds.time.values
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+    sme = ds["mean"].sel(run="sme1", observable="loss").values
+    sme_se = ds["se"].sel(run="sme1", observable="loss").values
+    axes[0].fill_between(t, -1.96 * sme_se, 1.96 * sme_se, color="0.6", alpha=0.3, label="SME, order 1 (95%)")
     for run in ds.run.values:
-        mean = ds["mean"].sel(run=run, observable="loss").values
+        if run == "sme1":
+            continue
+        mean = ds["mean"].sel(run=run, observable="loss").values - sme
         half = 1.96 * ds["se"].sel(run=run, observable="loss").values
         k = int(ds.k.sel(run=run))
-        label = (f"SGD, k = {k} (eta {k * ds.attrs['eta']:g}, B {k * ds.attrs['batch']})" if k
-                 else {"sme1": "SME, order 1 (any k)", "gf": "gradient flow"}[str(run)])
-        style = "o-" if k else ("k--" if run == "sme1" else "k:")
-        line, = axes[0].plot(t, mean, style, ms=3, label=label)
-        axes[0].fill_between(t, mean - half, mean + half, color=line.get_color(), alpha=0.15)
-    axes[0].set(yscale="log", xlabel="flow time t", ylabel="E L(W_e)", title="linear scaling rule: (eta, B) -> (k eta, k B)")
+        label = f"SGD, k = {k} (eta {k * ds.attrs['eta']:g}, B {k * ds.attrs['batch']})" if k else "gradient flow"
+        line, = axes[0].plot(t, mean, "o-" if k else "k:", ms=3, label=label)
+        if k:
+            axes[0].fill_between(t, mean - half, mean + half, color=line.get_color(), alpha=0.15)
+    axes[0].axhline(0.0, color="k", lw=0.8)
+    axes[0].set(xlabel="flow time t", ylabel="E L(W_e) minus the SME's",
+                title="linear scaling rule: (eta, B) -> (k eta, k B) (bands: 95%)")
     axes[0].legend(fontsize=7)
+    axes[0].grid(True, alpha=0.3)
     nsr = ds.nsr.values
     finite = np.all(np.isfinite(nsr), axis=0)
     axes[1].plot(t[finite], np.median(nsr[:, finite], axis=0), "o-", color="tab:purple", label="median over paths")
