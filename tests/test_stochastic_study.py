@@ -81,6 +81,8 @@ def test_a_diverged_ensemble_disqualifies_its_entry():
         stochastic.save_times(1.0, 1, [0.1])
     with pytest.raises(ValueError, match="whole multiples of every step"):
         stochastic.save_times(1.0, 3, [0.3])
+    with pytest.raises(ValueError, match="shorter than the step 4"):
+        stochastic.save_times(1.0, 2, [4.0])
     ds = stochastic.weak_errors(prob, layers, [3.0], 30.0, batch=1, paths=40, points=2, methods=("gf", "svag"))
     assert int(ds.not_ok.sel(model="sgd", eta=3.0)) > 0
     assert np.isnan(float(ds["mean"].sel(model="sgd", eta=3.0, observable="loss", time=30.0)))
@@ -126,3 +128,16 @@ def test_the_sgd_command_writes_its_files(tmp_path, capsys):
     assert summary["paths"] == 40 and "nan" not in json.dumps(summary).lower()
     with pytest.raises(SystemExit):
         main(["sgd", "--quick", "--ks", "2,4", "--out", str(out)])
+
+
+def test_the_sgd_sweep_task_records_the_weak_errors_and_fails_a_diverged_point(tmp_path):
+    from linflow import sweeps
+
+    fixed = {"m": 24, "d": 3, "depth": 2, "width": 2, "paths": 200, "batch": 2, "t1": 20.0}
+    ds = sweeps.sweep({"eta": [0.1, 5.0]}, "sgd", tmp_path / "s", fixed=fixed)
+    ok = ds.sel(eta=0.1)
+    assert str(ok.status.values) == "ok"
+    # the first-order SME's weak error is far smaller than the flow's, and within a few of its standard errors
+    assert abs(float(ok.sme1_error)) < max(abs(float(ok.gf_error)), 4 * float(ok.sme1_error_se))
+    bad = ds.sel(eta=5.0)
+    assert str(bad.status.values) == "failed" and "paths left the finite numbers" in str(bad.reason.values)

@@ -35,6 +35,9 @@ def save_times(t1: float, points: int, steps: Sequence[float]) -> np.ndarray:
         raise ValueError(f"points must be at least 2; got {points}")
     ts = np.linspace(0.0, t1, points)
     for h in steps:
+        if ts[1] - ts[0] < h * (1 - 1e-9):
+            raise ValueError(f"the save spacing t1 / (points - 1) = {ts[1] - ts[0]:g} is shorter than the step {h:g}; "
+                             f"lengthen t1 or save fewer points")
         n = ts / h
         if np.any(np.abs(n - np.round(n)) > 1e-9 * np.maximum(1.0, n)):
             raise ValueError(f"the save times {ts.tolist()} must be whole multiples of every step; {h:g} is not a "
@@ -51,11 +54,10 @@ def observables(run) -> tuple[np.ndarray, np.ndarray]:
 def ensemble_moments(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error over the paths (axis 0) of ``values``; NaN where any path is not ``ok`` (a diverged
     path disqualifies the ensemble: never skipped)."""
-    n = values.shape[0]
-    mean, se = values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(n)
     if not np.all(ok):
-        mean, se = np.full_like(mean, np.nan), np.full_like(se, np.nan)
-    return mean, se
+        nothing = np.full(values.shape[1:], np.nan)
+        return nothing, nothing.copy()
+    return values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
 
 
 def sme_values(problem, layers0, eta, t1, ts, *, batch, keys, order, sampling="replacement", substeps=2):

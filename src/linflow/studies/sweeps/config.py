@@ -39,10 +39,12 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "start": (str, "aligned"),
     "transient": (int, 20_000),
     "record": (int, 4_000),
+    "batch": (int, 8),
+    "paths": (int, 500),
 }
 
 
-TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas")
+TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd")
 #: the starts of task ``saddles`` (:func:`linflow.studies.saddles.saddle_to_saddle`)
 SADDLE_STARTS = ("aligned", "random")
 
@@ -50,7 +52,8 @@ SADDLE_STARTS = ("aligned", "random")
 #: order eta^3 and takes ``linflow compare``'s tight tolerances (a value the TOML gives always wins)
 #: ``saddles`` resolves escape times to 1e-6 relative: the saddle study's tolerances, and a small start
 TASK_DEFAULTS: dict[str, dict] = {"compare": {"rtol": COMPARE_TOLERANCES[0], "atol": COMPARE_TOLERANCES[1]},
-                                  "saddles": {"rtol": 1e-10, "atol": 1e-12, "scale": 1e-6}}
+                                  "saddles": {"rtol": 1e-10, "atol": 1e-12, "scale": 1e-6},
+                                  "sgd": {"t1": 2.0, "scale": 1.0}}
 
 
 def defaults(task: str) -> dict:
@@ -63,7 +66,7 @@ _BOUNDS: dict[str, tuple[float, bool]] = {
     "m": (1, True), "d": (1, True), "p": (1.0, True), "weight_decay": (0.0, True), "seed": (0, True),
     "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
     "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
-    "eta_ratio": (0.0, False), "transient": (1, True), "record": (128, True),
+    "eta_ratio": (0.0, False), "transient": (1, True), "record": (128, True), "batch": (1, True), "paths": (2, True),
 }
 
 

@@ -251,8 +251,30 @@ def _task_atlas(prob, layers, p, cache: dict) -> dict:
     return out
 
 
+def _task_sgd(prob, layers, p, cache: dict) -> dict:
+    """SGD's ensemble of ``paths`` runs at ``eta`` with minibatches of ``batch`` (with replacement) against the gradient
+    flow and the first- and second-order SMEs (:func:`linflow.studies.stochastic.weak_errors`) at the horizon ``t1``:
+    ``sgd_loss`` and ``sgd_loss_se`` (E L(W_e) and its standard error), ``gf_error``, ``sme1_error``,
+    ``sme2_error`` (each model's E L minus SGD's) and ``sme1_error_se``, ``sme2_error_se``; an ensemble with a diverged
+    path fails the point (how many, in the reason)."""
+    from ..stochastic import weak_errors
+
+    ds = weak_errors(prob, layers, [p["eta"]], p["t1"], batch=p["batch"], paths=p["paths"], points=2, seed=p["seed"],
+                     methods=("gf", "sme1", "sme2"))
+    last = dict(eta=p["eta"], observable="loss", time=p["t1"])
+    out = {"sgd_loss": float(ds["mean"].sel(model="sgd", **last)), "sgd_loss_se": float(ds["se"].sel(model="sgd", **last))}
+    for model in ("gf", "sme1", "sme2"):
+        out[f"{model}_error"] = float(ds.weak_error.sel(model=model, **last))
+        if model != "gf":
+            out[f"{model}_error_se"] = float(ds.weak_se.sel(model=model, **last))
+    bad = {str(m): int(n) for m, n in zip(ds.model.values, ds.not_ok.sel(eta=p["eta"]).values) if n}
+    if bad:
+        out["reason"] = "paths left the finite numbers: " + ", ".join(f"{m} {n} of {p['paths']}" for m, n in bad.items())
+    return out
+
+
 TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime,
-                  "saddles": _task_saddles, "atlas": _task_atlas}
+                  "saddles": _task_saddles, "atlas": _task_atlas, "sgd": _task_sgd}
 
 
 def failed_record(reason: str) -> dict:
