@@ -93,7 +93,8 @@ ADDED = {
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),
-                  "end_to_end_flow": ("state",), "EndToEndFlow": ("state",)}
+                  "end_to_end_flow": ("state",), "EndToEndFlow": ("state",), "sme": ("resolution",),
+                  "sme_ensemble": ("resolution",)}
 
 
 def test_public_names_and_signatures_are_unchanged():

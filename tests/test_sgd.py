@@ -112,7 +112,6 @@ def _sme_moments(X, y, w0, eta, t, batch, factor, order):
 
 
 def test_noise_factor_is_the_minibatch_covariance():
-    from linflow.core import sme
 
     X, y = _problem(m=12)
     prob = linflow.Problem(X, y)
@@ -131,7 +130,6 @@ def test_noise_product_is_the_factor_times_z_without_per_sample_gradients(p):
     forward differences here, independent of linflow's autodiff) times z."""
     from jax.flatten_util import ravel_pytree
 
-    from linflow.core import sme
 
     prob = linflow.problems.synthetic(m=15, d=3, p=p, seed=4)
     layers = linflow.init.balanced((3, 2, 2, 1), 0.5, seed=1)
@@ -156,7 +154,6 @@ def test_noise_product_is_the_factor_times_z_without_per_sample_gradients(p):
 
 @pytest.mark.parametrize("order, path", [(1, "unsafe"), (2, "unsafe"), (1, "scan")])
 def test_sme_ensemble_matches_its_exact_moment_equations(order, path):
-    from linflow.core import sme
 
     X, y = _problem()
     prob = linflow.Problem(X, y)
@@ -195,7 +192,6 @@ def test_sgd_against_its_smes_the_orders_in_eta():
 def test_the_three_brownian_paths_agree_in_law():
     """VirtualBrownianTree, UnsafeBrownianPath and the scan loop: the same mean of a quick ensemble within 3 standard
     errors."""
-    from linflow.core import sme
 
     X, y = _problem()
     prob = linflow.Problem(X, y)
@@ -219,7 +215,6 @@ def test_the_three_brownian_paths_agree_in_law():
 def test_the_scan_path_is_one_brownian_path_at_every_step():
     """With a shared grid, halving dt refines the same path: Euler-Maruyama's strong error, so the two runs of one key
     differ far less than two keys do, and the difference shrinks with dt."""
-    from linflow.core import sme
 
     X, y = _problem()
     prob = linflow.Problem(X, y)

@@ -4,7 +4,6 @@ linear-scaling grades and the command line."""
 
 import json
 
-import jax
 import numpy as np
 import pytest
 import xarray as xr

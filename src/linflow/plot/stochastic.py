@@ -106,7 +106,7 @@ def linear_scaling_figure(ds: xr.Dataset) -> plt.Figure:
     for k in ds.k.values[ds.k.values > 1]:
         axes[1].axhline(k, color="0.5", lw=0.8, ls="--")
     axes[1].set(yscale="log", xlabel="flow time t", ylabel="G_B = f tr Sigma / (B |grad L|^2)",
-                title=f"base run's noise-to-signal ratio (dashed: the tested k)")
+                title="base run's noise-to-signal ratio (dashed: the tested k)")
     axes[1].legend(fontsize=8)
     axes[1].grid(True, which="both", alpha=0.3)
     return fig

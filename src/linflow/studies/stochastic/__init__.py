@@ -8,6 +8,6 @@ from .scaling import (LSR_HOLDS_RULE, LSR_PREDICTION_RULE, linear_scaling, noise
                       scaling_text, sigma_trace)
 from .weak import METHODS, OBSERVABLES, THEORY_ORDERS, save_times, weak_errors
 
-__all__ = ["weak_errors", "linear_scaling", "noise_to_signal", "orders", "fitted_order", "summary", "summary_text",
-           "scaling_summary", "scaling_text", "sigma_trace", "save_times", "METHODS", "OBSERVABLES", "THEORY_ORDERS", "ORDER_RULE", "LSR_HOLDS_RULE",
-           "LSR_PREDICTION_RULE"]
+__all__ = ["weak_errors", "linear_scaling", "noise_to_signal", "sigma_trace", "orders", "fitted_order", "summary",
+           "summary_text", "scaling_summary", "scaling_text", "save_times", "METHODS", "OBSERVABLES", "THEORY_ORDERS",
+           "ORDER_RULE", "LSR_HOLDS_RULE", "LSR_PREDICTION_RULE"]

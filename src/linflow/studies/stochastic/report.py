@@ -80,7 +80,8 @@ def summary(weak: xr.Dataset, scaling: xr.Dataset | None = None) -> dict:
     """The numbers and grades of a weak-error study (and of a linear-scaling study, if given)."""
     last = weak.time.values[-1]
     out = {"rules": {"order": ORDER_RULE, "mean": weak.attrs["rule_mean"], "sme": weak.attrs["rule_sme"]},
-           "problem": weak.attrs.get("problem", "(unlabelled)"), "batch": int(weak.attrs["batch"]), "paths": int(weak.attrs["paths"]),
+           "problem": weak.attrs.get("problem", "(unlabelled)"), "batch": int(weak.attrs["batch"]),
+           "paths": int(weak.attrs["paths"]),
            "sampling": weak.attrs["sampling"], "ell": int(weak.attrs["ell"]), "t1": float(weak.attrs["t1"]),
            "weak_errors": {}, "orders": orders(weak), "not_ok": []}
     for method in _models(weak):

@@ -132,7 +132,8 @@ def weak_errors(problem, layers0, etas: Sequence[float], t1: float, *, batch: in
     ds["weak_se"] = np.hypot(ds["se"].sel(model=list(methods)), ds["se"].sel(model="sgd", drop=True))
     ds.attrs.update(batch=batch, paths=paths, ell=ell, sampling=sampling, seed=seed, t1=float(t1), sde_substeps=substeps,
                     statuses=", ".join(STATUSES),
-                    rule_mean="ensemble mean over the paths; none (said in words) where any path left the finite numbers (not_ok > 0)",
+                    rule_mean="ensemble mean over the paths; none (said in words) where any path left the finite "
+                              "numbers (not_ok > 0)",
                     rule_sme=f"Euler-Maruyama at dt = eta/{substeps} and eta/{2 * substeps} on one Brownian grid, "
                              f"extrapolated 2 E[fine] - E[coarse] path by path")
     return ds
