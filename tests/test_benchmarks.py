@@ -44,3 +44,10 @@ def test_live_controls_benchmark_quick(tmp_path):
     eta = r["rows"]["eta_slider"]
     assert eta["compiled_after"] == eta["compiled_before"]  # a slider move never recompiles
     assert all(row["move_compute_s"] > 0 for row in r["rows"].values())
+
+
+def test_sde_benchmark_quick(tmp_path):
+    r = run_quick("benchmarks.sde", tmp_path)[0]
+    methods = {row["method"] for row in r["rows"]}
+    assert methods == {"diffrax_virtual", "diffrax_unsafe", "scan", "sgd", "explicit_factor_loop"}
+    assert all(row["per_path_ms"] > 0 for row in r["rows"])
