@@ -107,9 +107,16 @@ def test_linear_scaling_grades_follow_their_stated_rule():
     # base excess over the flow 0.1: gaps within 0.02 hold; a gap of 0.05 at 3 standard errors 0.001 breaks
     s = scaling.scaling_summary(_scaling_dataset([0.6, 0.615, 0.65], [1e-3] * 3, 0.5, np.array([[5.0, 3.0], [5.0, 2.0]])))
     assert [r["holds"] for r in s["rows"]] == [True, True, False] and s["measured_break_k"] == 4
-    assert s["predicted_break_k"] == pytest.approx(2.5)  # median of the second half's ratios 3 and 2
+    assert s["predicted_break_k"] == pytest.approx(2.5)  # the smaller of the medians over time, 5 and 2.5
+    assert s["predicted_first_break"] == 4
     noisy = scaling.scaling_summary(_scaling_dataset([0.6, 0.615, 0.65], [0.02] * 3, 0.5, np.ones((2, 2))))
     assert all(r["holds"] for r in noisy["rows"]) and noisy["measured_break_k"] == "holds up to k = 4"
+    # a gap in mid-run that closes by the horizon still breaks the rule, at the time it is worst
+    ds = _scaling_dataset([0.6, 0.605, 0.61], [1e-3] * 3, 0.5, np.ones((2, 2)))
+    ds["mean"][1, 0, 0] = 0.2  # k = 2 at t = 0: 0.2 above the base run (141 standard errors, twice the excess)
+    ds["se"][:, 0, 0] = 1e-3
+    mid = scaling.scaling_summary(ds)
+    assert mid["measured_break_k"] == 2 and mid["rows"][1]["time"] == 0.0 and mid["rows"][1]["gap"] == pytest.approx(0.2)
 
 
 def test_the_sgd_command_writes_its_files(tmp_path, capsys):
@@ -117,7 +124,7 @@ def test_the_sgd_command_writes_its_files(tmp_path, capsys):
 
     out = tmp_path / "o"
     assert main(["sgd", "--quick", "--m", "40", "--d", "3", "--paths", "40", "--etas", "0.1,0.05", "--ks", "1,2",
-                 "--t1", "0.4", "--out", str(out)]) == 0
+                 "--t1", "0.4", "--models", "gf,sme2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "fitted weak orders" in text and "linear scaling rule" in text
     names = {p.name for p in out.iterdir()}

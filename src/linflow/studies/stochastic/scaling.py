@@ -11,8 +11,8 @@ G_B(\theta) = \frac{f \operatorname{tr} \Sigma(\theta)}{B\, \lVert \nabla L(\the
 $$
 
 compares the minibatch noise with the gradient it perturbs; after Li, Malladi & Arora (2021, section 5) the rule from
-$B$ to $kB$ can hold only while the scaled run's ratio $G_B / k$ stays large, so the base run's ratio predicts the
-scale $k^\ast \approx G_B$ at which it breaks (:data:`LSR_PREDICTION_RULE`).
+$B$ to $kB$ can hold only while the scaled run's ratio $G_B / k$ stays large, so the base run's smallest ratio along
+the run predicts the scale $k^\ast$ at which it breaks (:data:`LSR_PREDICTION_RULE`).
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ __all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "sigma_trace", "noise_to_sig
 
 LSR_RELATIVE = 0.2
 LSR_RESOLVED_SE = 3.0
-LSR_HOLDS_RULE = (f"the rule holds at k where |E L(k eta, k B) - E L(eta, B)| at the horizon is at most "
-                  f"{LSR_RELATIVE:g} x the base run's excess over the gradient flow, E L(eta, B) - L_GF, or is within "
-                  f"{LSR_RESOLVED_SE:g} standard errors; it breaks at the first k where neither holds")
-LSR_PREDICTION_RULE = ("predicted break k* = the median over the paths and the save times of the run's second half of "
-                       "the base run's noise-to-signal ratio G_B = f tr Sigma / (B |grad L|^2) (after Li, Malladi & "
-                       "Arora 2021, section 5: the scaled run's ratio G_B / k must stay above 1)")
+LSR_HOLDS_RULE = (f"the rule holds at k where, at every save time, |E L(k eta, k B) - E L(eta, B)| is at most "
+                  f"{LSR_RELATIVE:g} x the base run's largest excess over the gradient flow, max_t |E L(eta, B) - "
+                  f"L_GF|, or is within {LSR_RESOLVED_SE:g} standard errors; it breaks at the first k where neither "
+                  f"holds at some save time (the worst time is reported)")
+LSR_PREDICTION_RULE = ("predicted break k* = the smallest over the save times of the median over the base run's paths of "
+                       "its noise-to-signal ratio G_B = f tr Sigma / (B |grad L|^2) (after Li, Malladi & Arora 2021, "
+                       "section 5: the scaled run's ratio G_B / k must stay above 1 all along the run); the rule is "
+                       "predicted to break at the first tested k above k*")
 
 
 def sigma_trace(problem, layers) -> jax.Array:
@@ -121,55 +123,62 @@ def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], 
 
 
 def scaling_summary(ds: xr.Dataset) -> dict:
-    """Per ``k``: the gap of ``E L`` at the horizon to the base run's, its standard error, whether the rule holds
-    (:data:`LSR_HOLDS_RULE`); the measured break, the predicted one (:data:`LSR_PREDICTION_RULE`) and the ratio along
-    the run."""
-    last = ds.time.values[-1]
-    loss = ds["mean"].sel(observable="loss", time=last)
-    se = ds["se"].sel(observable="loss", time=last)
-    base, base_se = float(loss.sel(run="sgd_k1")), float(se.sel(run="sgd_k1"))
-    excess = base - float(loss.sel(run="gf"))
+    """Per ``k``: the gap of ``E L`` to the base run's at the save time where it is largest in standard errors, its
+    standard error, whether the rule holds (:data:`LSR_HOLDS_RULE`); the measured break, the predicted one
+    (:data:`LSR_PREDICTION_RULE`) and the ratio along the run."""
+    loss, se = ds["mean"].sel(observable="loss"), ds["se"].sel(observable="loss")
+    base, base_se = loss.sel(run="sgd_k1").values, se.sel(run="sgd_k1").values
+    excess = float(np.max(np.abs(base - loss.sel(run="gf").values)))
     rows, broken = [], None
     for run in ds.run.values:
         if not str(run).startswith("sgd_k"):
             continue
         k = int(ds.k.sel(run=run))
-        value, s = float(loss.sel(run=run)), float(se.sel(run=run))
-        if not np.isfinite(value) or not np.isfinite(base):
+        value, s = loss.sel(run=run).values, se.sel(run=run).values
+        if not (np.all(np.isfinite(value)) and np.all(np.isfinite(base))):
             rows.append({"k": k, "eta": k * ds.attrs["eta"], "batch": k * ds.attrs["batch"],
                          "loss": "the ensemble left the finite numbers", "holds": False})
             broken = broken or k
             continue
-        gap, gap_se = value - base, float(np.hypot(s, base_se))
-        holds = bool(abs(gap) <= LSR_RELATIVE * abs(excess) or abs(gap) <= LSR_RESOLVED_SE * gap_se)
-        rows.append({"k": k, "eta": k * ds.attrs["eta"], "batch": k * ds.attrs["batch"], "loss": value, "se": s,
-                     "gap": gap, "gap_se": gap_se, "holds": holds})
+        gap, gap_se = value - base, np.hypot(s, base_se)
+        bad = (np.abs(gap) > LSR_RELATIVE * excess) & (np.abs(gap) > LSR_RESOLVED_SE * gap_se)
+        worst = int(np.argmax(np.abs(gap) / np.where(gap_se > 0, gap_se, np.inf))) if k > 1 else len(gap) - 1
+        holds = not bool(np.any(bad))
+        rows.append({"k": k, "eta": k * ds.attrs["eta"], "batch": k * ds.attrs["batch"], "time": float(ds.time[worst]),
+                     "loss": float(value[worst]), "se": float(s[worst]), "gap": float(gap[worst]),
+                     "gap_se": float(gap_se[worst]), "holds": holds})
         if not holds and broken is None:
             broken = k
-    half = ds.time.values >= ds.time.values[-1] / 2
-    tail = ds.nsr.values[:, half]
-    predicted = (float(np.median(tail)) if np.all(np.isfinite(tail)) else "a base path left the finite numbers")
-    nsr_t = {f"{t:g}": (float(np.median(ds.nsr.values[:, i])) if np.all(np.isfinite(ds.nsr.values[:, i]))
-                        else "a base path left the finite numbers") for i, t in enumerate(ds.time.values)}
+    nsr = ds.nsr.values
+    medians = np.median(nsr, axis=0)
+    predicted = float(np.min(medians)) if np.all(np.isfinite(nsr)) else "a base path left the finite numbers"
+    nsr_t = {f"{t:g}": (float(medians[i]) if np.all(np.isfinite(nsr[:, i])) else "a base path left the finite numbers")
+             for i, t in enumerate(ds.time.values)}
+    above = [r["k"] for r in rows if isinstance(predicted, float) and r["k"] > predicted]
+    last = ds.time.values[-1]
     return {"rules": {"holds": LSR_HOLDS_RULE, "prediction": LSR_PREDICTION_RULE}, "eta": ds.attrs["eta"],
-            "batch": ds.attrs["batch"], "sme1_loss": float(loss.sel(run="sme1")), "gf_loss": float(loss.sel(run="gf")),
-            "base_excess_over_gf": excess, "rows": rows,
+            "batch": ds.attrs["batch"], "sme1_loss": float(loss.sel(run="sme1", time=last)),
+            "gf_loss": float(loss.sel(run="gf", time=last)), "base_loss": float(base[-1]),
+            "base_max_excess_over_gf": excess, "rows": rows,
             "measured_break_k": broken if broken is not None else f"holds up to k = {rows[-1]['k']}",
-            "predicted_break_k": predicted, "nsr_median_over_time": nsr_t}
+            "predicted_break_k": predicted,
+            "predicted_first_break": above[0] if above else f"no tested k above k* (largest {rows[-1]['k']})",
+            "nsr_median_over_time": nsr_t}
 
 
 def scaling_text(s: dict) -> list[str]:
     """Lines of the linear-scaling summary."""
-    lines = [f"linear scaling rule from eta = {s['eta']:g}, B = {s['batch']} (E L at the horizon; SME-1 "
-             f"{s['sme1_loss']:.5g}, gradient flow {s['gf_loss']:.5g}):"]
+    lines = [f"linear scaling rule from eta = {s['eta']:g}, B = {s['batch']} (E L at the horizon: SGD {s['base_loss']:.5g}, "
+             f"SME-1 {s['sme1_loss']:.5g}, gradient flow {s['gf_loss']:.5g}; per k the gap at its worst save time):"]
     for r in s["rows"]:
         if isinstance(r["loss"], str):
             lines.append(f"  k = {r['k']:3d} (eta {r['eta']:g}, B {r['batch']}): {r['loss']}: breaks")
         else:
-            lines.append(f"  k = {r['k']:3d} (eta {r['eta']:g}, B {r['batch']}): {r['loss']:.5g} +- {r['se']:.1e}, "
-                         f"gap {r['gap']:+.2e}: {'holds' if r['holds'] else 'breaks'}")
+            lines.append(f"  k = {r['k']:3d} (eta {r['eta']:g}, B {r['batch']}): at t = {r['time']:g} E L {r['loss']:.5g}, "
+                         f"gap {r['gap']:+.2e} +- {r['gap_se']:.1e}: {'holds' if r['holds'] else 'breaks'}")
     pred = s["predicted_break_k"]
     lines.append(f"  measured break: {s['measured_break_k']}; predicted by the noise-to-signal ratio: "
-                 f"{pred if isinstance(pred, str) else f'k* = {pred:.3g}'}")
+                 f"{pred if isinstance(pred, str) else f'k* = {pred:.3g}, first tested k above it: '}"
+                 f"{'' if isinstance(pred, str) else s['predicted_first_break']}")
     lines.append(f"  rules: {s['rules']['holds']}; {s['rules']['prediction']}")
     return lines
