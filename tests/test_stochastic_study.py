@@ -87,6 +87,10 @@ def test_a_diverged_ensemble_disqualifies_its_entry():
     assert np.isnan(float(ds["mean"].sel(model="sgd", eta=3.0, observable="loss", time=30.0)))
     s = stochastic.summary(ds)
     assert any("sgd at eta = 3" in x for x in s["not_ok"])
+    from linflow import plot
+
+    fig = plot.weak_error_orders(ds)  # every entry disqualified: the figure says so instead of failing
+    assert "no finite weak error" in " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "nan" not in json.dumps(s).lower()
 
 

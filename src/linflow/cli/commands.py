@@ -223,6 +223,8 @@ def cmd_sgd(args) -> int:
                   _io.write_figure(plot.linear_scaling_figure(scaling), out / "linear_scaling.png")]
     summary = stochastic.summary(weak, scaling)
     summary["start"] = weak.attrs["init"]
+    summary["quick"] = bool(args.quick)
+    summary["data"] = str(Path(args.data).resolve().name) if args.data else "none: the embedded synthetic problem"
     summary["wall_time_s"] = round(elapsed, 3)
     paths.append(_io.write_json(summary, out / "sgd_summary.json"))
     print(stochastic.summary_text(summary))

@@ -29,6 +29,9 @@ def weak_error_orders(ds: xr.Dataset) -> plt.Figure:
             err = ds.weak_error.sel(model=model, observable=obs, time=last).values
             se = ds.weak_se.sel(model=model, observable=obs, time=last).values
             mag = np.abs(err)
+            if not np.any(np.isfinite(mag) & (mag > 0)):
+                ax.plot([], [], "x", color="0.5", label=f"{_label(model, ds)}: no finite error (diverged paths)")
+                continue
             line, = ax.plot(etas, np.where(np.isfinite(mag), mag, np.nan), "-", lw=1, alpha=0.6)
             color = line.get_color()
             resolved = mag > 2 * se
@@ -42,13 +45,16 @@ def weak_error_orders(ds: xr.Dataset) -> plt.Figure:
             for order, ls in ((1, "--"), (2, ":")):
                 ax.plot(etas, ref * (etas / etas.max()) ** order, color="0.4", ls=ls, lw=1,
                         label=f"slope {order}")
-        ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
+        else:
+            ax.text(0.5, 0.5, "no finite weak error:\nevery ensemble had a path that diverged\n(see not_ok)",
+                    ha="center", va="center", transform=ax.transAxes)
+        ax.set(xscale="log", yscale="log" if lows else "linear", xlabel="learning rate eta",
                ylabel=f"|weak error| of {_TITLES[str(obs)]} at t = {last:g}",
-               title=f"{_TITLES[str(obs)]}: models against SGD (hollow: within 2 SE, bar cut at a tenth)")
+               title=f"{_TITLES[str(obs)]}: each model's mean minus SGD's", xlim=(etas.min() / 1.3, etas.max() * 1.3))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"weak errors against SGD, {ds.attrs['paths']} paths per model, B = {ds.attrs['batch']} "
-                 f"({ds.attrs['sampling']}); bars: 95% intervals")
+                 f"({ds.attrs['sampling']}); bars: 95% intervals (cut at a tenth on the log axis); hollow: within 2 SE")
     return fig
 
 
@@ -105,7 +111,11 @@ def linear_scaling_figure(ds: xr.Dataset) -> plt.Figure:
                          alpha=0.2, label="range over paths")
     for k in ds.k.values[ds.k.values > 1]:
         axes[1].axhline(k, color="0.5", lw=0.8, ls="--")
-    axes[1].set(yscale="log", xlabel="flow time t", ylabel="G_B = f tr Sigma / (B |grad L|^2)",
+    if not np.any(finite):
+        axes[1].text(0.5, 0.5, "a base path diverged at every save time", ha="center", va="center",
+                     transform=axes[1].transAxes)
+    axes[1].set(yscale="log" if np.any(finite) else "linear", xlabel="flow time t",
+                ylabel="G_B = f tr Sigma / (B |grad L|^2)",
                 title="base run's noise-to-signal ratio (dashed: the tested k)")
     axes[1].legend(fontsize=8)
     axes[1].grid(True, which="both", alpha=0.3)
