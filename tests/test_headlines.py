@@ -107,7 +107,29 @@ def _fig3(s):
     return out
 
 
-HEADLINES = {"init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
+def _sgd(s, at="0.1"):
+    orders = {(r["method"], r["observable"]): r for r in s["orders"]}
+
+    def fit(key):
+        r = orders[key]
+        return f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+
+    def err(key):
+        e = s["weak_errors"][key][at]
+        return f"{e['error']:+.2e} +- {e['se']:.1e}"
+
+    return [fit(("gf", "loss")), fit(("gf", "norm")), *(err(f"{m}/loss") for m in ("gf", "sme1", "sme2", "svag"))]
+
+
+def _sgd_default(s):
+    lsr = s["linear_scaling"]
+    row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
+    return [*_sgd(s), f"**breaks from k = {lsr['measured_break_k']}**",
+            f"a gap of {row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}", f"k* = {lsr['predicted_break_k']:.2f}, predicts the first break at k = "
+            f"{lsr['predicted_first_break']}", f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
+
+
+HEADLINES = {"sgd_default": _sgd_default, "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))
