@@ -125,8 +125,9 @@ def _sgd_default(s):
     lsr = s["linear_scaling"]
     row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
     return [*_sgd(s), f"**breaks from k = {lsr['measured_break_k']}**",
-            f"a gap of {row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}", f"k* = {lsr['predicted_break_k']:.2f}, predicts the first break at k = "
-            f"{lsr['predicted_first_break']}", f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
+            f"a gap of {row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}",
+            f"k* = {lsr['predicted_break_k']:.2f}, predicts the first break at k = {lsr['predicted_first_break']}",
+            f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
 
 
 HEADLINES = {"sgd_default": _sgd_default, "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
