@@ -291,3 +291,41 @@ def test_extrapolation_in_dt_removes_euler_maruyamas_first_order_bias():
     extrapolated = loss[:, -1]
     se = extrapolated.std(ddof=1) / np.sqrt(n)
     assert abs(extrapolated.mean() - exact) < 3 * se, (extrapolated.mean(), exact, se)
+
+
+def test_epoch_sampling_matches_its_exact_moments_per_epoch():
+    """Reshuffled epochs (batches dependent within an epoch, independent across epochs): on linear regression one
+    epoch is the affine map w -> A_o w + b_o of the drawn order o, so the moments after each epoch are exact averages
+    over the m! equally likely orders (enumerated here: m = 6, B = 2, three steps an epoch)."""
+    import itertools
+
+    rng = np.random.default_rng(5)
+    m, d, batch, eta, epochs, n = 6, 2, 2, 0.3, 3, 8000
+    X = rng.standard_normal((m, d))
+    y = X @ np.array([0.5, -1.0]) + 0.4 * rng.standard_normal(m)
+    w0 = np.array([0.3, 0.2])
+    maps = []
+    for order in itertools.permutations(range(m)):
+        A, b = np.eye(d), np.zeros(d)
+        for s in range(m // batch):
+            idx = list(order[s * batch:(s + 1) * batch])
+            Hb, cb = X[idx].T @ X[idx] / batch, X[idx].T @ y[idx] / batch
+            A, b = (np.eye(d) - eta * Hb) @ A, (np.eye(d) - eta * Hb) @ b + eta * cb
+        maps.append((A, b))
+    mu, M = w0.copy(), np.outer(w0, w0)
+    for _ in range(epochs):
+        mu, M = (np.mean([A @ mu + b for A, b in maps], axis=0),
+                 np.mean([A @ M @ A.T + np.outer(A @ mu, b) + np.outer(b, A @ mu) + np.outer(b, b) for A, b in maps],
+                         axis=0))
+    steps = epochs * (m // batch)
+    runs = sgd.sgd_ensemble(linflow.Problem(X, y), (w0[None],), eta, steps, batch=batch, sampling="epoch",
+                            keys=jax.random.split(jax.random.PRNGKey(12), n), save_every=steps)
+    w = np.asarray(runs.end_to_end)[:, -1, 0, :]
+    se = w.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(w.mean(axis=0) - mu) < 3 * se), (w.mean(0), mu, se)
+    prods = w[:, :, None] * w[:, None, :]
+    se2 = prods.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(prods.mean(axis=0) - M) < 3 * se2), (prods.mean(0), M, se2)
+    # and the epochs' dependence matters: independent batches ("batch") give other moments, beyond sampling error
+    _, M_independent = _exact_moments(X, y, w0, eta, steps, batch, (m - batch) / (m - 1))
+    assert np.max(np.abs(np.diag(M - M_independent))) > 5 * np.max(se2)
