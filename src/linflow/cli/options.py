@@ -204,7 +204,7 @@ def _add_sgd(sub) -> None:
     _add_problem_options(sg, quick_m=200, quick_d=8, scale=1.0)  # from 0.2, depth 3 sits on a plateau until t ~ 10
     g = sg.add_argument_group("study")
     g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
-                                                "instead of the synthetic one")
+                                                "instead of the synthetic one (--m, --d and --seed's data then unused)")
     _defaulted(sg, g, "--etas", [0.1, 0.05, 0.025, 0.0125], [0.1, 0.05, 0.025], type=_floats,
                help="learning rates, comma-separated; each must divide t1/(points-1) four times over")
     _defaulted(sg, g, "--t1", 2.0, 1.0, type=float, help="horizon in flow time t = k eta")
