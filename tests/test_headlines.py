@@ -130,7 +130,33 @@ def _sgd_default(s):
             f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
 
 
-HEADLINES = {"sgd_default": _sgd_default, "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
+def _sgd_gas(s):
+    orders = {(r["method"], r["observable"]): r for r in s["orders"]}
+    fits = [f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" for r in
+            (orders[("gf", "loss")], orders[("gf", "norm")], orders[("sme1", "loss")], orders[("sme1", "norm")])]
+    e = s["weak_errors"]
+
+    def err(key, at):
+        return f"{e[key][at]['error']:+.2e} +- {e[key][at]['se']:.1e}".lstrip("+")
+
+    lsr = s["linear_scaling"]
+    row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
+    return [*fits, err("sme2/loss", "0.05"), err("sme1/loss", "0.05"), err("gf/loss", "0.05"),
+            f"+{err('sme2/norm', '0.0125')} against +{err('sme1/norm', '0.0125')}",
+            f"**k* = {lsr['predicted_break_k']:.2f}**", f"**breaks from k = {lsr['measured_break_k']}**",
+            f"{row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}", f"{s['wall_time_s']:.0f} s)"]
+
+
+def _sgd_gas_b8(s):
+    counts = {}
+    for line in s["not_ok"]:
+        model, rest = line.split(" at eta = ")
+        counts.setdefault(model, []).append(rest.split(": ")[1].split(" of ")[0])
+    return [f"SGD loses {' / '.join(counts['sgd'])}", f"the first-order SME {' / '.join(counts['sme1'])}",
+            f"the second-order SME {' / '.join(counts['sme2'])}", f"SVAG {' / '.join(counts['svag'])}"]
+
+
+HEADLINES = {"sgd_default": _sgd_default, "sgd_gas": _sgd_gas, "sgd_gas_b8": _sgd_gas_b8, "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))

@@ -42,7 +42,7 @@ LSR_HOLDS_RULE = (f"the rule holds at k where, at every save time, |E L(k eta, k
 LSR_PREDICTION_RULE = ("predicted break k* = the smallest over the save times of the median over the base run's paths of "
                        "its noise-to-signal ratio G_B = f tr Sigma / (B |grad L|^2) (after Li, Malladi & Arora 2021, "
                        "section 5: the scaled run's ratio G_B / k must stay above 1 all along the run); the rule is "
-                       "predicted to break at the first tested k above k*")
+                       "predicted to break at the first tested k above max(k*, 1)")
 
 
 def sigma_trace(problem, layers) -> jax.Array:
@@ -154,7 +154,7 @@ def scaling_summary(ds: xr.Dataset) -> dict:
     predicted = float(np.min(medians)) if np.all(np.isfinite(nsr)) else "a base path left the finite numbers"
     nsr_t = {f"{t:g}": (float(medians[i]) if np.all(np.isfinite(nsr[:, i])) else "a base path left the finite numbers")
              for i, t in enumerate(ds.time.values)}
-    above = [r["k"] for r in rows if isinstance(predicted, float) and r["k"] > predicted]
+    above = [r["k"] for r in rows if isinstance(predicted, float) and r["k"] > max(predicted, 1.0)]
     last = ds.time.values[-1]
     return {"rules": {"holds": LSR_HOLDS_RULE, "prediction": LSR_PREDICTION_RULE}, "eta": ds.attrs["eta"],
             "batch": ds.attrs["batch"], "sme1_loss": float(loss.sel(run="sme1", time=last)),
@@ -163,6 +163,8 @@ def scaling_summary(ds: xr.Dataset) -> dict:
             "measured_break_k": broken if broken is not None else f"holds up to k = {rows[-1]['k']}",
             "predicted_break_k": predicted,
             "predicted_first_break": above[0] if above else f"no tested k above k* (largest {rows[-1]['k']})",
+            "below_one": ("k* < 1: the noise is smaller than the signal already at the base batch, where the SDE "
+                          "approximation itself is in doubt" if isinstance(predicted, float) and predicted < 1 else ""),
             "nsr_median_over_time": nsr_t}
 
 
@@ -180,5 +182,7 @@ def scaling_text(s: dict) -> list[str]:
     lines.append(f"  measured break: {s['measured_break_k']}; predicted by the noise-to-signal ratio: "
                  f"{pred if isinstance(pred, str) else f'k* = {pred:.3g}, first tested k above it: '}"
                  f"{'' if isinstance(pred, str) else s['predicted_first_break']}")
+    if s.get("below_one"):
+        lines.append(f"  {s['below_one']}")
     lines.append(f"  rules: {s['rules']['holds']}; {s['rules']['prediction']}")
     return lines
