@@ -156,7 +156,8 @@ def _sgd_gas_b8(s):
             f"the second-order SME {' / '.join(counts['sme2'])}", f"SVAG {' / '.join(counts['svag'])}"]
 
 
-HEADLINES = {"sgd_default": _sgd_default, "sgd_gas": _sgd_gas, "sgd_gas_b8": _sgd_gas_b8, "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
+HEADLINES = {"sgd_default": _sgd_default, "sgd_gas": _sgd_gas, "sgd_gas_b8": _sgd_gas_b8, "init": _init, "fig3": _fig3,
+             "section8": _section8, "fig2": _fig2, "achl19": _achl19}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))
