@@ -122,3 +122,9 @@ def test_short_module_names_are_the_floors_modules():
 
     assert linflow.problems is problems and linflow.comparison is comparison and linflow.reproduce is reproduce
     assert linflow.compare is comparison.compare and linflow.Problem is problems.Problem
+
+
+def test_dir_lists_the_api_not_the_modules_own_imports():
+    names = dir(linflow)
+    assert set(linflow.__all__) <= set(names) and "__version__" in names
+    assert not {"os", "sys", "importlib", "TYPE_CHECKING", "annotations"} & set(names)

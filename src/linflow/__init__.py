@@ -140,8 +140,12 @@ def __getattr__(name: str):
     return module
 
 
+_HELPERS = {"annotations", "importlib", "os", "sys", "TYPE_CHECKING"}  # this module's own imports, not the API
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_SUBMODULES, *_ATTRIBUTES, "core", "studies", "paper"})
+    public = {n for n in globals() if n not in _HELPERS and (not n.startswith("_") or n == "__version__")}
+    return sorted({*public, *_SUBMODULES, *_ATTRIBUTES, "core", "studies", "paper"})
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
