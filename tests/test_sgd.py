@@ -329,3 +329,24 @@ def test_epoch_sampling_matches_its_exact_moments_per_epoch():
     # and the epochs' dependence matters: independent batches ("batch") give other moments, beyond sampling error
     _, M_independent = _exact_moments(X, y, w0, eta, steps, batch, (m - batch) / (m - 1))
     assert np.max(np.abs(np.diag(M - M_independent))) > 5 * np.max(se2)
+
+
+def test_ensemble_summary_is_the_paths_statistics_and_refuses_a_stopped_path():
+    prob = linflow.problems.synthetic(m=40, d=3, seed=2)
+    layers = linflow.init.balanced((3, 2, 1), 0.3, seed=0)
+    runs = sgd.sgd_ensemble(prob, layers, 0.1, 20, batch=4, keys=jax.random.split(jax.random.PRNGKey(0), 50),
+                            save_every=5)
+    s = runs.ensemble_summary(quantiles=(0.1, 0.5))
+    loss = np.asarray(runs.loss)
+    w = np.asarray(runs.end_to_end)
+    norm = np.sqrt(np.sum(w * w, axis=(-2, -1)))
+    np.testing.assert_allclose(s.loss_mean.values, loss.mean(0), rtol=1e-13)
+    np.testing.assert_allclose(s.loss_se.values, loss.std(0, ddof=1) / np.sqrt(50), rtol=1e-12)
+    np.testing.assert_allclose(s.norm_quantile.sel(quantile=0.5).values, np.median(norm, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(s.t.values, 0.1 * np.arange(0, 21, 5))
+    assert s.attrs["status"] == "ok" and s.attrs["paths"] == 50
+    bad = sgd.sgd_ensemble(prob, layers, 50.0, 200, batch=8, keys=jax.random.split(jax.random.PRNGKey(0), 4))
+    b = bad.ensemble_summary()
+    assert "paths stopped early (diverged" in b.attrs["status"] and np.all(np.isnan(b.loss_mean.values))
+    with pytest.raises(ValueError, match="leading ensemble axis"):
+        sgd.sgd(prob, layers, 0.1, 5, batch=4, key=jax.random.PRNGKey(0)).ensemble_summary()

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-__all__ = ["Trajectory", "KINDS", "STATUSES", "descent_message"]
+__all__ = ["Trajectory", "KINDS", "STATUSES", "descent_message", "ensemble_statistics"]
 
 KINDS = ("gradient_flow", "end_to_end_flow", "modified_flow", "central_flow", "gradient_descent", "end_to_end_descent")
 
@@ -169,6 +169,34 @@ class Trajectory(eqx.Module):
         return (f"Trajectory({self.kind}, depth={self.depth}, k={k}, d={d}{extra}, {where}, "
                 f"loss {loss[0]:.4g} -> {loss[last]:.4g}, status={self.status!r})")
 
+    def ensemble_summary(self, quantiles=(0.05, 0.5, 0.95)) -> xr.Dataset:
+        """Statistics over the paths of an ensemble (a Trajectory with a leading ensemble axis, as ``sgd_ensemble``,
+        ``svag_ensemble`` and ``sme_ensemble`` return) at every save time: mean, standard error
+        (``std / sqrt(n)``, ``ddof = 1``) and ``quantiles`` of the loss ``L1(W_e)`` and of ``|W_e|_F``.
+
+        A path that stopped early (diverged, non-finite) disqualifies the ensemble: the statistics are then NaN and
+        attribute ``status`` says how many paths stopped, and where (never an average over the survivors).
+        """
+        if np.ndim(self.result) != 1:
+            raise ValueError("ensemble_summary needs a Trajectory with a leading ensemble axis (sgd_ensemble, "
+                             "svag_ensemble, sme_ensemble, or jax.vmap of a run); this one is a single run")
+        ts = np.asarray(self.ts)[0]
+        w = np.asarray(self.end_to_end)
+        ok = np.asarray(self.result) == 0
+        data = {}
+        for name, values in (("loss", np.asarray(self.loss)), ("norm", np.sqrt(np.sum(w * w, axis=(-2, -1))))):
+            mean, se, q = ensemble_statistics(values, ok, quantiles)
+            data[f"{name}_mean"], data[f"{name}_se"] = ("t", mean), ("t", se)
+            data[f"{name}_quantile"] = (("quantile", "t"), q)
+        bad = int(np.sum(~ok))
+        why = ", ".join(sorted({STATUSES[int(r)] for r in np.asarray(self.result)[~ok]}))
+        status = "ok" if not bad else (
+            f"{bad} of {len(ok)} paths stopped early ({why}; first stopped path: {int(np.flatnonzero(~ok)[0])}): no "
+            f"ensemble statistics, a stopped path disqualifies the ensemble")
+        return xr.Dataset(data, coords={"t": ts, "quantile": list(quantiles)},
+                          attrs={"kind": self.kind, "paths": len(ok), "not_ok": bad, "status": status,
+                                 "loss": "L1(W_e), the data term", "norm": "|W_e|_F"})
+
     def to_xarray(self) -> xr.Dataset:
         """The reached rows as an ``xarray.Dataset`` with dimension ``t`` (flow time) and the metadata as attributes.
 
@@ -214,3 +242,16 @@ def descent_message(kind: str, eta: float, ts: np.ndarray, keep: int, stats: dic
     kept = (f"the trajectory reached {keep} saved points, up to step {saved_steps[keep - 1]} (t = {ts[keep - 1]:.6g}); "
             f"rows {keep} to {len(ts) - 1} repeat that point" if keep else "no saved point is finite")
     return f"{kind} diverged (eta = {eta:g}): {' and '.join(causes)}; {kept}"
+
+
+def ensemble_statistics(values, ok, quantiles=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard error (``ddof = 1``) and ``quantiles`` over axis 0 (the paths) of ``values``; all NaN when any
+    path is not ``ok`` (a stopped path disqualifies the ensemble: never skipped)."""
+    values = np.asarray(values, dtype=float)
+    if values.shape[0] < 2:
+        raise ValueError(f"an ensemble needs at least 2 paths for a standard error; got {values.shape[0]}")
+    if not np.all(ok):
+        nothing = np.full(values.shape[1:], np.nan)
+        return nothing, nothing.copy(), np.full((len(quantiles), *values.shape[1:]), np.nan)
+    return (values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(values.shape[0]),
+            np.quantile(values, list(quantiles), axis=0) if len(quantiles) else np.empty((0, *values.shape[1:])))

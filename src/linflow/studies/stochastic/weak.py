@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ...core import integrate, sgd, sme
-from ...core.trajectory import STATUSES
+from ...core.trajectory import STATUSES, ensemble_statistics
 
 __all__ = ["METHODS", "OBSERVABLES", "THEORY_ORDERS", "save_times", "observables", "ensemble_moments", "sme_values",
            "weak_errors"]
@@ -53,11 +53,8 @@ def observables(run) -> tuple[np.ndarray, np.ndarray]:
 
 def ensemble_moments(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard error over the paths (axis 0) of ``values``; NaN where any path is not ``ok`` (a diverged
-    path disqualifies the ensemble: never skipped)."""
-    if not np.all(ok):
-        nothing = np.full(values.shape[1:], np.nan)
-        return nothing, nothing.copy()
-    return values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(values.shape[0])
+    path disqualifies the ensemble: never skipped; :func:`linflow.core.trajectory.ensemble_statistics`)."""
+    return ensemble_statistics(values, ok)[:2]
 
 
 def sme_values(problem, layers0, eta, t1, ts, *, batch, keys, order, sampling="replacement", substeps=2):
