@@ -8,15 +8,19 @@ import xarray as xr
 
 from .weak import THEORY_ORDERS
 
-__all__ = ["ORDER_TOLERANCE", "RESOLVED_SE", "ORDER_RULE", "fitted_order", "orders", "summary", "summary_text"]
+__all__ = ["ORDER_TOLERANCE", "RESOLVED_SE", "ASYMPTOTIC_SPREAD", "ORDER_RULE", "fitted_order", "orders", "summary", "summary_text"]
 
 ORDER_TOLERANCE = 0.2
 RESOLVED_SE = 2.0
+ASYMPTOTIC_SPREAD = 0.5
 ORDER_RULE = (f"slope of ln|weak error| against ln eta at the last save time, weighted least squares with weights "
               f"(|error| / se)^2, over the etas whose error exceeds {RESOLVED_SE:g} standard errors (at least 3); 95% "
-              f"interval from the Monte Carlo error alone (1.96 x the slope's standard error). agrees: within "
-              f"{ORDER_TOLERANCE:g} of theory; differs: the whole interval farther than {ORDER_TOLERANCE:g} from "
-              f"theory; inconclusive otherwise; not fitted: fewer than 3 resolved etas or a diverged ensemble")
+              f"interval from the Monte Carlo error alone (1.96 x the slope's standard error); local orders: the "
+              f"slopes between neighbouring resolved etas. agrees: within {ORDER_TOLERANCE:g} of theory; not "
+              f"asymptotic: otherwise, when the local orders spread by more than {ASYMPTOTIC_SPREAD:g} (the etas are "
+              f"not yet in the range where one power of eta dominates); differs: the whole interval farther than "
+              f"{ORDER_TOLERANCE:g} from theory; inconclusive otherwise; not fitted: fewer than 3 resolved etas or a "
+              f"diverged ensemble")
 
 
 def fitted_order(etas, errors, ses) -> dict:
@@ -37,8 +41,10 @@ def fitted_order(etas, errors, ses) -> dict:
     sxx = np.sum(w * (x - xm) ** 2)
     slope = float(np.sum(w * (x - xm) * (y - np.sum(w * y) / np.sum(w))) / sxx)
     half = float(1.96 / np.sqrt(sxx))
+    order = np.argsort(x)
+    local = np.diff(y[order]) / np.diff(x[order])  # from the smallest eta up
     return {"order": slope, "ci95": [slope - half, slope + half], "resolved_etas": etas[resolved].tolist(),
-            "reason": ""}
+            "local_orders": [float(v) for v in local], "reason": ""}
 
 
 def _models(ds: xr.Dataset) -> list[str]:
@@ -51,6 +57,9 @@ def _verdict(fit: dict, theory: float) -> str:
         return "not fitted"
     if abs(fit["order"] - theory) <= ORDER_TOLERANCE:
         return "agrees"
+    local = fit.get("local_orders") or []
+    if len(local) >= 2 and max(local) - min(local) > ASYMPTOTIC_SPREAD:
+        return "not asymptotic"
     lo, hi = fit["ci95"]
     return "differs" if lo > theory + ORDER_TOLERANCE or hi < theory - ORDER_TOLERANCE else "inconclusive"
 
