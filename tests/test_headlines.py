@@ -141,6 +141,9 @@ def _sgd_gas(s):
 
     lsr = s["linear_scaling"]
     row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
+    local = orders[("sme1", "loss")]["local_orders"]
+    fits.append(f"({orders[('sme1', 'loss')]['verdict']}: local orders {local[0]:.2f} between the two smaller etas, "
+                f"{local[1]:.2f} between the two larger)")
     return [*fits, err("sme2/loss", "0.05"), err("sme1/loss", "0.05"), err("gf/loss", "0.05"),
             f"+{err('sme2/norm', '0.0125')} against +{err('sme1/norm', '0.0125')}",
             f"**k* = {lsr['predicted_break_k']:.2f}**", f"**breaks from k = {lsr['measured_break_k']}**",
