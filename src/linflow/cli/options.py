@@ -198,7 +198,7 @@ def _add_sgd(sub) -> None:
     """``linflow sgd``."""
     sg = sub.add_parser("sgd", help="SGD against its SDEs: weak errors and their orders, the linear scaling rule",
                         description="Ensembles of SGD against the gradient flow, the first- and second-order stochastic "
-                                    "modified equations and SVAG over the learning rate (weak errors with 95%% "
+                                    "modified equations and SVAG over the learning rate (weak errors with 95% "
                                     "intervals and fitted orders), and the linear scaling rule over (k eta, k B) with "
                                     "the noise-to-signal ratio that predicts its failure (see linflow.studies.stochastic).")
     _add_problem_options(sg, quick_m=200, quick_d=8, scale=1.0)  # from 0.2, depth 3 sits on a plateau until t ~ 10
