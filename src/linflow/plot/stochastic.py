@@ -53,7 +53,7 @@ def weak_error_orders(ds: xr.Dataset) -> plt.Figure:
                title=f"{_TITLES[str(obs)]}: each model's mean minus SGD's", xlim=(etas.min() / 1.3, etas.max() * 1.3))
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"weak errors against SGD, {ds.attrs['paths']} paths per model, B = {ds.attrs['batch']} "
+    fig.suptitle(f"weak errors against SGD, {int(ds.attrs['paths']):,} paths per model, B = {ds.attrs['batch']} "
                  f"({ds.attrs['sampling']}); bars: 95% intervals (cut at a tenth on the log axis); hollow: within 2 SE")
     return fig
 

@@ -8,7 +8,8 @@ import xarray as xr
 
 from .weak import THEORY_ORDERS
 
-__all__ = ["ORDER_TOLERANCE", "RESOLVED_SE", "ASYMPTOTIC_SPREAD", "ORDER_RULE", "fitted_order", "orders", "summary", "summary_text"]
+__all__ = ["ORDER_TOLERANCE", "RESOLVED_SE", "ASYMPTOTIC_SPREAD", "ORDER_RULE", "fitted_order", "orders", "summary",
+           "summary_text"]
 
 ORDER_TOLERANCE = 0.2
 RESOLVED_SE = 2.0
