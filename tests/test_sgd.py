@@ -208,6 +208,11 @@ def test_the_three_brownian_paths_agree_in_law():
         sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="exact")
     with pytest.raises(ValueError, match="ts must be multiples of dt"):
         sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.2, ts=[0.0, 0.5])
+    scan = sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.05)  # default saves
+    np.testing.assert_allclose(np.asarray(scan.ts), 0.05 * np.arange(11), atol=1e-15)
+    assert scan.status == "ok" and np.asarray(scan.loss).shape == (11,)
+    with pytest.raises(ValueError, match="t1 must be a whole multiple of dt"):
+        sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.3)
     with pytest.raises(ValueError, match="dt must be a whole multiple of resolution"):
         sme.sme(prob, w0, 0.2, 0.5, batch=4, key=jax.random.PRNGKey(0), path="scan", dt=0.05, resolution=0.03)
 

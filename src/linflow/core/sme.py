@@ -177,6 +177,11 @@ def _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path, re
     eta = float(_checks.positive("eta", eta))
     t1 = float(_checks.positive("t1", t1))
     dt = float(_checks.positive("dt", eta if dt is None else dt))
+    if ts is None and path == "scan":  # the fixed-step loop saves at its steps: up to 101 of them, t1 included
+        n = int(round(t1 / dt))
+        if n < 1 or abs(n * dt - t1) > 1e-9 * t1:
+            raise ValueError(f"t1 must be a whole multiple of dt for path='scan'; got t1 = {t1:g}, dt = {dt:g}")
+        ts = dt * jnp.unique(jnp.round(jnp.linspace(0, n, min(n, 100) + 1)))
     ts = jnp.linspace(0.0, t1, 101) if ts is None else jnp.asarray(ts, dtype=jnp.float64)
     if ts.ndim != 1 or ts.shape[0] < 1 or bool(jnp.any(jnp.diff(ts) < 0)) or float(ts[0]) < 0 or float(ts[-1]) > t1:
         raise ValueError(f"ts must be increasing save times in [0, t1 = {t1:g}]; got {ts}")
@@ -187,8 +192,9 @@ def _prepare(problem, layers0, eta, t1, batch, sampling, order, dt, ts, path, re
                              f"resolution = {resolution:g}")
         off = jnp.abs(ts / dt - jnp.round(ts / dt))
         if bool(jnp.any(off > 1e-9 * jnp.maximum(1.0, ts / dt))):
+            bad = [float(t) for t in ts[off > 1e-9 * jnp.maximum(1.0, ts / dt)][:3]]
             raise ValueError(f"ts must be multiples of dt = {dt:g} for path='scan' (a fixed-step loop saves at its "
-                             f"steps); got {ts}")
+                             f"steps); {', '.join(f'{t:g}' for t in bad)} ... are not")
     elif resolution is not None:
         raise ValueError(f"resolution is the 'scan' path's Brownian grid; path={path!r} takes none")
     return problem, tuple(layers0), batch, eta, t1, dt, ts, resolution
@@ -204,7 +210,8 @@ def _paths(problem, layers0, eta, ts, keys, *, t1, dt, resolution, batch, sampli
 def sme(problem: Problem, layers0, eta, t1, *, batch: int, key, sampling: str = "replacement", order: int = 1,
         dt=None, ts=None, path: str = "virtual", resolution=None) -> Trajectory:
     """One path of the SME of order ``order`` from ``layers0`` to flow time ``t1`` (Euler-Maruyama, step ``dt``,
-    default ``eta``), saved at ``ts`` (default 101 points); ``key`` drives the Brownian motion: a
+    default ``eta``), saved at ``ts`` (default 101 points; with ``path="scan"`` up to 101 of its steps, ``t1`` a
+    multiple of ``dt``); ``key`` drives the Brownian motion: a
     ``VirtualBrownianTree`` (``path="virtual"``: the same path at every ``dt``), ``UnsafeBrownianPath``
     (``"unsafe"``: exact for a fixed step, a new path for each ``dt``) or a ``lax.scan`` loop (``"scan"``: the
     path drawn on a grid of spacing ``resolution``, default ``dt``, shared by every ``dt`` that is a multiple of it;
