@@ -107,64 +107,52 @@ def _fig3(s):
     return out
 
 
-def _sgd(s, at="0.1"):
-    orders = {(r["method"], r["observable"]): r for r in s["orders"]}
+def _order(s, method, observable):
+    """The fitted order of ``method`` on ``observable`` and its 95% interval, as the README prints them."""
+    r = next(r for r in s["orders"] if (r["method"], r["observable"]) == (method, observable))
+    return f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
 
-    def fit(key):
-        r = orders[key]
-        return f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
 
-    def err(key):
-        e = s["weak_errors"][key][at]
-        return f"{e['error']:+.2e} +- {e['se']:.1e}"
+def _weak(s, key, at):
+    """A weak error and its standard error at ``eta = at``, signed, as the README prints them."""
+    e = s["weak_errors"][key][at]
+    return f"{e['error']:+.2e} +- {e['se']:.1e}"
 
-    return [fit(("gf", "loss")), fit(("gf", "norm")), *(err(f"{m}/loss") for m in ("gf", "sme1", "sme2", "svag"))]
+
+def _break(s):
+    """The linear scaling rule's measured break and the gap there."""
+    lsr = s["linear_scaling"]
+    row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
+    return lsr, f"{row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}"
 
 
 def _sgd_default(s):
-    lsr = s["linear_scaling"]
-    row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
-    return [*_sgd(s), f"**breaks from k = {lsr['measured_break_k']}**",
-            f"a gap of {row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}",
+    lsr, gap = _break(s)
+    return [_order(s, "gf", "loss"), _order(s, "gf", "norm"),
+            *(_weak(s, f"{m}/loss", "0.1") for m in ("gf", "sme1", "sme2", "svag")),
+            f"**breaks from k = {lsr['measured_break_k']}**", f"a gap of {gap}",
             f"k* = {lsr['predicted_break_k']:.2f}, predicts the first break at k = {lsr['predicted_first_break']}",
             f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
 
 
 def _sgd_gas(s):
-    orders = {(r["method"], r["observable"]): r for r in s["orders"]}
-    fits = [f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]" for r in
-            (orders[("gf", "loss")], orders[("gf", "norm")], orders[("sme1", "loss")], orders[("sme1", "norm")])]
-    e = s["weak_errors"]
-
-    def err(key, at):
-        return f"{e[key][at]['error']:+.2e} +- {e[key][at]['se']:.1e}".lstrip("+")
-
-    lsr = s["linear_scaling"]
-    row = next(r for r in lsr["rows"] if r["k"] == lsr["measured_break_k"])
-    local = orders[("sme1", "loss")]["local_orders"]
-    fits.append(f"({orders[('sme1', 'loss')]['verdict']}: local orders {local[0]:.2f} between the two smaller etas, "
-                f"{local[1]:.2f} between the two larger)")
-    return [*fits, err("sme2/loss", "0.05"), err("sme1/loss", "0.05"), err("gf/loss", "0.05"),
-            f"+{err('sme2/norm', '0.0125')} against +{err('sme1/norm', '0.0125')}",
-            f"**k* = {lsr['predicted_break_k']:.2f}**", f"**breaks from k = {lsr['measured_break_k']}**",
-            f"{row['gap']:.2e} +- {row['gap_se']:.1e} at t = {row['time']:g}", f"{s['wall_time_s']:.0f} s)"]
+    lsr, gap = _break(s)
+    sme1_loss = next(r for r in s["orders"] if (r["method"], r["observable"]) == ("sme1", "loss"))
+    local = sme1_loss["local_orders"]
+    return [_order(s, "gf", "loss"), _order(s, "gf", "norm"), _order(s, "sme1", "loss"), _order(s, "sme1", "norm"),
+            f"({sme1_loss['verdict']}: local orders {local[0]:.2f} between the two smaller etas, "
+            f"{local[1]:.2f} between the two larger)",
+            *(_weak(s, f"{m}/loss", "0.05").lstrip("+") for m in ("sme2", "sme1", "gf")),
+            f"{_weak(s, 'sme2/norm', '0.0125')} against {_weak(s, 'sme1/norm', '0.0125')}",
+            f"**k* = {lsr['predicted_break_k']:.2f}**", f"**breaks from k = {lsr['measured_break_k']}**", gap,
+            f"{s['wall_time_s']:.0f} s)"]
 
 
 def _sgd_tiny(s):
-    orders = {(r["method"], r["observable"]): r for r in s["orders"]}
-    e = s["weak_errors"]
-
-    def fit(key):
-        r = orders[key]
-        return f"{r['order']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
-
-    def err(key):
-        return f"{e[key]['0.1']['error']:+.2e} +- {e[key]['0.1']['se']:.1e}"
-
-    return [f"**{fit(('gf', 'loss'))}** on E L and **{fit(('gf', 'norm'))}** on E |W_e|",
-            f"fits **{fit(('sme1', 'norm'))}** (agrees)", f"{err('sme1/norm')} against the flow's "
-            f"{err('gf/norm').lstrip('+')}", f"({err('sme2/norm').lstrip('+')} at 0.1)",
-            f"{s['wall_time_s']:.0f} s;"]
+    return [f"**{_order(s, 'gf', 'loss')}** on E L and **{_order(s, 'gf', 'norm')}** on E |W_e|",
+            f"fits **{_order(s, 'sme1', 'norm')}** (agrees)",
+            f"{_weak(s, 'sme1/norm', '0.1')} against the flow's {_weak(s, 'gf/norm', '0.1').lstrip('+')}",
+            f"({_weak(s, 'sme2/norm', '0.1').lstrip('+')} at 0.1)", f"{s['wall_time_s']:.0f} s;"]
 
 
 def _sgd_gas_b8(s):

@@ -194,10 +194,9 @@ def cmd_sgd(args) -> int:
         label = _problem_label(args)
     layers = specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
     eta0 = min(args.etas)  # the linear scaling rule from the smallest eta, saved at every step of its largest k
-    lsr_points = int(round(args.t1 / (max(args.ks) * eta0))) + 1 if args.ks else 0
-    stochastic.save_times(args.t1, args.points, [e / 4 for e in args.etas] + [e / args.ell for e in args.etas])
-    if args.ks:
-        stochastic.save_times(args.t1, lsr_points, [k * eta0 for k in args.ks])
+    lsr_points = int(round(args.t1 / (max(*args.ks, 1) * eta0))) + 1 if args.ks else 0
+    if args.ks:  # checked before the weak-error study runs (which checks its own grid before it runs)
+        stochastic.scaling_grid(problem, eta0, args.batch, args.ks, args.t1, lsr_points)
     out = Path(args.out)
     started = time.perf_counter()
     bar, tick = _progress(len(args.etas) * (1 + len(args.models)) + (len(args.ks) + 1 if args.ks else 0), "linflow sgd")

@@ -59,27 +59,27 @@ def noise_factor(problem: Problem, layers, batch: int, sampling: str = "replacem
     r"""``D`` (``P x m``) with ``D D^T = f Sigma / B`` at ``layers`` (flattened as ``jax.flatten_util.ravel_pytree``
     orders them): $D = \sqrt{f / (m B)}\, G_c^\top$, $G_c$ the per-sample gradients of $\ell_i$ minus their mean."""
     flat, unravel = ravel_pytree(tuple(layers))
-
-    def sample_loss(theta, x, y):
-        return lp_loss(end_to_end(unravel(theta)) @ x - y, problem.p)
-
-    G = jax.vmap(jax.grad(sample_loss), in_axes=(None, 0, 0))(flat, problem.X, problem.Y)
-    Gc = G - jnp.mean(G, axis=0)
-    f = finite_population(problem.m, batch, sampling)
-    return jnp.sqrt(f / (problem.m * batch)) * Gc.T
+    G = jax.jacrev(lambda theta: _sample_losses(problem, unravel(theta)))(flat)  # m x P
+    return _scale(problem, batch, sampling) * (G - jnp.mean(G, axis=0)).T
 
 
 def noise_product(problem: Problem, layers, z, batch: int, sampling: str = "replacement"):
     r"""$D z$ for an $m$-vector $z$, as layers: $\sqrt{f / (m B)}\, \nabla_\theta \sum_i (z_i - \bar z)\,
     \ell_i(\theta)$, equal to ``noise_factor(...) @ z`` (flattened) at the cost of one backward pass."""
     zc = z - jnp.mean(z)
-    f = finite_population(problem.m, batch, sampling)
+    grads = jax.grad(lambda ws: jnp.dot(_sample_losses(problem, ws), zc))(tuple(layers))
+    return jax.tree_util.tree_map(lambda g: _scale(problem, batch, sampling) * g, grads)
 
-    def weighted(ws):
-        residuals = problem.X @ end_to_end(ws).T - problem.Y
-        return jnp.dot(jax.vmap(lambda r: lp_loss(r, problem.p))(residuals), zc)
 
-    return jax.tree_util.tree_map(lambda g: jnp.sqrt(f / (problem.m * batch)) * g, jax.grad(weighted)(tuple(layers)))
+def _sample_losses(problem: Problem, layers) -> jax.Array:
+    r"""The per-sample losses $\ell_i = \frac1p \sum_c \lvert (W_e x_i - y_i)_c \rvert^p$, an $m$-vector."""
+    residuals = problem.X @ end_to_end(layers).T - problem.Y
+    return jax.vmap(lambda r: lp_loss(r, problem.p))(residuals)
+
+
+def _scale(problem: Problem, batch: int, sampling: str) -> float:
+    r"""$\sqrt{f / (m B)}$, the factor of the centred per-sample gradients in $D$."""
+    return math.sqrt(finite_population(problem.m, batch, sampling) / (problem.m * batch))
 
 
 def _drift(problem: Problem, unravel, eta, order: int):

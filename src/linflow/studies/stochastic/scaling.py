@@ -24,14 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ...core import integrate, sgd, sme
+from ...core import sgd, sme
 from ...core.fields import network_gradient
 from ...core.init import end_to_end
 from ...core.problems import lp_derivative
-from .weak import ensemble_moments, observables, save_times, sme_values
+from .weak import flow_values, run_values, save_times, sme_values, summarize
 
-__all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "sigma_trace", "noise_to_signal", "linear_scaling", "scaling_summary",
-           "scaling_text"]
+__all__ = ["LSR_HOLDS_RULE", "LSR_PREDICTION_RULE", "sigma_trace", "noise_to_signal", "scaling_grid", "linear_scaling",
+           "scaling_summary", "scaling_text"]
 
 LSR_RELATIVE = 0.2
 LSR_RESOLVED_SE = 3.0
@@ -69,18 +69,26 @@ def noise_to_signal(problem, layers, batch: int, sampling: str = "replacement") 
     return f * sigma_trace(problem, layers) / (batch * jnp.sum(g * g))
 
 
+def scaling_grid(problem, eta: float, batch: int, ks: Sequence[int], t1: float, points: int,
+                 substeps: int = 2) -> tuple[list[int], np.ndarray]:
+    """The checked ``(ks, save times)`` of :func:`linear_scaling`: ``ks`` sorted, starting at 1, ``batch x max(ks)``
+    within reach of the data, every save time a whole number of each scaled step and of the SME's steps; a clear
+    error otherwise (callers check before running anything)."""
+    ks = sorted(int(k) for k in ks)
+    if not ks or ks[0] != 1:
+        raise ValueError(f"ks must start at 1 (the base run) and list whole scale factors; got {ks}")
+    if batch * ks[-1] > 10 * problem.m:
+        raise ValueError(f"batch x max(ks) = {batch * ks[-1]} is far beyond the m = {problem.m} samples")
+    return ks, save_times(t1, points, [k * eta for k in ks] + [eta / (2 * substeps)])
+
+
 def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], t1: float, *, paths: int = 1000,
                    points: int = 5, seed: int = 0, nsr_paths: int = 16, substeps: int = 2,
                    progress: Callable[[str], None] | None = None) -> xr.Dataset:
     """SGD with ``(k eta, k batch)`` for every ``k`` of ``ks`` (with replacement), to flow time ``t1``: ``mean``/``se``
     of ``(loss, norm)`` at the save times, ``not_ok``; the first-order SME (the same for every ``k``) extrapolated in
     ``dt``; the gradient flow; the base run's noise-to-signal ratio ``nsr`` on its first ``nsr_paths`` paths."""
-    ks = sorted(int(k) for k in ks)
-    if not ks or ks[0] != 1:
-        raise ValueError(f"ks must start at 1 (the base run) and list whole scale factors; got {ks}")
-    if batch * ks[-1] > 10 * problem.m:
-        raise ValueError(f"batch x max(ks) = {batch * ks[-1]} is far beyond the m = {problem.m} samples")
-    ts = save_times(t1, points, [k * eta for k in ks] + [eta / (2 * substeps)])
+    ks, ts = scaling_grid(problem, eta, batch, ks, t1, points, substeps)
     shape = (len(ks) + 2, 2, len(ts))
     mean, se = np.full(shape, np.nan), np.full(shape, np.nan)
     not_ok = np.zeros(len(ks) + 2, dtype=int)
@@ -91,10 +99,8 @@ def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], 
         run = sgd.sgd_ensemble(problem, layers0, k * eta, spacing * (len(ts) - 1), batch=k * batch,
                                keys=jax.random.split(jax.random.fold_in(base, k), paths), sampling="replacement",
                                save_every=spacing)
-        ok = np.asarray(run.result) == 0
-        not_ok[i] = int(np.sum(~ok))
-        for o, v in enumerate(observables(run)):
-            mean[i, o], se[i, o] = ensemble_moments(v, ok)
+        values, ok = run_values(run)
+        mean[i], se[i], not_ok[i] = summarize(values, ok)
         if k == 1:
             n = min(nsr_paths, paths)
             layers = tuple(w[:n] for w in run.layers)
@@ -103,14 +109,10 @@ def linear_scaling(problem, layers0, eta: float, batch: int, ks: Sequence[int], 
             nsr = np.where(ok[:n, None], nsr, np.nan)
         if progress is not None:
             progress(f"sgd k={k}")
-    values, ok = sme_values(problem, layers0, eta, t1, ts, batch=batch, order=1, substeps=substeps,
-                            keys=jax.random.split(jax.random.fold_in(base, 0), paths))
-    not_ok[-2] = int(np.sum(~ok))
-    for o, v in enumerate(values):
-        mean[-2, o], se[-2, o] = ensemble_moments(v, ok)
-    gf = integrate.gradient_flow(problem, layers0, t1, ts=ts, rtol=1e-10, atol=1e-12)
-    mean[-1], se[-1] = np.stack(observables(gf)), 0.0
-    not_ok[-1] = int(gf.status != "ok")
+    mean[-2], se[-2], not_ok[-2] = summarize(*sme_values(problem, layers0, eta, t1, ts, batch=batch, order=1,
+                                                         substeps=substeps,
+                                                         keys=jax.random.split(jax.random.fold_in(base, 0), paths)))
+    mean[-1], se[-1], not_ok[-1] = summarize(*flow_values(problem, layers0, t1, ts))
     if progress is not None:
         progress("sme1 and gradient flow")
     runs = [f"sgd_k{k}" for k in ks] + ["sme1", "gf"]

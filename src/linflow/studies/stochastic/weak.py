@@ -20,8 +20,8 @@ import xarray as xr
 from ...core import integrate, sgd, sme
 from ...core.trajectory import STATUSES, ensemble_statistics
 
-__all__ = ["METHODS", "OBSERVABLES", "THEORY_ORDERS", "save_times", "observables", "ensemble_moments", "sme_values",
-           "weak_errors"]
+__all__ = ["METHODS", "OBSERVABLES", "THEORY_ORDERS", "save_times", "observables", "ensemble_moments", "summarize",
+           "run_values", "flow_values", "sme_values", "weak_errors"]
 
 METHODS = ("gf", "sme1", "sme2", "svag")
 OBSERVABLES = ("loss", "norm")
@@ -55,6 +55,31 @@ def ensemble_moments(values: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np
     """Mean and standard error over the paths (axis 0) of ``values``; NaN where any path is not ``ok`` (a diverged
     path disqualifies the ensemble: never skipped; :func:`linflow.core.trajectory.ensemble_statistics`)."""
     return ensemble_statistics(values, ok)[:2]
+
+
+def summarize(values, ok) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(mean, se, not_ok)`` of per-path observables ``values`` (one array per observable, paths first): each
+    observable's :func:`ensemble_moments`, stacked; a single path (the deterministic gradient flow) is its own mean
+    with standard error 0. Either way a path that is not ``ok`` makes the entry NaN."""
+    ok = np.asarray(ok)
+    if len(ok) == 1:
+        mean = np.stack([np.asarray(v, dtype=float)[0] for v in values])
+        return (mean if ok[0] else np.full_like(mean, np.nan)), np.zeros_like(mean), int(not ok[0])
+    pairs = [ensemble_moments(v, ok) for v in values]
+    return np.stack([m for m, _ in pairs]), np.stack([e for _, e in pairs]), int(np.sum(~ok))
+
+
+def run_values(run) -> tuple[list, np.ndarray]:
+    """Per-path ``(loss, norm)`` of a run or an ensemble (a leading path axis either way) and which paths ended ok."""
+    ok = np.atleast_1d(np.asarray(run.result) == 0)
+    values = observables(run)
+    return ([v[None] for v in values] if np.ndim(run.result) == 0 else values), ok
+
+
+def flow_values(problem, layers0, t1, ts) -> tuple[list, np.ndarray]:
+    """:func:`run_values` of the gradient flow on ``ts`` (tight tolerances: its error stays far below the weak
+    errors it is compared with)."""
+    return run_values(integrate.gradient_flow(problem, layers0, t1, ts=ts, rtol=1e-10, atol=1e-12))
 
 
 def sme_values(problem, layers0, eta, t1, ts, *, batch, keys, order, sampling="replacement", substeps=2):
@@ -91,34 +116,24 @@ def weak_errors(problem, layers0, etas: Sequence[float], t1: float, *, batch: in
     not_ok = np.zeros((len(names), len(etas)), dtype=int)
     base = jax.random.PRNGKey(seed)
     keys = {name: jax.random.split(jax.random.fold_in(base, i), paths) for i, name in enumerate(names)}
-    gf = None
-    if "gf" in methods:
-        gf = integrate.gradient_flow(problem, layers0, t1, ts=ts, rtol=1e-10, atol=1e-12)
+    flow = flow_values(problem, layers0, t1, ts) if "gf" in methods else None
     for j, eta in enumerate(etas):
         spacing = int(round((ts[1] - ts[0]) / eta))
         for i, name in enumerate(names):
             if name == "gf":
-                values, ok = [v[None] for v in observables(gf)], np.array([gf.status == "ok"])
-                mean[i, j], se[i, j] = np.stack(values)[:, 0], 0.0
-                not_ok[i, j] = int(not ok[0])
-                if not ok[0]:
-                    mean[i, j] = np.nan
-                continue
-            if name == "sgd":
-                run = sgd.sgd_ensemble(problem, layers0, eta, spacing * (len(ts) - 1), batch=batch, keys=keys[name],
-                                       sampling=sampling, save_every=spacing)
-                values, ok = observables(run), np.asarray(run.result) == 0
+                values, ok = flow
+            elif name == "sgd":
+                values, ok = run_values(sgd.sgd_ensemble(problem, layers0, eta, spacing * (len(ts) - 1), batch=batch,
+                                                         keys=keys[name], sampling=sampling, save_every=spacing))
             elif name == "svag":
-                run = sgd.svag_ensemble(problem, layers0, eta, ell * spacing * (len(ts) - 1), batch=batch,
-                                        keys=keys[name], ell=ell, sampling=sampling, save_every=ell * spacing)
-                values, ok = observables(run), np.asarray(run.result) == 0
+                values, ok = run_values(sgd.svag_ensemble(problem, layers0, eta, ell * spacing * (len(ts) - 1),
+                                                          batch=batch, keys=keys[name], ell=ell, sampling=sampling,
+                                                          save_every=ell * spacing))
             else:
                 values, ok = sme_values(problem, layers0, eta, t1, ts, batch=batch, keys=keys[name],
                                         order=int(name[-1]), sampling=sampling, substeps=substeps)
-            not_ok[i, j] = int(np.sum(~ok))
-            for o, v in enumerate(values):
-                mean[i, j, o], se[i, j, o] = ensemble_moments(v, ok)
-            if progress is not None:
+            mean[i, j], se[i, j], not_ok[i, j] = summarize(values, ok)
+            if progress is not None and name != "gf":
                 progress(f"{name} eta={eta:g}")
     ds = xr.Dataset(
         {"mean": (("model", "eta", "observable", "time"), mean), "se": (("model", "eta", "observable", "time"), se),
