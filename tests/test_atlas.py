@@ -196,3 +196,29 @@ def test_period_rule_on_a_constructed_period_4_orbit_of_a_rotation():
     assert atlas.period_of(np.asarray(out["states"][0])) == 4
     assert abs(float(out["lyapunov"][0])) < 1e-12
     assert float(out["lyapunov"][1]) == pytest.approx(np.log(0.5), rel=1e-12)  # a contraction by 1/2
+
+
+def _cascade(periods, etas=None):
+    import xarray as xr
+
+    etas = np.arange(1.0, 1.0 + 0.01 * len(periods), 0.01)[:len(periods)] if etas is None else np.asarray(etas)
+    attractor = ["chaotic" if p == 0 else "fixed point" if p == 1 else f"period {p}" for p in periods]
+    return xr.Dataset({"period": ("eta", np.asarray(periods)), "attractor": ("eta", attractor)}, coords={"eta": etas})
+
+
+def test_feigenbaum_ratio_needs_three_consecutive_resolved_stages():
+    """Issue 38: period 4 then period 16 (no period 8 on the grid) is no cascade to form a ratio from."""
+    from linflow.studies.atlas.report import doublings
+
+    skipped = doublings(_cascade([1, 1, 2, 2, 4, 4, 16, 0]))
+    assert skipped["feigenbaum_ratios"] == [] and "period 8 appears on no eta" in skipped["feigenbaum_resolution"]
+    etas = [1.0, 1.1, 1.5, 1.6, 1.7, 1.72, 1.74, 1.8]
+    full = doublings(_cascade([1, 1, 2, 2, 4, 8, 16, 0], etas))
+    # onsets of 2, 4, 8, 16 at 1.5, 1.7, 1.72, 1.74: ratios (1.7 - 1.5) / (1.72 - 1.7) and (1.72 - 1.7) / (1.74 - 1.72)
+    np.testing.assert_allclose(full["feigenbaum_ratios"], [10.0, 1.0], rtol=1e-9)
+    two = doublings(_cascade([1, 2, 4, 4]))
+    assert two["feigenbaum_ratios"] == [] and "fewer than three" in two["feigenbaum_resolution"]
+    text = atlas.summary_text({"eta_crit": 1.0, "flow_limit_sharpness": 2.0, "segments": [], "cascade": skipped,
+                               "first_diverged_eta": "none", "rules": {"attractor": "r"},
+                               "central_flow": {"largest_eta_predicted": "none", "relative_deviation": "n/a"}})
+    assert "Feigenbaum ratios: none (the grid does not resolve the cascade" in text and "4.00" not in text

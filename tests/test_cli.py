@@ -31,7 +31,7 @@ def test_cli_reports_bad_options_by_name(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["run", "--quick", "--p", "0.5", "--out", str(tmp_path)])
     assert exc.value.code == 2
-    assert "p must be >= 1" in capsys.readouterr().err
+    assert "argument --p: expected a number >= 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["run", "--depth", "3", "--widths", "4", "--out", str(tmp_path)])
     assert "--widths must list depth - 1 = 2" in capsys.readouterr().err
@@ -220,3 +220,98 @@ def test_sweep_on_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys):
             cli.main(["sweep", str(config)])
         err = capsys.readouterr().err
         assert exc.value.code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---- issue 38: the new user's defects -------------------------------------------------------------------------------
+
+COMMANDS = {"run": ["run", "--quick"], "compare": ["compare", "--quick"], "accuracy": ["accuracy", "--quick"],
+            "saddles": ["saddles", "--quick"], "atlas": ["atlas", "--quick"], "sgd": ["sgd", "--quick"],
+            "reproduce": ["reproduce", "fig2", "--quick"]}
+
+
+def _no_computation(monkeypatch):
+    """Every command's body replaced by a failure: what is checked before it runs is all that may run."""
+    from linflow.cli import commands
+
+    for name in ("run", "compare", "accuracy", "saddles", "atlas", "sgd", "reproduce", "sweep"):
+        monkeypatch.setattr(commands, f"cmd_{name}", lambda args: pytest.fail("the command started computing"))
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_refuses_a_file_as_its_output_folder_before_computing(command, tmp_path, capsys, monkeypatch):
+    _no_computation(monkeypatch)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out, says in ((afile, "is a file, not a folder"), (afile / "sub", "cannot be created")):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*COMMANDS[command], "--out", str(out)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"linflow {command}: error: --out" in err and says in err
+    assert afile.read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_the_build_parser_lists_every_command_in_the_help_and_the_docs(capsys):
+    from linflow.core import catalog
+    from linflow.studies import sweeps
+    from linflow.cli import build_parser
+
+    parser = build_parser()
+    commands = list(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 (argparse keeps no public list)
+    assert commands == ["run", "compare", "accuracy", "saddles", "atlas", "sgd", "reproduce", "sweep"]
+    text = parser.format_help()
+    assert "commands: " + ", ".join(commands) in text
+    rep = parser._subparsers._group_actions[0].choices["reproduce"]  # noqa: SLF001
+    assert all(name in rep.format_help() for name in catalog.EXPERIMENTS)
+    assert sorted(n for names in catalog.EXPERIMENT_SOURCES.values() for n in names) == sorted(catalog.EXPERIMENTS)
+    assert list(catalog.SWEEP_TASKS) == list(sweeps.TASKS)
+    sweep_help = parser._subparsers._group_actions[0].choices["sweep"].format_help().replace("\n", " ")  # noqa: SLF001
+    assert all(f" {task}" in sweep_help for task in catalog.SWEEP_TASKS)
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    for name in commands:
+        assert f"`linflow {name}" in doc
+    row = next(line for line in doc.splitlines() if line.startswith("| `linflow reproduce"))
+    assert all(f"`{name}`" in row for name in catalog.EXPERIMENTS)
+    row = next(line for line in doc.splitlines() if line.startswith("| `linflow sweep"))
+    assert all(f"`{task}`" in row for task in catalog.SWEEP_TASKS)
+    for name in commands:  # "every command but sweep takes --out and --quick": true of the parser
+        sub = parser._subparsers._group_actions[0].choices[name]  # noqa: SLF001
+        flags = {s for a in sub._actions for s in a.option_strings}  # noqa: SLF001
+        assert ({"--out", "--quick"} <= flags) == (name != "sweep")
+    assert "every command but `sweep` takes `--out FOLDER` and `--quick`" in doc
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["sgd", "--quick", "--data", "/nonexistent"], "--data '/nonexistent' does not exist"),
+    (["sgd", "--quick", "--t1", "0"], "argument --t1: expected a number > 0, got '0'"),
+    (["sgd", "--quick", "--ks", "3,1"], "--ks must start at 1 (the base run) and increase"),
+    (["sgd", "--quick", "--t1", "1.05"], "--t1 1.05 must be a whole multiple of max(--ks) x min(--etas)"),
+    (["sgd", "--quick", "--etas", "0.1,0.03"], "--etas: each learning rate must divide the save spacing"),
+    (["atlas", "--quick", "--scale=-1"], "argument --scale: expected a number > 0, got '-1'"),
+    (["atlas", "--quick", "--scale", "0"], "argument --scale: expected a number > 0, got '0'"),
+    (["run", "--quick", "--scale", "0"], "--scale 0 with --init balanced starts at a critical point"),
+    (["saddles", "--quick", "--gd-etas", "0"], "argument --gd-etas: expected comma-separated numbers > 0, got '0'"),
+    (["saddles", "--quick", "--alphas", "-1e-3"], "argument --alphas: expected comma-separated numbers > 0, got '-1e-3'"),
+    (["saddles", "--quick", "--gd-alpha", "-1e-3"], "argument --gd-alpha: expected a number > 0, got '-1e-3'"),
+    (["saddles", "--quick", "--values", "1,1"], "--values must be distinct"),
+    (["run", "--quick", "--t1", "nan"], "argument --t1: expected a number > 0, got 'nan'"),
+    (["run", "--quick", "--etas", "0.1,inf"], "argument --etas: expected comma-separated numbers > 0, got '0.1,inf'"),
+    (["compare", "--quick", "--rtol", "-1"], "argument --rtol: expected a number > 0, got '-1'"),
+    (["accuracy", "--quick", "--solvers", "tsit5,nope"], "argument --solvers: expected comma-separated names from"),
+    (["accuracy", "--quick", "--repeats", "0"], "argument --repeats: expected an integer >= 1, got '0'"),
+    (["run", "--quick", "--m", "1e3"], "argument --m: expected an integer >= 2, got '1e3'"),
+    (["run", "--quick", "--weight-decay", "-0.1"], "argument --weight-decay: expected a number >= 0, got '-0.1'"),
+    (["atlas", "--quick", "--record", "100"], "argument --record: expected an integer >= 128, got '100'"),
+    (["sweep", "missing.toml", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
+])
+def test_bad_options_get_one_line_naming_the_option_before_anything_runs(argv, says, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if argv[0] not in ("run", "sgd", "saddles"):  # these reach their own checks inside the command, before computing
+        _no_computation(monkeypatch)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # no output folder, no partial file

@@ -289,3 +289,19 @@ def test_run_points_off_the_grid_run_on_the_nearest_horizon_where_gd_lands():
     dev = np.sqrt(np.sum((np.asarray(gd.end_to_end) - np.asarray(flow.end_to_end)) ** 2, axis=(1, 2)))
     scale = np.max(np.sqrt(np.sum(np.asarray(flow.end_to_end) ** 2, axis=(1, 2))))
     assert res["results"]["max_relative_deviation"] == pytest.approx(np.max(dev) / scale, rel=1e-9)
+
+
+def test_the_sweep_table_says_in_words_what_a_number_is_not():
+    """Issue 38: ``linflow sweep`` printed the raw Dataset (``nan nan``, regime codes 0.0 ... 3.0 with no legend)."""
+    ds = xr.Dataset({"regime": (("depth", "eta_ratio"), np.array([[0.0, 1.0], [3.0, np.nan]])),
+                     "eta": (("depth", "eta_ratio"), np.array([[0.1, 0.2], [0.3, np.nan]])),
+                     "status": (("depth", "eta_ratio"), np.array([["ok", "ok"], ["ok", "failed"]])),
+                     "reason": (("depth", "eta_ratio"), np.array([["", ""], ["", "the flow stopped: max_steps"]]))},
+                    coords={"depth": [2, 3], "eta_ratio": [0.5, 1.5]})
+    text = sweeps.table(ds)
+    assert "nan" not in text.lower()
+    rows = text.splitlines()
+    assert rows[0].split() == ["depth", "eta_ratio", "status", "regime", "eta"]
+    assert "follows the flow" in rows[1] and "edge of stability" in rows[2] and "diverged" in rows[3]
+    assert rows[4].split()[:3] == ["3", "1.5", "failed"] and rows[4].split().count("failed") == 3
+    assert "depth=3, eta_ratio=1.5: the flow stopped: max_steps" in text

@@ -1,4 +1,4 @@
-"""Command line: ``linflow run`` (the main job), ``compare``, ``accuracy``, ``saddles``, ``reproduce`` and ``sweep``.
+"""Command line: ``linflow run`` (the main job) and the other commands of :func:`build_parser` (``linflow --help``).
 
 ``linflow run`` with no arguments runs the embedded default problem (:func:`linflow.problems.synthetic`)
 with a depth-3 network: the layer flow, the end-to-end flow, and gradient descent and the
@@ -8,6 +8,7 @@ data, netCDF), ``run.png`` (figure) and ``summary.json`` to the output folder, e
 
 from __future__ import annotations
 
+import re
 import sys
 
 from .options import build_parser, settle
@@ -38,14 +39,45 @@ def compilation_cache() -> str | None:
     return jax.config.jax_compilation_cache_dir
 
 
+_NEGATIVE = re.compile(r"^-\.?\d")  # a negative number or list ("-1e-3", "-.5", "-1,2"): never an option's name
+
+
+def joined(argv: list[str]) -> list[str]:
+    """``--option -1e-3`` as ``--option=-1e-3``: argparse takes a value that starts with '-' for an option unless it
+    reads as a plain negative number, so a negative value in exponent form reached the wrong error."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
+def check_paths(args) -> None:
+    """The output folder (``--out``) and the data (``--data``), checked before anything is computed."""
+    from pathlib import Path
+
+    from ..core.files import check_output_folder
+
+    if getattr(args, "out", None) is not None:
+        check_output_folder(args.out, "--out")
+    if getattr(args, "data", None) is not None and not Path(args.data).exists():
+        raise ValueError(f"--data {args.data!r} does not exist (a folder of the data files, or one such file)")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(joined(list(sys.argv[1:] if argv is None else argv)))
+    used = settle(args)
+    try:
+        check_paths(args)
+    except ValueError as exc:
+        parser.exit(2, f"linflow {args.command}: error: {exc}\n")
     import matplotlib
 
     matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
     compilation_cache()
-    used = settle(args)
     if used:
         print("settings: " + ", ".join(used))
     try:

@@ -16,9 +16,23 @@ def build(args):
     if args.depth < 1:
         raise ValueError(f"--depth must be >= 1, got {args.depth}")
     if args.widths is not None and len(args.widths) != args.depth - 1:
-        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {args.widths}")
+        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
     problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay, seed=args.seed)
-    return problem, specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
+    return problem, start(problem, args, args.widths)
+
+
+def start(problem, args, widths):
+    """The start of ``--init``, ``--scale``, ``--seed``; refused where it is a critical point of the loss (no run leaves
+    it: ``--scale 0`` puts every layer at 0, a saddle for depth >= 2)."""
+    from ..core import specs
+    from ..core.fields import network_gradient
+
+    layers = specs.start(problem, args.depth, widths, args.init, args.scale, args.seed)
+    if not any(bool((g != 0).any()) for g in network_gradient(problem, layers)):
+        raise ValueError(f"--scale {args.scale:g} with --init {args.init} starts at a critical point of the loss (its "
+                         f"gradient is exactly 0, e.g. every layer 0 at depth >= 2: a saddle), which no run leaves; give "
+                         f"--scale > 0")
+    return layers
 
 
 def _progress(total: int, desc: str = "linflow run"):
@@ -136,16 +150,11 @@ def cmd_saddles(args) -> int:
     from ..studies import saddles
     from .. import plot
 
-    if not args.depths or min(args.depths) < 2:
-        raise ValueError(f"--depths must list depths >= 2, got {args.depths}")
-    if not args.alphas or any(a <= 0 for a in args.alphas):
-        raise ValueError(f"--alphas must list positive start scales, got {args.alphas}")
-    if "aligned" not in args.starts or any(s not in saddles.STARTS for s in args.starts):
+    if "aligned" not in args.starts:
         raise ValueError(f"--starts must include 'aligned' (the closed form's start) and may add 'random'; got "
                          f"{','.join(args.starts)}")
-    if args.gd_depth < 2 or args.gd_alpha <= 0 or any(e <= 0 for e in args.gd_etas):
-        raise ValueError(f"--gd-depth must be >= 2, --gd-alpha and --gd-etas positive; got {args.gd_depth}, "
-                         f"{args.gd_alpha:g}, {args.gd_etas}")
+    if len(set(args.values)) != len(args.values):
+        raise ValueError(f"--values must be distinct singular values; got {_show(args.values)}")
     out = Path(args.out)
     started = time.perf_counter()
     runs = len(args.starts) * len(saddles.FLOWS) * len(args.depths) * len(args.alphas)
@@ -181,10 +190,18 @@ def cmd_sgd(args) -> int:
     from ..studies import stochastic
     from .. import plot
 
-    if args.batch < 1 or args.paths < 2 or args.ell < 1:
-        raise ValueError(f"--batch and --ell must be >= 1 and --paths >= 2; got {args.batch}, {args.ell}, {args.paths}")
-    if not args.etas or min(args.etas) <= 0:
-        raise ValueError(f"--etas must list positive learning rates; got {args.etas}")
+    eta0 = min(args.etas)  # the linear scaling rule from the smallest eta, saved at every step of its largest k
+    spacing = args.t1 / (args.points - 1)
+    for eta in args.etas:  # the weak-error study saves where every run steps: SGD, SVAG (eta / ell), the SMEs (eta / 4)
+        if not all(_whole(spacing, h) for h in (eta / 4, eta / args.ell)):
+            raise ValueError(f"--etas: each learning rate must divide the save spacing --t1 / (--points - 1) = "
+                             f"{spacing:g} four times over and --ell = {args.ell} times; {eta:g} does not")
+    if args.ks:
+        if args.ks[0] != 1 or any(b <= a for a, b in zip(args.ks, args.ks[1:])):
+            raise ValueError(f"--ks must start at 1 (the base run) and increase, e.g. 1,2,4; got {_show(args.ks)}")
+        if not _whole(args.t1, max(args.ks) * eta0):
+            raise ValueError(f"--t1 {args.t1:g} must be a whole multiple of max(--ks) x min(--etas) = {max(args.ks)} x "
+                             f"{eta0:g} (the linear-scaling runs save at every step of the largest k)")
     if args.data:
         problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
         label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
@@ -192,8 +209,9 @@ def cmd_sgd(args) -> int:
         problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay,
                                 seed=args.seed)
         label = _problem_label(args)
-    layers = specs.start(problem, args.depth, args.widths, args.init, args.scale, args.seed)
-    eta0 = min(args.etas)  # the linear scaling rule from the smallest eta, saved at every step of its largest k
+    if args.widths is not None and len(args.widths) != args.depth - 1:
+        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
+    layers = start(problem, args, args.widths)
     lsr_points = int(round(args.t1 / (max(*args.ks, 1) * eta0))) + 1 if args.ks else 0
     if args.ks:  # checked before the weak-error study runs (which checks its own grid before it runs)
         stochastic.scaling_grid(problem, eta0, args.batch, args.ks, args.t1, lsr_points)
@@ -238,22 +256,15 @@ def cmd_atlas(args) -> int:
     from ..studies import atlas
     from .. import plot
 
-    if args.depth < 1 or args.width < 1:
-        raise ValueError(f"--depth and --width must be >= 1, got {args.depth}, {args.width}")
     if len(args.ratios) != 2 or not 0 < args.ratios[0] < args.ratios[1]:
-        raise ValueError(f"--ratios must be two numbers 0 < low < high, got {args.ratios}")
-    if args.points < 2 or args.transient < 1 or args.record < 128 or args.central_points < 0:
-        raise ValueError(f"--points must be >= 2, --transient >= 1, --record >= 128, --central-points >= 0; got "
-                         f"{args.points}, {args.transient}, {args.record}, {args.central_points}")
-    if any(v <= 0 for v in args.values):
-        raise ValueError(f"--values must be positive singular values, got {args.values}")
+        raise ValueError(f"--ratios must be two numbers 0 < low < high, got {_show(args.ratios)}")
     if args.problem == "synthetic":
         problem = specs.problem("synthetic", seed=args.seed)
         label = f"synthetic(m=2000, d=32, seed={args.seed}): the default problem"
     else:
         problem = problems.whitened(sorted(args.values, reverse=True), seed=args.seed)
         label = f"whitened regression, square target with singular values {_show(args.values)}"
-    layers = specs.start(problem, args.depth, [args.width] * (args.depth - 1), args.init, args.scale, args.seed)
+    layers = start(problem, args, [args.width] * (args.depth - 1))
     out = Path(args.out)
     started = time.perf_counter()
     ratios = np.linspace(args.ratios[0], args.ratios[1], args.points)
@@ -276,6 +287,12 @@ def cmd_atlas(args) -> int:
     return 0
 
 
+def _whole(span: float, step: float) -> bool:
+    """``span`` is a whole positive number of ``step`` (to round-off)."""
+    n = span / step
+    return n >= 1 - 1e-9 and abs(n - round(n)) <= 1e-9 * max(1.0, n)
+
+
 def _show(values) -> str:
     return ", ".join(f"{v:g}" for v in values)
 
@@ -287,8 +304,6 @@ def cmd_reproduce(args) -> int:
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
         raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
-    if args.data is not None and not Path(args.data).exists():
-        raise ValueError(f"--data {args.data} does not exist (a folder with batch*.dat or ethanol.csv, or one such file)")
     out = Path(args.out)
     started = time.perf_counter()
     bar, tick = _progress(len(names), "linflow reproduce")
@@ -321,6 +336,7 @@ def cmd_sweep(args) -> int:
 
     cfg = sweeps.load_config(args.config)
     store = Path(args.store or cfg["store"])
+    _io.check_output_folder(store, "--store" if args.store else f"store (in {args.config})")
     started = time.perf_counter()
     ds = sweeps.sweep(cfg["grid"], cfg["task"], store, fixed=cfg["fixed"], executor=args.executor,
                       scheduler=args.scheduler, n_workers=args.workers)
@@ -329,7 +345,7 @@ def cmd_sweep(args) -> int:
                                                            {"depth", "eta_ratio"} <= set(ds.dims)):
         figure = _io.write_figure(sweeps.phase_diagram(ds), store / f"{cfg['name']}.png")
         print(f"phase diagram: {figure}")
-    print(ds)
+    print(sweeps.table(ds))
     print(f"\ndone {ds.attrs['done']} of {ds.attrs['total']} points, failed {ds.attrs['failed']}; "
           f"wall time {elapsed:.1f} s ({args.executor}); store {store}")
     return 0

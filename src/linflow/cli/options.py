@@ -4,6 +4,7 @@ user typed always wins), the problem, network, solver and output groups."""
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 from ..core import catalog as _catalog
@@ -19,18 +20,74 @@ RUN_DESCRIPTION = (
     "trajectory), run.png (figure) and summary.json to --out. --quick changes only the defaults of the options "
     "you leave out (each option lists its quick value); the printed settings say which values were used.")
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``linflow CMD: error: argument --OPTION: ...`` and exit 2, no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def number(kind=float, low: float | None = None, *, above: bool = False, form: str | None = None):
+    """An option's value converter: a finite ``kind`` (float or int) ``>= low`` (``> low`` with ``above``); a wrong
+    value is refused by argparse as ``argument --OPTION: expected FORM, got 'TEXT'``."""
+    what = "an integer" if kind is int else "a number"
+    form = form or (what if low is None else f"{what} {'>' if above else '>='} {low:g}")
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}") from None
+        if not math.isfinite(value) or (low is not None and (value <= low if above else value < low)):
+            raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
+        return value
+
+    convert.__name__ = form  # argparse names the converter in some messages
+    return convert
+
+
+def listing(kind=float, low: float | None = None, *, above: bool = False, empty: bool = False):
+    """A comma-separated list of :func:`number` values (``empty``: may be empty, for "none")."""
+    item = number(kind, low, above=above)
+    what = "integers" if kind is int else "numbers"
+    form = f"comma-separated {what}" + ("" if low is None else f" {'>' if above else '>='} {low:g}")
+
+    def convert(text: str):
+        values = []
+        for part in (x.strip() for x in text.split(",")):
+            if part:
+                try:
+                    values.append(item(part))
+                except argparse.ArgumentTypeError:
+                    raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}") from None
+        if not values and not empty:
+            raise argparse.ArgumentTypeError(f"expected {form} (at least one), got {text!r}")
+        return values
+
+    convert.__name__ = form
+    return convert
+
+
+def names(choices, *, empty: bool = False):
+    """A comma-separated list of names from ``choices``."""
+    form = "comma-separated names from " + ", ".join(choices)
+
+    def convert(text: str):
+        values = [x.strip() for x in text.split(",") if x.strip()]
+        wrong = [v for v in values if v not in choices]
+        if wrong or (not values and not empty):
+            raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
+        return values
+
+    convert.__name__ = form
+    return convert
+
+
+POSITIVE = number(float, 0, above=True)
+NONNEGATIVE = number(float, 0)
+SEED = number(int, 0)
+_floats = listing(float)
+_ints = listing(int)
 
 
 def _show(value) -> str:
@@ -67,17 +124,17 @@ def settle(args) -> list[str]:
 def _add_problem_options(p: argparse.ArgumentParser, quick_m: int | None = None, quick_d: int | None = None,
                          scale: float = 0.2) -> None:
     g = p.add_argument_group("problem (the embedded synthetic gas-sensor-like regression)")
-    _defaulted(p, g, "--m", 2000, quick_m, type=int, help="number of samples")
-    _defaulted(p, g, "--d", 32, quick_d, type=int, help="number of features")
-    g.add_argument("--p", type=float, default=2.0, help="exponent of the lp loss, >= 1 (default 2)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="lambda >= 0 (default 0)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the data and the initialization")
+    _defaulted(p, g, "--m", 2000, quick_m, type=number(int, 2), help="number of samples")
+    _defaulted(p, g, "--d", 32, quick_d, type=number(int, 1), help="number of features")
+    g.add_argument("--p", type=number(float, 1), default=2.0, help="exponent of the lp loss, >= 1 (default 2)")
+    g.add_argument("--weight-decay", type=NONNEGATIVE, default=0.0, help="lambda >= 0 (default 0)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed of the data and the initialization (>= 0)")
     g = p.add_argument_group("network")
-    g.add_argument("--depth", type=int, default=3, help="number of layers N >= 1 (default 3)")
-    g.add_argument("--widths", type=_ints, default=None,
+    g.add_argument("--depth", type=number(int, 1), default=3, help="number of layers N >= 1 (default 3)")
+    g.add_argument("--widths", type=listing(int, 1), default=None,
                    help="hidden widths, comma-separated, depth-1 of them (default 16 each)")
     g.add_argument("--init", choices=_catalog.INITS, default="balanced", help="initialization (default balanced)")
-    g.add_argument("--scale", type=float, default=scale,
+    g.add_argument("--scale", type=NONNEGATIVE, default=scale,
                    help=f"balanced: spectral norm of each layer; near_zero/identity: std of the noise (default {scale:g})")
 
 
@@ -89,8 +146,8 @@ def _add_output_options(g, folder: str) -> None:
 
 def _add_solver_options(g, rtol: float, atol: float) -> None:
     g.add_argument("--solver", choices=_catalog.SOLVER_NAMES, default="tsit5", help="ODE solver (default tsit5)")
-    g.add_argument("--rtol", type=float, default=rtol, help=f"relative tolerance (default {rtol:g})")
-    g.add_argument("--atol", type=float, default=atol, help=f"absolute tolerance (default {atol:g})")
+    g.add_argument("--rtol", type=POSITIVE, default=rtol, help=f"relative tolerance (default {rtol:g})")
+    g.add_argument("--atol", type=POSITIVE, default=atol, help=f"absolute tolerance (default {atol:g})")
 
 
 def _plain(text: str) -> str:
@@ -100,14 +157,17 @@ def _plain(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__, cli
+    """The parser of every command; ``linflow --help`` lists the commands from the parser itself (never by hand)."""
+    from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="linflow", description=_plain(cli.__doc__.splitlines()[0]))
+    parser = Parser(prog="linflow", description="linflow: deep linear networks in continuous and in discrete time.",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_sgd, _add_reproduce,
                 _add_sweep):
         add(sub)
+    parser.description += "\n\ncommands: " + ", ".join(sub.choices) + " (linflow COMMAND --help for each)"
     return parser
 
 
@@ -117,10 +177,10 @@ def _add_run(sub) -> None:
                          description=RUN_DESCRIPTION)
     _add_problem_options(run, quick_m=300, quick_d=8)
     g = run.add_argument_group("runs")
-    _defaulted(run, g, "--etas", [0.2, 0.1, 0.05, 0.02], [0.1, 0.05], type=_floats,
+    _defaulted(run, g, "--etas", [0.2, 0.1, 0.05, 0.02], [0.1, 0.05], type=listing(float, 0, above=True),
                help="learning rates, comma-separated; each must divide t1/(points-1)")
-    _defaulted(run, g, "--t1", 100.0, 10.0, type=float, help="horizon in flow time t = k eta")
-    g.add_argument("--points", type=int, default=101, help="saved time points (default 101)")
+    _defaulted(run, g, "--t1", 100.0, 10.0, type=POSITIVE, help="horizon in flow time t = k eta")
+    g.add_argument("--points", type=number(int, 2), default=101, help="saved time points (default 101)")
     _add_solver_options(g, *_catalog.FLOW_TOLERANCES)
     _add_output_options(g, "linflow-out")
     run.set_defaults(func=commands.cmd_run)
@@ -133,14 +193,15 @@ def _add_compare(sub) -> None:
                                      "range of learning rates (see linflow.compare).")
     _add_problem_options(cmp, quick_m=300, quick_d=6)
     g = cmp.add_argument_group("comparison")
-    _defaulted(cmp, g, "--etas", None, type=_floats,
+    _defaulted(cmp, g, "--etas", None, type=listing(float, 0, above=True),
                help="learning rates, comma-separated; each must divide t1/(points-1) (default: see --eta-divisors)")
     _defaulted(cmp, g, "--eta-divisors", [1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64], [2, 4, 8],
-               type=_ints, help="etas = t1/(points-1)/n for these n, used when --etas is not given (16 etas)")
-    _defaulted(cmp, g, "--t1", 50.0, 4.0, type=float, help="horizon in flow time")
-    _defaulted(cmp, g, "--points", 101, 21, type=int, help="time grid points")
-    g.add_argument("--tol", type=float, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
-    g.add_argument("--orders", type=_ints, default=[1, 2], help="modified-flow orders (default 1,2)")
+               type=listing(int, 1), help="etas = t1/(points-1)/n for these n, used when --etas is not given (16 etas)")
+    _defaulted(cmp, g, "--t1", 50.0, 4.0, type=POSITIVE, help="horizon in flow time")
+    _defaulted(cmp, g, "--points", 101, 21, type=number(int, 2), help="time grid points")
+    g.add_argument("--tol", type=POSITIVE, default=1e-2, help="relative deviation defining the breakdown eta (default 0.01)")
+    g.add_argument("--orders", type=listing(int, 1, empty=True), default=[1, 2],
+                   help="modified-flow orders, 1 and/or 2 (default 1,2)")
     _add_solver_options(g, *_catalog.COMPARE_TOLERANCES)
     _add_output_options(g, "linflow-compare")
     cmp.set_defaults(func=commands.cmd_compare)
@@ -153,19 +214,19 @@ def _add_accuracy(sub) -> None:
                          description="Work-precision of linflow's solvers and SciPy's solve_ivp on a named case: "
                                      + "; ".join(f"{k}: {v}" for k, v in CASES.items()))
     acc.add_argument("--case", choices=list(CASES), default="exact", help="named problem (default exact)")
-    acc.add_argument("--depth", type=int, default=3, help="network depth (default 3)")
+    acc.add_argument("--depth", type=number(int, 1), default=3, help="network depth (default 3)")
     acc.add_argument("--flow", choices=["layers", "end_to_end"], default="layers", help="which flow (default layers)")
-    acc.add_argument("--t1", type=float, default=None, help="horizon (default: the case's)")
-    _defaulted(acc, acc, "--tolerances", [4, 5, 6, 7, 8, 9, 10], [5, 7, 9], type=_ints,
+    acc.add_argument("--t1", type=POSITIVE, default=None, help="horizon (default: the case's)")
+    _defaulted(acc, acc, "--tolerances", [4, 5, 6, 7, 8, 9, 10], [5, 7, 9], type=listing(int, 1),
                help="k values, rtol = 10^-k, atol = 10^-(k+3)")
     _defaulted(acc, acc, "--solvers", list(DEFAULT_SOLVERS), ["euler", "tsit5", "dopri8"],
-               type=lambda s: s.split(","), help="linflow solvers, comma-separated")
-    _defaulted(acc, acc, "--scipy", list(SCIPY_SOLVERS), ["RK45"], type=lambda s: [x for x in s.split(",") if x],
+               type=names(_catalog.SOLVER_NAMES), help="linflow solvers, comma-separated")
+    _defaulted(acc, acc, "--scipy", list(SCIPY_SOLVERS), ["RK45"], type=names(SCIPY_SOLVERS, empty=True),
                help="solve_ivp methods, comma-separated; empty for none")
-    acc.add_argument("--steps-t1", type=float, default=None,
+    acc.add_argument("--steps-t1", type=POSITIVE, default=None,
                      help=f"horizon of the step-size figure (default max(t1, {STEP_SIZE_HORIZON:g}): long enough for the "
                           "step to settle at the stability limit 3.5 / sharpness after convergence)")
-    _defaulted(acc, acc, "--repeats", 3, None, type=int,
+    _defaulted(acc, acc, "--repeats", 3, None, type=number(int, 1),
                help="timed repeats after the warm-up; the minimum is reported, the spread drawn")
     _add_output_options(acc, "linflow-accuracy")
     acc.set_defaults(func=commands.cmd_accuracy)
@@ -178,18 +239,20 @@ def _add_saddles(sub) -> None:
                                      "end-to-end flow against the closed form, the fitted scaling with the start, the loss "
                                      "plateaus, and GD's escapes against the flow's (see linflow.studies.saddles).")
     g = sad.add_argument_group("study")
-    _defaulted(sad, g, "--values", [3.0, 1.0, 0.3], type=_floats,
+    _defaulted(sad, g, "--values", [3.0, 1.0, 0.3], type=listing(float, 0, above=True),
                help="the target's singular values (distinct, positive), comma-separated")
-    _defaulted(sad, g, "--depths", [2, 3, 4], [2, 3], type=_ints, help="depths (>= 2), comma-separated")
-    _defaulted(sad, g, "--alphas", [float(10.0 ** -k) for k in range(1, 11)], [1e-2, 1e-4, 1e-6, 1e-8], type=_floats,
+    _defaulted(sad, g, "--depths", [2, 3, 4], [2, 3], type=listing(int, 2), help="depths (>= 2), comma-separated")
+    _defaulted(sad, g, "--alphas", [float(10.0 ** -k) for k in range(1, 11)], [1e-2, 1e-4, 1e-6, 1e-8],
+               type=listing(float, 0, above=True),
                help="start scales (every initial singular value of W_e), comma-separated")
-    _defaulted(sad, g, "--starts", ["aligned", "random"], ["aligned"], type=lambda s: s.split(","),
+    _defaulted(sad, g, "--starts", ["aligned", "random"], ["aligned"], type=names(("aligned", "random")),
                help="aligned (on the target's singular vectors: closed form) and/or random, comma-separated")
-    _defaulted(sad, g, "--gd-etas", [0.04, 0.02, 0.01, 0.005], [0.04, 0.02], type=_floats,
+    _defaulted(sad, g, "--gd-etas", [0.04, 0.02, 0.01, 0.005], [0.04, 0.02],
+               type=listing(float, 0, above=True, empty=True),
                help="GD's learning rates against the flow's escapes, comma-separated; empty for none")
-    _defaulted(sad, g, "--gd-depth", 3, type=int, help="GD's depth")
-    _defaulted(sad, g, "--gd-alpha", 1e-6, 1e-3, type=float, help="GD's start scale")
-    g.add_argument("--seed", type=int, default=0, help="seed of the problem and the random starts (default 0)")
+    _defaulted(sad, g, "--gd-depth", 3, type=number(int, 2), help="GD's depth")
+    _defaulted(sad, g, "--gd-alpha", 1e-6, 1e-3, type=POSITIVE, help="GD's start scale")
+    g.add_argument("--seed", type=SEED, default=0, help="seed of the problem and the random starts (default 0)")
     _add_output_options(g, "linflow-saddles")
     sad.set_defaults(func=commands.cmd_saddles)
 
@@ -205,16 +268,16 @@ def _add_sgd(sub) -> None:
     g = sg.add_argument_group("study")
     g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
                                                 "instead of the synthetic one (--m, --d and --seed's data then unused)")
-    _defaulted(sg, g, "--etas", [0.1, 0.05, 0.025, 0.0125], [0.1, 0.05, 0.025], type=_floats,
+    _defaulted(sg, g, "--etas", [0.1, 0.05, 0.025, 0.0125], [0.1, 0.05, 0.025], type=listing(float, 0, above=True),
                help="learning rates, comma-separated; each must divide t1/(points-1) four times over")
-    _defaulted(sg, g, "--t1", 2.0, 1.0, type=float, help="horizon in flow time t = k eta")
-    _defaulted(sg, g, "--points", 5, 3, type=int, help="save times on [0, t1]")
-    _defaulted(sg, g, "--batch", 8, 4, type=int, help="minibatch size B (drawn with replacement)")
-    _defaulted(sg, g, "--paths", 2000, 400, type=int, help="paths per model and eta")
-    _defaulted(sg, g, "--ell", 4, type=int, help="SVAG's l")
-    _defaulted(sg, g, "--models", ["gf", "sme1", "sme2", "svag"], type=lambda s: s.split(","),
+    _defaulted(sg, g, "--t1", 2.0, 1.0, type=POSITIVE, help="horizon in flow time t = k eta")
+    _defaulted(sg, g, "--points", 5, 3, type=number(int, 2), help="save times on [0, t1]")
+    _defaulted(sg, g, "--batch", 8, 4, type=number(int, 1), help="minibatch size B (drawn with replacement)")
+    _defaulted(sg, g, "--paths", 2000, 400, type=number(int, 2), help="paths per model and eta")
+    _defaulted(sg, g, "--ell", 4, type=number(int, 1), help="SVAG's l")
+    _defaulted(sg, g, "--models", ["gf", "sme1", "sme2", "svag"], type=names(("gf", "sme1", "sme2", "svag")),
                help="models against SGD, comma-separated: gf, sme1, sme2, svag")
-    _defaulted(sg, g, "--ks", [1, 2, 4, 8, 16], [1, 2, 4], type=_ints,
+    _defaulted(sg, g, "--ks", [1, 2, 4, 8, 16], [1, 2, 4], type=listing(int, 1, empty=True),
                help="linear-scaling factors from the smallest eta (starting at 1; t1 a multiple of max(ks) x that eta); "
                     "empty for none")
     _add_output_options(g, "linflow-sgd")
@@ -232,20 +295,20 @@ def _add_atlas(sub) -> None:
     g.add_argument("--problem", choices=["whitened", "synthetic"], default="whitened",
                    help="whitened regression with a square target of --values (default), or the default problem of "
                         "linflow run (synthetic, m = 2000, d = 32, one output)")
-    _defaulted(at, g, "--values", [1.0], type=_floats, help="the target's singular values, comma-separated (whitened)")
-    g.add_argument("--depth", type=int, default=2, help="number of layers N >= 1 (default 2)")
-    g.add_argument("--width", type=int, default=1, help="hidden width (default 1: with --values 1, a scalar network)")
+    _defaulted(at, g, "--values", [1.0], type=listing(float, 0, above=True), help="the target's singular values, comma-separated (whitened)")
+    g.add_argument("--depth", type=number(int, 1), default=2, help="number of layers N >= 1 (default 2)")
+    g.add_argument("--width", type=number(int, 1), default=1, help="hidden width (default 1: with --values 1, a scalar network)")
     g.add_argument("--init", choices=_catalog.INITS, default="near_zero",
                    help="initialization (default near_zero: Gaussian entries, unbalanced)")
-    g.add_argument("--scale", type=float, default=0.5, help="its scale (default 0.5)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the start and of the tangent vector (default 0)")
+    g.add_argument("--scale", type=POSITIVE, default=0.5, help="its scale, > 0 (default 0.5; 0 would start at a critical point)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed of the start and of the tangent vector (default 0)")
     g = at.add_argument_group("map")
-    _defaulted(at, g, "--ratios", [0.9, 2.1], type=_floats,
+    _defaulted(at, g, "--ratios", [0.9, 2.1], type=listing(float, 0, above=True),
                help="lowest and highest eta / eta_crit (eta_crit = 2 / S of the gradient flow's limit)")
-    _defaulted(at, g, "--points", 241, 61, type=int, help="etas on the grid")
-    _defaulted(at, g, "--transient", 20_000, 4_000, type=int, help="GD steps discarded before recording")
-    _defaulted(at, g, "--record", 4_000, 1_000, type=int, help="GD steps recorded (Lyapunov exponent, period)")
-    _defaulted(at, g, "--central-points", 8, 3, type=int, help="etas above eta_crit where the central flow is run")
+    _defaulted(at, g, "--points", 241, 61, type=number(int, 2), help="etas on the grid")
+    _defaulted(at, g, "--transient", 20_000, 4_000, type=number(int, 1), help="GD steps discarded before recording")
+    _defaulted(at, g, "--record", 4_000, 1_000, type=number(int, 128), help="GD steps recorded (Lyapunov exponent, period)")
+    _defaulted(at, g, "--central-points", 8, 3, type=number(int, 0), help="etas above eta_crit where the central flow is run")
     _add_output_options(g, "linflow-atlas")
     at.set_defaults(func=commands.cmd_atlas)
 
@@ -253,9 +316,11 @@ def _add_atlas(sub) -> None:
 def _add_reproduce(sub) -> None:
     """``linflow reproduce``."""
     EXPERIMENTS = _catalog.EXPERIMENTS
-    rep = sub.add_parser("reproduce", help="the experiments of ACH18, and of ACHL19 and Razin & Cohen (2020)",
-                         description="Reproduce an experiment (" + ", ".join(EXPERIMENTS) + ") or all of them: ACH18's, "
-                                     "and on completion from a small start (achl19, razin-cohen: no data needed).")
+    papers = "; ".join(f"{paper}: {', '.join(names)}" for paper, names in _catalog.EXPERIMENT_SOURCES.items())
+    rep = sub.add_parser("reproduce", help="the papers' experiments: " + ", ".join(EXPERIMENTS),
+                         description=f"Reproduce an experiment, or all of them ({papers}). Without --data the "
+                                     "gas-sensor experiments run on the embedded synthetic problem (said in every "
+                                     "output); the completion experiments need no data.")
     rep.add_argument("name", help=f"one of {', '.join(EXPERIMENTS)}, or all")
     rep.add_argument("--data", default=None,
                      help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "
@@ -267,14 +332,16 @@ def _add_reproduce(sub) -> None:
 
 def _add_sweep(sub) -> None:
     """``linflow sweep``."""
+    tasks = _catalog.SWEEP_TASKS
     sw = sub.add_parser("sweep", help="a resumable parameter sweep from a TOML file (local or Dask)",
-                        description="Run a grid of 'run', 'compare', 'accuracy' or 'regime' tasks (see linflow.sweeps); "
-                                    "a restart computes only the missing points.")
+                        description=f"Run a grid of {', '.join(tasks[:-1])} or {tasks[-1]} tasks (see linflow.sweeps and "
+                                    "docs/sweep.md); a restart computes only the missing points. The results go to "
+                                    "the store folder (no --out, no --quick: the TOML file says what to run).")
     sw.add_argument("config", help="TOML file with task, store, [grid] and [fixed]")
     sw.add_argument("--store", default=None, help="store folder (default: the config's)")
     sw.add_argument("--executor", choices=["local", "dask"], default="local", help="executor (default local)")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
-    sw.add_argument("--workers", type=int, default=None,
+    sw.add_argument("--workers", type=number(int, 1), default=None,
                     help="local: processes (default 1, in-process); dask: workers of the LocalCluster (default 2)")
     sw.set_defaults(func=commands.cmd_sweep)
 

@@ -31,6 +31,16 @@ COMPARE_TOLERANCES = (1e-10, 1e-12)
 
 EXPERIMENTS = ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8", "achl19", "razin-cohen",
                "kreisler23", "ghosh25")
+#: the papers behind :data:`EXPERIMENTS`, for the help texts (every experiment is named in one group)
+EXPERIMENT_SOURCES = {
+    "ACH18": ("fig2", "fig3", "fig4", "init", "theorem2", "section6", "section8"),
+    "ACHL19 (deep matrix completion)": ("achl19",),
+    "Razin & Cohen 2020": ("razin-cohen",),
+    "Kreisler et al. 2023": ("kreisler23",),
+    "Ghosh et al. 2025": ("ghosh25",),
+}
+#: the tasks of ``linflow sweep`` (:data:`linflow.sweeps.TASKS`)
+SWEEP_TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd")
 
 #: the initializations by name (:func:`linflow.core.specs.start`)
 INITS = ("balanced", "near_zero", "identity")

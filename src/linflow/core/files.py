@@ -36,6 +36,30 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     return path
 
 
+def check_output_folder(path: str | os.PathLike, option: str = "out") -> Path:
+    """``path`` as an output folder, checked before any computation: an existing folder in which a file can be
+    written, or one that can be created (its nearest existing ancestor a writable folder). Creates nothing.
+
+    Raises ``ValueError`` in one line naming ``option`` (the parameter the user typed) otherwise, e.g. when ``path``
+    is a file: the check runs before a run starts, so a bad folder never costs a computation.
+    """
+    path = Path(path)
+    shown = f"{option} {str(path)!r}"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{shown} is a file, not a folder: give a folder to write into (created if missing)")
+    probe = path.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{shown} cannot be created: {str(probe)!r} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{shown} is not writable: cannot create a file in {str(probe)!r} ({exc.strerror})") from None
+    return path
+
+
 def write_netcdf(ds, path) -> Path:
     """An ``xarray.Dataset`` to netCDF (SciPy's netCDF3 writer, no extra dependency), atomically."""
     return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="scipy"))

@@ -24,7 +24,8 @@ def segments(ds: xr.Dataset) -> list[dict]:
 
 def doublings(ds: xr.Dataset) -> dict:
     """The first eta at which each period ``2^k`` appears (on the grid, in increasing eta, before the first
-    chaotic eta), and the Feigenbaum ratios ``(eta_k - eta_(k-1)) / (eta_(k+1) - eta_k)`` where three are known
+    chaotic eta), and the Feigenbaum ratios ``(eta_k - eta_(k-1)) / (eta_(k+1) - eta_k)`` where three consecutive
+    stages (periods ``2^(k-1), 2^k, 2^(k+1)``) are resolved on the grid
     (4.669... for the logistic map's universality class)."""
     first: dict[int, float] = {}
     for eta, p, a in zip(ds.eta.values, ds.period.values, ds.attractor.values):
@@ -33,11 +34,22 @@ def doublings(ds: xr.Dataset) -> dict:
         if p >= 1 and (p & (p - 1)) == 0 and p not in first and all(q < p for q in first):
             first[int(p)] = float(eta)
     periods = sorted(first)
-    onsets = [first[p] for p in periods if p >= 2]
-    ratios = [(onsets[k] - onsets[k - 1]) / (onsets[k + 1] - onsets[k]) for k in range(1, len(onsets) - 1)
-              if onsets[k + 1] > onsets[k]]
+    onsets = {p: first[p] for p in periods if p >= 2}
+    # a ratio needs three consecutive stages 2^k, 2^(k+1), 2^(k+2), each resolved on the grid (a stage the grid
+    # skipped would silently merge two intervals into one)
+    ratios = [(onsets[2 * p] - onsets[p]) / (onsets[4 * p] - onsets[2 * p]) for p in onsets
+              if 2 * p in onsets and 4 * p in onsets and onsets[4 * p] > onsets[2 * p]]
+    skipped = [2 * p for p in onsets if 2 * p not in onsets and any(q > 2 * p for q in onsets)]
+    if ratios:
+        resolution = "three consecutive stages resolved"
+    elif skipped:
+        resolution = ("the grid does not resolve the cascade: period " + ", ".join(map(str, skipped))
+                      + " appears on no eta between its neighbours, so no Feigenbaum ratio is formed")
+    else:
+        resolution = "fewer than three consecutive period-doubling stages on the grid: no Feigenbaum ratio"
     chaos = [float(e) for e, a in zip(ds.eta.values, ds.attractor.values) if a == "chaotic"]
     return {"first_eta_of_period": {str(p): first[p] for p in periods}, "feigenbaum_ratios": ratios,
+            "feigenbaum_resolution": resolution,
             "first_chaotic_eta": chaos[0] if chaos else "no chaotic eta on the grid",
             "grid_spacing": float(np.min(np.diff(ds.eta.values))) if ds.eta.size > 1 else "one eta"}
 
@@ -72,6 +84,8 @@ def summary_text(s: dict) -> str:
                                                  c["first_eta_of_period"].items()) or "none"))
     if c["feigenbaum_ratios"]:
         lines.append("  Feigenbaum ratios (on the grid): " + ", ".join(f"{r:.2f}" for r in c["feigenbaum_ratios"]))
+    else:
+        lines.append(f"  Feigenbaum ratios: none ({c.get('feigenbaum_resolution', 'not resolved on the grid')})")
     first = c["first_chaotic_eta"]
     lines.append(f"first chaotic eta: {first:.5g}" if isinstance(first, float) else f"first chaotic eta: {first}")
     d = s["first_diverged_eta"]

@@ -13,6 +13,7 @@ from ...core import init
 from ...core.attractors import ATTRACTOR_RULE, PERIOD_RULE, attractor_of, orbits, period_of
 from ...core.central import DENSE_MAX_PARAMS, central_flow
 from ...core.curvature import sharpness
+from ...core.fields import network_gradient
 from ...core.gfs import gfs_limit
 from ...core.runs import check_problem
 from ..comparison import EOS_TOL
@@ -48,6 +49,10 @@ def atlas(problem, layers0, etas=None, *, ratios=None, transient: int = 20_000, 
     """
     problem = check_problem(problem)
     layers0 = tuple(jnp.asarray(w) for w in layers0)
+    if not any(bool(jnp.any(g != 0)) for g in network_gradient(problem, layers0)):
+        raise ValueError("the start is a critical point of the loss (its gradient is exactly 0, e.g. every layer 0 at "
+                         "depth >= 2: a saddle): GD and the flow never leave it, so the map has no attractor to "
+                         "measure; start away from it (a nonzero scale)")
     limit = gfs_limit(problem, layers0)
     if limit["status"] != "ok":
         raise RuntimeError(f"the gradient flow from the start did not converge ({limit['status']}): no threshold to "

@@ -40,8 +40,9 @@ def save_times(t1: float, points: int, steps: Sequence[float]) -> np.ndarray:
                              f"lengthen t1 or save fewer points")
         n = ts / h
         if np.any(np.abs(n - np.round(n)) > 1e-9 * np.maximum(1.0, n)):
-            raise ValueError(f"the save times {ts.tolist()} must be whole multiples of every step; {h:g} is not a "
-                             f"divisor (choose t1 / (points - 1) a multiple of every eta)")
+            raise ValueError(f"the save times t1 * i / (points - 1) (spacing {ts[1] - ts[0]:g}) must be whole multiples "
+                             f"of every step; the step {h:g} does not divide them (choose t1 / (points - 1) a multiple "
+                             f"of every eta)")
     return ts
 
 

@@ -29,9 +29,10 @@ from .config import PARAMETERS, TASK_DEFAULTS, TASKS, load_config, validate
 from .executors import sweep
 from .figures import phase_diagram, regime_diagram
 from .store import load
+from .table import table
 from .tasks import BATCH_AXIS, run_grid, run_point, run_points
 from ...core.catalog import INITS, PROBLEMS
 
 __all__ = ["sweep", "load", "load_config", "validate", "run_point", "run_points", "run_grid", "BATCH_AXIS", "PARAMETERS",
            "TASK_DEFAULTS",
-           "TASKS", "PROBLEMS", "INITS", "phase_diagram", "regime_diagram"]
+           "TASKS", "PROBLEMS", "INITS", "phase_diagram", "regime_diagram", "table"]

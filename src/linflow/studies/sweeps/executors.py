@@ -52,6 +52,7 @@ def sweep(grid, task: str = "run", store=None, *, fixed: dict | None = None, exe
         store = store or cfg["store"]
     if store is None:
         raise ValueError("store must be given (a folder for the results)")
+    _io.check_output_folder(store, "store")
     grid, fixed = validate(grid, fixed, task)
     if executor not in ("local", "dask"):
         raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
