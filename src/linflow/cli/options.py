@@ -295,7 +295,8 @@ def _add_atlas(sub) -> None:
     g.add_argument("--problem", choices=["whitened", "synthetic"], default="whitened",
                    help="whitened regression with a square target of --values (default), or the default problem of "
                         "linflow run (synthetic, m = 2000, d = 32, one output)")
-    _defaulted(at, g, "--values", [1.0], type=listing(float, 0, above=True), help="the target's singular values, comma-separated (whitened)")
+    _defaulted(at, g, "--values", [1.0], type=listing(float, 0, above=True),
+               help="the target's singular values, comma-separated (whitened)")
     g.add_argument("--depth", type=number(int, 1), default=2, help="number of layers N >= 1 (default 2)")
     g.add_argument("--width", type=number(int, 1), default=1, help="hidden width (default 1: with --values 1, a scalar network)")
     g.add_argument("--init", choices=_catalog.INITS, default="near_zero",
