@@ -60,3 +60,32 @@ VISIBLE_PROSE = """() => {
 def _around(text: str, raw: str) -> str:
     i = text.find(raw)
     return text[max(0, i - 60): i + 60]
+
+
+# every display formula: its width against its box (a clipped right part) and its typeset parts against its equation
+# number (a tag printed over the formula)
+DISPLAYS = """() => [...document.querySelectorAll('.katex-display')].map(d => {
+  const parts = [...d.querySelectorAll('.katex-html > .katex-base')].map(b => b.getBoundingClientRect());
+  const tag = d.querySelector('.katex-tag');
+  const box = d.getBoundingClientRect();
+  const ann = d.querySelector('annotation');
+  return {hidden: d.scrollWidth - d.clientWidth, right: Math.max(...parts.map(r => r.right)), box: box.right,
+          tag: tag ? tag.getBoundingClientRect().left : null, tex: ann ? ann.textContent.trim().slice(0, 50) : ''};
+})"""
+
+
+@needs_browser
+@pytest.mark.parametrize("width", [1280, 1024, 800])
+def test_no_display_formula_overflows_its_column_or_touches_its_number(site, width):
+    """Issue 38: at 1280 px six equations were wider than the text column, cut off and printed over by their tags."""
+    with served(site) as base, chromium() as browser:
+        page = Visit(browser.new_page(viewport={"width": width, "height": 900}), base).open("math/")
+        displays = page.evaluate(DISPLAYS)
+    assert len(displays) >= 40
+    tagged = [d for d in displays if d["tag"] is not None]
+    assert len(tagged) >= 30  # the numbered equations, (1.1) on
+    for d in displays:
+        assert d["hidden"] <= 1, f"{d['tex']!r}: {d['hidden']} px hidden at {width} px"
+        assert d["right"] <= d["box"] + 1, f"{d['tex']!r} ends right of its column at {width} px"
+        if d["tag"] is not None:
+            assert d["right"] <= d["tag"] - 8, f"{d['tex']!r} runs into its equation number at {width} px"
