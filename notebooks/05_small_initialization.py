@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 05 · Learning from a small start: saddles, plateaus, one mode at a time
 #

@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 06 · Past the threshold: the whole map, from the flow to chaos
 #
@@ -107,12 +106,28 @@ assert lam > 0.1 and gap[60] > 1e-7  # chaos: the two runs separate by orders of
 
 # %% [markdown]
 # ## 4. What to take away
-# - The small-learning-rate assumption fails in stages, and the first stage boundary is $2 / S$ of the *flow's
-#   solution*, not of the start: `linflow.gfs_sharpness` measures it.
+# - The small-learning-rate assumption fails in stages. $2 / S$ of the *flow's solution* (not of the start;
+#   `linflow.gfs_sharpness` measures it) is where GD can no longer converge to the flow's own minimum. It is the
+#   first stage boundary here only because this start's $S_{\text{GFS}} = 2.006$ is next to the flattest minimum's
+#   $S = 2$ (every minimum $uv = 1$ has $S = u^2 + v^2 \ge 2$): no flatter minimum is left for GD to land on. From a
+#   start whose flow ends at a sharp minimum, GD past $2 / S_{\text{GFS}}$ still converges, to a flatter minimum
+#   (the next cell); it stops converging only past $2 / 2 = 1$, the flattest minimum's threshold.
 # - Past it, GD is a nonlinear map with the logistic map's route to chaos. The central flow describes the
 #   period-2 stage (and the mean of the orbit somewhat beyond); nothing continuous describes the chaotic stage.
 # - On wider networks the map is less kind: `linflow atlas --values 1.5,1.4 --width 2` shows GD diverging soon
 #   after the threshold, where extra unstable directions open (see the README).
+
+# %%
+far = (jnp.array([[2.0]]), jnp.array([[0.1]]))  # u = 2, v = 0.1: the flow ends at a sharp minimum
+far_map = atlas.atlas(problem, far, ratios=[1.1, 1.3, 1.6], transient=4_000, record=1_000, central_points=0)
+S_far = 2 / float(far_map.attrs["eta_crit"])
+end_S = far_map.sharpness.values[:, -1]
+for r, a, s_end in zip([1.1, 1.3, 1.6], far_map.attractor.values, end_S):
+    print(f"from (2, 0.1): eta = {r} x 2 / S_GFS (S_GFS = {S_far:.3f}): {a}, sharpness at the end {s_end:.3f} "
+          f"<= 2 / eta = {S_far / r:.3f}")
+assert abs(S_far - np.hypot(4 - 0.01, 2)) < 1e-6
+assert list(far_map.attractor.values) == ["fixed point"] * 3  # GD converges past 2 / S_GFS ...
+assert np.all(end_S < S_far / np.array([1.1, 1.3, 1.6])) and np.all(end_S >= 2 - 1e-9)  # ... to flatter minima
 
 # %%
 cascade = summary["cascade"]["first_eta_of_period"]

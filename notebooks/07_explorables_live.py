@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 07 · Explorables, live: move $\eta$ past $2/S$, tighten a tolerance
 #

@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 08 · Stochastic gradient descent and its SDE
 #
@@ -67,7 +66,20 @@ axes[0].legend(markerscale=4);
 # %% [markdown]
 # **What you should see:** the two clouds on top of each other, centred near the flow's path and spreading as they
 # go; by $t = 3$ they have settled around the minimum with a spread set by $\eta / B$. At $t = 0.2$ SGD has taken a
-# single step: its cloud is a handful of points (one per possible minibatch), the SME's a Gaussian blur.
+# single step: its cloud is a finite set, one point per minibatch it can draw. With $m = 12$ samples and $B = 3$
+# drawn with replacement there are $\binom{14}{3} = 364$ such minibatches (as multisets), so the 2,000 runs sit on
+# at most 364 points (hundreds, counted below: too many to tell apart by eye), while the SME's cloud is a
+# continuous Gaussian blur.
+
+# %%
+from math import comb
+
+first_step = np.unique(w_sgd[:, 1], axis=0)  # SGD's state after its first step, every run
+minibatches = comb(len(X) + batch - 1, batch)  # multisets of B samples out of m, drawn with replacement
+print(f"after one step: {len(first_step)} distinct SGD points from {n} runs; {minibatches} possible minibatches")
+assert minibatches == 364 and 300 < len(first_step) <= minibatches
+
+# %% [markdown]
 #
 # ## 2. The moments, exactly
 # For linear regression the noise covariance $\Sigma(w)$ is quadratic in $w$, so the mean $\mu$ and second moment

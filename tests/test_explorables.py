@@ -48,7 +48,8 @@ def explorable(site, name: str, tmp_path):
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
         yield page
         shot = Path(SHOTS or tmp_path) / f"explorable-{name.replace('_', '-')}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        # the explorable alone (not the site's header, navigation and footer): the docs' front page shows these
+        page.locator("[data-root-id] + *, .bk-Column, .bk-Row").first.screenshot(path=str(shot))
     assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
@@ -69,6 +70,42 @@ def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tm
             assert f"{data['etas'][i]:.3g}"[:4] in text and data["runs"][i]["status"] in text
         past = int(np.argmin(np.abs(np.array(data["etas"]) / data["eta_crit"] - 1.2)))  # past 2/S: GD leaves
         _set(page, "eta_slider", past)
+        # issue 38: a diverged run no longer stretches the axes to 2.5e5 and 1e8; the plots say "diverged" instead
+        last = data["runs"][n - 1]
+        assert last["status"].startswith("diverged")
+        _set(page, "eta_slider", n - 1)
+        flow_w1, flow_loss = np.array(data["flow"]["w1"]), np.array(data["flow"]["loss"])
+        x0, x1 = _bokeh(page, "plane_x", "start"), _bokeh(page, "plane_x", "end")
+        assert x0 <= flow_w1.min() and x1 >= flow_w1.max() and x1 - x0 < 10 * np.ptp(flow_w1)
+        l0, l1 = _bokeh(page, "loss_range", "start"), _bokeh(page, "loss_range", "end")
+        assert l0 <= flow_loss.min() and flow_loss.max() <= l1 < 1e4 * flow_loss.max()
+        assert _bokeh(page, "sharpness_range", "end") < 2 * max(max(data["flow"]["sharpness"]), 2 / data["etas"][-1])
+        assert _bokeh(page, "diverged_0", "text") == "GD diverged: off these axes"
+        assert last["status"] in _bokeh(page, "readout", "text")  # where it diverged, in words
+        _set(page, "eta_slider", 0)
+        assert _bokeh(page, "diverged_0", "text") == ""
+        _set(page, "eta_slider", past)  # the state the screenshot shows: GD past 2 / S
+
+
+@needs_browser
+@pytest.mark.parametrize("name", ["leaving_the_flow", "solver_accuracy", "attractor_map", "plateaus"])
+def test_every_plot_title_fits_its_plot(site, name, tmp_path):
+    """Issue 38: titles were clipped ("GD's iterates (", "red: esc") at the docs' width."""
+    with explorable(site, name, tmp_path) as page:
+        fit = page.evaluate("""() => { const c = document.createElement('canvas').getContext('2d');
+            c.font = 'bold 13px helvetica';  // Bokeh's title font
+            const out = [];
+            const walk = (view) => {
+              if (view.model.type === 'Figure' && view.model.title)
+                out.push([view.model.title.text, c.measureText(view.model.title.text).width, view.bbox.width]);
+              for (const child of (view.child_views || [])) walk(child);
+            };
+            Object.values(Bokeh.index).forEach(walk);
+            return out; }""")
+    assert fit, "no plot views measured"
+    for title, needed, width in fit:
+        # the title starts after the y axis (about 60 px) and must end before the toolbar (about 30 px)
+        assert needed + 90 < width, f"{name}: title {title!r} needs {needed:.0f} px of a {width:.0f} px plot"
 
 
 @needs_browser

@@ -89,3 +89,25 @@ def test_no_display_formula_overflows_its_column_or_touches_its_number(site, wid
         assert d["right"] <= d["box"] + 1, f"{d['tex']!r} ends right of its column at {width} px"
         if d["tag"] is not None:
             assert d["right"] <= d["tag"] - 8, f"{d['tex']!r} runs into its equation number at {width} px"
+
+
+WIDE = """(selector) => [...document.querySelectorAll(selector)].map(p => {
+  const cs = getComputedStyle(p);
+  return {text: p.textContent.slice(0, 60), hidden: p.scrollWidth - p.clientWidth, overflow: cs.overflowX,
+          wrap: cs.whiteSpace, breaks: cs.wordBreak};
+})"""
+
+
+@needs_browser
+def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(site):
+    """Issue 38: the install line was clipped on the front page; printed output wrapped mid-word ("clo / sed form")."""
+    with served(site) as base, chromium() as browser:
+        page = Visit(browser.new_page(viewport={"width": 1280, "height": 900}), base).open("")
+        blocks = page.evaluate(WIDE, "article pre")
+        page = Visit(browser.new_page(viewport={"width": 1280, "height": 900}), base).open(
+            "notebooks/05_small_initialization/")
+        outputs = page.evaluate(WIDE, ".jp-OutputArea-output pre")
+    assert blocks and all(b["hidden"] <= 1 for b in blocks), [b for b in blocks if b["hidden"] > 1]
+    assert outputs
+    for o in outputs:  # whole lines, scrolled sideways where wider than the column
+        assert o["breaks"] != "break-all" and o["wrap"] == "pre" and (o["hidden"] <= 1 or o["overflow"] == "auto"), o

@@ -44,6 +44,9 @@ def test_committed_notebook_matches_its_source(name):
     got = [(c.cell_type, c.source.strip()) for c in nb.cells]
     want = [(c.cell_type, c.source.strip()) for c in source.cells]
     assert got == want, f"{name}.ipynb is out of date: run python notebooks/build.py {name}"
+    # issue 38: every notebook page opened with an empty input cell (a blank line too many after the header)
+    assert all(c.source.strip() for c in nb.cells), f"{name}: an empty cell"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), f"{name}: no title first"
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))

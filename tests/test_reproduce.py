@@ -35,6 +35,10 @@ def test_each_experiment_runs_quick_and_reports(name):
     assert isinstance(summary["measured"], str) and summary["measured"]
     assert figs and ds.data_vars
     json.dumps(summary)  # JSON-ready
+    # issue 38: files named like the experiment (razin_cohen.png beside razin-cohen.json), and words, not a Python
+    # dict or "from none on the grid", in what the command prints
+    assert all(f == name or f.startswith(f"{name}_") for f in figs), list(figs)
+    assert "{" not in summary["measured"] and "from none" not in summary["measured"], summary["measured"]
     if DATA is None and name not in ("section6", "achl19", "razin-cohen", "kreisler23", "ghosh25"):  # no data needed
         assert "SYNTHETIC" in str(summary["data"])
     if DATA is None and name in ("fig2", "fig3", "fig4"):

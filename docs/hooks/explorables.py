@@ -54,7 +54,7 @@ def _components(layout):
 def leaving_the_flow(data: dict):
     """Left: W_e in the plane (the flow's path, GD's iterates); right: loss and sharpness against flow time, 2/eta."""
     from bokeh.layouts import column, row
-    from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Div, Range1d, Slider, Span
+    from bokeh.models import ColumnDataSource, CustomJS, CustomJSTickFormatter, Div, Label, Range1d, Slider, Span
     from bokeh.plotting import figure
 
     runs, etas, crit = data["runs"], data["etas"], data["eta_crit"]
@@ -68,50 +68,87 @@ def leaving_the_flow(data: dict):
     every = ColumnDataSource(flat, name="gd_all")
     shown = ColumnDataSource({k: runs[start][k] for k in ("t", "w1", "w2", "loss", "sharpness")}, name="gd")
     statuses = ColumnDataSource({"eta": etas, "status": [r["status"] for r in runs]}, name="runs")
+    # fixed axes on the flow's range (and the runs that stay near it): a diverging run leaves them, said in words,
+    # instead of stretching them to 1e5 and 1e8
+    kept = [r for r in runs if not r["status"].startswith("diverged")]
+    x0, x1 = _span(data["flow"]["w1"], [r["w1"] for r in kept])
+    y0, y1 = _span(data["flow"]["w2"], [r["w2"] for r in kept])
+    l0, l1 = _span(data["flow"]["loss"], [r["loss"] for r in kept], log=True)
+    top = max(data["flow"]["sharpness"])  # the flow's largest sharpness; the threshold 2 / eta joins it
     opts = dict(height=330, sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,hover")
-    plane = figure(title="W_e: the flow's path (line), GD's iterates (dots)", x_axis_label="W_e[0]",
-                   y_axis_label="W_e[1]", match_aspect=True, **opts)
+    plane = figure(title="W_e in the plane", x_axis_label="W_e[0]", y_axis_label="W_e[1]",
+                   x_range=Range1d(x0, x1, name="plane_x"), y_range=Range1d(y0, y1, name="plane_y"), **opts)
     plane.line("w1", "w2", source=flow, color="black", line_width=2, legend_label="gradient flow")
     plane.scatter("w1", "w2", source=shown, color="crimson", size=5, alpha=0.8, legend_label="gradient descent")
     plane.scatter([data["flow"]["w1"][0]], [data["flow"]["w2"][0]], marker="square", size=9, color="gray",
                   legend_label="start")
-    loss = figure(title="loss against flow time t = k eta", x_axis_label="t", y_axis_label="loss", y_axis_type="log",
-                  **opts)
+    loss = figure(title="loss against t = k eta", x_axis_label="t", y_axis_label="loss", y_axis_type="log",
+                  y_range=Range1d(l0, l1, name="loss_range"), **opts)
     loss.line("t", "loss", source=flow, color="black", line_width=2, legend_label="gradient flow")
     loss.scatter("t", "loss", source=shown, color="crimson", size=4, legend_label="gradient descent")
-    top = max(data["flow"]["sharpness"])  # the flow's largest sharpness; the shown run's and 2 / eta join it
-    sharp = figure(title="sharpness S against t, and 2 / eta (dashed)", x_axis_label="t", y_axis_label="S",
-                   y_range=Range1d(0, 1.1 * max(top, 2 / etas[start], *runs[start]["sharpness"]), name="sharpness_range"),
-                   **opts)
+    sharp = figure(title="sharpness S, and 2 / eta (dashed)", x_axis_label="t", y_axis_label="S",
+                   y_range=Range1d(0, _sharpness_top(top, etas[start], runs[start]), name="sharpness_range"), **opts)
     sharp.line("t", "sharpness", source=flow, color="black", line_width=2, legend_label="gradient flow")
     sharp.scatter("t", "sharpness", source=shown, color="crimson", size=4, legend_label="gradient descent")
     threshold = Span(location=2 / etas[start], dimension="width", line_color="royalblue", line_dash="dashed",
                      line_width=2, name="two_over_eta")
     sharp.add_layout(threshold)
+    notes = []
     for fig, where in ((plane, "bottom_left"), (loss, "top_right"), (sharp, "top_left")):
         fig.legend.location = where
         fig.legend.label_text_font_size = "9pt"
+        notes.append(Label(x=0.5, y=0.5, x_units="data", y_units="data", text=_diverged_note(runs[start]["status"]),
+                           text_color="crimson", text_font_style="bold", text_font_size="12pt", text_align="center",
+                           name=f"diverged_{len(notes)}"))
+        fig.add_layout(notes[-1])
+    for note, fig in zip(notes, (plane, loss, sharp)):  # centred on each plot's fixed ranges
+        note.x = (fig.x_range.start + fig.x_range.end) / 2 if isinstance(fig.x_range, Range1d) else data["horizon"] / 2
+        note.y = (fig.y_range.start + fig.y_range.end) / 2 if fig is not loss else math.sqrt(l0 * l1)
     slider = Slider(start=0, end=len(etas) - 1, value=start, step=1, title="learning rate eta",
                     name="eta_slider", sizing_mode="stretch_width",
                     format=CustomJSTickFormatter(args=dict(etas=etas), code="return etas[Math.round(tick)].toPrecision(3)"))
     readout = Div(name="readout", text=_readout(etas[start], crit, runs[start]["status"]))
     callback = CustomJS(args=dict(every=every, shown=shown, threshold=threshold, readout=readout, runs=statuses,
-                                  crit=crit, yrange=sharp.y_range, top=top), code="""
+                                  crit=crit, yrange=sharp.y_range, top=top, notes=notes), code="""
         const i = cb_obj.value, d = every.data, keys = ["t", "w1", "w2", "loss", "sharpness"];
         const out = {}; for (const k of keys) out[k] = [];
         for (let j = 0; j < d.eta_index.length; j++) {
             if (d.eta_index[j] === i) { for (const k of keys) out[k].push(d[k][j]); }
         }
         shown.data = out;
-        const eta = runs.data.eta[i];
+        const eta = runs.data.eta[i], status = runs.data.status[i], diverged = status.startsWith("diverged");
         threshold.location = 2 / eta;
-        yrange.end = 1.1 * Math.max(top, 2 / eta, ...out.sharpness);
+        const gd = diverged ? 0 : Math.min(Math.max(...out.sharpness), 3 * top);
+        yrange.end = 1.1 * Math.max(top, 2 / eta, gd);
+        for (const n of notes) n.text = diverged ? "GD diverged: off these axes" : "";
+        notes[2].y = yrange.end / 2;
         readout.text = `eta = ${eta.toPrecision(3)} = ${(eta / crit).toFixed(2)} x 2/S (S = sharpness of the flow's `
-            + `limit) &nbsp; | &nbsp; GD: ${runs.data.status[i]}`;
+            + `limit) &nbsp; | &nbsp; GD: ${status}`;
     """)
     slider.js_on_change("value", callback)
     return column(slider, readout, row(plane, column(loss, sharp, sizing_mode="stretch_width"),
                                        sizing_mode="stretch_width"), sizing_mode="stretch_width")
+
+
+def _span(flow, runs, log: bool = False, reach: float = 3.0) -> tuple[float, float]:
+    """An axis range over the flow's values and the runs' (those within ``reach`` spans of the flow's), padded."""
+    lo, hi = min(flow), max(flow)
+    if log:
+        near = [v for r in runs for v in r if lo / 10 ** reach <= v <= hi * 10 ** reach]
+        return min([lo, *near]) / 2, max([hi, *near]) * 2
+    width = hi - lo or 1.0
+    near = [v for r in runs for v in r if lo - reach * width <= v <= hi + reach * width]
+    lo, hi = min([lo, *near]), max([hi, *near])
+    return lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo)
+
+
+def _sharpness_top(top: float, eta: float, run: dict) -> float:
+    gd = 0.0 if run["status"].startswith("diverged") else min(max(run["sharpness"]), 3 * top)
+    return 1.1 * max(top, 2 / eta, gd)
+
+
+def _diverged_note(status: str) -> str:
+    return "GD diverged: off these axes" if status.startswith("diverged") else ""
 
 
 def _readout(eta: float, crit: float, status: str) -> str:
@@ -127,7 +164,7 @@ def solver_accuracy(data: dict):
     from bokeh.plotting import figure
 
     solvers, tols = data["solvers"], data["tolerances"]
-    fig = figure(title="work-precision: RMS error of W_e over t in [0, 10] against function evaluations",
+    fig = figure(title="work-precision: RMS error of W_e against function evaluations",
                  x_axis_type="log", y_axis_type="log", x_axis_label="function evaluations",
                  y_axis_label="RMS error (closed-form reference)", height=420, sizing_mode="stretch_width",
                  tools="pan,wheel_zoom,box_zoom,reset,hover")
@@ -178,10 +215,10 @@ def attractor_map(data: dict):
     ys = [y for orbit in orbits for y in orbit]
     start = min(range(len(ratios)), key=lambda i: abs(ratios[i] - 1.3))
     opts = dict(sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset")
-    diagram = figure(title="GD's attractor: the last 128 iterates of u v for every eta", height=300,
+    diagram = figure(title="GD's attractor: last 128 iterates of u v", height=300,
                      x_axis_label="eta / eta_crit", y_axis_label="u v", **opts)
     diagram.scatter(xs, ys, size=2, color="black", alpha=0.5)
-    lyap = figure(title="largest Lyapunov exponent per step (positive: chaos)", height=220, x_range=diagram.x_range,
+    lyap = figure(title="Lyapunov exponent (positive: chaos)", height=220, x_range=diagram.x_range,
                   x_axis_label="eta / eta_crit", y_axis_label="Lyapunov exponent", **opts)
     lyap.line(ratios, [x if x is not None else float("nan") for x in data["lyapunov"]], color="purple", line_width=2)
     lyap.add_layout(Span(location=0, dimension="width", line_color="gray"))
@@ -190,7 +227,7 @@ def attractor_map(data: dict):
     diagram.add_layout(marks[0])
     lyap.add_layout(marks[1])
     orbit = ColumnDataSource({"k": list(range(len(orbits[start]))), "y": orbits[start]}, name="orbit")
-    panel = figure(title="the chosen eta's orbit (last iterates)", height=300, x_axis_label="iterate (last 128)",
+    panel = figure(title="the chosen eta's orbit", height=300, x_axis_label="iterate (last 128)",
                    y_axis_label="u v", **opts)
     panel.line("k", "y", source=orbit, color="crimson")
     panel.scatter("k", "y", source=orbit, color="crimson", size=4)
@@ -247,7 +284,7 @@ def plateaus(data: dict):
     escapes = ColumnDataSource({d: [r["escapes"] for r in data["runs"][d]] for d in depths}, name="plateau_escapes")
     opts = dict(height=340, sizing_mode="stretch_width", x_axis_type="log", x_axis_label="flow time t",
                 tools="pan,wheel_zoom,box_zoom,reset,hover")
-    sig = figure(title="singular values of W_e (dotted: s_i / 2; red: escapes)", y_axis_label="sigma_i",
+    sig = figure(title="singular values of W_e", y_axis_label="sigma_i",
                  **opts)
     colors = Category10[10]
     for i, si in enumerate(s):
@@ -258,7 +295,7 @@ def plateaus(data: dict):
         marks.append(Span(location=e, dimension="height", line_color="crimson", line_alpha=0.6, name=f"escape_{i}"))
         sig.add_layout(marks[-1])
     sig.legend.location = "top_left"
-    loss = figure(title="loss (dotted: the plateaus sum_{i>j} s_i^2 / 2)", y_axis_label="loss", y_axis_type="log",
+    loss = figure(title="loss (dotted: the plateaus)", y_axis_label="loss", y_axis_type="log",
                   **opts)
     loss.line("t", "loss", source=shown, color="black", line_width=2)
     for level in data["plateaus"][:-1]:

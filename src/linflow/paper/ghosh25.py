@@ -186,8 +186,12 @@ def ghosh25(data=None, quick: bool = False):
     measured = "; ".join(f"{k}: {c['verdict']}" for k, c in claims.items())
     c = claims["cascade"]
     gap_text = ", ".join(f"{k}: {v['end_over_start']:.2e}" for k, v in claims["balancing"]["per_mode"].items())
-    measured += (f". Cascade: periods first at r = {c['first_ratio_of_period']}, chaos from {c['first_chaotic_ratio']}, "
-                 f"divergence from {c['first_diverged_ratio']}. Subspace: " +
+    onsets = ", ".join(f"period {k} from r = {v:g}" for k, v in c["first_ratio_of_period"].items()) or "no doubling"
+    chaos, div = c["first_chaotic_ratio"], c["first_diverged_ratio"]
+    measured += (f". Cascade: {onsets}; " + (f"chaos from r = {chaos:g}" if isinstance(chaos, float) else
+                                             "no chaos on the grid") + "; " +
+                 (f"divergence from r = {div:g}" if isinstance(div, float) else "no divergence on the grid") +
+                 ". Subspace: " +
                  ", ".join(f"r {r}: rank {v['measured_rank']} (predicted {v['predicted_rank']})"
                            for r, v in claims["subspace"]["per_ratio"].items()) +
                  f". Balancing gap, end over start: {gap_text}")

@@ -238,7 +238,7 @@ def razin_cohen(data=None, quick: bool = False):
     summary = {**verdict("agrees" if all(passes) else "partly" if any(passes) else "differs", rule(target)),
                "paper": PAPER, "measured": _measured(runs), "runs": runs,
                "data": "the 2 x 2 completion problem (no data set)"}
-    return ds, summary, {"razin_cohen": figure(ds)}
+    return ds, summary, {"razin-cohen": figure(ds)}
 
 
 def _at_target(d: xr.Dataset, target: float) -> dict:
