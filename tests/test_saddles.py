@@ -191,10 +191,10 @@ def test_linflow_saddles_quick_writes_what_it_says_and_matches_the_quadrature(tm
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--depths", "1,2"], "--depths must list depths >= 2"),
+    (["--depths", "1,2"], "argument --depths: expected comma-separated integers >= 2, got '1,2'"),
     (["--starts", "random"], "--starts must include 'aligned'"),
     (["--gd-alpha", "-1"], "--gd-alpha"),
-    (["--values", "1,1"], "distinct and positive"),
+    (["--values", "1,1"], "--values must be distinct singular values"),
 ])
 def test_linflow_saddles_names_a_bad_option(tmp_path, capsys, argv, message):
     from linflow import cli
