@@ -30,6 +30,19 @@ os.environ.setdefault(
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings as _hypothesis  # noqa: E402
+
+# Property tests (tests/test_properties.py): "fast" in the README's test command (a fixed set of examples: the same
+# every run), "long" for a search (--hypothesis-profile=long, or LINFLOW_HYPOTHESIS_PROFILE=long). Each test asks
+# for budget(n) examples: n in the fast profile, 25 n in the long one.
+_hypothesis.register_profile("fast", max_examples=1, derandomize=True, deadline=None, print_blob=True)
+_hypothesis.register_profile("long", max_examples=25, derandomize=False, deadline=None, print_blob=True)
+_hypothesis.load_profile(os.environ.get("LINFLOW_HYPOTHESIS_PROFILE", "fast"))
+
+
+def budget(n: int) -> int:
+    """The examples a property test runs: ``n`` times the loaded profile's ``max_examples`` (1 fast, 25 long)."""
+    return max(1, n * _hypothesis.default.max_examples)
 
 import linflow  # noqa: F401, E402  (enables float64 before any array is made)
 from linflow import problems  # noqa: E402

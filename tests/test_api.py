@@ -93,8 +93,9 @@ ADDED = {
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),
-                  "end_to_end_flow": ("state",), "EndToEndFlow": ("state",), "sme": ("resolution",),
-                  "sme_ensemble": ("resolution",)}
+                  "end_to_end_flow": ("state",), "EndToEndFlow": ("state", "rank"), "sme": ("resolution",),
+                  "sme_ensemble": ("resolution",), "apply_preconditioner": ("rank",), "claim2_field": ("rank",),
+                  "end_to_end_field": ("rank",)}
 
 
 def test_public_names_and_signatures_are_unchanged():

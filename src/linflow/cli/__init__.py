@@ -55,13 +55,15 @@ def joined(argv: list[str]) -> list[str]:
 
 
 def check_paths(args) -> None:
-    """The output folder (``--out``) and the data (``--data``), checked before anything is computed."""
+    """The output folder (``--out``) and the data (``--data``), checked before anything is computed; an existing
+    output folder loses the temporary files of a run that was killed while writing (``kill -9``)."""
     from pathlib import Path
 
-    from ..core.files import check_output_folder
+    from ..core.files import check_output_folder, remove_stale_temporaries
 
     if getattr(args, "out", None) is not None:
-        check_output_folder(args.out, "--out")
+        if check_output_folder(args.out, "--out").is_dir():
+            remove_stale_temporaries(args.out)  # what a killed earlier run left half-written
     if getattr(args, "data", None) is not None and not Path(args.data).exists():
         raise ValueError(f"--data {args.data!r} does not exist (a folder of the data files, or one such file)")
 
@@ -82,8 +84,13 @@ def main(argv=None) -> int:
         print("settings: " + ", ".join(used))
     try:
         return args.func(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # bad input found late (a data file's line, a full disk)
         parser.exit(2, f"linflow {args.command}: error: {exc}\n")
+    except (MemoryError, RuntimeError) as exc:  # NumPy's or XLA's allocation failure (an XlaRuntimeError)
+        if not isinstance(exc, MemoryError) and "RESOURCE_EXHAUSTED" not in str(exc):
+            raise
+        parser.exit(2, f"linflow {args.command}: error: out of memory: the problem is too large for this machine "
+                       f"(lower --m, --d, --points or the number of runs)\n")
     except KeyboardInterrupt:
         print("\ninterrupted: no output file was left half-written", file=sys.stderr)
         return 130

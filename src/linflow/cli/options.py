@@ -43,6 +43,7 @@ def number(kind=float, low: float | None = None, *, above: bool = False, form: s
         return value
 
     convert.__name__ = form  # argparse names the converter in some messages
+    convert.kind, convert.low, convert.above, convert.form = kind, low, above, form  # for tests and docs
     return convert
 
 
@@ -54,17 +55,18 @@ def listing(kind=float, low: float | None = None, *, above: bool = False, empty:
 
     def convert(text: str):
         values = []
-        for part in (x.strip() for x in text.split(",")):
-            if part:
-                try:
-                    values.append(item(part))
-                except argparse.ArgumentTypeError:
-                    raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}") from None
+        parts = [x.strip() for x in text.split(",")] if text.strip() else []
+        for part in parts:
+            try:
+                values.append(item(part))  # an empty entry ("1,,2", "1,") is refused: a typo, not "nothing"
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}") from None
         if not values and not empty:
             raise argparse.ArgumentTypeError(f"expected {form} (at least one), got {text!r}")
         return values
 
     convert.__name__ = form
+    convert.kind, convert.low, convert.above, convert.form, convert.item, convert.empty = kind, low, above, form, item, empty
     return convert
 
 
@@ -80,6 +82,7 @@ def names(choices, *, empty: bool = False):
         return values
 
     convert.__name__ = form
+    convert.choices, convert.form, convert.empty = tuple(choices), form, empty
     return convert
 
 

@@ -23,6 +23,7 @@ knows, and scales pixels to ``[-0.5, 0.5]`` as TensorFlow's MNIST tutorial does:
 from __future__ import annotations
 
 import csv
+import math
 import gzip
 import hashlib
 import io
@@ -64,26 +65,44 @@ class GasSensorData:
 
 
 def _parse_dat_line(line: str, where: str) -> tuple[int, float, np.ndarray]:
+    """``class;concentration 1:v1 2:v2 ... 128:v128``: every feature once, every number finite."""
     head, _, rest = line.strip().partition(" ")
     try:
         cls_text, conc_text = head.split(";")
         cls, conc = int(cls_text), float(conc_text)
     except ValueError:
         raise ValueError(f"{where}: expected 'class;concentration' at the start of the line, got {head[:40]!r}") from None
+    if not math.isfinite(conc):
+        raise ValueError(f"{where}: the concentration must be a finite number, got {conc_text[:40]!r}")
     values = np.full(N_FEATURES, np.nan)
     for item in rest.split():
         try:
             key, val = item.split(":")
-            idx = int(key)
-            values[idx - 1] = float(val)
-        except (ValueError, IndexError):
-            raise ValueError(f"{where}: expected 'index:value' with index 1..{N_FEATURES}, got {item[:40]!r}") from None
+            idx, value = int(key), float(val)
+        except ValueError:
+            idx, value = 0, math.nan
+        if not (1 <= idx <= N_FEATURES and math.isfinite(value)):
+            raise ValueError(f"{where}: expected 'index:value' with index 1..{N_FEATURES} and a finite value, "
+                             f"got {item[:40]!r}")
+        if not np.isnan(values[idx - 1]):
+            raise ValueError(f"{where}: feature {idx} is given twice")
+        values[idx - 1] = value
     if np.isnan(values).any():
         missing = int(np.flatnonzero(np.isnan(values))[0]) + 1
         raise ValueError(f"{where}: feature {missing} is missing (each line holds features 1..{N_FEATURES})")
     if cls not in GASES.values():
         raise ValueError(f"{where}: gas class must be 1..6, got {cls}")
     return cls, conc, values
+
+
+def _lines(path: Path):
+    """``(line number, text)`` of a UTF-8 text file; bytes that are not UTF-8 raise, naming the line."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path}, line {lineno}: not UTF-8 text") from None
 
 
 def read_dat(path, batch: int | None = None) -> GasSensorData:
@@ -93,14 +112,13 @@ def read_dat(path, batch: int | None = None) -> GasSensorData:
         digits = "".join(ch for ch in path.stem if ch.isdigit())
         batch = int(digits) if digits else 0
     gas, conc, feats = [], [], []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            c, y, x = _parse_dat_line(line, f"{path}, line {lineno}")
-            gas.append(c)
-            conc.append(y)
-            feats.append(x)
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        c, y, x = _parse_dat_line(line, f"{path}, line {lineno}")
+        gas.append(c)
+        conc.append(y)
+        feats.append(x)
     if not gas:
         raise ValueError(f"{path}: no samples")
     n = len(gas)
@@ -111,23 +129,35 @@ def read_csv(path) -> GasSensorData:
     """The assembled ``ethanol.csv`` (header ``batch,concentration,f1..f128``; every row ethanol)."""
     path = Path(path)
     conc, feats, batch = [], [], []
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8", errors="strict") as fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}, line 1: not UTF-8 text") from None
         expected = ["batch", "concentration"] + [f"f{i}" for i in range(1, N_FEATURES + 1)]
         if header != expected:
             raise ValueError(f"{path}, line 1: expected the header batch,concentration,f1,...,f{N_FEATURES}")
-        for lineno, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != N_FEATURES + 2:
-                raise ValueError(f"{path}, line {lineno}: expected {N_FEATURES + 2} fields, got {len(row)}")
-            try:
-                batch.append(int(row[0]))
-                conc.append(float(row[1]))
-                feats.append([float(v) for v in row[2:]])
-            except ValueError:
-                raise ValueError(f"{path}, line {lineno}: a field is not a number") from None
+        lineno = 1
+        try:
+            for lineno, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != N_FEATURES + 2:
+                    raise ValueError(f"{path}, line {lineno}: expected {N_FEATURES + 2} fields, got {len(row)}")
+                try:
+                    b, y, x = int(row[0]), float(row[1]), [float(v) for v in row[2:]]
+                except ValueError:
+                    raise ValueError(f"{path}, line {lineno}: a field is not a number") from None
+                if not (math.isfinite(y) and all(map(math.isfinite, x))):
+                    raise ValueError(f"{path}, line {lineno}: a field is not a finite number")
+                batch.append(b)
+                conc.append(y)
+                feats.append(x)
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}, line {lineno + 1}: not UTF-8 text") from None
+        except csv.Error as exc:
+            raise ValueError(f"{path}, line {lineno + 1}: not CSV ({exc})") from None
     n = len(conc)
     return GasSensorData(np.full(n, GASES["ethanol"]), np.array(conc), np.array(feats), np.array(batch))
 

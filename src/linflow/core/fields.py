@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from .init import end_to_end, imbalance
-from .linalg import apply_preconditioner, matrix_root, root_power, root_preconditioned
+from .checks import is_traced
+from .linalg import apply_preconditioner, matrix_root, numerical_rank, root_power, root_preconditioned
 from .problems import Problem
 
 __all__ = [
@@ -96,7 +97,7 @@ def layer_field(problem: Problem, layers, depth: int | None = None) -> tuple[jax
     return tuple(-lam * w - g for w, g in zip(layers, layer_gradients(problem, layers)))
 
 
-def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
+def end_to_end_field(problem: Problem, W: jax.Array, depth: int, rank: int | None = None) -> jax.Array:
     r"""ACH18 Theorem 1, docs/math.md (2.2):
     $-\lambda N W - \sum_{j=1}^N [W W^\top]^{(j-1)/N} g\, [W^\top W]^{(N-j)/N}$ with $g = \nabla L^1(W)$.
 
@@ -106,11 +107,14 @@ def end_to_end_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
         >>> prob = problems.whitened([2.0])  # scalar target +-2: the field at W = 1 is N |W|^(2-2/N) (Phi - W)
         >>> bool(np.isclose(end_to_end_field(prob, np.array([[1.0]]), 2)[0, 0], 2 * (float(prob.yx[0, 0]) - 1.0)))
         True
+
+    ``rank``: the rank of the flow's start, which the flow keeps for ``N >= 2``
+    (:func:`linflow.linalg.apply_preconditioner`).
     """
-    return -problem.weight_decay * depth * W - apply_preconditioner(W, problem.grad(W), depth)
+    return -problem.weight_decay * depth * W - apply_preconditioner(W, problem.grad(W), depth, rank)
 
 
-def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
+def claim2_field(problem: Problem, W: jax.Array, depth: int, rank: int | None = None) -> jax.Array:
     r"""ACH18 Claim 2 ($k = 1$), docs/math.md (3.2):
     $-\lambda N W - \lVert W \rVert^{2-2/N} \left(g + (N-1) \langle g, W \rangle W / \lVert W \rVert^2\right)$; $O(d)$,
     no eigh.
@@ -247,16 +251,21 @@ class EndToEndFlow(eqx.Module):
     (docs/math.md section 10); from ``alpha = 1e-10`` its escape times are off by up to 3e-4 (measured, N = 2),
     the root state's by 1e-9. ``observe`` gives ``W_e`` in both. The root state's derivative goes through an SVD:
     explicit solvers only.
+
+    ``rank`` (dense state): the rank of the start, which the flow keeps for ``N >= 2``; singular values of the state
+    beyond it are rounding and are not preconditioned (:func:`linflow.linalg.apply_preconditioner`).
+    :meth:`for_start` sets it from a concrete start.
     """
 
     problem: Problem
     depth: int = eqx.field(static=True)
     form: str = eqx.field(static=True)
     state: str = eqx.field(static=True)
+    rank: int | None = eqx.field(static=True)
     kind: ClassVar[str] = "end_to_end_flow"
     discrete_kind: ClassVar[str] = "end_to_end_descent"
 
-    def __init__(self, problem: Problem, depth: int, form: str = "auto", state: str = "dense"):
+    def __init__(self, problem: Problem, depth: int, form: str = "auto", state: str = "dense", rank: int | None = None):
         if state not in END_TO_END_STATES:
             raise ValueError(f"state must be one of {', '.join(map(repr, END_TO_END_STATES))}; got {state!r}")
         if form == "auto":
@@ -267,12 +276,22 @@ class EndToEndFlow(eqx.Module):
             raise ValueError(f"form='claim2' needs k = 1 output, the problem has k = {problem.k}")
         if form == "claim2" and state == "root":
             raise ValueError("state='root' integrates the general form (Theorem 1); Claim 2's form keeps W_e dense")
-        self.problem, self.depth, self.form, self.state = problem, depth, form, state
+        self.problem, self.depth, self.form, self.state, self.rank = problem, depth, form, state, rank
+
+    def for_start(self, W_e0) -> "EndToEndFlow":
+        """This flow with ``rank`` set to the numerical rank of a concrete start ``W_e0`` when that is below
+        ``min(k, d)`` (dense state, general form, ``N >= 2``: the flow keeps it); itself otherwise."""
+        if self.state != "dense" or self.form != "general" or self.depth < 2 or is_traced(W_e0):
+            return self
+        rank = numerical_rank(W_e0)
+        if rank >= min(self.problem.k, self.problem.d):
+            return self
+        return EndToEndFlow(self.problem, self.depth, self.form, self.state, rank)
 
     def __call__(self, t, y, args=None):
         if self.state == "root":
             return root_field(self.problem, y, self.depth)
-        return END_TO_END_FORMS[self.form](self.problem, y, self.depth)
+        return END_TO_END_FORMS[self.form](self.problem, y, self.depth, self.rank)
 
     def depth_of(self, y) -> int:
         return self.depth

@@ -15,11 +15,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     The rename is atomic on POSIX: readers see the old file or the complete new one. On any error,
-    KeyboardInterrupt included, the temporary file is removed and ``path`` is untouched.
+    KeyboardInterrupt included, the temporary file is removed and ``path`` is untouched. A process killed outright
+    (SIGKILL, power loss) cannot clean up: its temporary file carries its process id, and the next write of the same
+    ``path`` removes the temporary files of writers no longer alive.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -34,6 +37,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.remove(tmp)
         raise
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_write` left beside ``path`` (or, for a folder, in it) in
+    processes that were killed (named ``.NAME.PID.XXXXXXXX.tmp``, PID no longer running); returns what it removed."""
+    path = Path(path)
+    folder, pattern = (path, ".*.tmp") if path.is_dir() else (path.parent, f".{path.name}.*.tmp")
+    removed = []
+    for tmp in folder.glob(pattern):
+        parts = tmp.name.split(".")
+        pid = parts[-3] if len(parts) >= 5 else ""
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
 
 
 def check_output_folder(path: str | os.PathLike, option: str = "out") -> Path:

@@ -178,7 +178,7 @@ def end_to_end_flow(problem: Problem, W_e0, depth: int | None, t1, *, form: str 
     """
     problem = _runs.check_problem(problem)
     W0, depth = _runs.check_end_to_end_start(problem, W_e0, depth)
-    field = EndToEndFlow(problem, depth, form, state)
+    field = EndToEndFlow(problem, depth, form, state).for_start(W0)
     return solve(field, field.start(W0), t1, **options)
 
 

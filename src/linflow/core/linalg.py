@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["psd_power", "psd_powers", "gram_powers", "apply_preconditioner", "preconditioner",
-           "preconditioner_eigenvalues", "matrix_root", "root_power", "root_preconditioned", "effective_rank"]
+           "preconditioner_eigenvalues", "matrix_root", "root_power", "root_preconditioned", "effective_rank",
+           "numerical_rank"]
 
 
 def _eig(A: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -89,17 +90,21 @@ def psd_power(A: jax.Array, q: float) -> jax.Array:
     return psd_powers(A, (float(q),))[0]
 
 
-def _gram_eig(W: jax.Array):
+def _gram_eig(W: jax.Array, rank: int | None = None):
     """Eigenpairs of ``W W^T`` and ``W^T W`` from one SVD of ``W``: ``(lam_left (k,), U, lam_right (d,), V)``.
 
     The eigenvalues are the squared singular values (padded with zeros), singular values below the noise
-    floor ``max(k, d) * eps * s_max`` set to exactly 0. Small singular values keep their relative accuracy:
-    an ``eigh`` of ``W W^T`` itself loses every eigenvalue below ``eps * s_max^2`` (the condition number is
-    squared), so a mode of ``W_e`` 1e-10 of the largest would never grow (docs/math.md section 3)."""
+    floor ``max(k, d) * eps * s_max`` set to exactly 0, and so are those beyond ``rank`` when it is given (the rank
+    ``W`` has in exact arithmetic: its further singular values are rounding). Small singular values keep their
+    relative accuracy: an ``eigh`` of ``W W^T`` itself loses every eigenvalue below ``eps * s_max^2`` (the condition
+    number is squared), so a mode of ``W_e`` 1e-10 of the largest would never grow (docs/math.md section 3)."""
     k, d = W.shape
     U, s, Vt = jnp.linalg.svd(W, full_matrices=True)
     floor = max(k, d) * jnp.finfo(W.dtype).eps * jnp.max(s)
-    lam = jnp.where(s > floor, s, 0.0) ** 2
+    kept = s > floor
+    if rank is not None:
+        kept = kept & (jnp.arange(s.shape[0]) < rank)
+    lam = jnp.where(kept, s, 0.0) ** 2
     r = s.shape[0]
     lam_left = jnp.zeros(k, W.dtype).at[:r].set(lam)
     lam_right = jnp.zeros(d, W.dtype).at[:r].set(lam)
@@ -151,7 +156,7 @@ def _factors(W: jax.Array, depth: int):
     return gram_powers(W, tuple((j - 1) / N for j in range(1, N + 1)), tuple((N - j) / N for j in range(1, N + 1)))
 
 
-def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
+def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int, rank: int | None = None) -> jax.Array:
     """``P_W(G) = sum_{j=1}^N [W W^T]^((j-1)/N) G [W^T W]^((N-j)/N)`` (ACH18 Theorem 1), without forming ``P_W``.
 
     The end-to-end field is ``-lambda N W - P_W(dL1/dW(W))``; ``depth = 1`` gives ``G``. Computed in the singular
@@ -159,6 +164,12 @@ def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
     (Claim 1's eigenvalues), so a weak mode of ``W_e`` keeps its relative accuracy beside strong ones (dense powers
     of ``W W^T`` would bury it under the rounding of the strong modes). Derivative: Daleckii-Krein, in the same
     basis.
+
+    ``rank``: the rank ``W`` has in exact arithmetic, when known; its singular values beyond ``rank`` are taken as
+    exactly 0. The end-to-end flow keeps the rank of its start (``N >= 2``: ``C_ab = 0`` where both singular values
+    are 0), so a spurious singular value grown from rounding (1e-13 beside 0.3, say) must not be preconditioned:
+    its fractional powers ``s^(2/N)`` are not Lipschitz at 0 and cost both accuracy and steps (docs/math.md
+    section 3).
 
     Examples:
         >>> import numpy as np
@@ -168,7 +179,13 @@ def apply_preconditioner(W: jax.Array, G: jax.Array, depth: int) -> jax.Array:
     """
     if depth == 1:
         return G
-    return _preconditioned(W, G, depth)
+    return _preconditioned(W, G, depth, rank)
+
+
+def numerical_rank(W) -> int:
+    """The rank of a concrete matrix: its singular values above ``max(k, d) * eps * s_max`` (NumPy's rule)."""
+    s = np.linalg.svd(np.asarray(W, dtype=np.float64), compute_uv=False)
+    return int(np.sum(s > max(np.shape(W)) * np.finfo(np.float64).eps * (s.max() if s.size else 0.0)))
 
 
 def _weights(lam_l, lam_r, depth: int):
@@ -178,17 +195,17 @@ def _weights(lam_l, lam_r, depth: int):
     return sum(_pow(lam_l, q)[:, None] * _pow(lam_r, p)[None, :] for q, p in pairs), pairs
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _preconditioned(W, G, depth: int):
-    lam_l, U, lam_r, V = _gram_eig(W)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _preconditioned(W, G, depth: int, rank: int | None):
+    lam_l, U, lam_r, V = _gram_eig(W, rank)
     C, _ = _weights(lam_l, lam_r, depth)
     return U @ (C * (U.T @ G @ V)) @ V.T
 
 
 @_preconditioned.defjvp
-def _preconditioned_jvp(depth, primals, tangents):
+def _preconditioned_jvp(depth, rank, primals, tangents):
     (W, G), (dW, dG) = primals, tangents
-    lam_l, U, lam_r, V = _gram_eig(W)
+    lam_l, U, lam_r, V = _gram_eig(W, rank)
     C, pairs = _weights(lam_l, lam_r, depth)
     Gt, dGt = U.T @ G @ V, U.T @ dG @ V
     dL, dR = _gram_tangents(W, dW, U, V)  # d(W W^T), d(W^T W) in the left and right singular bases

@@ -88,7 +88,7 @@ def _flow_setup(problem: Problem, start, flow: str, depth):
         return LayerFlow(problem), layers0, len(layers0), np.asarray(init.end_to_end(layers0))
     if flow == "end_to_end":
         w0, depth = _runs.check_end_to_end_start(problem, start, depth)
-        return EndToEndFlow(problem, depth), w0, depth, np.asarray(w0)
+        return EndToEndFlow(problem, depth).for_start(w0), w0, depth, np.asarray(w0)
     raise ValueError(f"flow must be 'layers' or 'end_to_end', got {flow!r}")
 
 
