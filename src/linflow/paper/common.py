@@ -7,6 +7,8 @@ Every experiment ends with a ``verdict`` in :data:`VERDICTS` and the rule that p
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 import textwrap
 
@@ -57,18 +59,44 @@ def minimum_loss(prob: Problem) -> float:
 
 
 def minimizer(prob: Problem) -> np.ndarray:
-    """A minimizer ``W*`` (k, d) of L1 over linear maps: least squares for p = 2, BFGS from it otherwise."""
+    """A minimizer ``W*`` (k, d) of L1 over linear maps: least squares for p = 2, BFGS from it otherwise.
+
+    Remembered per problem (its data and p): fig3 asks for the same problem's minimizer from several places, and a
+    BFGS run on the l4 loss takes seconds."""
     X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    key = (X.shape, Y.shape, float(prob.p), hashlib.sha256(X.tobytes() + Y.tobytes()).hexdigest())
+    if key not in _MINIMIZERS:
+        _MINIMIZERS[key] = _minimize(prob, X, Y)
+        _MINIMIZERS.move_to_end(key)
+        while len(_MINIMIZERS) > 32:
+            _MINIMIZERS.popitem(last=False)
+    return _MINIMIZERS[key].copy()
+
+
+_MINIMIZERS: collections.OrderedDict = collections.OrderedDict()
+
+
+def _minimize(prob: Problem, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Least squares, then (p != 2) Newton's method with a trust region (SciPy's ``trust-exact``) on the convex lp
+    loss, with the exact Hessian from JAX: about 20 iterations where BFGS took about 2,000 on the quick l4 problems
+    (1.4 s against 3.8 s; minimizers 1.6e-9 apart relative, the gradient's norm 1e-12 against BFGS's 1e-9). BFGS
+    (without a Hessian) where ``W`` has more than 2,000 entries."""
     w = np.linalg.lstsq(X, Y, rcond=None)[0].T
     if prob.p == 2:
         return w
-    value_and_grad = jax.jit(jax.value_and_grad(lambda v: prob.loss(v.reshape(w.shape))))  # one call per BFGS step
+    loss = lambda v: prob.loss(v.reshape(w.shape))  # noqa: E731
+    value_and_grad = jax.jit(jax.value_and_grad(loss))  # one call per step
 
     def fun(v):
         value, grad = value_and_grad(jnp.asarray(v))
         return float(value), np.asarray(grad)
 
-    res = minimize(fun, w.ravel(), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
+    if w.size <= 2000:
+        hessian = jax.jit(jax.hessian(loss))
+        res = minimize(fun, w.ravel(), jac=True, hess=lambda v: np.asarray(hessian(jnp.asarray(v))),
+                       method="trust-exact", options={"gtol": 1e-12, "maxiter": 500})
+    else:
+        res = minimize(fun, w.ravel(), jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 5000})
     return res.x.reshape(w.shape) if res.fun <= float(prob.loss(w)) else w
 
 
