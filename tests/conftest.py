@@ -48,6 +48,13 @@ import linflow  # noqa: F401, E402  (enables float64 before any array is made)
 from linflow import problems  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """The notebooks run whole (nbmake): each is ``slow``, left out of the fast tier (``-m "not slow"``)."""
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Figures made by a test are closed after it (pyplot keeps every open figure alive)."""

@@ -13,6 +13,7 @@ def exact_wp():
                                    repeats=1)
 
 
+@pytest.mark.slow
 def test_fixed_step_methods_converge_at_their_order():
     prob, layers, t1 = accuracy.case("exact")
     steps = [t1 / 200, t1 / 400, t1 / 800]
@@ -26,6 +27,7 @@ def test_fixed_step_methods_converge_at_their_order():
                                       [linflow.SOLVERS[name].evals_per_step * t1 / h for h in steps])
 
 
+@pytest.mark.slow
 def test_adaptive_errors_fall_as_the_tolerance_tightens(exact_wp):
     for name in ("bosh3", "tsit5", "dopri5", "dopri8", "kvaerno5", "scipy_RK45", "scipy_DOP853", "scipy_LSODA",
                  "scipy_Radau"):
@@ -35,11 +37,13 @@ def test_adaptive_errors_fall_as_the_tolerance_tightens(exact_wp):
         assert err[-1] < 1e-8, name  # all reach the exact solution, the SciPy peers included
 
 
+@pytest.mark.slow
 def test_higher_order_needs_fewer_evaluations_at_tight_tolerance(exact_wp):
     tight = {name: float(exact_wp.nfev.sel(solver=name).values[-1]) for name in ("dopri8", "tsit5", "bosh3")}
     assert tight["dopri8"] < tight["tsit5"] < tight["bosh3"]
 
 
+@pytest.mark.slow
 def test_counted_evaluations_of_the_implicit_solver(exact_wp):
     nfev = exact_wp.nfev.sel(solver="kvaerno5").values
     steps = exact_wp.steps.sel(solver="kvaerno5").values

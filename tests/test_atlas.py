@@ -74,6 +74,7 @@ def test_lyapunov_exponent_of_linear_regression_is_log_of_its_contraction():
     assert int(past.period.values[0]) == 0 and np.isnan(past.lyapunov.values[0])
 
 
+@pytest.mark.slow
 def test_scalar_uv_map_doubles_its_period_into_chaos():
     prob = scalar_problem()
     w0 = (jnp.array([[0.5]]), jnp.array([[0.3]]))
@@ -116,6 +117,7 @@ def test_atlas_rejects_bad_input():
         atlas.atlas(prob, w0, ratios=[1.0], record=64)
 
 
+@pytest.mark.slow
 def test_linflow_atlas_quick_writes_period_and_lyapunov_over_eta(tmp_path, capsys):
     import xarray as xr
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -17,6 +19,7 @@ def run_quick(module: str, tmp_path):
     return json.loads(out.read_text()), res.stdout
 
 
+@pytest.mark.slow
 def test_benchmarks_quick(tmp_path):
     data, stdout = run_quick("benchmarks", tmp_path)
     assert all(r["recompilations"] == 0 for r in data["compile_latency"].values())
@@ -25,6 +28,7 @@ def test_benchmarks_quick(tmp_path):
     assert "32-wide sweeps" in stdout
 
 
+@pytest.mark.slow
 def test_plateau_benchmark_quick(tmp_path):
     rows = run_quick("benchmarks.plateaus", tmp_path)[0]["rows"]
     assert [(r["depth"], r["alpha"]) for r in rows] == [(3, 1e-4), (3, 1e-6)]
@@ -33,12 +37,14 @@ def test_plateau_benchmark_quick(tmp_path):
         assert r["gd_over_kvaerno5_newton_steps"] > 1
 
 
+@pytest.mark.slow
 def test_atlas_benchmark_quick(tmp_path):
     r = run_quick("benchmarks.atlas", tmp_path)[0]
     assert r["etas"] == 40 and r["steps"] == 2000 and r["diverged"] == 0
     assert r["batched_s"] > 0 and r["separate_s"] > 0 and r["largest_lyapunov_difference"] < 1e-3
 
 
+@pytest.mark.slow
 def test_live_controls_benchmark_quick(tmp_path):
     r = run_quick("benchmarks.live", tmp_path)[0]
     eta = r["rows"]["eta_slider"]
@@ -46,6 +52,7 @@ def test_live_controls_benchmark_quick(tmp_path):
     assert all(row["move_compute_s"] > 0 for row in r["rows"].values())
 
 
+@pytest.mark.slow
 def test_sde_benchmark_quick(tmp_path):
     r = run_quick("benchmarks.sde", tmp_path)[0]
     methods = {row["method"] for row in r["rows"]}

@@ -21,6 +21,7 @@ def edge():
     return central.central_flow(PROB, START, 0.72, T1, n_save=POINTS)
 
 
+@pytest.mark.slow
 def test_below_the_threshold_the_central_flow_is_the_gradient_flow():
     eta = 0.3  # 2 / eta = 6.7 is above the sharpness along the whole flow
     cf = central.central_flow(PROB, START, eta, T1, n_save=POINTS)
@@ -34,6 +35,7 @@ def test_below_the_threshold_the_central_flow_is_the_gradient_flow():
                                rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_at_the_edge_the_sharpness_is_held_at_two_over_eta(edge):
     eta = 0.72
     S, on = np.asarray(edge.extras["sharpness"]), np.asarray(edge.extras["active"]) > 0
@@ -99,6 +101,7 @@ def test_to_xarray_and_errors(edge):
         jax.jit(lambda eta: central.central_flow(PROB, START, eta, 1.0).loss[-1])(0.72)
 
 
+@pytest.mark.slow
 def test_compare_classifies_each_learning_rate():
     """2 / max S along the flow is 2 / 3: 0.24 follows the flow, 0.72 and 0.8 sit at the edge of stability
     (GD's midpoint sharpness at 2 / eta, tracked by the central flow), 1.2 diverges."""
@@ -112,6 +115,7 @@ def test_compare_classifies_each_learning_rate():
     assert "eta 0.72: edge of stability" in linflow.comparison.summary(ds)["regimes"]
 
 
+@pytest.mark.slow
 def test_lanczos_eigenpair_equals_the_dense_one(monkeypatch):
     """Above DENSE_MAX_PARAMS the top pair comes from Lanczos: on a small network (Lanczos then spans the
     whole space) it must equal the dense eigh."""
@@ -123,6 +127,7 @@ def test_lanczos_eigenpair_equals_the_dense_one(monkeypatch):
     assert abs(float(jnp.vdot(u, u_l))) == pytest.approx(1.0, abs=1e-10)
 
 
+@pytest.mark.slow
 def test_two_eigenvalues_held_solve_the_cone_problem():
     """Target singular values (1.5, 1.4): the Hessian at a balanced minimum has eigenvalues 3, 2.9, 2.9, 2.8 (the
     pairs s_i + s_j), so at eta = 0.7 (2 / eta = 2.857) two of them reach the threshold and the flow must hold
@@ -226,6 +231,7 @@ def test_a_second_eigenvalue_above_the_dense_limit_is_said_by_the_central_flow_i
     assert "second Hessian eigenvalue" not in plain.message and "stopped (failed)" in plain.message
 
 
+@pytest.mark.slow
 def test_block_eigensolver_against_the_dense_hessian():
     """Above the dense limit the k + 1 largest eigenpairs come from LOBPCG on Hessian-vector products."""
     from jax.flatten_util import ravel_pytree
@@ -240,6 +246,7 @@ def test_block_eigensolver_against_the_dense_hessian():
     np.testing.assert_allclose(overlap, 1.0, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_two_eigenvalues_held_above_the_dense_limit_follow_the_narrow_network(monkeypatch):
     """A balanced width-10 network (40 parameters, LOBPCG: the dense limit lowered to 32 for the test, as a
     280-parameter network would use it at the default 256) with the narrow one's W_e: its central flow holds the

@@ -12,6 +12,7 @@ from linflow import cli, init, overview, problems
 from conftest import strict_json
 
 
+@pytest.mark.slow
 def test_linflow_run_quick_writes_data_figure_and_summary(tmp_path, capsys):
     assert cli.main(["run", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -56,6 +57,7 @@ def test_overview_reports_a_diverging_learning_rate():
     assert summary["runs"][0]["gd_message"] == str(ds.gd_message.values[0]) and summary["t1"] == 1.0
 
 
+@pytest.mark.slow
 def test_theorem1_gap_is_not_claimed_when_a_flow_stopped_early():
     # compare refuses a failed layer flow; the end-to-end flow may stop (here: its status set as a solver would)
     prob = problems.synthetic(m=50, d=3)
@@ -113,6 +115,7 @@ def test_entry_point_runs_as_a_module():
     assert res.returncode == 0 and res.stdout.startswith("linflow ")
 
 
+@pytest.mark.slow
 def test_linflow_compare_quick(tmp_path, capsys):
     assert cli.main(["compare", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -138,6 +141,7 @@ def test_linflow_compare_quick(tmp_path, capsys):
     assert set(ds.dims) >= {"eta", "t"} and ds.sizes["eta"] == 3
 
 
+@pytest.mark.slow
 def test_linflow_accuracy_quick(tmp_path, capsys):
     assert cli.main(["accuracy", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -154,6 +158,7 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
     assert ds.attrs["repeats"] == 3 and bool((ds.wall_time_max >= ds.wall_time).all())
 
 
+@pytest.mark.slow
 def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):
     assert cli.main(["run", "--m", "100", "--d", "4", "--t1", "50", "--points", "11", "--etas", "5.0,0.1", "--p", "4",
                      "--scale", "1.0", "--out", str(tmp_path)]) == 0

@@ -17,6 +17,7 @@ def whitened_orders():
     return linflow.compare(prob, layers, etas, t1, points=points, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_orders_of_gd_against_the_flow_and_the_modified_flows(whitened_orders):
     s = comparison.summary(whitened_orders)
     assert s["order_flow"]["order"] == pytest.approx(1.0, abs=0.2)
@@ -35,6 +36,7 @@ def test_balancedness_drift_is_predicted_to_round_off(whitened_orders):
     np.testing.assert_allclose(ds.gd_imbalance_predicted.values, ds.gd_imbalance.values, rtol=1e-9, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_no_recompilation_for_new_etas():
 
     prob = problems.whitened([1.5, 0.5], seed=1)
@@ -45,6 +47,7 @@ def test_no_recompilation_for_new_etas():
     assert not {"_descend_etas", "_solve", "_hessian_times_gradient"} & set(traced), traced
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [2, 3])
 def test_stability_threshold_of_the_scalar_network(depth):
     s = 1.5
@@ -98,6 +101,7 @@ def test_first_order_bound_on_a_convex_problem():
     assert np.max(bound / measured) < 3.0
 
 
+@pytest.mark.slow
 def test_divergence_is_reported_and_the_sweep_completes():
     prob = problems.two_point(10.0, 1.0, p=4)
     layers = init.balanced((2, 2, 1), 0.5)

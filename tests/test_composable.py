@@ -23,6 +23,7 @@ def central_difference(f, x, h):
     return (f(x + h) - f(x - h)) / (2 * h)
 
 
+@pytest.mark.slow
 def test_grad_of_the_final_loss_of_the_flow_in_the_init_scale_and_the_horizon():
     def final_loss(scale, t1=2.0):
         run = linflow.gradient_flow(PROB, tuple(scale * w for w in LAYERS), t1, n_save=3, rtol=1e-12, atol=1e-14)
@@ -53,6 +54,7 @@ def test_grad_of_the_loss_after_k_steps_in_eta_and_in_the_start():
     assert along == pytest.approx(fd_dir, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_grad_through_the_end_to_end_flow_and_eq10():
     W0 = linflow.end_to_end(LAYERS)
     V = jnp.ones_like(W0)
@@ -87,6 +89,7 @@ def test_vmap_over_learning_rates_equals_single_runs_with_their_own_status():
             one_run_only(batch)
 
 
+@pytest.mark.slow
 def test_vmap_over_starts_keeps_each_solve_adaptive_and_equals_single_runs():
     starts = [init.balanced((3, 4, 2), s, seed=i) for i, s in enumerate((0.2, 0.9))]
     stacked = tuple(jnp.stack(ws) for ws in zip(*starts))
@@ -112,6 +115,7 @@ def test_jit_of_a_function_that_calls_public_runs():
     assert linflow.STATUSES[int(result)] == "ok"
 
 
+@pytest.mark.slow
 def test_solver_and_controller_objects_equal_their_names():
     by_name = linflow.gradient_flow(PROB, LAYERS, 2.0, n_save=5, solver="dopri5", rtol=1e-7, atol=1e-9)
     by_object = linflow.gradient_flow(PROB, LAYERS, 2.0, n_save=5, solver=diffrax.Dopri5(),
@@ -202,6 +206,7 @@ def test_descend_on_grid_runs_every_eta_with_its_own_steps_in_one_compiled_call(
         descent.descend_on_grid(rule, layers, [0.07], t1, points)
 
 
+@pytest.mark.slow
 def test_a_problem_built_inside_vmap_and_grad_varies_the_data_and_the_weight_decay():
     """Problem(X, Y, weight_decay=...) accepts tracers: a vmap over targets equals the runs one by one, and
     d L(t1) / d lambda matches central differences."""

@@ -53,6 +53,7 @@ def explorable(site, name: str, tmp_path):
     assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
+@pytest.mark.slow
 @needs_browser
 def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tmp_path):
     data = strict_json(DATA / "leaving_the_flow.json")
@@ -170,6 +171,7 @@ def test_live_gd_on_the_plane_against_a_numpy_loop():
     assert explorables.gd_on_the_plane._cache_size() == before
 
 
+@pytest.mark.slow
 @needs_browser
 def test_attractor_map_page_shows_the_orbit_of_each_eta(site, tmp_path):
     data = strict_json(DATA / "attractor_map.json")

@@ -43,6 +43,7 @@ def test_claim2_and_general_forms_agree_along_a_flow():
 
 
 # ---------------------------------------------------------------- exact solutions
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 def test_both_flows_match_the_exact_solution(depth):
     prob = problems.whitened([2.0, 1.0, 0.5], d=4, k=3, seed=3)
@@ -130,6 +131,7 @@ def test_fixed_step_solvers_converge_at_their_order(solver, order):
     assert np.log2(errs[0] / errs[1]) == pytest.approx(order, abs=0.2)
 
 
+@pytest.mark.slow
 def test_implicit_solver_on_the_general_end_to_end_flow_from_a_degenerate_start():
     # W_e(0) = 1e-3 * orthogonal: W^T W has one repeated eigenvalue; Kvaerno5 needs the Jacobian
     prob = problems.whitened([2.0, 1.0, 0.5], seed=8)
@@ -169,6 +171,7 @@ def test_nfev_counts_the_vector_field_calls(solver):
 
 
 # ---------------------------------------------------------------- conventions, failures, compilation
+@pytest.mark.slow
 def test_time_in_iterations():
     tr = linflow.gradient_flow(SMALL, SMALL_LAYERS, 400, time_unit="iterations", eta=0.01, n_save=5)
     np.testing.assert_allclose(tr.ts, [0, 1, 2, 3, 4])
@@ -297,6 +300,7 @@ def test_end_to_end_flow_keeps_weak_modes_from_a_small_start(depth, alpha):
     assert np.max(np.abs(np.sort(got, axis=1) / np.sort(expected, axis=1) - 1)) < 1e-6
 
 
+@pytest.mark.slow
 def test_end_to_end_flow_with_more_inputs_than_outputs_matches_the_layers():
     """d > k: W^T W is exactly rank-deficient (its powers act as the identity on the null space for q = 0 only); the
     end-to-end flow equals the product of the layer flow (Theorem 1) to 1e-8 from a small balanced start."""

@@ -28,6 +28,7 @@ def site(tmp_path_factory):
     return built_site(str(tmp_path_factory.mktemp("docs")))
 
 
+@pytest.mark.slow
 @needs_browser
 @pytest.mark.parametrize("path, least", PAGES.items())
 def test_formulas_are_typeset_offline(site, path, least, tmp_path):
@@ -98,6 +99,7 @@ WIDE = """(selector) => [...document.querySelectorAll(selector)].map(p => {
 })"""
 
 
+@pytest.mark.slow
 @needs_browser
 def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(site):
     """Issue 38: the install line was clipped on the front page; printed output wrapped mid-word ("clo / sed form")."""

@@ -11,6 +11,7 @@ independent of the code under test: NumPy eigendecompositions, finite difference
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,18 @@ from linflow import exact, fields, init, linalg
 from linflow import EndToEndFlow, LayerFlow
 
 from conftest import budget
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_persistent_cache():
+    """Random shapes compile programs that no other test needs: they skip the suite's persistent compilation cache
+    (a long-profile run, thousands of compilations in one process, once crashed inside XLA writing to it)."""
+    import jax
+
+    before = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    yield
+    jax.config.update("jax_enable_compilation_cache", before)
+
 
 def prop(n: int):
     """The settings of a property: ``budget(n)`` examples (tests/conftest.py), no deadline (XLA compiles each shape)."""
@@ -35,11 +48,13 @@ def data(seed: int, m: int, d: int, k: int, p: float, weight_decay: float) -> li
 
 @st.composite
 def problems(draw, max_dim: int = 3, p=None, weight_decay=None, smooth: bool = True):
-    """Random lp regressions. ``smooth``: p in [1.1, 4] (p = 1's field jumps where a residual vanishes, and the flow
-    then slides along the kink: an adaptive solver stalls there, which the Trajectory reports as ``max_steps``)."""
+    """Random lp regressions. ``smooth``: p in [1.5, 4]. Below, the field ``sign(r) |r|^(p-1)`` is far from Lipschitz
+    where a residual crosses 0 (p = 1: it jumps, and the flow slides along the kink): an adaptive solver at a tight
+    tolerance stalls there, which the Trajectory reports as ``max_steps`` (the long profile found p = 1.109 and
+    p = 1.0 stalling after 100,000 steps; kept below as explicit examples)."""
     d, k = draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim))
     m = draw(st.integers(max(d, 2), 8))
-    p = draw(st.floats(1.1 if smooth else 1.0, 4.0) | st.just(2.0)) if p is None else p
+    p = draw(st.floats(1.5 if smooth else 1.0, 4.0) | st.just(2.0)) if p is None else p
     lam = draw(st.just(0.0) | st.floats(0.0, 0.2)) if weight_decay is None else weight_decay
     return data(draw(st.integers(0, 2**16)), m, d, k, p, lam)
 
@@ -310,3 +325,20 @@ def test_every_trajectory_is_finite_and_says_what_happened(case):
         if 0 < stop < n:
             assert np.all(np.asarray(run.end_to_end)[stop:] == np.asarray(run.end_to_end)[stop - 1])
             assert run.message
+
+
+@pytest.mark.parametrize("p", [1.0, 1.109375])
+def test_a_flow_that_stalls_at_a_kink_of_the_loss_says_so(p):
+    """The long profile's finding: p near 1 on three samples (d = k = 1, depth 2, start W = (-1, -1)) stalls the
+    adaptive solver where a residual crosses 0. The run must say so (status and message), finite, never NaN."""
+    X = np.array([[0.34558419], [0.82161814], [0.33043708]])
+    Y = np.array([[-1.30315723], [0.90535587], [0.44637457]])
+    prob = linflow.Problem(X, Y, p=p)
+    layers = (np.array([[-1.0]]), np.array([[-1.0]]))
+    run = linflow.gradient_flow(prob, layers, 1.0, n_save=21, rtol=1e-10, atol=1e-13, max_steps=5_000)
+    assert run.status in ("ok", "max_steps")
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in (run.ts, run.end_to_end, run.loss))
+    if run.status == "max_steps":
+        assert "max steps" in run.message and f"of {len(run)} saves" in run.message
+    loss = np.asarray(run.reached().loss)
+    assert np.all(np.diff(loss) <= 1e-9 * loss[0])  # what was reached still descends

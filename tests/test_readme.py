@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -11,6 +13,7 @@ def python_blocks():
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_readme_examples_run(capsys):
     blocks = python_blocks()
     assert len(blocks) >= 2

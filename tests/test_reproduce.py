@@ -25,6 +25,7 @@ def quick(name):
     return _QUICK[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in reproduce.EXPERIMENTS if n != "section8"])  # section8: test_section8.py
 def test_each_experiment_runs_quick_and_reports(name):
     ds, summary, figs = quick(name)
@@ -45,6 +46,7 @@ def test_each_experiment_runs_quick_and_reports(name):
         assert summary["verdict"] == "not applicable: synthetic data"
 
 
+@pytest.mark.slow
 def test_fig2_breakdown_over_eta():
     ds, s, _ = quick("fig2")
     assert ds.distance_rel.dims == ("p", "depth", "width", "eta") and list(ds.width.values) == [1, 4]
@@ -225,6 +227,7 @@ def test_fig3_a_diverging_run_is_never_chosen_and_never_agrees():
     assert acceleration.predicted_iterations(4.0, 50.0) == 100.0
 
 
+@pytest.mark.slow
 def test_fig3_at_the_paper_configurations():
     ds, s, _ = quick("fig3")
     assert ds.iterations.dims == ("config", "p", "depth", "seed", "target")
@@ -294,6 +297,7 @@ def test_fig3_sensitivity_ratio_of_sharpness_against_numpy():
     assert np.abs(X.T @ (X @ w_star - Y) ** 3 / len(X)).max() < 1e-8
 
 
+@pytest.mark.slow
 def test_fig3_sensitivity_in_the_quick_outputs():
     ds, s, figs = quick("fig3")
     sens = s["sensitivity"]
@@ -434,6 +438,7 @@ def test_fig4_against_numpy_loops():
     assert s["AdaGrad (linear)"]["final_loss"] == pytest.approx(finals[best], rel=1e-8)
 
 
+@pytest.mark.slow
 def test_achl19_quick_depth_recovers_where_the_nuclear_norm_does_not():
     ds, s, _ = quick("achl19")
     json.dumps(s, allow_nan=False)
@@ -445,6 +450,7 @@ def test_achl19_quick_depth_recovers_where_the_nuclear_norm_does_not():
     assert s["verdict"] in ("agrees", "partly")  # depth 2 beat the nuclear norm here rather than tracking it
 
 
+@pytest.mark.slow
 def test_razin_cohen_quick_verdict_and_their_start_said_in_words():
     ds, s, _ = quick("razin-cohen")
     json.dumps(s, allow_nan=False)
@@ -458,6 +464,7 @@ def test_razin_cohen_quick_verdict_and_their_start_said_in_words():
         assert s["runs"][f"their_depth{N}"]["graded"] is False
 
 
+@pytest.mark.slow
 def test_kreisler23_quick_gfs_sharpness_against_the_uv_closed_form_and_the_rule():
     ds, s, _ = quick("kreisler23")
     json.dumps(s, allow_nan=False)
@@ -557,6 +564,7 @@ def test_theorem2_verdict_rule_on_constructed_integrals():
     assert grade(closed, closed, np.array([0, 0, 1e-9, 0.05]))["verdict"] == "differs"     # N = 3 integral vanishes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("l4, expected", [
     ([(100, 50), (400, 60)], "agrees"),
     ([(100, 50), (np.inf, 60)], "agrees"),        # GD never converges at the large ratio: slower, not skipped

@@ -169,6 +169,7 @@ def test_random_start_has_the_targets_determinant_sign():
         assert np.linalg.det(W0) * np.linalg.det(np.asarray(prob.target)) > 0
 
 
+@pytest.mark.slow
 def test_linflow_saddles_quick_writes_what_it_says_and_matches_the_quadrature(tmp_path, capsys):
     from linflow import cli
     import xarray as xr

@@ -15,6 +15,7 @@ MNIST = next((p / "shared" / "data" / "mnist" for p in Path(__file__).resolve().
 needs_mnist = pytest.mark.skipif(MNIST is None, reason="../shared/data/mnist is not present beside this checkout")
 
 
+@pytest.mark.slow
 def test_parameter_counts_and_the_same_function_at_initialization():
     original, twin = convnet.tutorial_net(False, 3), convnet.tutorial_net(True, 3)
     # conv 5x5x1x32 + 32, 5x5x32x64 + 64, dense 3136x512 + 512, 512x10 + 10; the twin adds 512^2 + 10^2 (issue 13)
@@ -32,6 +33,7 @@ def test_features_have_the_tutorial_shape():
     assert net.features(jnp.zeros((2, 28, 28), jnp.float32)).shape == (2, 7 * 7 * 64)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_refuses_too_few_images():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 256)
@@ -60,6 +62,7 @@ def test_dense_extras_are_the_tutorial_initialization_and_change_the_function():
         convnet.tutorial_net(True, 0, extras="zeros")
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_section8_quick_on_the_real_images():
     ds, summary, figs = reproduce.run("section8", data=str(MNIST), quick=True)

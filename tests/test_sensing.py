@@ -104,6 +104,7 @@ def test_theorem1_holds_on_sensing_and_completion(kind, p):
     np.testing.assert_allclose(lf.end_to_end, ef.end_to_end, rtol=0, atol=1e-8 * np.abs(lf.end_to_end).max())
 
 
+@pytest.mark.slow
 def test_every_run_accepts_them():
     prob = sensing.completion([2.0, 1.0], d=3, m=7, seed=0)
     layers = init.balanced((3, 3, 3), 0.3)

@@ -77,6 +77,7 @@ def test_new_tolerances_in_settings_never_recompile():
     assert "_solve" not in traced
 
 
+@pytest.mark.slow
 def test_central_flow_with_settings_matches_keywords():
     a = linflow.central_flow(PROB, LAYERS, 0.72, 20.0, n_save=5, rtol=1e-9, atol=1e-11)
     b = linflow.central_flow(PROB, LAYERS, 0.72, 20.0, n_save=5, settings=SolverSettings(rtol=1e-9, atol=1e-11))
@@ -98,6 +99,7 @@ def test_step_record_takes_the_flows_solve_path():
         step_sizes(PROB, LAYERS, 6.0, solver="euler")
 
 
+@pytest.mark.slow
 def test_sweep_compare_task_defaults_to_compares_tolerances_and_a_typed_value_wins():
     assert (defaults("compare")["rtol"], defaults("compare")["atol"]) == (1e-10, 1e-12)
     assert (defaults("run")["rtol"], defaults("run")["atol"]) == (1e-8, 1e-10)

@@ -189,6 +189,7 @@ def test_sgd_against_its_smes_the_orders_in_eta():
     assert slope["M"] > 0.8, slope
 
 
+@pytest.mark.slow
 def test_the_three_brownian_paths_agree_in_law():
     """VirtualBrownianTree, UnsafeBrownianPath and the scan loop: the same mean of a quick ensemble within 3 standard
     errors."""

@@ -60,6 +60,7 @@ def _deep_problem():
     return prob, linflow.init.balanced((4, 4, 4, 1), 0.7, seed=0)
 
 
+@pytest.mark.slow
 def test_weak_errors_on_a_deep_network_gradient_flow_is_first_order_and_the_sme_closes_its_gap():
     """The gradient flow misses SGD's noise and step, both O(eta): its weak error on E L fits order 1 (within 0.3);
     the first-order SME carries the noise, so its error at the largest eta is under a third of the flow's."""
@@ -127,6 +128,7 @@ def test_linear_scaling_grades_follow_their_stated_rule():
     assert mid["measured_break_k"] == 2 and mid["rows"][1]["time"] == 0.0 and mid["rows"][1]["gap"] == pytest.approx(0.2)
 
 
+@pytest.mark.slow
 def test_the_sgd_command_writes_its_files(tmp_path, capsys):
     from linflow.cli import main
 
@@ -144,6 +146,7 @@ def test_the_sgd_command_writes_its_files(tmp_path, capsys):
         main(["sgd", "--quick", "--ks", "2,4", "--out", str(out)])
 
 
+@pytest.mark.slow
 def test_the_sgd_sweep_task_records_the_weak_errors_and_fails_a_diverged_point(tmp_path):
     from linflow import sweeps
 

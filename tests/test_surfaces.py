@@ -20,6 +20,7 @@ def run_python(code: str) -> str:
     return res.stdout.strip()
 
 
+@pytest.mark.slow
 def test_importing_every_module_leaves_the_matplotlib_backend_alone():
     out = run_python(
         "import importlib, pkgutil, matplotlib\n"

@@ -56,6 +56,7 @@ def test_invalid_grids_are_rejected_before_anything_runs(tmp_path):
     assert not store.exists()
 
 
+@pytest.mark.slow
 def test_failed_points_are_recorded_and_the_rest_completes(tmp_path):
     fixed = {"m": 60, "d": 3, "t1": 100.0, "points": 11, "p": 4.0, "scale": 1.0}
     ds = sweeps.sweep({"eta": [0.05, 20.0]}, "run", tmp_path / "s", fixed=fixed, progress=False)
@@ -77,6 +78,7 @@ def test_problem_axis_varies_the_data(tmp_path):
     assert ds.flow_final_loss.values[0] > 1e-4
 
 
+@pytest.mark.slow
 def test_local_sweep_result_and_resume_without_recomputation(tmp_path):
     ds = sweeps.sweep(GRID, "run", tmp_path / "s", fixed=FIXED, progress=False)
     assert ds.sizes == {"depth": 2, "p": 2, "seed": 2}
@@ -98,6 +100,7 @@ sweeps.sweep({grid!r}, "run", sys.argv[1], fixed={fixed!r}, progress=False)
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_store(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(grid=GRID, fixed=FIXED))
@@ -121,6 +124,7 @@ def test_resume_after_kill_gives_the_same_store(tmp_path):
         assert json.loads(f.read_text()) == json.loads((store / "points" / f.name).read_text())
 
 
+@pytest.mark.slow
 def test_local_and_dask_agree_exactly(tmp_path):
     pytest.importorskip("dask.distributed")
     grid, fixed = {"depth": [1, 2]}, {**FIXED, "p": 4.0}  # one point per worker (each compiles its own)
@@ -129,6 +133,7 @@ def test_local_and_dask_agree_exactly(tmp_path):
     assert same(local, dask)
 
 
+@pytest.mark.slow
 def test_local_process_pool_agrees_exactly(tmp_path):
     grid, fixed = {"depth": [1, 2]}, {**FIXED, "p": 4.0}
     one = sweeps.sweep(grid, "run", tmp_path / "one", fixed=fixed, progress=False)
@@ -138,6 +143,7 @@ def test_local_process_pool_agrees_exactly(tmp_path):
         sweeps.sweep(grid, "run", tmp_path / "bad", fixed=fixed, n_workers=0, progress=False)
 
 
+@pytest.mark.slow
 def test_toml_config_and_cli(tmp_path, capsys, monkeypatch):
     cfg = tmp_path / "configs" / "s.toml"
     cfg.parent.mkdir()
@@ -194,6 +200,7 @@ def test_compare_sweep_writes_the_phase_diagram_named_after_the_config(tmp_path,
     assert np.allclose(ticks, np.round(ticks))  # depth is an integer axis
 
 
+@pytest.mark.slow
 def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path, monkeypatch):
     # 2,000 cheap points (the task replaced by an instant one): every point must cost the same I/O, one
     # small JSON file, whether it is the 10th or the 1,990th; the store is read once, at the start
@@ -223,6 +230,7 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     assert again.identical(ds) and len([w for w in writes if "/points/" in w]) == 2000
 
 
+@pytest.mark.slow
 def test_regime_task_and_its_diagram():
     """Below the threshold GD follows the flow; eta is the stated fraction of 2 / max sharpness along the flow."""
     from linflow import comparison, curvature, init, integrate, problems
@@ -245,6 +253,7 @@ def test_regime_task_and_its_diagram():
         comparison.REGIMES)
 
 
+@pytest.mark.slow
 def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_path, monkeypatch):
     """A ``run`` sweep over eta is one :func:`linflow.overview` per batch (the flows once, not once per eta), and
     each point's numbers equal, bit for bit, those of the point run alone."""
