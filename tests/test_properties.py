@@ -342,3 +342,29 @@ def test_a_flow_that_stalls_at_a_kink_of_the_loss_says_so(p):
         assert "max steps" in run.message and f"of {len(run)} saves" in run.message
     loss = np.asarray(run.reached().loss)
     assert np.all(np.diff(loss) <= 1e-9 * loss[0])  # what was reached still descends
+
+
+def test_a_stiff_start_is_integrated_and_a_run_cut_at_once_still_holds_its_start():
+    """The long profile's finding: from weights (20.4, -25.6, 4.18) (depth 3, d = k = 1, p = 2) Tsit5's first trial
+    step overflowed, its error estimate was NaN, and diffrax's controller rejected all 100,000 steps, saving
+    nothing (0 of 21 rows, loss NaN). A NaN error now counts as infinite (the step shrinks), and a save at t = 0
+    always holds the start. The reference: the same flow by SciPy's Radau."""
+    from scipy.integrate import solve_ivp
+
+    X, Y = np.array([[0.12573022], [-0.13210486]]), np.array([[0.64042265], [0.10490012]])
+    prob = linflow.Problem(X, Y)
+    w0 = np.array([20.40919121, -25.55665031, 4.18098847])
+    layers = tuple(np.array([[w]]) for w in w0)
+    run = linflow.gradient_flow(prob, layers, 1.0, n_save=21, rtol=1e-10, atol=1e-13)
+    assert run.ok, run.message
+
+    def field(t, w):  # -dL/dw_j of L = (1/2) sum_i (x_i w1 w2 w3 - y_i)^2
+        g = (X[:, 0] * np.prod(w) - Y[:, 0]) @ X[:, 0]
+        return -g * np.array([w[1] * w[2], w[0] * w[2], w[0] * w[1]])
+
+    ref = solve_ivp(field, (0.0, 1.0), w0, method="Radau", t_eval=np.asarray(run.ts), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(run.end_to_end)[:, 0, 0], np.prod(ref.y, axis=0), rtol=1e-6)
+    cut = linflow.gradient_flow(prob, layers, 1.0, n_save=21, max_steps=3)
+    assert cut.status == "max_steps" and cut.n_reached >= 1 and "of 21 saves" in cut.message
+    assert np.all(np.isfinite(np.asarray(cut.loss))) and float(cut.loss[0]) == pytest.approx(float(prob.loss(
+        np.array([[np.prod(w0)]]))), rel=1e-12)

@@ -72,6 +72,10 @@ def _solve(field, y0, t1, ts, settings: SolverSettings, eta) -> Trajectory:
     """One diffrax solve of ``dy/dt = field(t, y, None)`` saved at ``ts``, as a Trajectory (compiled)."""
     sol, unravel = flat_solve(field, y0, jnp.zeros_like(t1), t1, diffrax.SaveAt(ts=ts), settings)
     ys = jax.vmap(unravel)(sol.ys)
+    # saves at t = 0 hold the start, known exactly, even when no step was accepted (diffrax then saves nothing)
+    start = jnp.asarray(ts) <= 0
+    ys = jax.tree_util.tree_map(lambda y, y_0: jnp.where(start.reshape((-1,) + (1,) * (y.ndim - 1)), y_0[None], y),
+                                ys, y0)
     observed = field.observe(ys)
     stop = _runs.rows_reached((ys, observed))
     code = result_code(sol.result)
