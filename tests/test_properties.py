@@ -112,6 +112,9 @@ def test_theorem1_on_the_issue_39_bottleneck_to_1e_9_at_rtol_1e_11():
     assert s[1] < 1e-15 * s[0]  # the exact flow keeps W_e at rank 1
     assert rel_gap(lf.end_to_end, ef.end_to_end) < 1e-9
     assert int(ef.stats["num_steps"]) < 2 * int(lf.stats["num_steps"])
+    W0 = np.asarray(linflow.end_to_end(layers))  # the same through solve with the field built by hand
+    direct = linflow.solve(EndToEndFlow(prob, 3), W0, 2.0, ts=ts, rtol=1e-11, atol=1e-20)
+    assert rel_gap(lf.end_to_end, direct.end_to_end) < 1e-9
 
 
 @prop(10)

@@ -112,6 +112,8 @@ def solve(
     settings = settings_from(settings, solve, solver=solver, stepsize_controller=stepsize_controller, rtol=rtol,
                              atol=atol, dt0=dt0, max_steps=max_steps)
     t1, ts = time_grid(t1, ts, n_save, time_unit, eta)
+    if isinstance(field, EndToEndFlow) and field.rank is None:
+        field = field.for_start(y0)  # a rank-deficient start keeps its rank (docs/math.md section 3)
     eta_out = getattr(field, "eta", None)
     if eta_out is None and time_unit == "iterations":
         eta_out = eta
