@@ -112,9 +112,25 @@ def test_theorem1_layer_flow_product_is_the_end_to_end_flow_in_both_states(case)
     for state in ("dense", "root"):
         ef = linflow.end_to_end_flow(prob, layers, None, 1.5, state=state, form="general", **opts)
         assert ef.ok, ef.message
-        assert rel_gap(lf.end_to_end, ef.end_to_end) < 1e-8, state
+        # p < 2: where a residual crosses 0 the field is only Hoelder continuous (exponent p - 1), and the solvers'
+        # error estimates are less sharp there: 2e-8 at rtol 1e-11 found by the long profile (p = 1.5, d = k = 1,
+        # kept below). The issue-39 defect it must catch was 1e-7 to 1e-5.
+        assert rel_gap(lf.end_to_end, ef.end_to_end) < (1e-8 if prob.p >= 2 else 5e-8), state
         if state == "dense":  # the steps are those of a smooth problem, comparable to the layer flow's
             assert int(ef.stats["num_steps"]) <= 4 * int(lf.stats["num_steps"]) + 20
+
+
+def test_theorem1_where_a_residual_crosses_zero_with_p_1_5():
+    """The long profile's example (d = k = 1, width 2, p = 1.5): the flows agree to 2e-8, not 1e-10, at rtol 1e-11."""
+    prob = linflow.Problem(np.array([[-0.95023245], [0.04366059], [2.52725509]]),
+                           np.array([[1.47129296], [1.2169789], [1.59871014]]), p=1.5)
+    layers = (np.array([[-0.14856044], [0.98890333]]), np.array([[-0.14856044, 0.98890333]]))
+    ts = np.linspace(0.0, 1.5, 7)
+    lf = linflow.gradient_flow(prob, layers, 1.5, ts=ts, rtol=1e-11, atol=1e-14)
+    for state in ("dense", "root"):
+        ef = linflow.end_to_end_flow(prob, layers, None, 1.5, ts=ts, rtol=1e-11, atol=1e-14, state=state,
+                                     form="general")
+        assert rel_gap(lf.end_to_end, ef.end_to_end) < 5e-8, state
 
 
 def test_theorem1_on_the_issue_39_bottleneck_to_1e_9_at_rtol_1e_11():
