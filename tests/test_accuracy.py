@@ -50,6 +50,7 @@ def test_counted_evaluations_of_the_implicit_solver(exact_wp):
     assert np.all(nfev >= steps) and np.all(np.diff(nfev) > 0)
 
 
+@pytest.mark.slow
 def test_dataset_layout_and_reference(exact_wp):
     assert exact_wp.sizes == {"solver": 9, "tolerance": 4}
     assert exact_wp.attrs["reference"].startswith("exact") and exact_wp.attrs["reference_ok"] == 1

@@ -12,6 +12,8 @@ import pytest
 from browser import Visit, built_site, chromium, needs_browser, served
 from conftest import strict_json
 
+pytestmark = pytest.mark.slow  # browser pages: in the full suite, not the fast tier
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "explorables" / "data"
 SHOTS = os.environ.get("LINFLOW_SCREENSHOTS")  # a folder: the screenshots the docs use are written there

@@ -6,6 +6,8 @@ import pytest
 
 from browser import Visit, built_site, chromium, needs_browser, served
 
+pytestmark = pytest.mark.slow  # browser pages: in the full suite, not the fast tier
+
 PAGES = {
     "math/": 60,  # the mathematics page: (at least) this many typeset formulas
     "": 1,  # the front page
