@@ -94,7 +94,7 @@ ADDED = {
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),
                   "end_to_end_flow": ("state",), "EndToEndFlow": ("state", "rank"), "sme": ("resolution",),
-                  "sme_ensemble": ("resolution",), "apply_preconditioner": ("rank",), "claim2_field": ("rank",),
+                  "sme_ensemble": ("resolution",), "apply_preconditioner": ("rank",),
                   "end_to_end_field": ("rank",)}
 
 

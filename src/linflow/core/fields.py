@@ -114,7 +114,7 @@ def end_to_end_field(problem: Problem, W: jax.Array, depth: int, rank: int | Non
     return -problem.weight_decay * depth * W - apply_preconditioner(W, problem.grad(W), depth, rank)
 
 
-def claim2_field(problem: Problem, W: jax.Array, depth: int, rank: int | None = None) -> jax.Array:
+def claim2_field(problem: Problem, W: jax.Array, depth: int) -> jax.Array:
     r"""ACH18 Claim 2 ($k = 1$), docs/math.md (3.2):
     $-\lambda N W - \lVert W \rVert^{2-2/N} \left(g + (N-1) \langle g, W \rangle W / \lVert W \rVert^2\right)$; $O(d)$,
     no eigh.
@@ -291,7 +291,9 @@ class EndToEndFlow(eqx.Module):
     def __call__(self, t, y, args=None):
         if self.state == "root":
             return root_field(self.problem, y, self.depth)
-        return END_TO_END_FORMS[self.form](self.problem, y, self.depth, self.rank)
+        if self.form == "claim2":  # a row: its rank is 0 or 1, there is nothing to keep
+            return claim2_field(self.problem, y, self.depth)
+        return end_to_end_field(self.problem, y, self.depth, self.rank)
 
     def depth_of(self, y) -> int:
         return self.depth
