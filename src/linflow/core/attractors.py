@@ -15,60 +15,81 @@ A step whose iterate is not finite, or whose loss exceeds :data:`BLOWUP` times t
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from .descent import AbstractRule, iterate, last
 from .fields import network_gradient, network_loss
 
-__all__ = ["orbits", "map_orbits", "period_of", "attractor_of", "BLOWUP", "PERIODS", "PERIOD_TOL", "CHAOS_LYAPUNOV",
+__all__ = ["orbits", "map_orbits", "TangentRule",
+           "period_of", "attractor_of", "BLOWUP", "PERIODS", "PERIOD_TOL", "CHAOS_LYAPUNOV",
            "PERIOD_RULE", "ATTRACTOR_RULE"]
 
 
 BLOWUP = 1e12
 
 
+class TangentRule(AbstractRule):
+    r"""A map $y \mapsto F(y) = $ ``step(y, param)`` carrying a unit tangent vector through its Jacobian,
+    $v \leftarrow DF(y) v / \lVert DF(y) v \rVert$ (``jax.jvp``: no Jacobian formed), and the running sum of
+    $\log \lVert DF(y_k) v_k \rVert$ from step ``transient`` on (Benettin et al. 1980; docs/math.md section 11).
+
+    State: ``(y, v, sum of logs, steps done, last norm)``. A state is admissible when ``y`` and the norm are finite,
+    the norm is positive and ``bad(y)`` is false."""
+
+    step: Callable = eqx.field(static=True)
+    bad: Callable = eqx.field(static=True)
+    transient: int = eqx.field(static=True)
+    direction: jax.Array
+
+    def init(self, y0, eta=None):
+        return y0, self.direction / jnp.linalg.norm(self.direction), jnp.asarray(0.0), jnp.asarray(0), jnp.asarray(1.0)
+
+    def admissible(self, state) -> jax.Array:
+        y, _, _, _, norm = state
+        return jnp.all(jnp.isfinite(y)) & jnp.isfinite(norm) & (norm > 0) & ~self.bad(y)
+
+    def __call__(self, state, param):
+        y, v, logs, k, _ = state
+        y_next, Jv = jax.jvp(lambda z: self.step(z, param), (y,), (v,))
+        norm = jnp.linalg.norm(Jv)
+        safe = jnp.where(jnp.isfinite(norm) & (norm > 0), norm, 1.0)
+        logs = logs + jnp.where(k >= self.transient, jnp.log(safe), 0.0)
+        return y_next, Jv / safe, logs, k + 1, norm
+
+
 def map_orbits(step, y0, params, direction, *, transient: int, record: int, window: int, observe=None,
                bad=None) -> dict:
     """Any map ``y -> step(y, param)`` on flat states, iterated from ``y0`` at every ``param`` of ``params`` (shape
-    ``(E,)``, ``jax.vmap`` over them; trace it under ``jax.jit`` for speed): ``{"states": (E, window, P)`` the last
+    ``(E,)``, ``jax.vmap`` over them; trace it under ``jax.jit`` for speed) on the discrete engine
+    (:func:`linflow.core.descent.iterate` of a :class:`TangentRule`): ``{"states": (E, window, P)`` the last
     ``window`` iterates, ``"observed": (E, record)`` ``observe(y)`` at every recorded iterate (before its step; the
     norm of ``y`` by default), ``"lyapunov": (E,)`` the largest Lyapunov exponent per step over the recorded steps,
     ``"diverged_at": (E,)`` the first step whose next iterate is not finite or is ``bad`` (``-1`` if none; the run is
     frozen there), ``"final": (E, P)`` the last iterate}``. ``direction`` starts the tangent vector (a flat ``(P,)``),
     carried by ``jax.jvp`` of the step and renormalized every step."""
     observe = observe or jnp.linalg.norm
-    bad = bad or (lambda y: False)
     if not (transient >= 0 and record >= window >= 1):
         raise ValueError(f"need transient >= 0 and record >= window >= 1; got {transient}, {record}, {window}")
+    rule = TangentRule(step, bad or (lambda y: False), transient, jnp.asarray(direction))
 
     def one(param):
-        def advance(carry, k):
-            y, v, logs, at = carry
-            seen = observe(y)
-            y_next, Jv = jax.jvp(lambda z: step(z, param), (y,), (v,))
-            norm = jnp.linalg.norm(Jv)
-            ok = (at < 0) & jnp.all(jnp.isfinite(y_next)) & jnp.isfinite(norm) & (norm > 0) & ~bad(y_next)
-            at = jnp.where((at < 0) & ~ok, k, at)
-            y = jnp.where(ok, y_next, y)
-            v = jnp.where(ok, Jv / jnp.where(ok, norm, 1.0), v)
-            logs = logs + jnp.where(ok & (k >= transient), jnp.log(jnp.where(ok, norm, 1.0)), 0.0)
-            return (y, v, logs, at), seen
-
-        def keep(carry, k):
-            carry, seen = advance(carry, k)
-            return carry, (seen, carry[0])
-
-        carry = (y0, direction / jnp.linalg.norm(direction), jnp.asarray(0.0), jnp.asarray(-1))
-        carry, _ = jax.lax.scan(lambda c, k: (advance(c, k)[0], None), carry, jnp.arange(transient))
-        carry, seen = jax.lax.scan(advance, carry, jnp.arange(transient, transient + record - window))
-        carry, (last_seen, ys) = jax.lax.scan(keep, carry, jnp.arange(transient + record - window, transient + record))
-        y, _, logs, at = carry
+        state, bad_at = rule.init(y0), jnp.asarray(-1)
+        if transient:
+            saves, bad_at = iterate(rule, state, param, transient, 1)
+            state = last(saves)
+        kept, bad_rec = iterate(rule, state, param, 1, record, start=transient,
+                                keep=lambda s: (observe(s[0]), s[0], s[2]))
+        seen, ys, logs = kept
+        at = jnp.where(bad_at >= 0, bad_at, bad_rec) - 1
         # the states are those after each step: the window ends with the final iterate
-        return {"states": ys, "observed": jnp.concatenate([seen, last_seen]), "lyapunov": logs / record,
-                "diverged_at": at, "final": y}
+        return {"states": ys[-window:], "observed": seen[:record], "lyapunov": logs[-1] / record,
+                "diverged_at": jnp.where(at >= 0, at, -1), "final": ys[-1]}
 
     return jax.vmap(one)(jnp.asarray(params))
 

@@ -66,7 +66,7 @@ from jax.flatten_util import ravel_pytree
 from . import checks as _checks, runs as _runs
 from .catalog import FLOW_TOLERANCES
 from .curvature import lanczos_top
-from .fields import observe_layers, network_gradient, network_loss
+from .fields import AbstractField, observe_layers, network_gradient, network_loss
 from .integrate import time_grid
 from .settings import SolverSettings, flat_solve, require_adaptive, result_code, settings_from
 from .problems import Problem
@@ -175,7 +175,7 @@ def _eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Array]
     return lam[: k + 1], V[:, ::-1][:, :k]
 
 
-class CentralFlow(eqx.Module):
+class CentralFlow(AbstractField):
     """The central flow's vector field on the layers, in one phase: ``unstable = 0`` is the gradient flow,
     ``unstable = k >= 1`` the flow constrained to hold the ``k`` largest Hessian eigenvalues at ``2 / eta``
     (``Sigma`` supported on their eigenspace; see the module docstring).

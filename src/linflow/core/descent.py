@@ -20,6 +20,7 @@ reached. No array of a returned Trajectory holds NaN or inf.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Callable
@@ -31,7 +32,7 @@ import numpy as np
 import optax
 
 from . import checks as _checks, runs as _runs
-from .fields import EndToEndFlow, LayerFlow, network_gradient
+from .fields import AbstractField, EndToEndFlow, LayerFlow, network_gradient
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -43,7 +44,13 @@ __all__ = [
     "optax_descents",
     "OPTIMIZERS",
     "iterate",
+    "descend",
+    "descend_each",
+    "iterate_each",
+    "last",
     "descend_chunks",
+    "AbstractRule",
+    "all_finite",
     "EulerRule",
     "OptaxRule",
     "steps_per_save",
@@ -51,83 +58,136 @@ __all__ = [
 ]
 
 
-def _all_finite(tree) -> jax.Array:
+def all_finite(tree) -> jax.Array:
+    """Whether every leaf of ``tree`` is finite everywhere (a scalar bool)."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
-class EulerRule(eqx.Module):
-    """One forward Euler step of a field: ``y <- y + eta * field(t, y, None)`` (GD, Eq. 10)."""
+class AbstractRule(eqx.Module):
+    r"""A discrete method as the engine (:func:`iterate`) runs it: a step $s_{k+1} = \Phi_\eta(s_k)$ on a state $s$
+    that holds the parameters (and whatever the method carries: an optimizer's moments, a key, a tangent vector, an
+    observer's running reductions).
 
-    field: eqx.Module
+    The engine calls ``init(y0, eta)`` once, ``rule(state, eta)`` per step, ``admissible(state)`` on every new state
+    (``False``: the run diverged there and is frozen at the last admissible state; default: every leaf finite) and
+    ``params(state)`` for the parameters of saved states. A rule that discretizes a field carries it as ``field``
+    (an :class:`~linflow.fields.AbstractField`): :func:`descend` reads from it what a run records, its depth and name.
+    """
 
-    def init(self, y0):
+    @abc.abstractmethod
+    def __call__(self, state, eta):
+        """One step: the next state."""
+
+    def init(self, y0, eta):
+        """The state at step 0 of a run started at parameters ``y0`` with step ``eta``."""
         return y0
 
     def params(self, state):
+        """The parameters (the field's state) in ``state``."""
         return state
+
+    def admissible(self, state) -> jax.Array:
+        """Whether the run may go on from ``state`` (a scalar bool; default: every leaf finite)."""
+        return all_finite(state)
+
+
+class EulerRule(AbstractRule):
+    r"""One forward Euler step of a field: $y \leftarrow y + \eta f(y)$ (GD, Eq. 10; docs/math.md (2.1), (2.2))."""
+
+    field: AbstractField
 
     def __call__(self, state, eta):
         return jax.tree_util.tree_map(lambda a, b: a + eta * b, state, self.field(None, state, None))
 
 
-class OptaxRule(eqx.Module):
+class OptaxRule(AbstractRule):
     """One step of an optax transformation on the network loss (weight decay included) in the layers.
 
-    ``make(eta)`` builds the transformation from the learning rate (``optax.adam``, or a name of
-    :data:`OPTIMIZERS`); the state is ``(layers, optimizer state)``.
+    ``make(learning_rate)`` builds the transformation (``optax.adam``, or a name of :data:`OPTIMIZERS`); it is
+    wrapped once in ``optax.inject_hyperparams``, so the learning rate lives in the optimizer's state, set at
+    ``init(y0, eta)`` (an optimizer whose state depends on it starts right) and traced (``jax.vmap``/``jax.grad``
+    over it). The state is ``(layers, optimizer state)``. A built transformation (:class:`_Built`) keeps its own rate.
     """
 
     field: LayerFlow
     make: Callable = eqx.field(static=True)
 
-    def init(self, y0):
-        return y0, self.make(1.0).init(y0)
+    def _transformation(self, eta) -> optax.GradientTransformation:
+        if isinstance(self.make, _Built):
+            return self.make.transformation
+        return optax.inject_hyperparams(self.make)(eta)
+
+    def init(self, y0, eta):
+        return y0, self._transformation(eta).init(y0)
 
     def params(self, state):
         return state[0]
 
     def __call__(self, state, eta):
         layers, opt_state = state
-        updates, opt_state = self.make(eta).update(network_gradient(self.field.problem, layers), opt_state, layers)
+        # the learning rate is read from opt_state (set at init): the eta given here is the one it holds
+        updates, opt_state = self._transformation(eta).update(network_gradient(self.field.problem, layers), opt_state,
+                                                              layers)
         return optax.apply_updates(layers, updates), opt_state
 
 
-def iterate(rule, state0, eta, save_every, n_saves: int, rest: int = 0):
-    """``n_saves`` chunks of ``save_every`` steps of ``rule`` (then ``rest`` more), saving after each chunk.
+def _steps(rule, eta, count, carry):
+    """``count`` steps of ``rule`` on ``carry = (state, steps done, first inadmissible step or -1)``, freezing at the
+    last admissible state. A Python-int ``count`` is a fixed-length loop (reverse-mode ``jax.grad`` works); a traced
+    one a while loop that also stops at divergence (a diverged run costs nothing more)."""
 
-    Returns ``(saves, diverged_at)``: the states at steps ``0, save_every, ..., n_saves * save_every``
-    (and the last step when ``rest > 0``), stacked on a leading axis, and the first step whose state
-    was non-finite (-1 if none); the state is frozen at the last finite one. With ``save_every`` a
-    Python int every loop has a fixed length, so reverse-mode ``jax.grad`` works; a traced
-    ``save_every`` (e.g. ``jax.vmap`` over learning rates with their own chunks) runs forward only.
-    """
-
-    def body(_, c):
+    def body(c):
         y, k, bad_at = c
         new = rule(y, eta)
-        fine = _all_finite(new) & (bad_at < 0)
+        fine = rule.admissible(new) & (bad_at < 0)
         bad_at = jnp.where((bad_at < 0) & ~fine, k + 1, bad_at)
         y = jax.tree_util.tree_map(lambda a, b: jnp.where(fine, a, b), new, y)
         return y, k + 1, bad_at
 
-    def chunk(carry, _):
-        carry = jax.lax.fori_loop(0, save_every, body, carry)
-        return carry, carry[0]
+    if isinstance(count, int):
+        return jax.lax.fori_loop(0, count, lambda _, c: body(c), carry)
+    end = carry[1] + count
+    return jax.lax.while_loop(lambda c: (c[1] < end) & (c[2] < 0), body, carry)
 
-    carry = (state0, jnp.asarray(0), jnp.asarray(-1))
+
+def iterate(rule, state0, eta, save_every, n_saves: int, rest: int = 0, *, keep=None, start: int = 0):
+    """The discrete engine: ``n_saves`` chunks of ``save_every`` steps of ``rule`` from ``state0`` (then ``rest``
+    more), saving ``keep(state)`` (default: the state itself) at the start and after each chunk.
+
+    Returns ``(saves, diverged_at)``: what was kept at steps ``0, save_every, ..., n_saves * save_every`` (and the
+    last step when ``rest > 0``) stacked on a leading axis, and the first step whose state was not
+    ``rule.admissible`` (-1 if none); the state is frozen at the last admissible one, so every later save repeats
+    it. ``keep`` is an observer of the step: a function of one state, evaluated inside the loop (a study keeps what
+    it needs, not every state). ``start`` numbers the first step (a run continued from step ``start``). With
+    ``save_every`` a Python int every loop has a fixed length, so reverse-mode ``jax.grad`` works; a traced
+    ``save_every`` (e.g. ``jax.vmap`` over learning rates with their own chunks) runs forward only and stops
+    stepping at divergence.
+    """
+    keep = keep or (lambda y: y)
+
+    def chunk(carry, _):
+        carry = _steps(rule, eta, save_every, carry)
+        return carry, keep(carry[0])
+
+    carry = (state0, jnp.asarray(start), jnp.asarray(-1))
     carry, ys = jax.lax.scan(chunk, carry, None, length=n_saves)
-    parts = [jax.tree_util.tree_map(lambda a: a[None], state0), ys]
+    parts = [jax.tree_util.tree_map(lambda a: a[None], keep(state0)), ys]
     if rest:
-        carry = jax.lax.fori_loop(0, rest, body, carry)
-        parts.append(jax.tree_util.tree_map(lambda a: a[None], carry[0]))
+        carry = _steps(rule, eta, rest, carry)
+        parts.append(jax.tree_util.tree_map(lambda a: a[None], keep(carry[0])))
     saves = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *parts)
     return saves, carry[2]
+
+
+def last(saves):
+    """The last save of :func:`iterate`'s stacked saves (e.g. the state to continue a run from)."""
+    return jax.tree_util.tree_map(lambda a: a[-1], saves)
 
 
 @eqx.filter_jit
 def _descend(rule, y0, eta, save_every, n_saves: int, rest: int, kind: str) -> Trajectory:
     """:func:`iterate` and the Trajectory of its saves (compiled): rows reached, status, stats."""
-    saves, bad_at = iterate(rule, rule.init(y0), eta, save_every, n_saves, rest)
+    saves, bad_at = iterate(rule, rule.init(y0, eta), eta, save_every, n_saves, rest)
     ys = rule.params(saves)
     observed = rule.field.observe(ys)
     steps = n_saves * save_every + rest
@@ -168,21 +228,43 @@ def descend_on_grid(rule, y0, etas, t1: float, points: int, *, kind: str | None 
     Trajectory per eta.
 
     Each eta must divide the spacing ``t1 / (points - 1)`` (:func:`steps_per_save`). One compiled call
-    for the whole batch (``jax.lax.map`` over the etas, with the steps per save traced), compiled once per
-    number of etas: the etas run one after the other, each with its own number of steps (a ``jax.vmap``
-    over them would run every eta for the largest count). Forward only: reverse-mode ``jax.grad`` needs
+    for the whole batch (:func:`descend_each`). Forward only: reverse-mode ``jax.grad`` needs
     :func:`descend` (a fixed count).
     """
     etas = _batch("etas", etas)
     points = _checks.integer("points", points, minimum=2)
     per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
-    return _descend_each(rule, y0, etas, per_save, points - 1, kind or rule.field.discrete_kind).unstack()
+    return descend_each(rule, y0, etas, per_save, points - 1, kind=kind).unstack()
+
+
+def descend_each(rule, y0, etas, per_save, n_saves: int, *, kind: str | None = None) -> Trajectory:
+    """``rule`` from ``y0`` at every ``(eta, steps per save)`` pair, ``n_saves`` saves each: a batched Trajectory.
+
+    One compiled call for the whole batch, compiled once per number of etas: the etas run one after the other
+    (``jax.lax.map``, the steps per save traced), each with its own number of steps (a ``jax.vmap`` over them would
+    run every eta for the largest count). Forward only.
+    """
+    return _descend_each(rule, y0, jnp.asarray(etas, jnp.float64), jnp.asarray(per_save, jnp.int64), n_saves,
+                         kind or rule.field.discrete_kind)
 
 
 @eqx.filter_jit
 def _descend_each(rule, y0, etas, per_save, n_saves: int, kind: str) -> Trajectory:
-    """:func:`_descend` for every ``(eta, steps per save)`` pair, one after the other: a batched Trajectory."""
     return jax.lax.map(lambda a: _descend(rule, y0, a[0], a[1], n_saves, 0, kind), (etas, per_save))
+
+
+@eqx.filter_jit
+def iterate_each(rule, state0, etas, per_save, n_saves: int, observe=None):
+    """:func:`iterate` from ``state0`` at every ``(eta, steps per save)`` pair, one after the other
+    (``jax.lax.map``, as :func:`descend_each`): ``(saves, diverged_at)`` with a leading eta axis; ``observe``
+    (a function of the stacked saves of one eta, like a field's ``observe``) turns each eta's states into what a
+    study keeps."""
+
+    def one(a):
+        saves, bad_at = iterate(rule, state0, a[0], a[1], n_saves)
+        return (saves if observe is None else observe(saves)), bad_at
+
+    return jax.lax.map(one, (etas, per_save))
 
 
 def descend_chunks(rule, y0, eta, save_every, n_saves: int, *, kind: str | None = None) -> Trajectory:

@@ -16,6 +16,7 @@ an ``equinox.Module`` with diffrax's signature ``field(t, y, args)``: :class:`La
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 import equinox as eqx
@@ -28,6 +29,7 @@ from .linalg import apply_preconditioner, matrix_root, numerical_rank, root_powe
 from .problems import Problem
 
 __all__ = [
+    "AbstractField",
     "LayerFlow",
     "EndToEndFlow",
     "ModifiedFlow",
@@ -205,7 +207,35 @@ def observe_layers(problem: Problem, ys):
     return w_e, jax.vmap(problem.loss)(w_e), imbalance(ys)
 
 
-class LayerFlow(eqx.Module):
+class AbstractField(eqx.Module):
+    r"""What the solve path (:func:`linflow.core.settings.flat_solve`) and the discrete engine (:mod:`linflow.core.descent`)
+    ask of a vector field $\dot y = f(t, y)$: diffrax's signature ``__call__(t, y, args)``, the depth of a state,
+    what a run of it records (``observe``: ``(W_e, loss, imbalance or None)`` of saved states, leading axis the saves)
+    and its names (``kind`` for the flow, ``discrete_kind`` for its forward Euler steps). ``explicit_only`` says why
+    an implicit solver cannot run it (``None``: any solver can)."""
+
+    kind: ClassVar[str]
+    discrete_kind: ClassVar[str] = "discrete"
+
+    @abc.abstractmethod
+    def __call__(self, t, y, args=None):
+        """The field $f(t, y)$ (a pytree like ``y``)."""
+
+    @abc.abstractmethod
+    def depth_of(self, y) -> int:
+        """The network's depth $N$ at state ``y``."""
+
+    @abc.abstractmethod
+    def observe(self, ys):
+        """``(W_e, loss, imbalance or None)`` of saved states ``ys`` (leading axis: saves)."""
+
+    @property
+    def explicit_only(self) -> str | None:
+        """Why an implicit solver cannot run this field, or ``None``."""
+        return None
+
+
+class LayerFlow(AbstractField):
     """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``; state: the layers.
 
     Examples:
@@ -241,7 +271,7 @@ def root_field(problem: Problem, Theta: jax.Array, depth: int) -> jax.Array:
 END_TO_END_STATES = ("dense", "root")
 
 
-class EndToEndFlow(eqx.Module):
+class EndToEndFlow(AbstractField):
     """End-to-end flow of ACH18 Theorem 1 (``form='general'``) or Claim 2 (``'claim2'``, ``k = 1``).
 
     ``form='auto'`` picks Claim 2's O(d) form when the problem has one output. ``state='dense'`` integrates ``W_e``
@@ -315,7 +345,7 @@ class EndToEndFlow(eqx.Module):
         return w_e, jax.vmap(self.problem.loss)(w_e), None
 
 
-class ModifiedFlow(eqx.Module):
+class ModifiedFlow(AbstractField):
     """Modified flow of GD with step ``eta`` on the layers, order 1 or 2 (:func:`modified_field_1`, ``_2``).
 
     ``eta`` is an array leaf: it may be traced (``jax.vmap`` over learning rates, ``jax.grad``).

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import checks as _checks, runs as _runs
 from .settings import SOLVERS, SolverSettings, SolverSpec, flat_solve, result_code, settings_from, solver_stats
-from .fields import MODIFIED_FIELDS, EndToEndFlow, LayerFlow, ModifiedFlow
+from .fields import MODIFIED_FIELDS, AbstractField, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -103,12 +103,15 @@ def solve(
 ) -> Trajectory:
     """Integrate ``dy/dt = field(t, y, None)`` from ``y0`` on ``[0, t1]``: the core of every continuous run.
 
-    ``field`` is a module of :mod:`linflow.fields` (:class:`~linflow.LayerFlow`,
-    :class:`~linflow.EndToEndFlow`, :class:`~linflow.ModifiedFlow`) or any ``equinox.Module`` with
-    ``__call__(t, y, args)``, ``observe(ys) -> (W_e, loss, imbalance or None)``, ``depth_of(y)`` and a
-    class attribute ``kind``. ``y0`` is not validated here (the public runs do it). Options as
+    ``field`` is an :class:`~linflow.fields.AbstractField`: a module of :mod:`linflow.fields`
+    (:class:`~linflow.LayerFlow`, :class:`~linflow.EndToEndFlow`, :class:`~linflow.ModifiedFlow`) or a subclass of
+    its own (``__call__(t, y, args)``, ``observe(ys) -> (W_e, loss, imbalance or None)``, ``depth_of(y)``, a class
+    attribute ``kind``). ``y0`` is not validated here (the public runs do it). Options as
     :func:`gradient_flow`; the solver options come either as keywords or in one :class:`SolverSettings`.
     """
+    if not isinstance(field, AbstractField):
+        raise TypeError(f"field must be a linflow.fields.AbstractField (LayerFlow, EndToEndFlow, ModifiedFlow or a "
+                        f"subclass with __call__(t, y, args), observe, depth_of and kind); got {type(field).__name__}")
     settings = settings_from(settings, solve, solver=solver, stepsize_controller=stepsize_controller, rtol=rtol,
                              atol=atol, dt0=dt0, max_steps=max_steps)
     t1, ts = time_grid(t1, ts, n_save, time_unit, eta)

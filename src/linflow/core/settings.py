@@ -260,7 +260,7 @@ def flat_solve(field, y0, t0, t1, saveat: diffrax.SaveAt, settings: SolverSettin
     Call inside a compiled function. Returns ``(solution, unravel)``: the solution's states are flat vectors. A field
     with an ``explicit_only`` reason (the end-to-end flow's root state) refuses an implicit solver here, for every
     run at once."""
-    reason = getattr(field, "explicit_only", None)
+    reason = field.explicit_only
     if reason:
         require_explicit(reason, settings.solver)
     flat0, unravel = ravel_pytree(y0)

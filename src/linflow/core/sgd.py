@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from . import checks as _checks
 from . import runs as _runs
-from .descent import descend
+from .descent import AbstractRule, descend
 from .fields import LayerFlow
 from .init import end_to_end
 from .problems import Problem, lp_loss
@@ -51,14 +51,14 @@ def minibatch_indices(key, step, m: int, batch: int, sampling: str) -> jax.Array
     return jax.lax.dynamic_slice(perm, ((step % per_epoch) * batch,), (batch,))
 
 
-class SGDRule(eqx.Module):
+class SGDRule(AbstractRule):
     """One SGD step on a minibatch; the state is ``(layers, key, step)``."""
 
     field: LayerFlow
     batch: int = eqx.field(static=True)
     sampling: str = eqx.field(static=True)
 
-    def init(self, y0, key=None):
+    def init(self, y0, eta=None, key=None):
         return y0, key, jnp.asarray(0)
 
     def params(self, state):
@@ -104,19 +104,19 @@ class SVAGRule(SGDRule):
                      for w, a, b in zip(layers, g1, g2)), key, step + 1
 
 
-class _Keyed(eqx.Module):
+class _Keyed(AbstractRule):
     """An :class:`SGDRule` (or :class:`SVAGRule`) whose initial state carries its key (``descend`` calls
-    ``init(y0)``)."""
+    ``init(y0, eta)``)."""
 
-    rule: eqx.Module
+    field: LayerFlow
+    rule: SGDRule
     key: jax.Array
 
-    @property
-    def field(self):
-        return self.rule.field
+    def __init__(self, rule: SGDRule, key: jax.Array):
+        self.field, self.rule, self.key = rule.field, rule, key
 
-    def init(self, y0):
-        return self.rule.init(y0, self.key)
+    def init(self, y0, eta=None):
+        return self.rule.init(y0, eta, self.key)
 
     def params(self, state):
         return state[0]

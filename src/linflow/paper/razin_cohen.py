@@ -36,6 +36,7 @@ import xarray as xr
 
 from ..core import init
 from ..core.curvature import sharpness
+from ..core.fields import AbstractField
 from ..core.integrate import gradient_flow
 from ..core.linalg import effective_rank
 from ..core.sensing import CompletionProblem
@@ -77,7 +78,7 @@ def _rotation(angle):
     return jnp.array([[c, -s], [s, c]])
 
 
-class PolarFlow(eqx.Module):
+class PolarFlow(AbstractField):
     """Theorem 1 for a ``2 x 2`` ``W_e`` with ``det(W_e) > 0`` in the state ``y = (phi, psi, a, b)``,
     ``W_e = R(phi) diag(e^a, e^b) R(psi)^T``. With ``Ghat = R(phi)^T (dL1/dW) R(psi)``, ``M = -C o Ghat`` (``C_ij =
     sum_j sigma_i^(2(j-1)/N) sigma_j^(2(N-j)/N)``, formed as exponentials of ``a``, ``b``):

@@ -28,7 +28,8 @@ import numpy as np
 from ..core import init, problems
 from ..core.init import end_to_end
 from ..core.curvature import sharpness
-from ..core.fields import network_gradient, network_loss
+from ..core.descent import EulerRule, iterate
+from ..core.fields import LayerFlow, network_loss
 from ..core.gfs import gfs_sharpness
 from ..core.integrate import gradient_flow
 from ..core.problems import Problem
@@ -53,22 +54,20 @@ def plane_start(problem: Problem):
 
 @functools.partial(jax.jit, static_argnames=("steps",))
 def _layers_path(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
-    """GD's layers at every iterate, ``(steps + 1, ...)`` per layer (one compiled program for every ``eta``)."""
-
-    def step(layers, _):
-        new = tuple(w - eta * g for w, g in zip(layers, network_gradient(problem, layers)))
-        return new, new
-
-    _, path = jax.lax.scan(step, tuple(layers0), None, length=steps)
-    return tuple(jnp.concatenate([w0[None], w]) for w0, w in zip(layers0, path))
+    """GD's layers at every iterate, ``(steps + 1, ...)`` per layer, frozen after a divergence, and the first iterate
+    that was not finite (-1: none): the engine (:func:`linflow.core.descent.iterate`), one compiled program for every
+    ``eta``."""
+    return iterate(EulerRule(LayerFlow(problem)), tuple(layers0), eta, 1, steps)
 
 
 @functools.partial(jax.jit, static_argnames=("steps",))
 def gd_on_the_plane(problem: Problem, layers0, eta, steps: int = MAX_STEPS):
     """``steps`` GD iterates at step ``eta`` from ``layers0``: ``(W_e (steps + 1, k, d), loss (steps + 1,))``,
-    non-finite from where the run diverged. One compiled program serves every ``eta``."""
-    path = _layers_path(problem, tuple(layers0), eta, steps)
-    return end_to_end(path), jax.vmap(lambda layers: network_loss(problem, layers))(path)
+    NaN from the first iterate that was not finite. One compiled program serves every ``eta``."""
+    path, diverged_at = _layers_path(problem, tuple(layers0), eta, steps)
+    reached = (diverged_at < 0) | (jnp.arange(steps + 1) < diverged_at)
+    we, loss = end_to_end(path), jax.vmap(lambda layers: network_loss(problem, layers))(path)
+    return jnp.where(reached[:, None, None], we, jnp.nan), jnp.where(reached, loss, jnp.nan)
 
 
 def _sharpness_at(problem: Problem, layers0, eta: float, keep: np.ndarray, size: int = 300) -> np.ndarray:
@@ -76,7 +75,7 @@ def _sharpness_at(problem: Problem, layers0, eta: float, keep: np.ndarray, size:
     if not len(keep):
         return np.zeros(0)
     idx = np.concatenate([keep, np.full(size - len(keep), keep[-1])])
-    path = _layers_path(problem, tuple(layers0), eta)
+    path = _layers_path(problem, tuple(layers0), eta)[0]
     return np.asarray(sharpness(problem, tuple(w[idx] for w in path), iters=16))[: len(keep)]
 
 

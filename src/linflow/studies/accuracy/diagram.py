@@ -17,7 +17,7 @@ from jax.flatten_util import ravel_pytree
 from scipy.integrate import solve_ivp
 
 from ...core import catalog as _catalog, checks as _checks, runs as _runs, exact, init
-from ...core.fields import EndToEndFlow, LayerFlow
+from ...core.fields import AbstractField, EndToEndFlow, LayerFlow
 from ...core.integrate import SOLVERS, solve
 from ...core.problems import Problem
 
@@ -40,14 +40,14 @@ class _Counter:
         self.count += 1
 
 
-class CountedField(eqx.Module):
+class CountedField(AbstractField):
     """A field module that counts its calls (``jax.debug.callback``), for solvers without a closed-form nfev.
 
     One call is one evaluation of the field; for implicit solvers the Jacobian is taken by forward-mode
     autodiff of one traced call and so counts once. ``counter.count`` holds the count.
     """
 
-    field: eqx.Module
+    field: AbstractField
     counter: _Counter = eqx.field(static=True)
 
     def __init__(self, field):
@@ -56,6 +56,14 @@ class CountedField(eqx.Module):
     @property
     def kind(self) -> str:
         return self.field.kind
+
+    @property
+    def discrete_kind(self) -> str:
+        return self.field.discrete_kind
+
+    @property
+    def explicit_only(self) -> str | None:
+        return self.field.explicit_only
 
     def __call__(self, t, y, args=None):
         jax.debug.callback(self.counter.tick)

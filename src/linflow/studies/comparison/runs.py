@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import warnings
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ...core.central import central_flow
 from ...core.curvature import hessian_extremes, sharpness
-from ...core.descent import EulerRule, descend_on_grid, iterate
+from ...core.descent import AbstractRule, EulerRule, descend_on_grid, iterate_each
 from ...core.fields import EndToEndFlow, LayerFlow, hessian_vector_product, layer_gradients, network_gradient
 from ...core.init import balancedness, end_to_end, imbalance
 from ...core.integrate import end_to_end_flow, gradient_flow, modified_flow
-from ...core.problems import Problem
 
 from .dataset import bound_integral, frobenius, run_status, tree_norm
 
@@ -26,20 +24,27 @@ CENTRAL_MAX_PARAMS = 400  # the central flow forms the Hessian densely: run it o
 
 
 
-class _GDDiagnosticRule(eqx.Module):
-    """GD on the layers carrying the exact balancedness prediction and the last two updates.
+class GDDiagnosticRule(AbstractRule):
+    """GD on the layers (the engine's forward Euler step of the layer flow) carrying the exact balancedness prediction
+    and the last two updates: an observer of the step.
 
-    State: ``(layers, predicted D_j, last update, cos(last two updates), |last| / |previous|)``.
+    State: ``(layers, predicted D_j, last update, cos(last two updates), |last| / |previous|)``; the prediction is
+    ``D_j <- a^2 D_j + eta^2 (G_(j+1)^T G_(j+1) - G_j G_j^T)`` with ``a = 1 - eta lambda`` and ``G_j`` the data
+    term's gradient (docs/math.md section 4).
     """
 
-    problem: Problem
+    field: LayerFlow
+
+    def init(self, y0, eta=None):
+        return (y0, tuple(jnp.asarray(d) for d in balancedness(y0)), tuple(jnp.zeros_like(w) for w in y0),
+                jnp.asarray(0.0), jnp.asarray(0.0))
 
     def __call__(self, state, eta):
-        problem = self.problem
+        problem = self.field.problem
         layers, pred, last, _, _ = state
         G = layer_gradients(problem, layers)
         a = 1.0 - eta * problem.weight_decay
-        new = tuple(a * w - eta * g for w, g in zip(layers, G))
+        new = EulerRule(self.field)(layers, eta)
         update = tuple(n - w for n, w in zip(new, layers))
         gram = lambda x, y: sum(jnp.sum(u * v) for u, v in zip(x, y))  # noqa: E731
         n_new, n_last = jnp.sqrt(gram(update, update)), jnp.sqrt(gram(last, last))
@@ -50,7 +55,7 @@ class _GDDiagnosticRule(eqx.Module):
         return new, pred, update, cos, growth
 
     def observe(self, states):
-        problem = self.problem
+        problem = self.field.problem
         layers, pred, last, cos, growth = states
         w_e = end_to_end(layers)
         measured = balancedness(layers)
@@ -71,19 +76,6 @@ class _GDDiagnosticRule(eqx.Module):
             "update_cos": cos,
             "update_growth": growth,
         }
-
-
-@eqx.filter_jit
-def _descend_etas(rule, observe, state0, etas, per_save, n_saves: int):
-    """:func:`~linflow.descent.iterate` for every eta (its own steps per save), with ``observe`` of the saves.
-
-    One compiled computation; the etas run one after the other (``jax.lax.map``), each for its own number of
-    steps (a ``jax.vmap`` would run every eta for the smallest eta's count)."""
-    def one(args):
-        eta, every = args
-        saves, bad_at = iterate(rule, state0, eta, every, n_saves)
-        return observe(saves), bad_at
-    return jax.lax.map(one, (etas, per_save))
 
 
 @jax.jit
@@ -116,15 +108,12 @@ def discrete_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
     """GD (with its diagnostics) and Eq. 10 for every eta, one compiled call each, with their statuses and
     messages (``statuses``: from the step where each diverged, said as a Trajectory says it)."""
     eta_arr, every_arr = jnp.asarray(etas), jnp.asarray(per_save)
-    pred0 = tuple(jnp.asarray(d) for d in balancedness(layers0))
-    zeros = tuple(jnp.zeros_like(w) for w in layers0)
-    gd_rule = _GDDiagnosticRule(problem)
-    gd_obs, gd_bad = _descend_etas(gd_rule, gd_rule.observe, (layers0, pred0, zeros, jnp.asarray(0.0),
-                                                              jnp.asarray(0.0)), eta_arr, every_arr, points - 1)
+    gd_rule = GDDiagnosticRule(LayerFlow(problem))
+    gd_obs, gd_bad = iterate_each(gd_rule, gd_rule.init(layers0), eta_arr, every_arr, points - 1, gd_rule.observe)
     tick("gradient descent")
     e2e_field = EndToEndFlow(problem, len(layers0))
-    (eq_w, eq_loss, _), eq_bad = _descend_etas(EulerRule(e2e_field), e2e_field.observe, end_to_end(layers0), eta_arr,
-                                               every_arr, points - 1)
+    (eq_w, eq_loss, _), eq_bad = iterate_each(EulerRule(e2e_field), end_to_end(layers0), eta_arr, every_arr, points - 1,
+                                              e2e_field.observe)
     tick("end-to-end descent (Eq. 10)")
     return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.asarray(w) for w in gd_obs.pop("layers")),
             "gd_last": tuple(np.asarray(w) for w in gd_obs.pop("last_update")),

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from ...core import init, problems
-from ...core.descent import EulerRule
+from ...core.descent import AbstractRule, EulerRule, iterate
 from ...core.fields import LayerFlow
 from ...core.settings import SolverSettings, with_newton
 from .flows import ESCAPE_RULE, STARTS, escape_times, exact_escape_times, start_layers
@@ -24,37 +24,52 @@ MERGE_RULE = ("GD merges plateau j (between escapes j and j + 1) when it spends 
 ORDER_RULE = "least-squares slope of log |t_GD - t_flow| against log eta over the etas whose GD run reached every escape"
 
 
+class PassageRule(AbstractRule):
+    """GD on the layers (the engine's Euler step) observing the passages of ``W_e``'s leading singular values through
+    ``levels``: an observer of the step, reduced on the fly.
+
+    State: ``(layers, steps done, singular values, passage times, fell below L(0), unstable step, loss)``. A passage
+    between iterates ``k`` and ``k + 1`` is placed at ``t = eta (k + f)``, ``f`` linear in the singular value;
+    the unstable step is the first whose loss is above ``L(0)`` after an earlier one fell below it (-1: none). A
+    step whose singular values or loss are not finite is inadmissible: the engine stops there.
+    """
+
+    field: LayerFlow
+    levels: jax.Array
+    loss0: jax.Array
+
+    def values(self, y):
+        return jnp.linalg.svd(init.end_to_end(y), compute_uv=False)[: self.levels.shape[0]]
+
+    def init(self, y0, eta=None):
+        return (y0, jnp.asarray(0), self.values(y0), jnp.full(self.levels.shape[0], jnp.inf), jnp.asarray(False),
+                jnp.asarray(-1), self.loss0)
+
+    def params(self, state):
+        return state[0]
+
+    def admissible(self, state) -> jax.Array:
+        return jnp.all(jnp.isfinite(state[2])) & jnp.isfinite(state[6])
+
+    def __call__(self, state, eta):
+        y, k, sv, times, below, unstable_at, _ = state
+        y1 = EulerRule(self.field)(y, eta)
+        sv1 = self.values(y1)
+        loss = self.field.problem.loss(init.end_to_end(y1))
+        f = jnp.clip((self.levels - sv) / jnp.where(sv1 > sv, sv1 - sv, 1.0), 0.0, 1.0)
+        times = jnp.where(jnp.isinf(times) & (sv1 >= self.levels), eta * (k + f), times)
+        unstable_at = jnp.where((unstable_at < 0) & below & (loss > self.loss0), k + 1, unstable_at)
+        return y1, k + 1, sv1, times, below | (loss < self.loss0), unstable_at, loss
+
+
 @eqx.filter_jit
 def _gd_passages(problem, layers0, eta, levels, max_steps):
-    """GD for ``max_steps`` steps or to a non-finite step: ``(times, steps, finite, unstable_at, last layers)``; a
-    passage between iterates ``k`` and ``k + 1`` is placed at ``t = eta (k + f)``, ``f`` linear in the singular value;
-    ``unstable_at`` is the first step whose loss is above ``L(0)`` after an earlier one fell below it (-1: none)."""
-    rule = EulerRule(LayerFlow(problem))
-    r = levels.shape[0]
-    loss0 = problem.loss(init.end_to_end(layers0))
-
-    def values(y):
-        return jnp.linalg.svd(init.end_to_end(y), compute_uv=False)[:r]
-
-    def cond(c):
-        return (c[0] < max_steps) & c[4]
-
-    def body(c):
-        k, y, sv, times, _, below, unstable_at = c
-        y1 = rule(y, eta)
-        sv1 = values(y1)
-        loss = problem.loss(init.end_to_end(y1))
-        finite = jnp.all(jnp.isfinite(sv1)) & jnp.isfinite(loss)
-        f = jnp.clip((levels - sv) / jnp.where(sv1 > sv, sv1 - sv, 1.0), 0.0, 1.0)
-        times = jnp.where(jnp.isinf(times) & (sv1 >= levels) & finite, eta * (k + f), times)
-        unstable_at = jnp.where((unstable_at < 0) & below & (loss > loss0), k + 1, unstable_at)
-        y1 = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), y1, y)
-        return k + 1, y1, sv1, times, finite, below | (loss < loss0), unstable_at
-
-    start = (jnp.asarray(0), layers0, values(layers0), jnp.full(r, jnp.inf), jnp.asarray(True), jnp.asarray(False),
-             jnp.asarray(-1))
-    k, y, _, times, finite, _, unstable_at = jax.lax.while_loop(cond, body, start)
-    return times, k, finite, unstable_at, y
+    """GD for ``max_steps`` steps or to an inadmissible one (:class:`PassageRule` on the engine):
+    ``(times, steps, finite, unstable_at, last layers)``."""
+    rule = PassageRule(LayerFlow(problem), levels, problem.loss(init.end_to_end(layers0)))
+    saves, bad_at = iterate(rule, rule.init(layers0), eta, max_steps, 1)
+    y, k, _, times, _, unstable_at, _ = jax.tree_util.tree_map(lambda a: a[-1], saves)
+    return times, jnp.where(bad_at >= 0, bad_at, k), bad_at < 0, unstable_at, y
 
 
 def _status(times, k, finite, unstable_at, eta) -> str:
