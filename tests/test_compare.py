@@ -127,13 +127,6 @@ def test_bad_input():
         linflow.compare(prob, layers, [-0.1], 1.0, points=11)
 
 
-def test_fit_order_recovers_a_known_slope():
-    etas = np.array([0.01, 0.02, 0.04, 0.08])
-    order, lo, hi, n = comparison.fit_order(etas, 3.0 * etas**2.5)
-    assert order == pytest.approx(2.5) and (lo, hi, n) == (0.01, 0.08, 4)
-    assert np.isnan(comparison.fit_order(etas[:1], etas[:1])[0])
-
-
 def test_deviation_figure_keeps_its_axis_on_the_data(whitened_orders):
     """A predicted threshold far above the etas is said in the legend instead of stretching the eta axis."""
     from linflow import plot

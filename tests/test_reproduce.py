@@ -143,7 +143,14 @@ def test_fig2_stability_of_a_real_run_follows_the_rule():
 
 
 def test_crossing_and_order_on_constructed_distances():
-    from linflow.paper.fig2 import crossing, fitted_order
+    """fig2's measurements (linflow.core.measures): the crossing's interpolated eta, the order over distances < 10%."""
+    from linflow.core.measures import crossing as _crossing, fit_order
+
+    def crossing(etas, dist, level):
+        return _crossing(etas, dist, level).at
+
+    def fitted_order(etas, dist, below=0.1):
+        return fit_order(etas, dist, dist < below, min_points=3).order
 
     etas = np.array([1e-4, 1e-3, 1e-2, 1e-1])
     dist = 2.0 * etas  # order 1, reaches 1% at eta = 0.005

@@ -95,9 +95,10 @@ def cmd_compare(args) -> int:
     from ..studies import comparison
     from .. import plot
 
+    from ..core.measures import divisor_etas
+
     problem, layers = build(args)
-    spacing = args.t1 / (args.points - 1)
-    etas = args.etas if args.etas else [spacing / n for n in args.eta_divisors]
+    etas = args.etas if args.etas else divisor_etas(args.t1, args.points, args.eta_divisors)
     out = Path(args.out)
     ds, elapsed = _labelled_study(args, 6 + len(args.orders), "linflow compare", lambda tick: comparison.compare(
         problem, layers, etas, args.t1, points=args.points, tol=args.tol, orders=args.orders,

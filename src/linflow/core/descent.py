@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -33,6 +32,7 @@ import optax
 
 from . import checks as _checks, runs as _runs
 from .fields import AbstractField, EndToEndFlow, LayerFlow, network_gradient
+from .measures import steps_per_save
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -277,21 +277,6 @@ def descend_chunks(rule, y0, eta, save_every, n_saves: int, *, kind: str | None 
     n_saves = _checks.integer("n_saves", n_saves, minimum=1)
     every = jnp.asarray(save_every, dtype=jnp.int64)
     return _descend(rule, y0, jnp.asarray(eta, dtype=jnp.float64), every, n_saves, 0, kind or rule.field.discrete_kind)
-
-
-def steps_per_save(eta: float, t1: float, points: int) -> int:
-    """Steps between saves so that GD with step ``eta`` lands on every point of ``linspace(0, t1, points)``.
-
-    ``eta`` must divide the spacing ``t1 / (points - 1)`` (iterate ``k`` sits at ``t = k eta``).
-    """
-    spacing = t1 / (points - 1)
-    per_point = spacing / eta
-    if not math.isclose(per_point, round(per_point), rel_tol=1e-9) or round(per_point) < 1:
-        raise ValueError(
-            f"eta = {eta:g} must divide the save spacing t1 / (points - 1) = {spacing:g} so that gradient descent "
-            f"lands on the common time grid; pick eta = {spacing:g} / n or change t1 or points"
-        )
-    return round(per_point)
 
 
 def gradient_descent(problem: Problem, layers0, eta, steps: int, *, save_every: int = 1) -> Trajectory:

@@ -27,11 +27,13 @@ from ..core.text import words
 from . import common
 from ..core import init
 from ..core.descent import EulerRule, descend_on_grid
+from ..core.measures import crossing, fit_order, snapped_etas
 from ..core.fields import EndToEndFlow, LayerFlow
 
-__all__ = ["fig2", "crossing", "fitted_order", "LEVELS", "VERDICT_RULE"]
+__all__ = ["fig2", "LEVELS", "VERDICT_RULE"]
 
 LEVELS = (0.01, 0.05, 0.10)
+ASYMPTOTIC_DISTANCE = 0.10  # the order is fitted on the stable etas whose distance is below this (at least 3)
 ETA_GRID = (10**-3.5, 1e-3, 10**-2.75, 10**-2.5, 10**-2.25, 1e-2, 10**-1.75, 10**-1.5, 10**-1.25, 0.1, 0.2)
 PAPER_ETA = 1e-3
 START_NORM = 0.1
@@ -42,40 +44,6 @@ VERDICT_RULE = (
     "widths stay within 5% of one another at those etas. Verdict: agrees if every (p, depth) passes, partly if some "
     "do, differs if none; not applicable on synthetic data"
 )
-
-
-def crossing(etas, distance, level: float) -> float:
-    """The eta at which ``distance`` first reaches ``level``: log-log interpolation between the grid points that
-    bracket it (the upper grid point when the run there diverged), ``inf`` if it stays below on the whole grid,
-    ``nan`` if it is already above at the smallest eta."""
-    etas, distance = np.asarray(etas, float), np.asarray(distance, float)
-    above = ~np.isfinite(distance) | (distance >= level)
-    if not above.any():
-        return math.inf
-    i = int(np.argmax(above))
-    if i == 0:
-        return math.nan
-    lo, hi = distance[i - 1], distance[i]
-    if not np.isfinite(hi) or lo <= 0:
-        return float(etas[i])
-    s = (math.log(level) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return float(math.exp(math.log(etas[i - 1]) + s * (math.log(etas[i]) - math.log(etas[i - 1]))))
-
-
-def fitted_order(etas, distance, below: float = 0.10) -> float:
-    """Least-squares slope of ``log distance`` against ``log eta`` over the finite distances below ``below``
-    (the small-eta regime); ``nan`` with fewer than 3 such points."""
-    etas, distance = np.asarray(etas, float), np.asarray(distance, float)
-    use = np.isfinite(distance) & (distance > 0) & (distance < below)
-    if use.sum() < 3:
-        return math.nan
-    return float(np.polyfit(np.log(etas[use]), np.log(distance[use]), 1)[0])
-
-
-def _grid(T: float, points: int, nominal) -> np.ndarray:
-    """``nominal`` etas snapped to divisors of the save spacing ``T / (points - 1)`` (GD lands on the time grid)."""
-    spacing = T / (points - 1)
-    return np.unique(spacing / np.maximum(1, np.round(spacing / np.asarray(nominal, float))))
 
 
 def _distances(ref, runs, scale) -> np.ndarray:
@@ -121,7 +89,7 @@ def fig2(data=None, quick: bool = False):
     widths = [1, 4] if quick else [1, 10, 100]
     T, points = (4.0, 21) if quick else (20.0, 101)
     nominal = (1e-3, 1e-2, 0.05, 0.2) if quick else ETA_GRID
-    etas = _grid(T, points, nominal)
+    etas = snapped_etas(T, points, nominal)
     ps, depths = (2.0, 4.0), (2, 3)
     res, descs = {}, []
     for p in ps:
@@ -169,9 +137,9 @@ def _width_row(etas, small, dist_raw, stable) -> tuple[dict, bool]:
     row = {}
     for lv in LEVELS:
         key = f"eta_at_{int(round(100 * lv))}pct"
-        row[key] = crossing(etas, dist, lv)
+        row[key] = crossing(etas, dist, lv).at
         row[key + "_status"] = _crossing_status(row[key], lv)
-    row["order"] = fitted_order(etas, dist)
+    row["order"] = fit_order(etas, dist, dist < ASYMPTOTIC_DISTANCE, min_points=3).order
     row["order_status"] = "ok" if np.isfinite(row["order"]) else "not fitted: fewer than 3 stable etas below 10%"
     row["largest_stable_eta"], row["largest_stable_eta_status"] = _stable_prefix(etas, stable)
     j = np.flatnonzero(etas == row["largest_stable_eta"])

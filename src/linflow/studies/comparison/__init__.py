@@ -26,9 +26,9 @@ eta at which GD actually diverged or settled into an oscillation. docs/math.md s
 
 from .dataset import OSCILLATION_COS, OSCILLATION_GROWTH, frobenius
 from .regimes import EOS_TOL, REGIME_RULE, REGIMES
-from .report import ASYMPTOTIC, fit_mask, fit_order, report, summary, summary_text
+from .report import ASYMPTOTIC, fit_mask, report, summary, summary_text
 from .runs import CENTRAL_MAX_PARAMS
 from .study import compare, side_by_side
 
-__all__ = ["compare", "side_by_side", "fit_order", "summary", "report", "summary_text", "REGIMES", "REGIME_RULE", "EOS_TOL",
+__all__ = ["compare", "side_by_side", "summary", "report", "summary_text", "REGIMES", "REGIME_RULE", "EOS_TOL",
            "ASYMPTOTIC", "CENTRAL_MAX_PARAMS", "OSCILLATION_COS", "OSCILLATION_GROWTH", "fit_mask", "frobenius"]

@@ -7,41 +7,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ...core.measures import crossing, fit_order
 from ...core.text import cell
 
 from .regimes import REGIME_RULE
 
 
 ASYMPTOTIC = 0.1  # orders are fitted where the relative deviation is below this
-
-
-def fit_order(etas, errors, mask=None) -> tuple[float, float, float, int]:
-    """Least-squares slope of ``log(error)`` against ``log(eta)`` over the masked points.
-
-    Returns ``(order, eta_low, eta_high, n_points)``; NaNs when fewer than two points qualify.
-    """
-    etas, errors = np.asarray(etas, float), np.asarray(errors, float)
-    ok = np.isfinite(errors) & (errors > 0)
-    if mask is not None:
-        ok &= np.asarray(mask, bool)
-    if ok.sum() < 2:
-        return float("nan"), float("nan"), float("nan"), int(ok.sum())
-    slope = np.polyfit(np.log(etas[ok]), np.log(errors[ok]), 1)[0]
-    return float(slope), float(etas[ok].min()), float(etas[ok].max()), int(ok.sum())
-
-
-def _breakdown(etas: np.ndarray, rel: np.ndarray, tol: float) -> tuple[float, float]:
-    """Largest eta (of the grid) up to which the relative deviation stays <= tol, and a log-interpolated crossing."""
-    below = np.isfinite(rel) & (rel <= tol)
-    if not below[0]:
-        return float("nan"), float("nan")
-    last = int(np.argmin(below)) - 1 if not below.all() else len(etas) - 1
-    if last == len(etas) - 1 or not np.isfinite(rel[last + 1]):
-        return float(etas[last]), float(etas[last])
-    x0, x1 = np.log(etas[last]), np.log(etas[last + 1])
-    y0, y1 = np.log(rel[last]), np.log(rel[last + 1])
-    cross = x0 + (np.log(tol) - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else x0
-    return float(etas[last]), float(np.exp(cross))
 
 
 def flatten_summary(d: dict, prefix: str = "") -> dict:
@@ -75,11 +47,15 @@ def summary(ds: xr.Dataset) -> dict:
         if name in ds:
             err = ds[name].values
             fits[f"modified{order}"] = fit_order(etas, err, fit_mask(ds, err))
-    for name, (order, lo, hi, n) in fits.items():
-        status = "ok" if n >= 2 else (f"not fitted: {n} eta(s) with a stable run, relative deviation below "
-                                       f"{ASYMPTOTIC:g} and error above 1000 x the solver tolerance (need 2)")
-        out[f"order_{name}"] = {"order": order, "eta_low": lo, "eta_high": hi, "points": n, "status": status}
-    grid_eta, interp_eta = _breakdown(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
+    for name, fit in fits.items():
+        status = "ok" if fit.fitted else (f"not fitted: {fit.n} eta(s) with a stable run, relative deviation below "
+                                          f"{ASYMPTOTIC:g} and error above 1000 x the solver tolerance (need 2)")
+        out[f"order_{name}"] = {"order": fit.order, "eta_low": fit.eta_low, "eta_high": fit.eta_high, "points": fit.n,
+                                "ci95": list(fit.ci95) if fit.ci95 else None, "status": status}
+    # an unstable run counts as above the level; the interpolated eta stays on the grid where the next run failed
+    cut = crossing(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
+    grid_eta = cut.below
+    interp_eta = cut.below if (cut.diverged or np.isinf(cut.at)) else cut.at
     out["breakdown_eta"] = grid_eta
     out["breakdown_eta_interpolated"] = interp_eta
     tol = float(ds.attrs["tol"])

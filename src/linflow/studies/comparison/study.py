@@ -11,7 +11,7 @@ import xarray as xr
 
 from ...core import checks as _checks, runs as _runs
 from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES
-from ...core.descent import steps_per_save
+from ...core.measures import steps_per_save
 from ...core.fields import MODIFIED_FIELDS
 from ...core.problems import Problem
 from ...core.settings import SolverSettings, settings_from

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ...core.measures import fit_order
 from .weak import THEORY_ORDERS
 
 __all__ = ["ORDER_TOLERANCE", "RESOLVED_SE", "ASYMPTOTIC_SPREAD", "ORDER_RULE", "fitted_order", "orders", "summary",
@@ -36,16 +37,10 @@ def fitted_order(etas, errors, ses) -> dict:
         return {"order": None, "ci95": None, "resolved_etas": etas[resolved].tolist(),
                 "reason": f"not fitted: {int(resolved.sum())} of {len(etas)} etas have an error above "
                           f"{RESOLVED_SE:g} standard errors (3 needed)"}
-    x, y = np.log(etas[resolved]), np.log(np.abs(errors[resolved]))
-    w = np.where(ses[resolved] > 0, (np.abs(errors[resolved]) / np.maximum(ses[resolved], 1e-300)) ** 2, 1e12)
-    xm = np.sum(w * x) / np.sum(w)
-    sxx = np.sum(w * (x - xm) ** 2)
-    slope = float(np.sum(w * (x - xm) * (y - np.sum(w * y) / np.sum(w))) / sxx)
-    half = float(1.96 / np.sqrt(sxx))
-    order = np.argsort(x)
-    local = np.diff(y[order]) / np.diff(x[order])  # from the smallest eta up
-    return {"order": slope, "ci95": [slope - half, slope + half], "resolved_etas": etas[resolved].tolist(),
-            "local_orders": [float(v) for v in local], "reason": ""}
+    w = np.where(ses > 0, (np.abs(errors) / np.maximum(ses, 1e-300)) ** 2, 1e12)
+    fit = fit_order(etas, errors, resolved, weights=w, min_points=3)
+    return {"order": fit.order, "ci95": list(fit.ci95), "resolved_etas": etas[resolved].tolist(),
+            "local_orders": list(fit.local_orders), "reason": ""}
 
 
 def _models(ds: xr.Dataset) -> list[str]:

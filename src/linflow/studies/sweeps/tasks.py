@@ -103,19 +103,10 @@ def _flow(prob, layers, p, cache: dict):
 
 
 def run_grid(eta: float, t1: float, points: int) -> tuple[float, int]:
-    """The time grid ``linspace(0, horizon, n)`` of task ``run`` at ``eta``: ``(t1, points)`` when ``eta`` divides
-    ``t1 / (points - 1)``; otherwise ``s = max(1, round(t1 / (points - 1) / eta))`` steps between saves and
-    ``n - 1 = max(1, round(t1 / (s eta)))`` saves, so that GD's iterate ``k`` sits at ``t = k eta`` on the grid and
-    ``horizon = (n - 1) s eta`` is the nearest such horizon to ``t1`` (within half a save spacing)."""
-    from ...core.descent import steps_per_save
+    """The time grid of task ``run`` at ``eta``: :func:`linflow.core.measures.save_grid`."""
+    from ...core.measures import save_grid
 
-    try:
-        steps_per_save(eta, t1, points)
-        return float(t1), int(points)
-    except ValueError:
-        every = max(1, round(t1 / (points - 1) / eta))
-        saves = max(1, round(t1 / (every * eta)))
-        return saves * every * eta, saves + 1
+    return save_grid(eta, t1, points)
 
 
 def _task_run(prob, layers, p, cache: dict) -> dict:
@@ -148,11 +139,11 @@ def _task_run(prob, layers, p, cache: dict) -> dict:
 
 
 def _task_compare(prob, layers, p, cache: dict) -> dict:
+    from ...core.measures import divisor_etas
     from ..comparison import compare, summary
 
-    spacing = p["t1"] / (p["points"] - 1)
-    ds = compare(prob, layers, [spacing / n for n in p["eta_divisors"]], p["t1"], points=p["points"], tol=p["tol"],
-                 orders=(1,), settings=_settings(p))
+    ds = compare(prob, layers, divisor_etas(p["t1"], p["points"], p["eta_divisors"]), p["t1"], points=p["points"],
+                 tol=p["tol"], orders=(1,), settings=_settings(p))
     s = summary(ds)
     return {"breakdown_eta": s["breakdown_eta_interpolated"], "stability_eta_predicted": s["stability_eta_predicted"],
             "stability_eta_observed": s["stability_eta_observed"], "order_flow": s["order_flow"]["order"],
