@@ -91,9 +91,9 @@ plot.balancedness_drift(cmp);
 W = np.diag([2.0, 1.0, 0.3]) @ np.linalg.qr(np.random.default_rng(0).standard_normal((3, 3)))[0]
 fig, ax = plt.subplots(figsize=(6, 4))
 for N in (1, 2, 3, 6):
-    P = np.asarray(linflow.preconditioner(W, N))
+    P = np.asarray(linflow.linalg.preconditioner(W, N))
     ax.plot(np.sort(np.linalg.eigvalsh(P)), "o-", label=f"N = {N} (explicit P_W)")
-    ax.plot(linflow.preconditioner_eigenvalues(W, N), "k.", ms=3)
+    ax.plot(linflow.linalg.preconditioner_eigenvalues(W, N), "k.", ms=3)
 ax.set(yscale="log", xlabel="index", ylabel="eigenvalue", title="spectrum of P_W (dots: closed form)")
 ax.legend();
 

@@ -67,7 +67,8 @@ def test_readme_states_the_regimes_example_as_measured():
 
 def test_readme_run_table_is_what_linflow_run_prints():
     """The README's table of `linflow run` (the main job's default settings), line by line, to the printed digits."""
-    from linflow import cli, overview
+    from linflow import cli
+    from linflow.studies import overview
 
     block = re.search(r"```\nsettings: m=2000.*?```", README, flags=re.S).group(0).splitlines()[1:-1]
     args = cli.build_parser().parse_args(["run"])

@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 from linflow.core import files as _io
-from linflow import cli, init, overview, problems
+from linflow import cli, init, problems
+from linflow.studies import overview
 from conftest import strict_json
 
 

@@ -12,7 +12,7 @@ from conftest import small_regression
 
 def dense_extremes(prob, layers):
     flat, unravel = ravel_pytree(tuple(jnp.asarray(w) for w in layers))
-    H = np.asarray(jax.hessian(lambda f: linflow.network_loss(prob, unravel(f)))(flat))
+    H = np.asarray(jax.hessian(lambda f: linflow.fields.network_loss(prob, unravel(f)))(flat))
     ev = np.linalg.eigvalsh(H)
     return ev[-1], ev[0]
 

@@ -160,7 +160,7 @@ def test_nfev_counts_the_vector_field_calls(solver):
     class CountingFlow(linflow.LayerFlow):
         def __call__(self, t, y, args=None):
             jax.debug.callback(lambda: counter.__setitem__(0, counter[0] + 1))
-            return linflow.layer_field(self.problem, y)
+            return linflow.fields.layer_field(self.problem, y)
 
     prob = small_regression(m=40, d=4, k=1, p=4.0)
     layers = init.balanced((4, 3, 1), 0.5)

@@ -69,7 +69,7 @@ def test_jvp_at_repeated_eigenvalues_is_finite_and_exact(rng):
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_end_to_end_field_is_differentiable_at_zero_and_at_identity(depth):
     prob = problems.whitened([2.0, 1.0, 0.5], seed=0)
-    f = lambda w: linflow.end_to_end_field(prob, w, depth)  # noqa: E731
+    f = lambda w: linflow.fields.end_to_end_field(prob, w, depth)  # noqa: E731
     J0 = np.asarray(jax.jacfwd(f)(jnp.zeros((3, 3))))
     assert np.all(np.isfinite(J0))
     if depth >= 3:
@@ -99,7 +99,7 @@ def test_claim1_preconditioner(depth, shape, rng):
     # vec(dW_e/dt) = -P_W vec(grad) without weight decay
     prob = problems.Problem(rng.standard_normal((10, d)), rng.standard_normal((10, k)))
     g = np.asarray(prob.grad(W))
-    field = np.asarray(linflow.end_to_end_field(prob, jnp.asarray(W), depth))
+    field = np.asarray(linflow.fields.end_to_end_field(prob, jnp.asarray(W), depth))
     np.testing.assert_allclose(field.ravel(order="F"), -P @ g.ravel(order="F"), rtol=1e-10, atol=1e-12)
     # applied without forming P_W: the same vector, for any G
     G = rng.standard_normal(shape)

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linflow import convnet, reproduce
+from linflow import reproduce
+from linflow.paper import convnet
 
 MNIST = next((p / "shared" / "data" / "mnist" for p in Path(__file__).resolve().parents
               if (p / "shared" / "data" / "mnist").is_dir()), None)
@@ -103,7 +104,7 @@ def section8_grade(ds):
 def _case(original, twins, its, seeds=(0,), budgets=(40,)):
     import xarray as xr
 
-    from linflow import section8
+    from linflow.paper import section8
 
     loss = np.array([original] + list(twins), float)
     loss = loss if loss.ndim == 3 else loss[:, None, :]
@@ -115,7 +116,7 @@ def _case(original, twins, its, seeds=(0,), budgets=(40,)):
 
 def test_iterations_count_from_where_the_loss_stays_below_the_target():
     """A noisy SGD curve that dips under a target and comes back above it has not reached it yet."""
-    from linflow import section8
+    from linflow.paper import section8
 
     its = np.arange(0, 120, 20)
     original = [2.0, 0.25, 0.6, 0.28, 0.2, 0.12]  # dips under 0.3 at 20, stays under from 60
@@ -143,13 +144,13 @@ def test_iterations_count_from_where_the_loss_stays_below_the_target():
     ([[[1.3, 0.0]]], [[[1.3]]], "inconclusive"),                        # a target only the original reached: slower
 ])
 def test_section8_verdict_rule_on_constructed_cases(speedups, ratios, expected):
-    from linflow import section8
+    from linflow.paper import section8
 
     assert section8.grade(np.array(speedups), np.array(ratios))[0] == expected
 
 
 def test_a_seed_where_one_network_misses_a_target_is_never_skipped():
-    from linflow import section8
+    from linflow.paper import section8
 
     its = np.arange(0, 100, 20)
     # seed 0: the twin is faster (2x); seed 1: only the original reaches 0.3 (the twin is slower there)

@@ -10,6 +10,7 @@ import linflow
 from linflow import init, problems
 from linflow.core.settings import SolverSettings
 from linflow.studies.accuracy import step_sizes
+from linflow.studies import overview
 from linflow.studies.comparison import side_by_side
 from linflow.studies.sweeps import run_point
 from linflow.studies.sweeps.config import defaults
@@ -61,7 +62,7 @@ def test_settings_and_keywords_together_are_refused(run):
         "flow": lambda: linflow.gradient_flow(PROB, LAYERS, 1.0, settings=s, rtol=1e-6),
         "central": lambda: linflow.central_flow(PROB, LAYERS, 0.5, 1.0, settings=s, solver="dopri5"),
         "compare": lambda: linflow.compare(PROB, LAYERS, [0.05], 1.0, points=11, settings=s, max_steps=10),
-        "overview": lambda: linflow.overview.overview(PROB, LAYERS, [0.05], 1.0, points=11, settings=s, atol=1e-3),
+        "overview": lambda: overview.overview(PROB, LAYERS, [0.05], 1.0, points=11, settings=s, atol=1e-3),
     }[run]
     with pytest.raises(ValueError, match="either in settings or as keywords, not both"):
         call()

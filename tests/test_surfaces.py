@@ -73,10 +73,12 @@ def test_public_namespace_is_lazy_and_complete():
     # complete: every public name is the object its module defines (tests/test_api.py lists the names)
     import importlib
 
-    for name in linflow.__all__:
-        module = linflow._SUBMODULES.get(name) or linflow._SUBMODULES[linflow._ATTRIBUTES[name]]
-        owner = importlib.import_module(f"linflow.{module}")
-        assert getattr(linflow, name) is (owner if name in linflow._SUBMODULES else getattr(owner, name)), name
+    from test_api import type_checking_view
+
+    for name, (module, attr) in type_checking_view().items():
+        owner = importlib.import_module(module)
+        expected = getattr(owner, attr) if hasattr(owner, attr) else importlib.import_module(f"{module}.{attr}")
+        assert getattr(linflow, name) is expected, name
     assert "gradient_flow" in dir(linflow) and "plot" in dir(linflow)
     with pytest.raises(AttributeError, match="no attribute 'gradient_flw'"):
         linflow.gradient_flw  # noqa: B018

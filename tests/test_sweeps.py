@@ -255,7 +255,7 @@ def test_regime_task_and_its_diagram():
 
 @pytest.mark.slow
 def test_points_along_the_batch_axis_share_the_flow_and_equal_single_points(tmp_path, monkeypatch):
-    """A ``run`` sweep over eta is one :func:`linflow.overview` per batch (the flows once, not once per eta), and
+    """A ``run`` sweep over eta is one :func:`linflow.studies.overview.overview` per batch (the flows once, not once per eta), and
     each point's numbers equal, bit for bit, those of the point run alone."""
     from linflow.studies.comparison import runs
     from linflow.studies.sweeps import store, tasks

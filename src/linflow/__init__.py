@@ -2,33 +2,30 @@
 
 Importing linflow enables float64 in JAX (``jax_enable_x64``): every computation runs in double
 precision. Nothing else happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on
-first use, so ``import linflow`` and ``linflow --help`` are instant. The public API:
+first use, so ``import linflow`` and ``linflow --help`` are instant. The top level holds what a notebook
+user types first:
 
-* problems: :class:`Problem`, :mod:`linflow.problems` (``synthetic``, ``whitened``, ``two_point``); matrix sensing
-  and completion: :class:`SensingProblem`, :class:`CompletionProblem`, :mod:`linflow.sensing` (``sensing``,
-  ``completion``, ``low_rank_target``, ``random_mask``);
-* networks: :mod:`linflow.init` (``balanced``, ``near_zero``, ``identity``, ``aligned``),
+* problems and starts: :class:`Problem`, :class:`SensingProblem`, :class:`CompletionProblem`,
+  :mod:`linflow.problems`, :mod:`linflow.sensing`, :mod:`linflow.init`, :mod:`linflow.datasets`,
   :func:`end_to_end`, :func:`imbalance`, :func:`balancedness`;
-* vector fields as modules with diffrax's ``(t, y, args)`` signature: :class:`LayerFlow`,
-  :class:`EndToEndFlow`, :class:`ModifiedFlow`;
-* continuous runs: :func:`gradient_flow`, :func:`end_to_end_flow`, :func:`modified_flow`, and their core
-  :func:`solve` (diffrax; solver names in :data:`SOLVERS` or diffrax solver objects; the solver options in one
-  :class:`SolverSettings`);
-* first-passage times of a flow (a mode's escape from a saddle): :func:`first_passages` (diffrax events);
-* curvature: :func:`sharpness`, :func:`smallest_eigenvalue` (Lanczos on Hessian-vector products); the sharpness
-  of the gradient flow's solution from a point, :func:`gfs_sharpness`;
-* past the stability threshold: :func:`central_flow` (the central flow of GD at the edge of stability,
-  :mod:`linflow.central`), the catapult on the uv model (:mod:`linflow.catapult`) and GD's attractor at every
-  learning rate (:mod:`linflow.atlas`: periods, chaos, Lyapunov exponents);
-* discrete runs: :func:`gradient_descent`, :func:`end_to_end_descent`, :func:`optax_descent` (any optax
-  optimizer), and their core :func:`linflow.descent.descend`;
-* every run accepts tracers: call it under ``jax.jit``, batch it with ``jax.vmap``, differentiate it with
-  ``jax.grad`` (the result, a :class:`Trajectory`, is a pytree of fixed-shape arrays);
-* studies: :func:`compare` (GD against the flows and the modified flows, :mod:`linflow.comparison`),
-  :func:`work_precision` (solver accuracy, :mod:`linflow.accuracy`), :func:`sweep`
-  (:mod:`linflow.sweeps`), learning from a small start (:mod:`linflow.studies.saddles`), :mod:`linflow.reproduce`;
-* the result type :class:`Trajectory`; closed-form solutions in :mod:`linflow.exact`; figures in
-  :mod:`linflow.plot`.
+* the flows: the fields :class:`LayerFlow`, :class:`EndToEndFlow`, :class:`ModifiedFlow` (diffrax's
+  ``(t, y, args)`` signature), the runs :func:`gradient_flow`, :func:`gradient_flows`, :func:`end_to_end_flow`,
+  :func:`modified_flow`, :func:`central_flow`, their core :func:`solve` with :data:`SOLVERS` and one
+  :class:`SolverSettings`, and :func:`first_passages`;
+* the discrete runs, on one engine (:mod:`linflow.descent`): :func:`gradient_descent`, :func:`gradient_descents`,
+  :func:`end_to_end_descent`, :func:`optax_descent`, :func:`optax_descents`; SGD and its SDEs: :func:`sgd`,
+  :func:`sgd_ensemble`, :func:`svag`, :func:`svag_ensemble`, :func:`sme`, :func:`sme_ensemble`;
+* the result type :class:`Trajectory` (:data:`STATUSES`) and curvature: :func:`sharpness`,
+  :func:`smallest_eigenvalue`, :func:`gfs_sharpness`;
+* the studies' entry points: :func:`compare`, :func:`work_precision`, :func:`sweep`; their modules
+  :mod:`linflow.comparison`, :mod:`linflow.accuracy`, :mod:`linflow.sweeps`, :mod:`linflow.atlas`,
+  :mod:`linflow.catapult`, :mod:`linflow.saddles`, and :mod:`linflow.reproduce` for the papers' experiments.
+
+Formulas and primitives stay in their modules: :mod:`linflow.fields` (the vector fields as functions),
+:mod:`linflow.linalg` (PSD powers, the end-to-end preconditioner), :mod:`linflow.measures` (order fits, crossings,
+eta grids), :mod:`linflow.curvature`, :mod:`linflow.exact`, :mod:`linflow.central`. Every run accepts tracers
+(``jax.jit``, ``jax.vmap``, ``jax.grad``). Names that stood here before and moved warn once with their new
+spelling and go in linflow 0.3.
 """
 
 from __future__ import annotations
@@ -36,6 +33,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -52,126 +50,151 @@ def _enable_x64() -> None:
 
 _enable_x64()
 
-# the public submodules by their short names (``linflow.problems``, ...) -> where they live: ``core`` (problems,
-# networks, fields, runs, the result type, curvature, exact solutions, data readers), ``studies`` (comparison,
-# overview, accuracy, sweeps, catapult) and ``paper`` (the reproduced experiments); see docs/architecture.md
-_SUBMODULES = {
-    "accuracy": "studies.accuracy", "catapult": "studies.catapult", "central": "core.central",
-    "comparison": "studies.comparison", "convnet": "paper.convnet", "curvature": "core.curvature",
-    "datasets": "core.datasets", "descent": "core.descent", "exact": "core.exact", "fields": "core.fields",
-    "init": "core.init", "integrate": "core.integrate", "linalg": "core.linalg", "overview": "studies.overview",
-    "plot": "plot", "problems": "core.problems", "reproduce": "paper.reproduce", "section8": "paper.section8",
-    "sensing": "core.sensing", "passages": "core.passages", "gfs": "core.gfs", "atlas": "studies.atlas",
-    "sweeps": "studies.sweeps", "trajectory": "core.trajectory", "stochastic": "core.sgd",
-    "sdes": "core.sme",
+# The one table of the public API: name -> (where it lives under linflow, the attribute there or None for the module
+# itself). ``__all__``, the lazy loading below and ``dir()`` are derived from it; the TYPE_CHECKING block at the end
+# mirrors it for type checkers (tests/test_api.py checks that the two agree). The tiers: what a notebook user types
+# first (problems, starts, the flows, the discrete runs, SGD/SME, the result type, the settings, the studies' entry
+# points) and the modules by their own names; formulas and primitives stay in their modules (linflow.fields,
+# linflow.linalg). See docs/architecture.md for the floors (core, studies, paper) they live on.
+_API: dict[str, tuple[str, str | None]] = {
+    # problems and starts
+    "Problem": ("core.problems", "Problem"),
+    "SensingProblem": ("core.sensing", "SensingProblem"),
+    "CompletionProblem": ("core.sensing", "CompletionProblem"),
+    "end_to_end": ("core.init", "end_to_end"),
+    "imbalance": ("core.init", "imbalance"),
+    "balancedness": ("core.init", "balancedness"),
+    # the flows (vector fields as modules, the runs, the one solve path and its settings)
+    "LayerFlow": ("core.fields", "LayerFlow"),
+    "EndToEndFlow": ("core.fields", "EndToEndFlow"),
+    "ModifiedFlow": ("core.fields", "ModifiedFlow"),
+    "gradient_flow": ("core.integrate", "gradient_flow"),
+    "gradient_flows": ("core.integrate", "gradient_flows"),
+    "end_to_end_flow": ("core.integrate", "end_to_end_flow"),
+    "modified_flow": ("core.integrate", "modified_flow"),
+    "central_flow": ("core.central", "central_flow"),
+    "solve": ("core.integrate", "solve"),
+    "first_passages": ("core.passages", "first_passages"),
+    "SOLVERS": ("core.integrate", "SOLVERS"),
+    "SolverSettings": ("core.settings", "SolverSettings"),
+    # the discrete runs (one engine: linflow.descent) and the stochastic ones
+    "gradient_descent": ("core.descent", "gradient_descent"),
+    "gradient_descents": ("core.descent", "gradient_descents"),
+    "end_to_end_descent": ("core.descent", "end_to_end_descent"),
+    "optax_descent": ("core.descent", "optax_descent"),
+    "optax_descents": ("core.descent", "optax_descents"),
+    "sgd": ("core.sgd", "sgd"),
+    "sgd_ensemble": ("core.sgd", "sgd_ensemble"),
+    "svag": ("core.sgd", "svag"),
+    "svag_ensemble": ("core.sgd", "svag_ensemble"),
+    "sme": ("core.sme", "sme"),
+    "sme_ensemble": ("core.sme", "sme_ensemble"),
+    # results and what is measured on them
+    "Trajectory": ("core.trajectory", "Trajectory"),
+    "STATUSES": ("core.trajectory", "STATUSES"),
+    "sharpness": ("core.curvature", "sharpness"),
+    "smallest_eigenvalue": ("core.curvature", "smallest_eigenvalue"),
+    "gfs_sharpness": ("core.gfs", "gfs_sharpness"),
+    # the studies' entry points
+    "compare": ("studies.comparison", "compare"),
+    "work_precision": ("studies.accuracy", "work_precision"),
+    "sweep": ("studies.sweeps", "sweep"),
+    # modules by their own names
+    "core": ("core", None),
+    "studies": ("studies", None),
+    "paper": ("paper", None),
+    "problems": ("core.problems", None),
+    "sensing": ("core.sensing", None),
+    "init": ("core.init", None),
+    "datasets": ("core.datasets", None),
+    "fields": ("core.fields", None),
+    "linalg": ("core.linalg", None),
+    "exact": ("core.exact", None),
+    "curvature": ("core.curvature", None),
+    "central": ("core.central", None),
+    "descent": ("core.descent", None),
+    "integrate": ("core.integrate", None),
+    "measures": ("core.measures", None),
+    "comparison": ("studies.comparison", None),
+    "accuracy": ("studies.accuracy", None),
+    "sweeps": ("studies.sweeps", None),
+    "atlas": ("studies.atlas", None),
+    "catapult": ("studies.catapult", None),
+    "saddles": ("studies.saddles", None),
+    "reproduce": ("paper.reproduce", None),
+    "plot": ("plot", None),
 }
 
-# public name -> the submodule that defines it
-_ATTRIBUTES = {
-    "Problem": "problems",
-    "SensingProblem": "sensing",
-    "CompletionProblem": "sensing",
-    "Trajectory": "trajectory",
-    "STATUSES": "trajectory",
-    "SOLVERS": "integrate",
-    "SolverSettings": "integrate",
-    "first_passages": "passages",
-    "gfs_sharpness": "gfs",
-    "sgd": "stochastic",
-    "sgd_ensemble": "stochastic",
-    "svag": "stochastic",
-    "svag_ensemble": "stochastic",
-    "sme": "sdes",
-    "sme_ensemble": "sdes",
-    "solve": "integrate",
-    "LayerFlow": "fields",
-    "EndToEndFlow": "fields",
-    "ModifiedFlow": "fields",
-    "optax_descent": "descent",
-    "gradient_flow": "integrate",
-    "gradient_flows": "integrate",
-    "end_to_end_flow": "integrate",
-    "modified_flow": "integrate",
-    "gradient_descent": "descent",
-    "gradient_descents": "descent",
-    "end_to_end_descent": "descent",
-    "optax_descents": "descent",
-    "end_to_end": "init",
-    "imbalance": "init",
-    "balancedness": "init",
-    "compare": "comparison",
-    "central_flow": "central",
-    "CentralFlow": "central",
-    "work_precision": "accuracy",
-    "sweep": "sweeps",
-    "sharpness": "curvature",
-    "smallest_eigenvalue": "curvature",
-    "hessian_extremes": "curvature",
-    "network_gradient": "fields",
-    "network_loss": "fields",
-    "hessian_vector_product": "fields",
-    "modified_field_1": "fields",
-    "modified_field_2": "fields",
-    "layer_field": "fields",
-    "layer_gradients": "fields",
-    "end_to_end_field": "fields",
-    "claim2_field": "fields",
-    "psd_power": "linalg",
-    "psd_powers": "linalg",
-    "preconditioner": "linalg",
-    "apply_preconditioner": "linalg",
-    "preconditioner_eigenvalues": "linalg",
+# Old names, importable with a DeprecationWarning until linflow 0.3 (removed then): the formulas and primitives that
+# stood at the top level, and the aliases that hid a module's own name. name -> (where, attribute, the new spelling).
+_DEPRECATED: dict[str, tuple[str, str | None, str]] = {
+    **{n: ("core.fields", n, f"linflow.fields.{n}") for n in (
+        "network_gradient", "network_loss", "hessian_vector_product", "modified_field_1", "modified_field_2",
+        "layer_field", "layer_gradients", "end_to_end_field", "claim2_field")},
+    **{n: ("core.linalg", n, f"linflow.linalg.{n}") for n in (
+        "psd_power", "psd_powers", "preconditioner", "apply_preconditioner", "preconditioner_eigenvalues")},
+    "CentralFlow": ("core.central", "CentralFlow", "linflow.central.CentralFlow"),
+    "hessian_extremes": ("core.curvature", "hessian_extremes", "linflow.curvature.hessian_extremes"),
+    "stochastic": ("core.sgd", None, "linflow.core.sgd"),
+    "sdes": ("core.sme", None, "linflow.core.sme"),
+    "overview": ("studies.overview", None, "linflow.studies.overview"),
+    "section8": ("paper.section8", None, "linflow.paper.section8"),
+    "convnet": ("paper.convnet", None, "linflow.paper.convnet"),
+    "trajectory": ("core.trajectory", None, "linflow.core.trajectory"),
+    "passages": ("core.passages", None, "linflow.core.passages"),
+    "gfs": ("core.gfs", None, "linflow.core.gfs"),
 }
 
-__all__ = sorted([*_ATTRIBUTES, *(m for m in _SUBMODULES if m not in ("descent", "integrate", "overview",
-                                                                         "trajectory", "passages", "gfs"))])
+__all__ = sorted(_API)
+
+
+def _resolve(where: str, attribute: str | None):
+    module = importlib.import_module(f".{where}", __name__)
+    return module if attribute is None else getattr(module, attribute)
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
-        module = importlib.import_module(f".{_SUBMODULES[name]}", __name__)
-    elif name in _ATTRIBUTES:
-        module = getattr(importlib.import_module(f".{_SUBMODULES[_ATTRIBUTES[name]]}", __name__), name)
-    elif name in ("core", "studies", "paper"):
-        module = importlib.import_module(f".{name}", __name__)
-    else:
-        raise AttributeError(f"module 'linflow' has no attribute {name!r}")
-    globals()[name] = module
-    return module
+    if name in _API:
+        value = _resolve(*_API[name])
+        globals()[name] = value
+        return value
+    if name in _DEPRECATED:
+        where, attribute, new = _DEPRECATED[name]
+        warnings.warn(f"linflow.{name} is deprecated and will be removed in linflow 0.3; use {new}",
+                      DeprecationWarning, stacklevel=2)
+        return _resolve(where, attribute)
+    raise AttributeError(f"module 'linflow' has no attribute {name!r}")
 
 
-_HELPERS = {"annotations", "importlib", "os", "sys", "TYPE_CHECKING"}  # this module's own imports, not the API
+_HELPERS = {"annotations", "importlib", "os", "sys", "warnings", "TYPE_CHECKING"}  # this module's own imports
 
 
 def __dir__() -> list[str]:
-    public = {n for n in globals() if n not in _HELPERS and (not n.startswith("_") or n == "__version__")}
-    return sorted({*public, *_SUBMODULES, *_ATTRIBUTES, "core", "studies", "paper"})
+    public = {n for n in globals() if n not in _HELPERS and n not in _DEPRECATED
+              and (not n.startswith("_") or n == "__version__")}
+    return sorted({*public, *_API})
 
 
-if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
-    from . import plot
-    from .core import (central, curvature, datasets, descent, exact, fields, init, integrate, linalg, problems,
-                       sensing, trajectory)
-    from .core.central import CentralFlow, central_flow
-    from .core.curvature import hessian_extremes, sharpness, smallest_eigenvalue
+if TYPE_CHECKING:  # for type checkers and IDEs: the names of _API (tests/test_api.py checks they agree)
+    from . import core, paper, plot, studies
+    from .core import (central, curvature, datasets, descent, exact, fields, init, integrate, linalg, measures,
+                       problems, sensing)
+    from .core.central import central_flow
+    from .core.curvature import sharpness, smallest_eigenvalue
     from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
-    from .core.fields import (EndToEndFlow, LayerFlow, ModifiedFlow, claim2_field, end_to_end_field,
-                              hessian_vector_product, layer_field, layer_gradients, modified_field_1, modified_field_2,
-                              network_gradient, network_loss)
-    from .core.init import balancedness, end_to_end, imbalance
-    from .core.passages import first_passages
+    from .core.fields import EndToEndFlow, LayerFlow, ModifiedFlow
     from .core.gfs import gfs_sharpness
+    from .core.init import balancedness, end_to_end, imbalance
+    from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
+    from .core.passages import first_passages
+    from .core.problems import Problem
+    from .core.sensing import CompletionProblem, SensingProblem
+    from .core.settings import SolverSettings
     from .core.sgd import sgd, sgd_ensemble, svag, svag_ensemble
     from .core.sme import sme, sme_ensemble
-    from .studies import atlas
-    from .core.sensing import CompletionProblem, SensingProblem
-    from .core.integrate import SOLVERS, SolverSettings, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
-    from .core.linalg import (apply_preconditioner, preconditioner, preconditioner_eigenvalues, psd_power,
-                              psd_powers)
-    from .core.problems import Problem
     from .core.trajectory import STATUSES, Trajectory
-    from .paper import convnet, reproduce, section8
-    from .studies import accuracy, catapult, comparison, overview, sweeps
+    from .paper import reproduce
+    from .studies import accuracy, atlas, catapult, comparison, saddles, sweeps
     from .studies.accuracy import work_precision
     from .studies.comparison import compare
     from .studies.sweeps import sweep

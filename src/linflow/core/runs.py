@@ -1,7 +1,7 @@
 """Plumbing shared by the continuous and discrete runs (private).
 
 Validation of a start (shapes on every input, values on concrete ones) and the assembly of a
-:class:`~linflow.trajectory.Trajectory` inside the compiled run: the rows reached before a failure,
+:class:`~linflow.core.trajectory.Trajectory` inside the compiled run: the rows reached before a failure,
 the later rows holding the last reached one.
 """
 

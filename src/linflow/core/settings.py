@@ -79,7 +79,7 @@ _RESULT_CODES = (
 
 
 def result_code(result) -> jax.Array:
-    """linflow's status code (index into :data:`~linflow.trajectory.STATUSES`) of a diffrax result (traced)."""
+    """linflow's status code (index into :data:`~linflow.core.trajectory.STATUSES`) of a diffrax result (traced)."""
     pairs = [(getattr(diffrax.RESULTS, d), STATUSES.index(s)) for d, s in _RESULT_CODES if hasattr(diffrax.RESULTS, d)]
     return jnp.select([result == item for item, _ in pairs], [c for _, c in pairs], STATUSES.index("failed"))
 

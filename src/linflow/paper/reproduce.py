@@ -18,7 +18,7 @@ data (``data=None``) the experiments run on the embedded synthetic problem and s
   constant gradient, converging under quadrature refinement; the field in a 2-D slice.
 * ``section6``: the two-point example, iterations of GD against the overparameterized rule as
   ``y1 / y2`` grows, with the learning-rate bound.
-* ``section8``: the MNIST convnet against its overparameterized twin (:mod:`linflow.section8`; ``data`` is
+* ``section8``: the MNIST convnet against its overparameterized twin (:mod:`linflow.paper.section8`; ``data`` is
   the folder of the MNIST files, not the gas-sensor data).
 
 Beyond ACH18, on learning from a small start (they need no data):

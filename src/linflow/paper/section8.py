@@ -1,6 +1,6 @@
 r"""ACH18 Section 8 (Figure 5-right): overparameterizing the dense layers of the MNIST convnet, measured.
 
-Three networks of :mod:`linflow.convnet` are trained from the same convolutional and dense weights on the same
+Three networks of :mod:`linflow.paper.convnet` are trained from the same convolutional and dense weights on the same
 batches, for several seeds: the tutorial's (``original``), and its twin with each dense matrix followed by a square
 one, the square ones initialized at the identity (``identity extras``: the same function at initialization) or as
 the tutorial initializes a dense matrix (``dense extras``: truncated normal, std 0.1). The optimizer is the
@@ -33,7 +33,7 @@ __all__ = ["section8", "with_iterations", "with_budgets", "grade", "twin_outcome
 TARGETS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 BUDGETS = (250, 500, 1000, 2000)
 MARKEDLY = 1.25
-#: name -> extras of :func:`linflow.convnet.tutorial_net` (None: the original network)
+#: name -> extras of :func:`linflow.paper.convnet.tutorial_net` (None: the original network)
 NETWORKS = {"original": None, "identity extras": "identity", "dense extras": "dense"}
 ITERATIONS_RULE = ("iterations to a target: the first loss reading from which the training loss stays <= the target "
                    "to the end of the run (the rule of every experiment here; inf if never)")

@@ -15,7 +15,7 @@ from .common import clip_to_completed, eta_colors, finite_positive, mark_stopped
 
 # ----------------------------------------------------------------------------- linflow run
 def overview_figure(ds: xr.Dataset) -> plt.Figure:
-    """Four panels of an :func:`linflow.overview.overview` Dataset, learning rates coloured by a colorbar.
+    """Four panels of an :func:`linflow.studies.overview.overview` Dataset, learning rates coloured by a colorbar.
 
     (a) loss against flow time for the two flows and the two discrete runs per eta; (b) relative
     distance ``||W_e - W_e^flow||_F / max_t ||W_e^flow||_F`` of each discrete run from its flow (the

@@ -114,7 +114,7 @@ def side_by_side(
     every eta (each dividing ``t1 / (points - 1)``; sorted ascending), with the summary in the attributes.
 
     The plain part that :func:`compare` extends (with the curvature, the modified flows, GD's diagnostics, the
-    central flow and the regimes); ``linflow run`` (:func:`linflow.overview.overview`) is this.
+    central flow and the regimes); ``linflow run`` (:func:`linflow.studies.overview.overview`) is this.
     ``progress(label)`` is called after each of its 4 stages; the solver options come as keywords or in ``settings``
     (a :class:`~linflow.SolverSettings`)."""
     problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)

@@ -21,7 +21,7 @@ another, or on a pool of ``n_workers`` spawned processes) or ``dask`` (``dask.di
 ``LocalCluster`` by default, or any scheduler address).
 The same grid gives the same numbers, bit for bit, on both. Points that differ only along a task's
 batch axis (:data:`BATCH_AXIS`: ``eta`` for ``run``, ``eta_ratio`` for ``regime``) run as one batch: the
-work they share once (``run``: one :func:`linflow.overview` of all the batch's etas; ``regime``: the gradient
+work they share once (``run``: one :func:`linflow.studies.overview.overview` of all the batch's etas; ``regime``: the gradient
 flow and ``eta_crit``), then each point (:func:`run_points`).
 """
 

@@ -110,7 +110,7 @@ def run_grid(eta: float, t1: float, points: int) -> tuple[float, int]:
 
 
 def _task_run(prob, layers, p, cache: dict) -> dict:
-    """:func:`linflow.overview.overview` (the layer flow, the end-to-end flow, GD and Eq. 10) on the point's
+    """:func:`linflow.studies.overview.overview` (the layer flow, the end-to-end flow, GD and Eq. 10) on the point's
     :func:`run_grid`, computed once for all the etas of the batch that share that grid: this point's row."""
     from ..overview import overview, summary
 
