@@ -18,7 +18,7 @@ from ..core.catalog import FLOW_TOLERANCES
 from ..core.text import cell
 from .comparison import frobenius, side_by_side
 from ..core.problems import Problem
-from ..core.settings import SolverSettings, settings_from
+from ..core.settings import SolverSettings
 
 __all__ = ["overview", "summary", "summary_table", "flow_scale"]
 
@@ -40,18 +40,17 @@ def overview(
     """Run the layer flow, the end-to-end flow, and GD and Eq. 10 for every ``eta`` on ``linspace(0, t1, points)``.
 
     :func:`linflow.studies.comparison.side_by_side` (the plain part that :func:`linflow.compare` extends) with the
-    etas kept in the order given. Every ``eta`` must divide the grid spacing ``t1 / (points - 1)`` (iterate ``k``
-    sits at ``t = k eta``). Returns a Dataset with dims ``t`` and ``eta``: losses, ``W_e``, imbalances, the
-    distance ``gd_deviation = ||W_e^GD(t) - W_e^flow(t)||_F`` of GD from the layer flow, ``eq10_deviation`` of
-    Eq. 10 from the end-to-end flow, and ``theorem1_gap = ||W_e^layers - W_e^end-to-end||_F`` between the two
-    flows (Theorem 1). Discrete runs that stopped early have NaN rows after the stop, and their
-    ``gd_status`` / ``gd_message`` (``eq10_status`` / ``eq10_message``) say where. ``progress`` is an optional
-    callable ``progress(label)`` called after each stage (4 of them). The solver options come as keywords or in
-    ``settings`` (a :class:`~linflow.SolverSettings`).
+    etas kept in the order given (``sort_etas=False``). Every ``eta`` must divide the grid spacing
+    ``t1 / (points - 1)`` (iterate ``k`` sits at ``t = k eta``). Returns a Dataset with dims ``t`` and ``eta``:
+    losses, ``W_e``, imbalances, the distance ``gd_deviation = ||W_e^GD(t) - W_e^flow(t)||_F`` of GD from the
+    layer flow, ``eq10_deviation`` of Eq. 10 from the end-to-end flow, and
+    ``theorem1_gap = ||W_e^layers - W_e^end-to-end||_F`` between the two flows (Theorem 1). Discrete runs that
+    stopped early have NaN rows after the stop, and their ``gd_status`` / ``gd_message`` (``eq10_status`` /
+    ``eq10_message``) say where. ``progress`` is an optional callable ``progress(label)`` called after each stage
+    (4 of them). The solver options come as keywords or in ``settings`` (a :class:`~linflow.SolverSettings`).
     """
-    settings = settings_from(settings, overview, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
-    ds = side_by_side(problem, layers0, etas, t1, points=points, settings=settings, progress=progress)
-    return ds.sel(eta=np.asarray(etas, dtype=float))  # side_by_side sorts the etas; a run lists them as given
+    return side_by_side(problem, layers0, etas, t1, points=points, solver=solver, rtol=rtol, atol=atol,
+                        max_steps=max_steps, progress=progress, settings=settings, sort_etas=False)
 
 
 def _last_finite(values: np.ndarray) -> float:

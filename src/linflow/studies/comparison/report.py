@@ -51,7 +51,7 @@ def summary(ds: xr.Dataset) -> dict:
         status = "ok" if fit.fitted else (f"not fitted: {fit.n} eta(s) with a stable run, relative deviation below "
                                           f"{ASYMPTOTIC:g} and error above 1000 x the solver tolerance (need 2)")
         out[f"order_{name}"] = {"order": fit.order, "eta_low": fit.eta_low, "eta_high": fit.eta_high, "points": fit.n,
-                                "ci95": list(fit.ci95) if fit.ci95 else None, "status": status}
+                                "ci95": list(fit.ci95) if fit.ci95 else [float("nan")] * 2, "status": status}
     # an unstable run counts as above the level; the interpolated eta stays on the grid where the next run failed
     cut = crossing(etas, np.where(ok, rel, np.inf), float(ds.attrs["tol"]))
     grid_eta = cut.below

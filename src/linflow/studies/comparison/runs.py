@@ -11,7 +11,7 @@ import numpy as np
 
 from ...core.central import central_flow
 from ...core.curvature import hessian_extremes, sharpness
-from ...core.descent import AbstractRule, EulerRule, descend_on_grid, iterate_each
+from ...core.descent import AbstractRule, EulerRule, descend_each, iterate_each
 from ...core.fields import EndToEndFlow, LayerFlow, hessian_vector_product, layer_gradients, network_gradient
 from ...core.init import balancedness, end_to_end, imbalance
 from ...core.integrate import end_to_end_flow, gradient_flow, modified_flow
@@ -127,18 +127,15 @@ def plain_runs(problem, layers0, etas, per_save, t1, points, tick) -> dict:
     """GD and Eq. 10 for every eta without GD's diagnostics (the plain configuration: one compiled call per run
     kind, each eta for its own number of steps, no balancedness prediction): the same entries as :func:`discrete_runs`
     less ``gd_last`` and the diagnostics, plus each Trajectory's own status and message (``statuses``)."""
-    gd_runs = descend_on_grid(EulerRule(LayerFlow(problem)), layers0, etas, t1, points)
+    gd = descend_each(EulerRule(LayerFlow(problem)), layers0, etas, per_save, points - 1)
     tick("gradient descent")
-    eq_runs = descend_on_grid(EulerRule(EndToEndFlow(problem, len(layers0))), end_to_end(layers0), etas, t1, points)
+    eq = descend_each(EulerRule(EndToEndFlow(problem, len(layers0))), end_to_end(layers0), etas, per_save, points - 1)
     tick("end-to-end descent (Eq. 10)")
-    stack = lambda runs, name: np.stack([np.asarray(getattr(r, name)) for r in runs])  # noqa: E731
-    bad = lambda runs: np.array([int(r.stats["diverged_at"]) for r in runs])  # noqa: E731
-    return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.stack([np.asarray(r.layers[j]) for r in gd_runs])
-                                                                 for j in range(len(layers0))),
-            "gd": {"end_to_end": stack(gd_runs, "end_to_end"), "loss": stack(gd_runs, "loss"),
-                   "imbalance": stack(gd_runs, "imbalance")}, "gd_bad": bad(gd_runs),
-            "eq_w": stack(eq_runs, "end_to_end"), "eq_loss": stack(eq_runs, "loss"), "eq_bad": bad(eq_runs),
-            "statuses": {**_trajectory_status("gd", gd_runs), **_trajectory_status("eq10", eq_runs)}}
+    return {"per_save": np.asarray(per_save), "gd_layers": tuple(np.asarray(w) for w in gd.layers),
+            "gd": {"end_to_end": np.asarray(gd.end_to_end), "loss": np.asarray(gd.loss),
+                   "imbalance": np.asarray(gd.imbalance)}, "gd_bad": np.asarray(gd.stats["diverged_at"]),
+            "eq_w": np.asarray(eq.end_to_end), "eq_loss": np.asarray(eq.loss), "eq_bad": np.asarray(eq.stats["diverged_at"]),
+            "statuses": {**_trajectory_status("gd", gd.unstack()), **_trajectory_status("eq10", eq.unstack())}}
 
 
 def _trajectory_status(name: str, runs) -> dict:

@@ -109,19 +109,23 @@ def side_by_side(
     max_steps: int = 100_000,
     progress=None,
     settings: SolverSettings | None = None,
+    sort_etas: bool = True,
 ) -> xr.Dataset:
     """The four runs on one grid and their distances: the layer flow, the end-to-end flow, and GD and Eq. 10 for
-    every eta (each dividing ``t1 / (points - 1)``; sorted ascending), with the summary in the attributes.
+    every eta (each dividing ``t1 / (points - 1)``; sorted ascending, or as given with ``sort_etas=False``), with the
+    summary (measured over the ascending etas) in the attributes.
 
     The plain part that :func:`compare` extends (with the curvature, the modified flows, GD's diagnostics, the
     central flow and the regimes); ``linflow run`` (:func:`linflow.studies.overview.overview`) is this.
     ``progress(label)`` is called after each of its 4 stages; the solver options come as keywords or in ``settings``
     (a :class:`~linflow.SolverSettings`)."""
-    problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, etas, t1, points, tol)
+    given = list(etas)
+    problem, layers0, t1, points, tol, etas, per_save = _validated(problem, layers0, given, t1, points, tol)
     settings = settings_from(settings, side_by_side, solver=solver, rtol=rtol, atol=atol, max_steps=max_steps)
-    return _assembled(problem, layers0, etas, t1, points, tol, settings, progress,
-                      lambda lf, ef, tick, flow_opts: _plain_entries(problem, layers0, etas, per_save, t1, points,
-                                                                     lf, ef, tick))
+    ds = _assembled(problem, layers0, etas, t1, points, tol, settings, progress,
+                    lambda lf, ef, tick, flow_opts: _plain_entries(problem, layers0, etas, per_save, t1, points,
+                                                                   lf, ef, tick))
+    return ds if sort_etas else ds.isel(eta=np.searchsorted(etas, np.asarray(given, dtype=float)))
 
 
 def _validated(problem, layers0, etas, t1, points, tol):
