@@ -177,7 +177,7 @@ def test_two_eigenvalues_held_solve_the_cone_problem():
     _, X, release = central.CentralFlow(prob, jnp.float64(eta), 2).parts(unravel(jnp.asarray(w)))[:3]
     assert np.all(np.linalg.eigvalsh(np.asarray(X)) > 0) and float(release) > 0
     L = np.array([[best.x[0], 0.0], [best.x[1], best.x[2]]])
-    U_ours = np.asarray(central._eigenpairs(prob, unravel(jnp.asarray(w)), 2)[1])  # its own basis of the eigenspace
+    U_ours = np.asarray(central.top_eigenpairs(prob, unravel(jnp.asarray(w)), 2)[1])  # its own basis of the eigenspace
     np.testing.assert_allclose(U_ours @ np.asarray(X) @ U_ours.T, U @ L @ L.T @ U.T, atol=1e-5 * np.trace(L @ L.T))
     assert float(cf.extras["sigma2"][i]) == pytest.approx(float(jnp.trace(X)), rel=1e-9)
     # beyond the theory's range (README): GD's time-averaged loss is far below the central flow's prediction

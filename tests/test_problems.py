@@ -134,7 +134,7 @@ def test_one_builder_for_the_command_line_and_the_sweeps():
     prob_cli, layers_cli = cli.commands.build(args)
     params = {"problem": "synthetic", "m": 50, "d": 3, "p": 2.0, "weight_decay": 0.0, "seed": 2, "data": "",
               "width": 4, "depth": 3, "init": "near_zero", "scale": 0.1}
-    prob_sweep, layers_sweep = tasks._problem_and_layers(params)
+    prob_sweep, layers_sweep = tasks.problem_and_layers(params)
     direct = init.near_zero((3, 4, 4, 1), std=0.1, seed=2)  # written out: what both must equal
     for a, b, c in zip(layers_cli, layers_sweep, direct):
         assert jnp.array_equal(a, c) and jnp.array_equal(b, c)

@@ -104,9 +104,9 @@ def test_fig2_never_shows_or_counts_a_diverged_run_as_well_behaved():
     # one run of four (depth 3, width 4) diverges at the largest eta: the panels must not pick that eta
     # (a NaN-skipping max over depth and width did), and the summary must not call it stable
     breakdown, ds = _fig2_case(gd_loss_of_width4_at_eta2=np.array([1.0, 0.9, 9e2, np.nan, np.nan]))
-    j, why = breakdown._shown_eta(ds, 2.0)
+    j, why = breakdown.shown_eta(ds, 2.0)
     assert ds.eta.values[j] == 2e-3 and "every run stable" in why
-    s = breakdown._summary(ds, synthetic=False)
+    s = breakdown.summary_of(ds, synthetic=False)
     assert s["l2_depth3"]["by_width"]["4"]["largest_stable_eta"] == 2e-3
     assert s["l2_depth3"]["by_width"]["1"]["largest_stable_eta"] == 4e-3
     assert s["l2_depth3"]["by_width"]["4"]["eta_at_1pct"] == 4e-3  # the diverged eta counts as above every level
@@ -114,7 +114,7 @@ def test_fig2_never_shows_or_counts_a_diverged_run_as_well_behaved():
     assert s["l2_depth2"]["by_width"]["4"]["eta_at_1pct_status"].startswith("never")
     # every run diverged or unstable at the smallest eta: the panels say so, nothing is called stable
     breakdown, ds = _fig2_case(distance=(0.5, 0.6, 0.7))
-    j, why = breakdown._shown_eta(ds, 2.0)
+    j, why = breakdown.shown_eta(ds, 2.0)
     assert j == 0 and "at none" in why
 
 
@@ -122,7 +122,7 @@ def test_fig2_counts_a_finite_blow_up_of_eq10_as_unstable():
     # Eq. 10 stays finite but its loss climbs from 1.0 to 28 (quick mode, l2 depth 3, eta 0.2 on the gas data)
     breakdown, ds = _fig2_case(e2e_loss_at_eta2=np.array([1.0, 0.9, 2.0, 9.0, 28.0]))
     assert bool(ds.e2e_ok.sel(depth=3, eta=4e-3)) and not bool(ds.e2e_stable.sel(depth=3, eta=4e-3))
-    s = breakdown._summary(ds, synthetic=False)
+    s = breakdown.summary_of(ds, synthetic=False)
     for w in ("1", "4"):
         row = s["l2_depth3"]["by_width"][w]
         assert row["largest_stable_eta"] == 2e-3 and row["distance_at_largest_stable_eta"] == 0.002
@@ -131,14 +131,14 @@ def test_fig2_counts_a_finite_blow_up_of_eq10_as_unstable():
 
 def test_fig2_stability_of_a_real_run_follows_the_rule():
     from linflow import init, problems
-    from linflow.paper.fig2 import _stable
+    from linflow.paper.fig2 import stable_run
     from linflow.core.descent import EulerRule, descend_on_grid
     from linflow.core.fields import EndToEndFlow
 
     prob = problems.whitened([1.0])  # Eq. 10 at depth 1 is GD on a quadratic of curvature 1: unstable above eta 2
     w0 = init.end_to_end(init.balanced((1, 1), 0.1, 0))
     runs = descend_on_grid(EulerRule(EndToEndFlow(prob, 1)), w0, [0.3, 0.7, 2.1], 4.2, 3)
-    assert [_stable(r) for r in runs] == [True, True, False]
+    assert [stable_run(r) for r in runs] == [True, True, False]
     assert runs[2].ok  # finite (|1 - 2.1| = 1.1: the error grows, slowly): counted unstable by the rule, not by NaN
 
 
@@ -211,10 +211,10 @@ def _speedup_case(l4_depth2: float, l2_depth2: float, depth2_l4_its: float = Non
 def test_fig3_verdict_rule_on_constructed_speedups(l4, l2, expected):
     from linflow.paper import fig3 as acceleration
 
-    s = acceleration._summary(_speedup_case(l4, l2), {}, synthetic=False)
+    s = acceleration.summary_of(_speedup_case(l4, l2), {}, synthetic=False)
     assert s["verdict"] == expected
     assert ("holds in no configuration" in s["orders_of_magnitude"]) == (l4 < acceleration.FACTOR)
-    assert acceleration._summary(_speedup_case(l4, l2), {}, synthetic=True)["verdict"] == (
+    assert acceleration.summary_of(_speedup_case(l4, l2), {}, synthetic=True)["verdict"] == (
         "not applicable: synthetic data")
 
 
@@ -229,7 +229,7 @@ def test_fig3_a_diverging_run_is_never_chosen_and_never_agrees():
     its, best = acceleration.runs.best_runs(iters, loss, acceleration.runs.acceptable_runs(loss, ok, 1.0), [0.3])
     assert best.tolist() == [1] and its.tolist() == [3.0]
     # no acceptable deep run: no speed-up to report, so no "agrees" (depth 2 inf iterations)
-    s = acceleration._summary(_speedup_case(30.0, 1.0, depth2_l4_its=np.inf), {}, synthetic=False)
+    s = acceleration.summary_of(_speedup_case(30.0, 1.0, depth2_l4_its=np.inf), {}, synthetic=False)
     assert s["verdict"] == "differs"
     assert acceleration.predicted_iterations(4.0, 50.0) == 100.0
 
@@ -257,16 +257,16 @@ def test_fig3_sensitivity_rules_on_constructed_runs():
     l0 = 1.0
     # run 0 reaches 0.3 at 20 and blows up at 40; run 1 reaches it at 30 and stays; run 2 never gets below L(0)
     loss = np.array([[1.0, 0.5, 0.3, 0.2, np.nan], [1.0, 0.8, 0.5, 0.3, 0.2], [1.0, 1.1, 1.2, 1.3, 1.4]])
-    np.testing.assert_array_equal(sens._to_target(iters, loss, l0, 0.3, until=False), [np.inf, 30, np.inf])
-    np.testing.assert_array_equal(sens._to_target(iters, loss, l0, 0.3, until=True), [20, 30, np.inf])
+    np.testing.assert_array_equal(sens.iterations_to_target(iters, loss, l0, 0.3, until=False), [np.inf, 30, np.inf])
+    np.testing.assert_array_equal(sens.iterations_to_target(iters, loss, l0, 0.3, until=True), [20, 30, np.inf])
     # the gap at a budget: the best run stable up to it (run 0 counts at 30, not at 40)
-    assert sens._gap_at(iters, loss, l0, 0.1, 30) == pytest.approx(0.1)
-    assert sens._gap_at(iters, loss, l0, 0.1, 40) == pytest.approx(0.1)  # run 1's 0.2 - 0.1
-    assert np.isnan(sens._gap_at(iters, loss, l0, 0.1, 50))  # beyond the runs
+    assert sens.gap_at(iters, loss, l0, 0.1, 30) == pytest.approx(0.1)
+    assert sens.gap_at(iters, loss, l0, 0.1, 40) == pytest.approx(0.1)  # run 1's 0.2 - 0.1
+    assert np.isnan(sens.gap_at(iters, loss, l0, 0.1, 50))  # beyond the runs
     # two runs converged to rounding: both gaps at the floor, a speed-up of 1x (not a quotient of rounding errors)
     done = np.array([[1.0, 0.5, 0.1 + 1e-15, 0.1 + 1e-15, 0.1 + 1e-15]])
     other = np.array([[1.0, 0.5, 0.1 + 4e-13, 0.1 + 4e-13, 0.1 + 4e-13]])
-    a, b = sens._gap_at(iters, done, l0, 0.1, 40), sens._gap_at(iters, other, l0, 0.1, 40)
+    a, b = sens.gap_at(iters, done, l0, 0.1, 40), sens.gap_at(iters, other, l0, 0.1, 40)
     assert a == b == pytest.approx(sens.GAP_FLOOR * 0.9) and sens.variant_speedups(a, b) == 1.0
     assert sens.variant_speedups(100.0, 50.0) == 2.0 and sens.variant_speedups(np.inf, 50.0) == np.inf
     assert sens.variant_speedups(50.0, np.inf) == 0.0 and np.isnan(sens.variant_speedups(np.inf, np.inf))
@@ -476,10 +476,10 @@ def test_kreisler23_quick_gfs_sharpness_against_the_uv_closed_form_and_the_rule(
     ds, s, _ = quick("kreisler23")
     json.dumps(s, allow_nan=False)
     # depth 2, width 1: S_GFS(w_k) = sqrt(c_k^2 + 4) with c_k = u_k^2 - v_k^2 read from GD's iterates (computed here)
-    from linflow.paper.kreisler23 import CASES, _case
+    from linflow.paper.kreisler23 import CASES, case
     from linflow import gradient_descent
 
-    prob, w0 = _case("scalar depth 2")
+    prob, w0 = case("scalar depth 2")
     for r in ds.ratio.values:
         row = ds.sel(case="scalar depth 2", ratio=r)
         run = gradient_descent(prob, w0, float(row.eta), ds.sizes["step"] - 1)

@@ -158,7 +158,7 @@ def test_a_seed_where_one_network_misses_a_target_is_never_skipped():
     over = [[2.0, 0.29, 0.2, 0.1, 0.1], [2.0, 0.5, 0.4, 0.35, 0.31]]
     ds = _case(original, [over], its, seeds=(0, 1), budgets=(80,))
     assert float(ds.speedup.sel(twin="identity extras", seed=1, target=0.3)) == 0.0
-    cell = section8._per_target(ds.speedup.sel(twin="identity extras", target=0.3).values, ds.seed.values)
+    cell = section8.per_target(ds.speedup.sel(twin="identity extras", target=0.3).values, ds.seed.values)
     assert isinstance(cell, str) and "seed 1: only the original reached it" in cell and "seed 0: 2.00x" in cell
     # a NaN-skipping reduction over seed 0 alone would say faster, agrees; seed 1 (the twin slower) disqualifies
     verdict, agrees, outcomes = section8.grade(ds.speedup.values, ds.loss_ratio.values)

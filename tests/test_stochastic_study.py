@@ -23,13 +23,13 @@ def test_fitted_order_recovers_a_constructed_power_law_and_refuses_what_it_canno
     assert unresolved["order"] is None and "1 of 4 etas" in unresolved["reason"]
     diverged = stochastic.fitted_order(etas, [np.nan, 1e-2, 5e-3, 2.5e-3], [1e-5] * 4)
     assert diverged["order"] is None and "finite numbers" in diverged["reason"]
-    assert report._verdict({"order": 1.15, "ci95": [1.0, 1.3]}, 1.0) == "agrees"
-    assert report._verdict({"order": 1.6, "ci95": [1.5, 1.7]}, 1.0) == "differs"
-    assert report._verdict({"order": 1.6, "ci95": [0.9, 2.3]}, 1.0) == "inconclusive"
+    assert report.order_verdict({"order": 1.15, "ci95": [1.0, 1.3]}, 1.0) == "agrees"
+    assert report.order_verdict({"order": 1.6, "ci95": [1.5, 1.7]}, 1.0) == "differs"
+    assert report.order_verdict({"order": 1.6, "ci95": [0.9, 2.3]}, 1.0) == "inconclusive"
     # first order at small eta, a cubic term taking over at large eta: the fit is steeper, the local orders say why
     pre = stochastic.fitted_order(etas, etas + 40 * etas**3, 1e-9 * np.ones(4))
     assert pre["local_orders"][0] == pytest.approx(1.0, abs=0.15) and pre["local_orders"][-1] > 1.8
-    assert report._verdict(pre, 1.0) == "not asymptotic"
+    assert report.order_verdict(pre, 1.0) == "not asymptotic"
 
 
 def test_noise_to_signal_ratio_of_linear_regression():

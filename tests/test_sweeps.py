@@ -221,7 +221,7 @@ def test_per_point_io_does_not_grow_with_the_number_of_finished_points(tmp_path,
     assert len(points) == 2000 and len(set(points)) == 2000  # one record per point, written once
     assert [w for w in writes if w.endswith("result.nc")] == [str(tmp_path / "s" / "result.nc")]  # at the end
     assert len(reads) == 1
-    sizes = [(tmp_path / "s" / "points" / store._point_name(idx)).stat().st_size
+    sizes = [(tmp_path / "s" / "points" / store.point_name(idx)).stat().st_size
              for idx in [(0, 0), (1, 0), (398, 4), (399, 4)]]
     assert max(sizes) - min(sizes) < 16  # a record's size does not grow either
     # the store as it is, at any moment, and a resumed sweep reads it once and computes nothing
@@ -290,7 +290,7 @@ def test_run_points_off_the_grid_run_on_the_nearest_horizon_where_gd_lands():
     horizon, points = sweeps.run_grid(0.03, 2.0, 5)
     res = sweeps.run_point("run", params)
     assert res["status"] == "ok" and res["results"]["horizon"] == horizon
-    prob, layers = tasks._problem_and_layers({k: v for k, (_, v) in sweeps.PARAMETERS.items()} | params)
+    prob, layers = tasks.problem_and_layers({k: v for k, (_, v) in sweeps.PARAMETERS.items()} | params)
     flow = linflow.gradient_flow(prob, layers, horizon, n_save=points, rtol=1e-8, atol=1e-10)
     gd = linflow.gradient_descent(prob, layers, 0.03, 68, save_every=17)
     assert res["results"]["flow_final_loss"] == pytest.approx(flow.final_loss, rel=1e-12)

@@ -158,7 +158,7 @@ def block_top(problem: Problem, layers, k: int, iters: int = LOBPCG_ITERS) -> tu
     return lam, U
 
 
-def _eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Array]:
+def top_eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Array]:
     """``(lam, U)``: the ``max(k + 1, 2)`` largest Hessian eigenvalues (descending) and the unit eigenvectors of the
     ``k`` largest (columns). ``k <= 1`` as :func:`sharpness_and_direction` (dense or Lanczos); ``k >= 2`` from the
     dense Hessian up to :data:`DENSE_MAX_PARAMS` parameters, by :func:`block_top` (LOBPCG, a block of ``k + 1``)
@@ -194,7 +194,7 @@ class CentralFlow(AbstractField):
 
     def parts(self, y):
         k = int(self.unstable)
-        lam, U = _eigenpairs(self.problem, y, k)
+        lam, U = top_eigenpairs(self.problem, y, k)
         g = ravel_pytree(network_gradient(self.problem, y))[0]
         if k == 0:
             return lam, jnp.zeros((0, 0)), jnp.asarray(jnp.inf), g, jnp.zeros_like(g)

@@ -55,7 +55,7 @@ def _distances(ref, runs, scale) -> np.ndarray:
     return out
 
 
-def _stable(run) -> bool:
+def stable_run(run) -> bool:
     """The experiments' learning-rate rule (:data:`linflow.paper.common.STABLE_RULE`) on one run: finite at every
     save and, once below its L(0), below it to the end. A run that stays finite while its loss climbs is unstable."""
     loss = np.asarray(run.masked(run.loss))
@@ -76,10 +76,10 @@ def _one_depth(prob, depth: int, widths, etas, T: float, points: int) -> dict:
         else np.zeros(len(etas))
     return {"e2e_loss": np.array([np.asarray(e.masked(e.loss)) for e in e2e]),
             "e2e_ok": np.array([e.ok for e in e2e]),
-            "e2e_stable": np.array([_stable(e) for e in e2e]),
+            "e2e_stable": np.array([stable_run(e) for e in e2e]),
             "gd_loss": np.array([[np.asarray(r.masked(r.loss)) for r in gd[w]] for w in widths]),
             "gd_ok": np.array([[r.ok for r in gd[w]] for w in widths]),
-            "gd_stable": np.array([[_stable(r) for r in gd[w]] for w in widths]),
+            "gd_stable": np.array([[stable_run(r) for r in gd[w]] for w in widths]),
             "distance": np.array([_distances(e2e, gd[w], norm) for w in widths]),
             "width_spread": spread}
 
@@ -112,7 +112,7 @@ def fig2(data=None, quick: bool = False):
         attrs={"horizon_T": T, "start_norm": START_NORM,
                "distance_rel": "max_t ||W_e^GD(t) - W_e^Eq10(t)||_F / max_t ||W_e^Eq10(t)||_F (nan: a run diverged)",
                "stable_rule": f"gd_stable, e2e_stable: {common.STABLE_RULE}"})
-    summary = _summary(ds, data is None)
+    summary = summary_of(ds, data is None)
     summary["data"] = descs
     return ds, summary, {"fig2": _figure(ds, summary, descs)}
 
@@ -155,7 +155,7 @@ def _width_row(etas, small, dist_raw, stable) -> tuple[dict, bool]:
     return row, bool(within and abs(row["order"] - 1) <= 0.25)
 
 
-def _summary(ds: xr.Dataset, synthetic: bool) -> dict:
+def summary_of(ds: xr.Dataset, synthetic: bool) -> dict:
     etas = ds.eta.values
     small = etas <= PAPER_ETA * (1 + 1e-9)
     out = {"horizon_T": float(ds.attrs["horizon_T"]), "start_norm": START_NORM, "eta_grid": etas.tolist(),
@@ -204,7 +204,7 @@ def _fmt(x: float) -> str:
     return "never (whole stable grid)" if math.isinf(x) else "below the grid" if math.isnan(x) else f"{x:.2g}"
 
 
-def _shown_eta(ds: xr.Dataset, p) -> tuple[int, str]:
+def shown_eta(ds: xr.Dataset, p) -> tuple[int, str]:
     """The eta of the loss panels: the largest at which every run of this loss (each depth, width; GD and Eq. 10)
     is stable and every distance is below 1% (a max that does not skip a diverged run)."""
     cell = ds.sel(p=p)
@@ -269,7 +269,7 @@ def _figure(ds: xr.Dataset, summary: dict, descs):
     fig, axes = plt.subplots(2, 3, figsize=(15, 10), constrained_layout=True)
     colors = plt.cm.viridis(np.linspace(0, 0.75, len(ds.width)))
     for i, p in enumerate(ds.p.values):
-        j_show, why = _shown_eta(ds, p)
+        j_show, why = shown_eta(ds, p)
         for j, N in enumerate(ds.depth.values):
             _loss_panel(axes[i, j], ds, p, N, j_show, why, colors)
         _distance_panel(axes[i, 2], ds, p, colors)

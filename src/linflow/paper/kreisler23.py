@@ -46,7 +46,7 @@ PAPER = ("for scalar networks, GD monotonically decreases the sharpness of the g
          "also when GD's sharpness is above 2 / eta (Kreisler et al., ICML 2023, Theorem 3.2 and Section 3)")
 
 
-def _case(name: str) -> tuple[Problem, tuple]:
+def case(name: str) -> tuple[Problem, tuple]:
     values, start = CASES[name]
     if isinstance(start, tuple):
         prob = Problem(np.array([[1.0]]), np.array([values[0]]))  # L = (1/2)(w_N ... w_1 - y)^2
@@ -65,7 +65,7 @@ def kreisler23(data=None, quick: bool = False):
     eta = np.full(shape, np.nan)
     status = np.full(shape, "", dtype=object)
     for i, name in enumerate(names):
-        prob, w0 = _case(name)
+        prob, w0 = case(name)
         s0 = float(gfs_sharpness(prob, w0))
         for j, r in enumerate(ratios):
             eta[i, j] = 2 * r / s0

@@ -148,7 +148,7 @@ def grade(speedup: np.ndarray, loss_ratio: np.ndarray) -> tuple[str, bool | None
     return "inconclusive", False, outcomes
 
 
-def _per_target(sp: np.ndarray, seeds) -> dict | str:
+def per_target(sp: np.ndarray, seeds) -> dict | str:
     """The speed-ups of one target over the seeds: median, min and max when both networks reached it in every seed;
     otherwise what happened in each seed, in words (a seed where one network missed the target is never skipped)."""
     if np.all(np.isfinite(sp) & (sp > 0)):
@@ -171,7 +171,7 @@ def _summary(ds: xr.Dataset, seconds: dict, description: str, s: dict) -> dict:
     twins = {}
     for t, twin in enumerate(ds.twin.values):
         twins[str(twin)] = {
-            "speedup_to_target": {f"{q:g}": _per_target(ds.speedup.values[t, :, j], ds.seed.values)
+            "speedup_to_target": {f"{q:g}": per_target(ds.speedup.values[t, :, j], ds.seed.values)
                                   for j, q in enumerate(ds.target.values)},
             "loss_ratio_at_budget": {str(int(b)): {"median": float(np.median(ds.loss_ratio.values[t, :, j])),
                                                    "min": float(ds.loss_ratio.values[t, :, j].min()),

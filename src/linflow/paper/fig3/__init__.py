@@ -87,7 +87,7 @@ def fig3(data=None, quick: bool = False):
                                                 steps, l0, targets, quick=quick)
                     base = cells[(name, p, N)] if N == 1 else base
     ds = _dataset(cells, configs, depths, seeds, meta)
-    summary = _summary(ds, meta, data is None)
+    summary = summary_of(ds, meta, data is None)
     summary["data"] = list(dict.fromkeys(descs))
     rows, ratios = _sensitivity.sensitivity(data, quick)
     summary["sensitivity"] = sensitivity_summary(rows, ratios)
@@ -224,7 +224,7 @@ def _speedups(ds: xr.Dataset):
         return (base / ds.iterations).transpose(*ds.iterations.dims)
 
 
-def _summary(ds: xr.Dataset, meta: dict, synthetic: bool) -> dict:
+def summary_of(ds: xr.Dataset, meta: dict, synthetic: bool) -> dict:
     sp = _speedups(ds)
     out = {"targets_fraction": list(TARGETS), "depths": ds.depth.values.tolist(), "seeds": ds.seed.values.tolist(),
            "start_norm": START_NORM, "eta_grids": {k: list(v) for k, v in ETA_GRID.items()},

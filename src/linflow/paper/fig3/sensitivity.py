@@ -66,7 +66,7 @@ def _stable_until(row: np.ndarray, l0: float, j: int) -> bool:
     return bool(not below.any() or np.all(below[int(np.argmax(below)):]))
 
 
-def _to_target(iters, loss, l0: float, target: float, until: bool) -> np.ndarray:
+def iterations_to_target(iters, loss, l0: float, target: float, until: bool) -> np.ndarray:
     """Per run: iterations to ``target`` (inf: not reached or not acceptable). Stable to end: fig3's rule
     (:func:`linflow.paper.common.iterations_to` on runs stable to the end); until the target: the first save at or
     below the target, the run stable up to there."""
@@ -81,7 +81,7 @@ def _to_target(iters, loss, l0: float, target: float, until: bool) -> np.ndarray
     return out
 
 
-def _gap_at(iters, loss, l0: float, lmin: float, budget: float) -> float:
+def gap_at(iters, loss, l0: float, lmin: float, budget: float) -> float:
     """The smallest gap ``L - L_min`` at the last save <= ``budget`` among runs stable up to there (inf: none;
     nan: the budget is beyond the runs)."""
     if budget > iters[-1] * (1 + 1e-9):
@@ -94,10 +94,10 @@ def _gap_at(iters, loss, l0: float, lmin: float, budget: float) -> float:
 def _reading(iters, loss, l0: float, lmin: float, targets: dict, variant: str) -> float:
     """One depth's number under ``variant``: iterations (a target variant) or the gap (a budget variant)."""
     if variant.startswith("gap at"):
-        return _gap_at(iters, loss, l0, lmin, float(variant.split()[-1]))
+        return gap_at(iters, loss, l0, lmin, float(variant.split()[-1]))
     frac, rule, grid = (part.strip() for part in variant.split(","))
     rows = loss if grid.startswith("quarter") else loss[::2]
-    return float(np.min(_to_target(iters, rows, l0, targets[frac], until=rule.startswith("stable until"))))
+    return float(np.min(iterations_to_target(iters, rows, l0, targets[frac], until=rule.startswith("stable until"))))
 
 
 def variant_speedups(base: float, deep: float) -> float:

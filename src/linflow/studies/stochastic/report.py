@@ -48,7 +48,7 @@ def _models(ds: xr.Dataset) -> list[str]:
     return [str(m) for m in ds.model.values if m != "sgd"]
 
 
-def _verdict(fit: dict, theory: float) -> str:
+def order_verdict(fit: dict, theory: float) -> str:
     if fit["order"] is None:
         return "not fitted"
     if abs(fit["order"] - theory) <= ORDER_TOLERANCE:
@@ -71,7 +71,7 @@ def orders(ds: xr.Dataset) -> list[dict]:
             fit = fitted_order(ds.eta.values, err, se)
             theory = THEORY_ORDERS[str(method)]
             rows.append({"method": str(method), "observable": str(obs), "theory": theory, **fit,
-                         "verdict": _verdict(fit, theory)})
+                         "verdict": order_verdict(fit, theory)})
     return rows
 
 

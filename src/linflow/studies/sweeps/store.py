@@ -21,7 +21,7 @@ def grid_points(grid: dict):
         yield idx, {a: grid[a][i] for a, i in zip(axes, idx)}
 
 
-def _point_name(idx) -> str:
+def point_name(idx) -> str:
     return "p" + "_".join(str(i) for i in idx) + ".json"
 
 
@@ -67,5 +67,5 @@ def write_point(store: Path, idx, params, out) -> dict:
     """One finished point as its own small JSON file (atomic): the cost of a point does not depend on how
     many are done."""
     rec = {"index": list(idx), "params": params, **out}
-    _io.write_json(rec, store / "points" / _point_name(idx))
+    _io.write_json(rec, store / "points" / point_name(idx))
     return _io.jsonable(rec)

@@ -13,7 +13,7 @@ from .config import defaults, parse_singular_values
 
 
 # ----------------------------------------------------------------------------- one point
-def _problem_and_layers(params: dict, task: str = "run"):
+def problem_and_layers(params: dict, task: str = "run"):
     """The problem and start of a grid point (:mod:`linflow.core.specs`, the command line's builder); for task
     ``saddles`` whitened regression with a square target of the point's ``singular_values`` and the ``start``
     (aligned or random) whose product has every singular value ``scale`` (:mod:`linflow.studies.saddles`)."""
@@ -56,7 +56,7 @@ def run_points(task: str, batch: list[dict]) -> list[dict]:
     try:
         if full[0]["depth"] < 1:
             raise ValueError(f"depth must be >= 1, got {full[0]['depth']}")
-        prob, layers = _problem_and_layers(full[0], task)
+        prob, layers = problem_and_layers(full[0], task)
     except Exception as exc:  # a failing point is recorded, never fatal
         return [failed_record(f"{type(exc).__name__}: {exc}")] * len(full)
     cache: dict = {"batch": full}
