@@ -39,8 +39,8 @@ def test_everything_cited_is_in_the_repository():
     "docs/math.md section N" names a section that docs/math.md has."""
     import re
 
-    files = [p for pattern in ("src/linflow/**/*.py", "docs/*.md", "notebooks/*.py", "notebooks/*.ipynb", "README.md",
-                               "examples/*", "benchmarks/**/*.py")
+    files = [p for pattern in ("src/linflow/**/*.py", "docs/*.md", "docs/guide/*.md", "notebooks/*.py",
+                               "notebooks/*.ipynb", "README.md", "examples/*", "benchmarks/**/*.py")
              for p in ROOT.glob(pattern)]
     assert len(files) > 30
     headings = {int(n) for n in re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "math.md").read_text(), re.MULTILINE)}

@@ -1,9 +1,9 @@
-"""Every headline number the README states about the full runs is pinned to the committed outputs of those runs
-(docs/results/NAME.json, written by `linflow reproduce NAME --data ...`): the README's text must contain each number
-as the committed summary gives it, rounded to the digits the README prints (its tolerance: half a unit in the last
-printed digit; rerunning the same command on the same data reproduces the summaries, which are deterministic on
-the CPU). A README edit that drifts from the measured numbers, or a rerun whose numbers change without the README,
-fails here."""
+"""Every headline number the README and the user guide (docs/guide/) state about the full runs is pinned to the
+committed outputs of those runs (docs/results/NAME.json, written by `linflow reproduce NAME --data ...`): the text
+must contain each number as the committed summary gives it, rounded to the digits the text prints (its tolerance:
+half a unit in the last printed digit; rerunning the same command on the same data reproduces the summaries, which
+are deterministic on the CPU). An edit that drifts from the measured numbers, or a rerun whose numbers change
+without the text, fails here."""
 
 import json
 import re
@@ -18,7 +18,9 @@ RESULTS = ROOT / "docs" / "results"
 
 
 def readme() -> str:
-    return re.sub(r"\s+", " ", (ROOT / "README.md").read_text())
+    """The README and the user guide's pages (docs/guide/), where the headline numbers live since issue 40."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+    return re.sub(r"\s+", " ", " ".join(p.read_text() for p in pages))
 
 
 def summary(name: str) -> dict:
