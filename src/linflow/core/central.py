@@ -213,6 +213,10 @@ class CentralFlow(AbstractField):
     def depth_of(self, y) -> int:
         return len(y)
 
+    @property
+    def modelled_step(self):
+        return self.eta
+
     def observe(self, ys):
         return observe_layers(self.problem, ys)
 

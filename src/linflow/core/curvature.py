@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 from . import runs as _runs
 from .fields import hessian_vector_product
 from .problems import Problem
+from .trajectory import Trajectory
 
 __all__ = ["hessian_extremes", "sharpness", "smallest_eigenvalue", "lanczos_top"]
 
@@ -102,7 +103,7 @@ def hessian_extremes(problem: Problem, layers, *, iters: int = 64) -> tuple[jax.
     shape. A :class:`~linflow.Trajectory` of a layer run is accepted too.
     """
     problem = _runs.check_problem(problem)
-    if hasattr(layers, "layers") and hasattr(layers, "kind"):
+    if isinstance(layers, Trajectory):
         if layers.layers is None:
             raise ValueError("the curvature is defined in the layer parameters: pass a layer run, not an end-to-end run")
         layers = layers.layers

@@ -234,6 +234,12 @@ class AbstractField(eqx.Module):
         """Why an implicit solver cannot run this field, or ``None``."""
         return None
 
+    @property
+    def modelled_step(self):
+        """The step ``eta`` of the discrete method this flow models at finite step (a modified or central flow: its
+        Trajectory carries it), or ``None`` for a flow of its own."""
+        return None
+
 
 class LayerFlow(AbstractField):
     """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``; state: the layers.
@@ -359,6 +365,10 @@ class ModifiedFlow(AbstractField):
 
     def __call__(self, t, y, args=None):
         return MODIFIED_FIELDS[self.order]((self.problem, self.eta), y)
+
+    @property
+    def modelled_step(self):
+        return self.eta
 
     def depth_of(self, y) -> int:
         return len(y)

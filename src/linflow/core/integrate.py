@@ -117,7 +117,7 @@ def solve(
     t1, ts = time_grid(t1, ts, n_save, time_unit, eta)
     if isinstance(field, EndToEndFlow) and field.rank is None:
         field = field.for_start(y0)  # a rank-deficient start keeps its rank (docs/math.md section 3)
-    eta_out = getattr(field, "eta", None)
+    eta_out = field.modelled_step
     if eta_out is None and time_unit == "iterations":
         eta_out = eta
     eta_out = None if eta_out is None else _checks.f64(eta_out)

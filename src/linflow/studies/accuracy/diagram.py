@@ -65,6 +65,10 @@ class CountedField(AbstractField):
     def explicit_only(self) -> str | None:
         return self.field.explicit_only
 
+    @property
+    def modelled_step(self):
+        return self.field.modelled_step
+
     def __call__(self, t, y, args=None):
         jax.debug.callback(self.counter.tick)
         return self.field(t, y, args)
