@@ -15,6 +15,9 @@ _cache = tempfile.mkdtemp(prefix="linflow-tests-jax-cache-")
 atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _cache)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# one CPU device per process (JAX's default): the suite's two workers already hold the two cores;
+# tests/test_parallel.py spreads over two devices in a process of its own
+os.environ.setdefault("LINFLOW_CORES", "1")
 # The suite is dominated by XLA compilation of many small computations, not by running them: LLVM's
 # expensive optimization passes are skipped (about 25% less compile time measured) and XLA:CPU's older
 # elemental emitters replace its fusion emitters (a diffrax solve compiles in 0.9 s instead of 1.6-2.0 s;

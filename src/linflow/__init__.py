@@ -1,9 +1,10 @@
 """linflow: training dynamics of deep linear networks in continuous and discrete time.
 
 Importing linflow enables float64 in JAX (``jax_enable_x64``): every computation runs in double
-precision. Nothing else happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on
-first use, so ``import linflow`` and ``linflow --help`` are instant. The top level holds what a notebook
-user types first:
+precision; before JAX starts its backends, it also gives JAX one CPU device per core (``LINFLOW_CORES``, default
+every core this process may use; :mod:`linflow.core.parallel`), over which batched runs spread. Nothing else
+happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on first use, so ``import linflow`` and
+``linflow --help`` are instant. The top level holds what a notebook user types first:
 
 * problems and starts: :class:`Problem`, :class:`SensingProblem`, :class:`CompletionProblem`,
   :mod:`linflow.problems`, :mod:`linflow.sensing`, :mod:`linflow.init`, :mod:`linflow.datasets`,
@@ -39,16 +40,41 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 
-def _enable_x64() -> None:
-    """float64 in JAX: set now if JAX is loaded, else through the variable JAX reads when it loads."""
+def _cores() -> int:
+    """``LINFLOW_CORES`` (a positive integer), else the cores this process may run on."""
+    value = os.environ.get("LINFLOW_CORES", "").strip()
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        return os.cpu_count() or 1
+
+
+def _configure_jax() -> None:
+    """float64 in JAX, and one CPU device per core, each on one thread (:mod:`linflow.core.parallel`): through the
+    variables JAX reads when it loads, or through its configuration when it is loaded but has not started its
+    backends yet (once they run, their devices stand)."""
+    cores = _cores()
+    if cores > 1 and "JAX_NUM_CPU_DEVICES" not in os.environ:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags and "intra_op_parallelism_threads" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
     jax = sys.modules.get("jax")
-    if jax is not None and hasattr(jax, "config"):
-        jax.config.update("jax_enable_x64", True)
-    else:
+    if jax is None or not hasattr(jax, "config"):
         os.environ["JAX_ENABLE_X64"] = "1"
+        if cores > 1 and "JAX_NUM_CPU_DEVICES" not in os.environ:
+            os.environ["JAX_NUM_CPU_DEVICES"] = str(cores)
+        return
+    jax.config.update("jax_enable_x64", True)
+    if cores > 1 and "JAX_NUM_CPU_DEVICES" not in os.environ:
+        try:
+            jax.config.update("jax_num_cpu_devices", cores)
+        except Exception:  # its backends already run: their devices stand  # noqa: BLE001
+            pass
 
 
-_enable_x64()
+_configure_jax()
 
 # The one table of the public API: name -> (where it lives under linflow, the attribute there or None for the module
 # itself). ``__all__``, the lazy loading below and ``dir()`` are derived from it; the TYPE_CHECKING block at the end

@@ -33,6 +33,7 @@ import optax
 from . import checks as _checks, runs as _runs
 from .fields import AbstractField, EndToEndFlow, LayerFlow, network_gradient
 from .measures import steps_per_save
+from .parallel import spread_calls
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -317,7 +318,8 @@ def end_to_end_descent(problem: Problem, W_e0, depth: int | None, eta, steps: in
 
 
 def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every: int = 1) -> list[Trajectory]:
-    """Gradient descent for a batch of learning rates: ``jax.vmap`` of :func:`gradient_descent`, one Trajectory each.
+    """Gradient descent for a batch of learning rates: ``jax.vmap`` of :func:`gradient_descent` spread over the cores
+    (:func:`linflow.core.parallel.spread`), one Trajectory each.
 
     Examples:
         >>> import linflow
@@ -327,7 +329,13 @@ def gradient_descents(problem: Problem, layers0, etas, steps: int, *, save_every
         ['ok', 'diverged']
     """
     etas = _batch("etas", etas)
-    return jax.vmap(lambda e: gradient_descent(problem, layers0, e, steps, save_every=save_every))(etas).unstack()
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    return spread_calls(_gd_member, etas, problem, layers0, steps, save_every).unstack()
+
+
+def _gd_member(eta, problem, layers0, steps, save_every):
+    return gradient_descent(problem, layers0, eta, steps, save_every=save_every)
 
 
 def _textbook_adagrad(lr):
@@ -422,8 +430,11 @@ def optax_descents(problem: Problem, layers0, optimizer, learning_rates, steps: 
         True
     """
     lrs = _batch("learning_rates", learning_rates)
-    return jax.vmap(lambda lr: optax_descent(problem, layers0, optimizer, lr, steps, save_every=save_every))(
-        lrs).unstack()
+    return spread_calls(_optax_member, lrs, problem, layers0, optimizer, steps, save_every).unstack()
+
+
+def _optax_member(lr, problem, layers0, optimizer, steps, save_every):
+    return optax_descent(problem, layers0, optimizer, lr, steps, save_every=save_every)
 
 
 def _batch(name: str, values) -> jax.Array:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import checks as _checks, runs as _runs
 from .settings import SOLVERS, SolverSettings, SolverSpec, flat_solve, result_code, settings_from, solver_stats
+from .parallel import spread_calls
 from .fields import MODIFIED_FIELDS, AbstractField, EndToEndFlow, LayerFlow, ModifiedFlow
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
@@ -222,7 +223,9 @@ for _f in (gradient_flow, end_to_end_flow, modified_flow):
 
 
 def gradient_flows(problem: Problem, layers0s, t1, **options) -> list[Trajectory]:
-    """The layer gradient flow from a batch of starts: ``jax.vmap`` of :func:`gradient_flow`, one Trajectory each.
+    """The layer gradient flow from a batch of starts: ``jax.vmap`` of :func:`gradient_flow` spread over the cores
+    (:func:`linflow.core.parallel.spread`; each share of the batch stops with its own slowest member), one Trajectory
+    each.
 
     ``layers0s`` is a tuple of stacked layers (each ``(B, n_j, n_{j-1})``) or a list of layer tuples.
     Each start keeps its own adaptive steps.
@@ -240,4 +243,8 @@ def gradient_flows(problem: Problem, layers0s, t1, **options) -> list[Trajectory
     else:
         stacked = tuple(jnp.asarray(w, jnp.float64) for w in layers0s)
         _runs.check_layers(problem, tuple(w[0] for w in stacked))
-    return jax.vmap(lambda ls: gradient_flow(problem, ls, t1, **options))(stacked).unstack()
+    return spread_calls(_flow_member, stacked, problem, t1, **options).unstack()
+
+
+def _flow_member(layers0, problem, t1, **options):
+    return gradient_flow(problem, layers0, t1, **options)

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from . import checks as _checks
 from . import runs as _runs
 from .descent import AbstractRule, descend
+from .parallel import spread_calls
 from .fields import LayerFlow
 from .init import end_to_end
 from .problems import Problem, lp_loss
@@ -153,15 +154,19 @@ def sgd(problem: Problem, layers0, eta, steps: int, *, batch: int, key, sampling
 def sgd_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, keys, sampling: str = "epoch",
                  save_every: int = 1) -> Trajectory:
     """:func:`sgd` for every key of ``keys`` (shape ``(n, 2)``, e.g. ``jax.random.split(key, n)``) in one compiled,
-    vmapped call: a Trajectory whose arrays have a leading ensemble axis of length ``n``."""
+    vmapped call spread over the cores (:func:`linflow.core.parallel.spread`): a Trajectory whose arrays have a
+    leading ensemble axis of length ``n``."""
     problem, layers0, batch = check_inputs(problem, layers0, batch, sampling)
     _checks.positive("eta", eta)
     keys = jnp.asarray(keys)
     if keys.ndim != 2:
         raise ValueError(f"keys must have shape (n, 2) (jax.random.split(key, n)); got {keys.shape}")
     base = SGDRule(LayerFlow(problem), batch, sampling)
-    return jax.vmap(lambda k: descend(_Keyed(base, k), tuple(layers0), eta, steps, save_every=save_every,
-                                      kind="sgd"))(keys)
+    return spread_calls(_keyed_member, keys, base, tuple(layers0), eta, steps, save_every, "sgd")
+
+
+def _keyed_member(key, base, layers0, eta, steps, save_every, kind):
+    return descend(_Keyed(base, key), layers0, eta, steps, save_every=save_every, kind=kind)
 
 
 def svag(problem: Problem, layers0, eta, steps: int, *, batch: int, key, ell: int, sampling: str = "replacement",
@@ -186,5 +191,4 @@ def svag_ensemble(problem: Problem, layers0, eta, steps: int, *, batch: int, key
     if keys.ndim != 2:
         raise ValueError(f"keys must have shape (n, 2) (jax.random.split(key, n)); got {keys.shape}")
     base = SVAGRule(LayerFlow(problem), batch, sampling, ell)
-    return jax.vmap(lambda k: descend(_Keyed(base, k), tuple(layers0), eta / ell, steps, save_every=save_every,
-                                      kind=f"svag{ell}"))(keys)
+    return spread_calls(_keyed_member, keys, base, tuple(layers0), eta / ell, steps, save_every, f"svag{ell}")
