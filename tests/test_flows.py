@@ -18,11 +18,18 @@ def rel_gap(a, b):
 
 
 # ---------------------------------------------------------------- Theorem 1: layers -> end-to-end
-@pytest.mark.parametrize(
-    "dims",
-    [(4, 3, 1), (4, 6, 1), (4, 1, 1), (4, 5, 5, 1), (4, 2, 7, 4, 1), (3, 4, 2), (3, 5, 5, 2)],
-)
-@pytest.mark.parametrize("p, lam", [(2.0, 0.0), (4.0, 0.0), (2.0, 0.1), (4.0, 0.05)])
+_THEOREM1_DIMS = [(4, 3, 1), (4, 6, 1), (4, 1, 1), (4, 5, 5, 1), (4, 2, 7, 4, 1), (3, 4, 2), (3, 5, 5, 2)]
+_THEOREM1_LOSSES = [(2.0, 0.0), (4.0, 0.0), (2.0, 0.1), (4.0, 0.05)]
+
+
+def _theorem1_cases():
+    """Every shape with every loss; the fast tier keeps one loss per shape (each shape and each loss at least once,
+    the property tests draw more), the full suite all 28."""
+    return [pytest.param(dims, p, lam, marks=() if j == i % len(_THEOREM1_LOSSES) else pytest.mark.slow)
+            for i, dims in enumerate(_THEOREM1_DIMS) for j, (p, lam) in enumerate(_THEOREM1_LOSSES)]
+
+
+@pytest.mark.parametrize("dims, p, lam", _theorem1_cases())
 def test_theorem1_product_of_layer_flow_equals_end_to_end_flow(dims, p, lam):
     prob = small_regression(m=40, d=dims[0], k=dims[-1], p=p, weight_decay=lam, seed=1)
     layers = init.balanced(dims, scale=0.6, seed=0)
