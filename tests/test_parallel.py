@@ -46,6 +46,14 @@ SCRIPT = textwrap.dedent('''
     ens = linflow.sgd_ensemble(p, layers, 0.05, 30, batch=8, keys=keys, save_every=10)
     one = [linflow.sgd(p, layers, 0.05, 30, batch=8, key=k, save_every=10) for k in keys]
     out["sgd_vs_single"] = max(gap(ens.end_to_end[i], r.end_to_end) for i, r in enumerate(one))
+    from linflow.core import descent
+    from linflow.core.fields import LayerFlow
+    rule = descent.EulerRule(LayerFlow(p))
+    grid = [0.2, 0.1, 0.05, 0.025, 0.02]  # dealt round-robin over two devices, one padded member
+    mapped = descent.descend_on_grid(rule, layers, grid, 2.0, 11)
+    each = [descent.descend(rule, layers, e, round(2.0 / e), save_every=round(0.2 / e)) for e in grid]
+    out["map_vs_single"] = max(gap(a.end_to_end, b.end_to_end) for a, b in zip(mapped, each))
+    out["map_times"] = [float(a.ts[-1]) for a in mapped]
     print(json.dumps(out))
 ''')
 
@@ -64,11 +72,17 @@ def test_two_cores_give_the_vmapped_batch_member_for_member():
     assert out["gd_vs_vmap"] == 0.0 and out["gd_status"] and out["gd_diverged"] == "diverged"
     assert out["sgd_vs_single"] == 0.0  # every key's path, to the last bit
     assert out["flow_vs_single"] <= 1e-14 and out["flow_steps"]  # each start keeps its own adaptive steps
+    assert out["map_vs_single"] == 0.0 and out["map_times"] == [2.0] * 5  # lax.map's members, dealt over devices
 
 
 def test_one_core_keeps_one_device():
     """The suite's processes run with LINFLOW_CORES=1 (tests/conftest.py): JAX keeps its one CPU device."""
     assert os.environ["LINFLOW_CORES"] == "1" and parallel.cores() == len(jax.devices()) == 1
+
+
+def test_spread_map_is_lax_map():
+    xs = jnp.arange(5.0)
+    np.testing.assert_array_equal(parallel.spread_map(lambda x: x**3 - x, xs), jax.lax.map(lambda x: x**3 - x, xs))
 
 
 def test_spread_pads_a_batch_and_drops_the_padding():

@@ -33,7 +33,7 @@ import optax
 from . import checks as _checks, runs as _runs
 from .fields import AbstractField, EndToEndFlow, LayerFlow, network_gradient
 from .measures import steps_per_save
-from .parallel import spread_calls
+from .parallel import spread_calls, spread_map
 from .problems import Problem
 from .trajectory import STATUSES, Trajectory
 
@@ -242,8 +242,9 @@ def descend_each(rule, y0, etas, per_save, n_saves: int, *, kind: str | None = N
     """``rule`` from ``y0`` at every ``(eta, steps per save)`` pair, ``n_saves`` saves each: a batched Trajectory.
 
     One compiled call for the whole batch, compiled once per number of etas: the etas run one after the other
-    (``jax.lax.map``, the steps per save traced), each with its own number of steps (a ``jax.vmap`` over them would
-    run every eta for the largest count). Forward only.
+    (``jax.lax.map``, the steps per save traced; dealt round-robin over the cores, :func:`linflow.core.parallel.
+    spread_map`), each with its own number of steps (a ``jax.vmap`` over them would run every eta for the largest
+    count). Forward only.
     """
     return _descend_each(rule, y0, jnp.asarray(etas, jnp.float64), jnp.asarray(per_save, jnp.int64), n_saves,
                          kind or rule.field.discrete_kind)
@@ -251,7 +252,7 @@ def descend_each(rule, y0, etas, per_save, n_saves: int, *, kind: str | None = N
 
 @eqx.filter_jit
 def _descend_each(rule, y0, etas, per_save, n_saves: int, kind: str) -> Trajectory:
-    return jax.lax.map(lambda a: _descend(rule, y0, a[0], a[1], n_saves, 0, kind), (etas, per_save))
+    return spread_map(lambda a: _descend(rule, y0, a[0], a[1], n_saves, 0, kind), (etas, per_save))
 
 
 @eqx.filter_jit
@@ -265,7 +266,7 @@ def iterate_each(rule, state0, etas, per_save, n_saves: int, observe=None):
         saves, bad_at = iterate(rule, state0, a[0], a[1], n_saves)
         return (saves if observe is None else observe(saves)), bad_at
 
-    return jax.lax.map(one, (etas, per_save))
+    return spread_map(one, (etas, per_save))
 
 
 def descend_chunks(rule, y0, eta, save_every, n_saves: int, *, kind: str | None = None) -> Trajectory:

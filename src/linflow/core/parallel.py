@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-__all__ = ["spread", "spread_calls", "cores"]
+__all__ = ["spread", "spread_map", "spread_calls", "cores"]
 
 _AXIS = "runs"
 
@@ -51,6 +51,27 @@ def spread(run, batch):
     out = jax.shard_map(jax.vmap(run), mesh=mesh, in_specs=PartitionSpec(_AXIS), out_specs=PartitionSpec(_AXIS),
                         check_vma=False)(batch)
     return jax.tree_util.tree_map(lambda a: a[:n], out) if pad else out
+
+
+def spread_map(run, batch):
+    r"""``jax.lax.map(run, batch)``, the members dealt round-robin over the devices, each device mapping over its own
+    share one member after another (runs of different lengths, e.g. GD at etas with their own step counts, share the
+    work evenly; each member is computed by the same program as in ``lax.map``)."""
+    leaves = jax.tree_util.tree_leaves(batch)
+    n = int(leaves[0].shape[0])
+    devices = jax.devices()
+    k = min(len(devices), n)
+    if k < 2:
+        return jax.lax.map(run, batch)
+    m = -(-n // k)
+    order = np.arange(m * k).reshape(m, k).T.ravel()  # device j gets members j, j + k, j + 2k, ...
+    order = np.minimum(order, n - 1)  # padding: copies of the last member, dropped below
+    dealt = jax.tree_util.tree_map(lambda a: a[order], batch)
+    mesh = Mesh(np.asarray(devices[:k]), (_AXIS,))
+    out = jax.shard_map(lambda b: jax.lax.map(run, b), mesh=mesh, in_specs=PartitionSpec(_AXIS),
+                        out_specs=PartitionSpec(_AXIS), check_vma=False)(dealt)
+    back = np.argsort(np.arange(m * k).reshape(m, k).T.ravel())[:n]  # position of member i in the dealt order
+    return jax.tree_util.tree_map(lambda a: a[back], out)
 
 
 def spread_calls(member, batch, *args, **kwargs):
