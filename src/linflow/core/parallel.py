@@ -1,12 +1,12 @@
 r"""Independent runs over the machine's cores: a batch of runs (an eta grid, an ensemble of seeds or keys, many
 starts) split across JAX's CPU devices, one run per core at a time.
 
-A batched run is ``jax.vmap`` of one run over a leading axis. :func:`spread` shards that axis over the devices
+A batched run is ``jax.vmap`` of one run over a leading axis. :func:`spread` deals that axis over the devices
 (``jax.shard_map`` of the ``vmap``: each device runs its share as one vmapped program, on one thread); with one device
-it is the ``vmap`` itself. Each member's arithmetic is the same whichever device runs it, so a spread batch equals the
-vmapped one member for member (to the last bit on the runs compared, ``tests/test_parallel.py``). Splitting a batch
-of adaptive solves also cuts the lock-step waste of a vmapped while loop: each device's share stops with its own
-slowest member, not the whole batch's.
+it is the ``vmap`` itself. :func:`spread_map` does the same for ``jax.lax.map``. Each member's arithmetic is the
+same whichever device runs it, so a spread batch equals the vmapped one member for member (to the last bit on the
+runs compared, ``tests/test_parallel.py``). Splitting a batch of adaptive solves also cuts the lock-step waste of a
+vmapped while loop: each device's share stops with its own slowest member, not the whole batch's.
 
 The devices are set when linflow is imported before JAX: ``LINFLOW_CORES`` (default: the cores this process may run
 on) CPU devices, each computing on one thread (XLA's intra-op thread pool off: two threads per small operation
@@ -33,44 +33,37 @@ def cores() -> int:
 
 
 def spread(run, batch):
-    r"""``jax.vmap(run)(batch)``, with the batch's leading axis split over the devices.
+    r"""``jax.vmap(run)(batch)``, with the batch's members dealt over the devices (:func:`_dealt`), each device
+    running its share as one vmapped program.
 
-    ``batch`` is a pytree whose leaves share a leading axis of length $n$; a batch that the device count does not
-    divide is padded with copies of its last member, whose results are dropped. Works under ``jax.jit`` (and is
-    traced once per shape there)."""
-    leaves = jax.tree_util.tree_leaves(batch)
-    n = int(leaves[0].shape[0])
-    devices = jax.devices()
-    k = min(len(devices), n)
-    if k < 2:
-        return jax.vmap(run)(batch)
-    pad = (-n) % k
-    if pad:
-        batch = jax.tree_util.tree_map(lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)]), batch)
-    mesh = Mesh(np.asarray(devices[:k]), (_AXIS,))
-    out = jax.shard_map(jax.vmap(run), mesh=mesh, in_specs=PartitionSpec(_AXIS), out_specs=PartitionSpec(_AXIS),
-                        check_vma=False)(batch)
-    return jax.tree_util.tree_map(lambda a: a[:n], out) if pad else out
+    ``batch`` is a pytree whose leaves share a leading axis of length $n$. Works under ``jax.jit`` (and is traced
+    once per shape there)."""
+    return _dealt(jax.vmap(run), batch)
 
 
 def spread_map(run, batch):
-    r"""``jax.lax.map(run, batch)``, the members dealt round-robin over the devices, each device mapping over its own
-    share one member after another (runs of different lengths, e.g. GD at etas with their own step counts, share the
-    work evenly; each member is computed by the same program as in ``lax.map``)."""
-    leaves = jax.tree_util.tree_leaves(batch)
-    n = int(leaves[0].shape[0])
+    r"""``jax.lax.map(run, batch)``, the members dealt over the devices (:func:`_dealt`), each device mapping over its
+    own share one member after another (runs of different lengths, e.g. GD at etas with their own step counts, share
+    the work evenly; each member is computed by the same program as in ``lax.map``)."""
+    return _dealt(lambda share: jax.lax.map(run, share), batch)
+
+
+def _dealt(run_share, batch):
+    """``run_share(batch)`` with the members dealt round-robin over the devices (device ``j`` gets members ``j``,
+    ``j + k``, ``j + 2k``, ...; a batch that ``k`` does not divide is padded with copies of its last member, whose
+    results are dropped) and put back in order; ``run_share`` itself on one device."""
+    n = int(jax.tree_util.tree_leaves(batch)[0].shape[0])
     devices = jax.devices()
     k = min(len(devices), n)
     if k < 2:
-        return jax.lax.map(run, batch)
+        return run_share(batch)
     m = -(-n // k)
-    order = np.arange(m * k).reshape(m, k).T.ravel()  # device j gets members j, j + k, j + 2k, ...
-    order = np.minimum(order, n - 1)  # padding: copies of the last member, dropped below
-    dealt = jax.tree_util.tree_map(lambda a: a[order], batch)
+    dealt = np.arange(m * k).reshape(m, k).T.ravel()  # position p of the dealt batch holds member dealt[p]
+    shares = jax.tree_util.tree_map(lambda a: a[np.minimum(dealt, n - 1)], batch)
     mesh = Mesh(np.asarray(devices[:k]), (_AXIS,))
-    out = jax.shard_map(lambda b: jax.lax.map(run, b), mesh=mesh, in_specs=PartitionSpec(_AXIS),
-                        out_specs=PartitionSpec(_AXIS), check_vma=False)(dealt)
-    back = np.argsort(np.arange(m * k).reshape(m, k).T.ravel())[:n]  # position of member i in the dealt order
+    out = jax.shard_map(run_share, mesh=mesh, in_specs=PartitionSpec(_AXIS), out_specs=PartitionSpec(_AXIS),
+                        check_vma=False)(shares)
+    back = np.argsort(dealt)[:n]  # where member i sits in the dealt batch
     return jax.tree_util.tree_map(lambda a: a[back], out)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from ...core import init, problems
-from ...core.descent import AbstractRule, EulerRule, iterate
+from ...core.descent import AbstractRule, EulerRule, iterate, last
 from ...core.fields import LayerFlow
 from ...core.settings import SolverSettings, with_newton
 from .flows import ESCAPE_RULE, STARTS, escape_times, exact_escape_times, start_layers
@@ -68,7 +68,7 @@ def _gd_passages(problem, layers0, eta, levels, max_steps):
     ``(times, steps, finite, unstable_at, last layers)``."""
     rule = PassageRule(LayerFlow(problem), levels, problem.loss(init.end_to_end(layers0)))
     saves, bad_at = iterate(rule, rule.init(layers0), eta, max_steps, 1)
-    y, k, _, times, _, unstable_at, _ = jax.tree_util.tree_map(lambda a: a[-1], saves)
+    y, k, _, times, _, unstable_at, _ = last(saves)
     return times, jnp.where(bad_at >= 0, bad_at, k), bad_at < 0, unstable_at, y
 
 
