@@ -195,7 +195,7 @@ def error_norm(x) -> jax.Array:
     return jnp.where(jnp.isnan(norm), jnp.inf, norm)
 
 
-def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8) -> diffrax.AbstractSolver:
+def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8, *, linear_solver=None) -> diffrax.AbstractSolver:
     """An implicit solver (a name of :data:`SOLVERS` or an object) whose stage equations are solved by Newton's method
     (``optimistix.Newton``) instead of diffrax's default chord iteration, which reuses one Jacobian per step. On stiff
     flows whose Jacobian turns within a step the chord iteration fails and the step is rejected: measured on the
@@ -203,12 +203,18 @@ def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8) -> diffrax.Abstr
     and on Razin & Cohen's 2 x 2 polar flow to t = 1e9 9,528 (half rejected) against 240. ``rtol``, ``atol`` stop
     the stage solves; keep them looser than the step controller's (which judges the step's accuracy): stage
     tolerances of 1e-10 that rounding cannot reach on the polar flow at depth 3 made every step fail past
-    t = 2e6 (measured), 1e-6 reaches t = 1e12 in 447 steps with the same states to 1e-7."""
+    t = 2e6 (measured), 1e-6 reaches t = 1e12 in 447 steps with the same states to 1e-7.
+
+    ``linear_solver``: a lineax solver for Newton's linear systems (default: lineax's, which forms the Jacobian).
+    ``lineax.GMRES`` never forms it (Jacobian-vector products only): on large states, where the Jacobian does not fit
+    or costs one JVP per coordinate, the way in (the ACHL19 completion flows, :mod:`linflow.paper.achl19`)."""
     import optimistix as optx
 
     if not _is_implicit(solver):
         raise ValueError(f"with_newton needs an implicit solver; {resolve_solver(solver)[1]!r} is explicit")
-    return eqx.tree_at(lambda s: s.root_finder, resolve_solver(solver)[0], optx.Newton(rtol=rtol, atol=atol))
+    newton = optx.Newton(rtol=rtol, atol=atol) if linear_solver is None else optx.Newton(
+        rtol=rtol, atol=atol, linear_solver=linear_solver)
+    return eqx.tree_at(lambda s: s.root_finder, resolve_solver(solver)[0], newton)
 
 
 def require_adaptive(who: str, solver) -> None:
