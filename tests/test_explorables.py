@@ -26,6 +26,21 @@ def site(tmp_path_factory):
     return built_site(str(tmp_path_factory.mktemp("docs")))
 
 
+@pytest.fixture(scope="module")
+def page_at(site):
+    """``page_at(width, height)``: a fresh page of one Chromium on one server of the built site, for the module."""
+    with served(site) as base, chromium() as browser:
+        pages = []
+
+        def make(width: int, height: int):
+            pages.append(Visit(browser.new_page(viewport={"width": width, "height": height}), base))
+            return pages[-1]
+
+        yield make
+        for visit in pages:
+            visit.page.close()
+
+
 def _bokeh(page, name, attr):
     return page.evaluate(f"([n, a]) => {{ const m = ({MODEL})(n); return a ? m[a] : m; }}", [name, attr])
 
@@ -40,27 +55,26 @@ def _source(page, name):
 
 
 @contextmanager
-def explorable(site, name: str, tmp_path):
+def explorable(page_at, name: str, tmp_path):
     """The built page ``explorables/NAME/`` in Chromium once Bokeh has drawn it; on leaving, a full-page screenshot
     (``explorable-NAME.png``, underscores as dashes, in LINFLOW_SCREENSHOTS or ``tmp_path``) of its final state,
     and no console error, failed request or request that left the site."""
-    with served(site) as base, chromium() as browser:
-        visit = Visit(browser.new_page(viewport={"width": 1200, "height": 1100}), base)
-        page = visit.open(f"explorables/{name}/")
-        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
-        yield page
-        shot = Path(SHOTS or tmp_path) / f"explorable-{name.replace('_', '-')}.png"
-        # the explorable alone (not the site's header, navigation and footer): the docs' front page shows these
-        page.locator("[data-root-id] + *, .bk-Column, .bk-Row").first.screenshot(path=str(shot))
+    visit = page_at(1200, 1100)
+    page = visit.open(f"explorables/{name}/")
+    page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
+    yield page
+    shot = Path(SHOTS or tmp_path) / f"explorable-{name.replace('_', '-')}.png"
+    # the explorable alone (not the site's header, navigation and footer): the docs' front page shows these
+    page.locator("[data-root-id] + *, .bk-Column, .bk-Row").first.screenshot(path=str(shot))
     assert not visit.outside and not visit.errors and not visit.failed, (visit.outside, visit.errors, visit.failed)
 
 
 @pytest.mark.slow
 @needs_browser
-def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tmp_path):
+def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(page_at, tmp_path):
     data = strict_json(DATA / "leaving_the_flow.json")
     n = len(data["etas"])
-    with explorable(site, "leaving_the_flow", tmp_path) as page:
+    with explorable(page_at, "leaving_the_flow", tmp_path) as page:
         flow = _source(page, "flow")
         np.testing.assert_array_equal(flow["w1"], data["flow"]["w1"])
         for i in (0, n // 3, n // 2, n - 1):
@@ -92,9 +106,9 @@ def test_gd_leaves_the_flow_page_draws_the_precomputed_run_for_each_eta(site, tm
 
 @needs_browser
 @pytest.mark.parametrize("name", ["leaving_the_flow", "solver_accuracy", "attractor_map", "plateaus"])
-def test_every_plot_title_fits_its_plot(site, name, tmp_path):
+def test_every_plot_title_fits_its_plot(page_at, name, tmp_path):
     """Issue 38: titles were clipped ("GD's iterates (", "red: esc") at the docs' width."""
-    with explorable(site, name, tmp_path) as page:
+    with explorable(page_at, name, tmp_path) as page:
         fit = page.evaluate("""() => { const c = document.createElement('canvas').getContext('2d');
             c.font = 'bold 13px helvetica';  // Bokeh's title font
             const out = [];
@@ -112,10 +126,10 @@ def test_every_plot_title_fits_its_plot(site, name, tmp_path):
 
 
 @needs_browser
-def test_solver_accuracy_page_marks_the_chosen_solver_and_tolerance(site, tmp_path):
+def test_solver_accuracy_page_marks_the_chosen_solver_and_tolerance(page_at, tmp_path):
     data = strict_json(DATA / "solver_accuracy.json")
     tols = data["tolerances"]
-    with explorable(site, "solver_accuracy", tmp_path) as page:
+    with explorable(page_at, "solver_accuracy", tmp_path) as page:
         for solver in data["solvers"]:
             _set(page, "solver_select", solver)
             for k in (tols[0], tols[len(tols) // 2], tols[-1]):
@@ -175,10 +189,10 @@ def test_live_gd_on_the_plane_against_a_numpy_loop():
 
 @pytest.mark.slow
 @needs_browser
-def test_attractor_map_page_shows_the_orbit_of_each_eta(site, tmp_path):
+def test_attractor_map_page_shows_the_orbit_of_each_eta(page_at, tmp_path):
     data = strict_json(DATA / "attractor_map.json")
     n = len(data["ratios"])
-    with explorable(site, "attractor_map", tmp_path) as page:
+    with explorable(page_at, "attractor_map", tmp_path) as page:
         for i in (0, n // 4, n // 2, n - 1):
             _set(page, "eta_slider", i)
             assert _source(page, "orbit")["y"] == data["orbit"][i], f"eta index {i}"
@@ -203,10 +217,10 @@ def test_attractor_map_data_follow_the_period_rule():
 
 
 @needs_browser
-def test_plateaus_page_draws_the_chosen_depth_and_alpha(site, tmp_path):
+def test_plateaus_page_draws_the_chosen_depth_and_alpha(page_at, tmp_path):
     data = strict_json(DATA / "plateaus.json")
     exponents = [round(-np.log10(a)) for a in data["alphas"]]
-    with explorable(site, "plateaus", tmp_path) as page:
+    with explorable(page_at, "plateaus", tmp_path) as page:
         for depth in map(str, data["depths"]):
             _set(page, "depth_select", depth)
             for k in (exponents[0], exponents[-1]):

@@ -30,17 +30,44 @@ def site(tmp_path_factory):
     return built_site(str(tmp_path_factory.mktemp("docs")))
 
 
+@pytest.fixture(scope="module")
+def base(site):
+    """The built site served for the module's tests (one server)."""
+    with served(site) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium for the module's tests; each test opens its own pages."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def new_page(browser):
+    """``new_page(width)``: a fresh page (closed after the test)."""
+    pages = []
+
+    def make(width: int):
+        pages.append(browser.new_page(viewport={"width": width, "height": 900}))
+        return pages[-1]
+
+    yield make
+    for page in pages:
+        page.close()
+
+
 @pytest.mark.slow
 @needs_browser
 @pytest.mark.parametrize("path, least", PAGES.items())
-def test_formulas_are_typeset_offline(site, path, least, tmp_path):
-    with served(site) as base, chromium() as browser:
-        visit = Visit(browser.new_page(viewport={"width": 1200, "height": 900}), base)
-        page = visit.open(path)
-        rendered = page.locator(".katex").count()
-        errors = page.locator(".katex-error").all_inner_texts()
-        text = page.evaluate(VISIBLE_PROSE)
-        page.screenshot(path=str(tmp_path / "page.png"))
+def test_formulas_are_typeset_offline(base, new_page, path, least, tmp_path):
+    visit = Visit(new_page(1200), base)
+    page = visit.open(path)
+    rendered = page.locator(".katex").count()
+    errors = page.locator(".katex-error").all_inner_texts()
+    text = page.evaluate(VISIBLE_PROSE)
+    page.screenshot(path=str(tmp_path / "page.png"))
     assert not visit.outside, f"{path} asked for {visit.outside}"
     assert not visit.errors and not visit.failed, f"{path}: {visit.errors} {visit.failed}"
     assert rendered >= least, f"{path}: {rendered} typeset formulas, expected at least {least}"
@@ -79,11 +106,9 @@ DISPLAYS = """() => [...document.querySelectorAll('.katex-display')].map(d => {
 
 @needs_browser
 @pytest.mark.parametrize("width", [1280, 1024, 800])
-def test_no_display_formula_overflows_its_column_or_touches_its_number(site, width):
+def test_no_display_formula_overflows_its_column_or_touches_its_number(base, new_page, width):
     """Issue 38: at 1280 px six equations were wider than the text column, cut off and printed over by their tags."""
-    with served(site) as base, chromium() as browser:
-        page = Visit(browser.new_page(viewport={"width": width, "height": 900}), base).open("math/")
-        displays = page.evaluate(DISPLAYS)
+    displays = Visit(new_page(width), base).open("math/").evaluate(DISPLAYS)
     assert len(displays) >= 40
     tagged = [d for d in displays if d["tag"] is not None]
     assert len(tagged) >= 30  # the numbered equations, (1.1) on
@@ -103,14 +128,11 @@ WIDE = """(selector) => [...document.querySelectorAll(selector)].map(p => {
 
 @pytest.mark.slow
 @needs_browser
-def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(site):
+def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(base, new_page):
     """Issue 38: the install line was clipped on the front page; printed output wrapped mid-word ("clo / sed form")."""
-    with served(site) as base, chromium() as browser:
-        page = Visit(browser.new_page(viewport={"width": 1280, "height": 900}), base).open("")
-        blocks = page.evaluate(WIDE, "article pre")
-        page = Visit(browser.new_page(viewport={"width": 1280, "height": 900}), base).open(
-            "notebooks/05_small_initialization/")
-        outputs = page.evaluate(WIDE, ".jp-OutputArea-output pre")
+    blocks = Visit(new_page(1280), base).open("").evaluate(WIDE, "article pre")
+    outputs = Visit(new_page(1280), base).open("notebooks/05_small_initialization/").evaluate(
+        WIDE, ".jp-OutputArea-output pre")
     assert blocks and all(b["hidden"] <= 1 for b in blocks), [b for b in blocks if b["hidden"] > 1]
     assert outputs
     for o in outputs:  # whole lines, scrolled sideways where wider than the column
