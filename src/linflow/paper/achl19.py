@@ -165,7 +165,7 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
              budget: tuple[int, int] = BUDGET) -> dict:
     """The layer flow from :func:`start_layers`, stopped by an event where the loss falls below :data:`FIT` of its
     start (or at ``t1``): ``budget[0]`` Tsit5 steps, then (a run neither fitted nor escaping there) up to
-    ``budget[1]`` Kvaerno5 steps from where Tsit5 stopped (:data:`SOLVER`). Returns ``W`` where it stopped,
+    ``budget[1]`` Kvaerno5 steps (GMRES stages) from where Tsit5 stopped. Returns ``W`` where it stopped,
     ``time``, ``fate`` (:func:`fate_of`), ``error`` (relative to the target), ``at_floor`` (:data:`FLOOR_RULE`;
     None when not fitted), ``loss_ratio``, ``sigma_ratio`` (``sigma_1`` over the target's), ``sigma_rate`` and
     ``loss_rate`` (per unit time, where it stopped), ``steps`` and ``implicit_steps``, ``status`` (the solver's)."""
