@@ -58,3 +58,18 @@ def test_sde_benchmark_quick(tmp_path):
     methods = {row["method"] for row in r["rows"]}
     assert methods == {"diffrax_virtual", "diffrax_unsafe", "scan", "sgd", "explicit_factor_loop"}
     assert all(row["per_path_ms"] > 0 for row in r["rows"])
+
+
+def test_authors_side_by_side_refuses_a_missing_checkout_in_one_line(tmp_path):
+    """benchmarks/achl19_authors.py needs the authors' code (fetched, never vendored) and PyTorch: without them it says
+    which option is wrong, in one line, exit 2, before running anything (it runs in full only by hand: hours of GD)."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.achl19_authors", "--authors", str(tmp_path), "--out",
+                          str(tmp_path / "o.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("--authors") and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.json").exists()
+    fake = tmp_path / "checkout"
+    (fake / "lunzi").mkdir(parents=True)
+    (fake / "main.py").write_text("")
+    res = subprocess.run([sys.executable, "-m", "benchmarks.achl19_authors", "--authors", str(fake), "--python",
+                          str(tmp_path / "none")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("--python") and "cannot be run" in res.stderr

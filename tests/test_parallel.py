@@ -54,6 +54,14 @@ SCRIPT = textwrap.dedent('''
     each = [descent.descend(rule, layers, e, round(2.0 / e), save_every=round(0.2 / e)) for e in grid]
     out["map_vs_single"] = max(gap(a.end_to_end, b.end_to_end) for a, b in zip(mapped, each))
     out["map_times"] = [float(a.ts[-1]) for a in mapped]
+
+    def flow(start):  # a Python-level task around a compiled solve; says which device computed it
+        run = linflow.gradient_flow(p, start, 5.0, n_save=6)
+        return np.asarray(run.end_to_end), int(run.stats["num_steps"]), run.end_to_end.devices().pop().id
+    tasks = parallel.spread_tasks(flow, starts * 2)
+    out["tasks_vs_single"] = max(gap(a[0], b.end_to_end) for a, b in zip(tasks, single * 2))
+    out["tasks_steps"] = [a[1] for a in tasks] == [int(b.stats["num_steps"]) for b in single * 2]
+    out["tasks_devices"] = sorted({a[2] for a in tasks})
     print(json.dumps(out))
 ''')
 
@@ -73,6 +81,24 @@ def test_two_cores_give_the_vmapped_batch_member_for_member():
     assert out["sgd_vs_single"] == 0.0  # every key's path, to the last bit
     assert out["flow_vs_single"] <= 1e-14 and out["flow_steps"]  # each start keeps its own adaptive steps
     assert out["map_vs_single"] == 0.0 and out["map_times"] == [2.0] * 5  # lax.map's members, dealt over devices
+    # Python-level tasks, one thread per device: the same numbers, both devices used
+    assert out["tasks_vs_single"] == 0.0 and out["tasks_steps"] and out["tasks_devices"] == [0, 1]
+
+
+def test_spread_tasks_on_one_device_is_the_loop_in_order():
+    finished = []
+    assert parallel.spread_tasks(lambda x: x * x, [3, 1, 2], done=finished.append) == [9, 1, 4]
+    assert finished == [0, 1, 2]
+
+
+def test_a_failed_task_raises_its_own_error():
+    def task(x):
+        if x == 2:
+            raise ValueError("job 2 failed")
+        return x
+
+    with pytest.raises(ValueError, match="job 2 failed"):
+        parallel.spread_tasks(task, [1, 2, 3])
 
 
 def test_one_core_keeps_one_device():

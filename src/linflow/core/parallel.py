@@ -3,7 +3,8 @@ starts) split across JAX's CPU devices, one run per core at a time.
 
 A batched run is ``jax.vmap`` of one run over a leading axis. :func:`spread` deals that axis over the devices
 (``jax.shard_map`` of the ``vmap``: each device runs its share as one vmapped program, on one thread); with one device
-it is the ``vmap`` itself. :func:`spread_map` does the same for ``jax.lax.map``. Each member's arithmetic is the
+it is the ``vmap`` itself. :func:`spread_map` does the same for ``jax.lax.map``; :func:`spread_tasks` runs Python-level
+tasks (loops around compiled solves) one thread per device. Each member's arithmetic is the
 same whichever device runs it, so a spread batch equals the vmapped one member for member (to the last bit on the
 runs compared, ``tests/test_parallel.py``). Splitting a batch of adaptive solves also cuts the lock-step waste of a
 vmapped while loop: each device's share stops with its own slowest member, not the whole batch's.
@@ -16,13 +17,16 @@ thread pool. Where JAX was imported first, its own setting stands and :func:`spr
 
 from __future__ import annotations
 
+import queue
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-__all__ = ["spread", "spread_map", "spread_calls", "cores"]
+__all__ = ["spread", "spread_map", "spread_calls", "spread_tasks", "cores"]
 
 _AXIS = "runs"
 
@@ -78,6 +82,48 @@ def spread_calls(member, batch, *args, **kwargs):
     floats among the options travel as float64 arrays, so a new value (a horizon, a tolerance) does not recompile."""
     args, kwargs = jax.tree_util.tree_map(_traced_float, (args, kwargs))
     return _spread_jit(member, batch, args, kwargs)
+
+
+def spread_tasks(task, jobs, done=None) -> list:
+    r"""``[task(job) for job in jobs]`` for tasks that are Python loops around compiled runs (an adaptive solve
+    continued by another solver, a run read between passages): one thread per device, each task computed on the
+    device its thread holds (``jax.default_device``), the next job taken by whichever device is free, so tasks of
+    very different lengths share the cores (jobs listed longest first finish soonest). Each task's arithmetic is the
+    same program whichever device runs it: the results equal the sequential ones to the last bit. ``done(i)`` is
+    called (in the calling thread) as job ``i`` finishes; one device: the plain loop, in order."""
+    jobs = list(jobs)
+    devices = jax.devices()
+    if len(devices) < 2 or len(jobs) < 2:
+        out = []
+        for i, job in enumerate(jobs):
+            out.append(task(job))
+            if done is not None:
+                done(i)
+        return out
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for device in devices:
+        free.put(device)
+
+    def on_a_free_device(job):
+        device = free.get()
+        try:
+            with jax.default_device(device):
+                return task(job)
+        finally:
+            free.put(device)
+
+    with ThreadPoolExecutor(len(devices)) as pool:
+        futures = {pool.submit(on_a_free_device, job): i for i, job in enumerate(jobs)}
+        try:
+            for future in as_completed(futures):
+                future.result()  # a failed task raises here, at once
+                if done is not None:
+                    done(futures[future])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return [future.result() for future in futures]
 
 
 def _traced_float(x):

@@ -28,6 +28,8 @@ main start only.
 
 from __future__ import annotations
 
+import time
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,7 @@ import lineax as lx
 
 from ..core import init, problems
 from ..core.fields import LayerFlow
+from ..core.parallel import spread_tasks
 from ..core.passages import first_passages
 from ..core.sensing import CompletionProblem, random_mask
 from ..core.settings import SolverSettings, with_newton
@@ -168,7 +171,9 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
     ``budget[1]`` Kvaerno5 steps (GMRES stages) from where Tsit5 stopped. Returns ``W`` where it stopped,
     ``time``, ``fate`` (:func:`fate_of`), ``error`` (relative to the target), ``at_floor`` (:data:`FLOOR_RULE`;
     None when not fitted), ``loss_ratio``, ``sigma_ratio`` (``sigma_1`` over the target's), ``sigma_rate`` and
-    ``loss_rate`` (per unit time, where it stopped), ``steps`` and ``implicit_steps``, ``status`` (the solver's)."""
+    ``loss_rate`` (per unit time, where it stopped), ``steps`` and ``implicit_steps``, ``seconds`` (its wall time,
+    compiling included), ``status`` (the solver's)."""
+    started = time.perf_counter()
     W_star = np.asarray(problem.target_matrix)
     sigma_star = float(np.linalg.norm(W_star, 2))
     layers0 = start_layers(problem.k, depth, seed, start)
@@ -205,7 +210,7 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
     return {"W": W, "time": t0, "fate": fate_of(fitted, sigma / sigma_star, sigma_rate), "error": error,
             "at_floor": at_floor, "loss_ratio": float(problem.loss(W) / observable.scale),
             "sigma_ratio": sigma / sigma_star, "sigma_rate": sigma_rate, "loss_rate": loss_rate, "steps": steps,
-            "implicit_steps": implicit_steps, "status": status}
+            "implicit_steps": implicit_steps, "seconds": time.perf_counter() - started, "status": status}
 
 
 def instance(n: int, rank: int, count: int, seed: int) -> CompletionProblem:
@@ -215,7 +220,18 @@ def instance(n: int, rank: int, count: int, seed: int) -> CompletionProblem:
     return CompletionProblem(rows, cols, W_star[rows, cols], (n, n), target=W_star)
 
 
-_RUN_FIELDS = ("error", "time", "loss_ratio", "sigma_ratio", "sigma_rate", "loss_rate", "steps", "implicit_steps")
+_RUN_FIELDS = ("error", "time", "loss_ratio", "sigma_ratio", "sigma_rate", "loss_rate", "steps", "implicit_steps",
+               "seconds")
+
+
+def _flow_jobs(starts, depths, counts: int, seeds: int) -> list[tuple[int, int, int, int]]:
+    """The flows of a run as ``(start, depth, count, seed)`` indices: every depth, count and seed from the main start
+    (index 0), and every other start at the fewest count (index 0); the deepest and the start rows first (the
+    longest runs measured: they start the pool, the short ones fill in after)."""
+    main = [(0, i, c, s) for c in range(counts) for s in range(seeds) for i in range(len(depths))]
+    rows = [(j, i, 0, s) for j in range(1, len(starts)) for s in range(seeds) for i in range(len(depths))]
+    return sorted(rows, key=lambda job: (-depths[job[1]], -starts[job[0]][1])) + sorted(
+        main, key=lambda job: -depths[job[1]])
 
 
 def achl19(data=None, quick: bool = False, config: dict | None = None):
@@ -237,37 +253,32 @@ def achl19(data=None, quick: bool = False, config: dict | None = None):
     s_shape = (len(starts), len(depths), len(seeds))
     s_err, s_fate, s_floor = np.full(s_shape, np.nan), np.full(s_shape, "", dtype=object), np.zeros(s_shape, bool)
     s_runs = {k: np.full(s_shape, np.nan) for k in _RUN_FIELDS}
+    probs = {(c, s): instance(n, r, m, seed) for c, m in enumerate(counts) for s, seed in enumerate(seeds)}
+    jobs = _flow_jobs(starts, depths, len(counts), len(seeds))
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(depths) * len(seeds) * (len(counts) + len(starts) - 1), desc="achl19", unit="flow",
-               delay=1.0, disable=None)
+    bar = tqdm(total=len(jobs), desc="achl19", unit="flow", delay=1.0, disable=None)
     try:
-        for c, m in enumerate(counts):
-            for s, seed in enumerate(seeds):
-                prob = instance(n, r, m, seed)
-                W_star = np.asarray(prob.target_matrix)
-                for i, N in enumerate(depths):
-                    run = flow_run(prob, N, seed, budget=budget)
-                    err[i, c, s], fate[i, c, s], floor[i, c, s] = run["error"], run["fate"], bool(run["at_floor"])
-                    sv[i, c, s] = np.linalg.svd(run["W"], compute_uv=False)
-                    for k in _RUN_FIELDS:
-                        runs[k][i, c, s] = run[k]
-                X, status = nuclear_norm_completion(prob)
-                err[-1, c, s] = np.linalg.norm(X - W_star) / np.linalg.norm(W_star)
-                fate[-1, c, s] = "solved" if status == "optimal" else f"cvxpy status {status}"
-                sv[-1, c, s] = np.linalg.svd(np.nan_to_num(X), compute_uv=False)
-                if c == 0:  # the start rows, at the fewest observations (the main start is row 0: the table's runs)
-                    for j, start in enumerate(starts):
-                        for i, N in enumerate(depths):
-                            run = flow_run(prob, N, seed, start, budget=budget) if j else {
-                                "error": err[i, 0, s], "fate": fate[i, 0, s], "at_floor": floor[i, 0, s],
-                                **{k: runs[k][i, 0, s] for k in _RUN_FIELDS}}
-                            s_err[j, i, s], s_fate[j, i, s], s_floor[j, i, s] = run["error"], run["fate"], bool(run["at_floor"])
-                            for k in _RUN_FIELDS:
-                                s_runs[k][j, i, s] = run[k]
-                            bar.update(1 if j else 0)
+        out = spread_tasks(lambda job: flow_run(probs[job[2], job[3]], depths[job[1]], seeds[job[3]], starts[job[0]],
+                                                budget=budget), jobs, done=lambda _: bar.update(1))
     finally:
         bar.close()
+    for (j, i, c, s), run in zip(jobs, out):
+        if j == 0:  # the main start: the table's runs (and the start rows' first row)
+            err[i, c, s], fate[i, c, s], floor[i, c, s] = run["error"], run["fate"], bool(run["at_floor"])
+            sv[i, c, s] = np.linalg.svd(run["W"], compute_uv=False)
+            for k in _RUN_FIELDS:
+                runs[k][i, c, s] = run[k]
+        if c == 0:
+            s_err[j, i, s], s_fate[j, i, s], s_floor[j, i, s] = run["error"], run["fate"], bool(run["at_floor"])
+            for k in _RUN_FIELDS:
+                s_runs[k][j, i, s] = run[k]
+    for (c, s), prob in probs.items():
+        X, status = nuclear_norm_completion(prob)
+        W_star = np.asarray(prob.target_matrix)
+        err[-1, c, s] = np.linalg.norm(X - W_star) / np.linalg.norm(W_star)
+        fate[-1, c, s] = "solved" if status == "optimal" else f"cvxpy status {status}"
+        sv[-1, c, s] = np.linalg.svd(np.nan_to_num(X), compute_uv=False)
     start_names = [f"{kind} {scale:g}" for kind, scale in starts]
     ds = xr.Dataset(
         {"relative_error": (("approach", "observed", "seed"), err),
