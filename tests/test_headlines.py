@@ -78,11 +78,13 @@ def _e(x: float) -> str:
 
 def _achl19(s):
     e = s["median_relative_error"]
+    fates = [f for m, row in s["fates"].items() if m != "nuclear" for runs in row.values() for f in runs]
     return [f"depth 3 {_e(e['depth3']['750'])} / {_e(e['depth3']['1000'])}, depth 4 {_e(e['depth4']['750'])} / "
             f"{_e(e['depth4']['1000'])}, nuclear norm {e['nuclear']['750']:.2f} / {e['nuclear']['1000']:.3f}, depth 2 "
             f"{e['depth2']['750']:.3f} / {e['depth2']['1000']:.3f}",
-            f"Depth 4 did not fit in {len(s['runs_not_ok'])} of its 12 runs", f"(2026-12-05, {s['wall_time_s']:.0f} s",
-            f"**Verdict {s['verdict']}**"]
+            f"{fates.count('fitted')} of its {len(fates)} flow runs fitted, {fates.count('escaping')} escaping, "
+            f"{fates.count('still fitting')} still fitting", f"claim A {s['claims']['A']}",
+            f"claim B {s['claims']['B']}", f"(2026-12-07, {s['wall_time_s']:.0f} s", f"**Verdict {s['verdict']}**"]
 
 
 def _fig3(s):
