@@ -51,30 +51,33 @@ import linflow  # noqa: F401, E402  (enables float64 before any array is made)
 from linflow import problems  # noqa: E402
 
 
-#: seconds a file's tests took in a full run (2-core machine, --durations=0, 2026-12-07), the files above 8 s: the
-#: README's command gives each worker a whole file at a time, in the order collected, so the heaviest go first and
-#: the light ones fill in at the end (longest first: the two workers finish together instead of one idling through
-#: the last heavy file). Files not listed keep their order after these. Order only: no test depends on it.
-FILE_SECONDS = {
-    "tests/test_reproduce.py": 115, "notebooks/04_paper_experiments.ipynb": 55, "tests/test_benchmarks.py": 50,
-    "tests/test_sweeps.py": 50, "notebooks/08_sgd_and_its_sde.ipynb": 50, "tests/test_stochastic_study.py": 46,
-    "tests/test_central.py": 45, "tests/test_properties.py": 38, "notebooks/03_from_descent_to_flow.ipynb": 36,
-    "notebooks/06_past_the_threshold.ipynb": 26, "notebooks/05_small_initialization.ipynb": 26,
-    "notebooks/02_solver_accuracy.ipynb": 25, "tests/test_cli.py": 24, "tests/test_composable.py": 23,
-    "tests/test_accuracy.py": 22, "tests/test_faults.py": 22, "tests/test_compare.py": 20, "tests/test_settings.py": 19,
-    "notebooks/01_quickstart.ipynb": 17, "tests/test_section8.py": 17, "tests/test_atlas.py": 13,
-    "notebooks/07_explorables_live.ipynb": 13, "tests/test_parallel.py": 12, "tests/test_saddles.py": 12,
-    "tests/test_sensing.py": 12, "tests/test_readme.py": 11, "tests/test_achl19.py": 9, "tests/test_explorables.py": 9,
-}
+#: The files that run first, in this order: the README's command gives each worker a whole file at a time, in the
+#: order collected, so the heaviest go first and the light ones fill in at the end (the two workers finish together
+#: instead of one idling through a last heavy file). Seconds per file measured in a full run (2-core machine,
+#: --durations=0, 2026-12-07), heaviest first, except notebook 04: it reruns test_reproduce's quick experiments and
+#: goes after it, so that it reads their compiled code from the shared cache (side by side, both compiling, fig3's
+#: quick run took 79 s instead of 34 and the notebook 94 s instead of 55). Files not listed keep their order after
+#: these. Order only: no test depends on it.
+FIRST = (
+    "tests/test_reproduce.py", "tests/test_flows.py", "notebooks/08_sgd_and_its_sde.ipynb", "tests/test_sweeps.py",
+    "tests/test_central.py", "notebooks/04_paper_experiments.ipynb", "tests/test_benchmarks.py",
+    "tests/test_stochastic_study.py", "tests/test_properties.py", "tests/test_math_pages.py", "tests/test_composable.py",
+    "notebooks/03_from_descent_to_flow.ipynb", "tests/test_saddles.py", "tests/test_cli.py", "tests/test_accuracy.py",
+    "tests/test_sgd.py", "tests/test_compare.py", "notebooks/05_small_initialization.ipynb",
+    "notebooks/02_solver_accuracy.ipynb", "tests/test_explorables.py", "tests/test_atlas.py",
+    "notebooks/06_past_the_threshold.ipynb", "tests/test_sensing.py", "tests/test_settings.py", "tests/test_section8.py",
+    "tests/test_faults.py", "tests/test_achl19.py", "notebooks/01_quickstart.ipynb", "tests/test_curvature.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
     """The notebooks run whole (nbmake): each is ``slow``, left out of the fast tier (``-m "not slow"``). The files
-    run heaviest first (:data:`FILE_SECONDS`)."""
+    run heaviest first (:data:`FIRST`)."""
     for item in items:
         if str(item.fspath).endswith(".ipynb"):
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: -FILE_SECONDS.get(item.nodeid.split("::")[0], 0))
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))
 
 
 @pytest.fixture(autouse=True)
