@@ -55,7 +55,7 @@ WRAPPER = textwrap.dedent('''
     t0 = time.perf_counter()
     runpy.run_path("main.py", run_name="__main__")
     seconds = time.perf_counter() - t0
-    W = torch.load(glob.glob(f"{out}/log/*/final.npy")[0]).numpy()
+    W = torch.load(glob.glob(f"{out}/log/*/final.npy")[0]).detach().numpy()
     mse = float(np.mean((W[d["rows"], d["cols"]] - d["values"]) ** 2))
     print("RESULT " + json.dumps({"seconds": seconds, "W": W.tolist(), "train_mse": mse}))
 ''')
