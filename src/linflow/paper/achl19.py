@@ -23,7 +23,8 @@ entries: the published counts 1,500 / 2,000 / 3,000 / 5,000 in the same ratio to
 ``100 x 100``). The published size is out of reach of a 2-core machine in 30 minutes by an explicit solver (the
 layer flow's steps are bounded by stability through long plateaus; docs/guide/paper.md). :data:`PUBLISHED` holds it
 for a longer run. Quick mode: ``30 x 30`` rank 3 (171 degrees of freedom), 300 entries, 2 seeds, depths 2-4, the
-main start only.
+main start only. The flows are independent: they run over the machine's cores, one thread per CPU device
+(:func:`linflow.core.parallel.spread_tasks`; the same numbers as one after another).
 """
 
 from __future__ import annotations
