@@ -235,6 +235,13 @@ def _flow_jobs(starts, depths, counts: int, seeds: int) -> list[tuple[int, int, 
         main, key=lambda job: -depths[job[1]])
 
 
+def _record(arrays: dict, at: tuple, run: dict) -> None:
+    """A flow's numbers (:func:`flow_run`) into ``arrays`` at index ``at``: its error, fate, stopping floor (False
+    when not fitted) and every :data:`_RUN_FIELDS` entry (the keys ``run_<field>``)."""
+    for key, a in arrays.items():
+        a[at] = bool(run["at_floor"]) if key == "at_floor" else run[key.removeprefix("run_")]
+
+
 def achl19(data=None, quick: bool = False, config: dict | None = None):
     """The table: relative reconstruction error ``||W - W*||_F / ||W*||_F`` per depth (and the nuclear norm), observed
     count and seed, each run's fate and rates, the singular values of every solution, and the start-scale rows at
@@ -264,16 +271,14 @@ def achl19(data=None, quick: bool = False, config: dict | None = None):
                                                 budget=budget), jobs, done=lambda _: bar.update(1))
     finally:
         bar.close()
+    table = {"error": err, "fate": fate, "at_floor": floor, **{f"run_{k}": v for k, v in runs.items()}}
+    rows = {"error": s_err, "fate": s_fate, "at_floor": s_floor, **{f"run_{k}": v for k, v in s_runs.items()}}
     for (j, i, c, s), run in zip(jobs, out):
         if j == 0:  # the main start: the table's runs (and the start rows' first row)
-            err[i, c, s], fate[i, c, s], floor[i, c, s] = run["error"], run["fate"], bool(run["at_floor"])
+            _record(table, (i, c, s), run)
             sv[i, c, s] = np.linalg.svd(run["W"], compute_uv=False)
-            for k in _RUN_FIELDS:
-                runs[k][i, c, s] = run[k]
         if c == 0:
-            s_err[j, i, s], s_fate[j, i, s], s_floor[j, i, s] = run["error"], run["fate"], bool(run["at_floor"])
-            for k in _RUN_FIELDS:
-                s_runs[k][j, i, s] = run[k]
+            _record(rows, (j, i, s), run)
     for (c, s), prob in probs.items():
         X, status = nuclear_norm_completion(prob)
         W_star = np.asarray(prob.target_matrix)
@@ -382,7 +387,7 @@ def _summary(ds: xr.Dataset, depths) -> dict:
 
     def cell(m, c) -> str:
         seeds = ", ".join(_seed_words(e, f, fl) for e, f, fl in
-                          zip(per_seed[m][c], fate_table[m][c], floor_table.get(m, {}).get(c, [False] * 9)))
+                          zip(per_seed[m][c], fate_table[m][c], floor_table.get(m, {}).get(c, [False] * len(per_seed[m][c]))))
         return f"{table[m][c]:.3g} at {c} [{seeds}]"
 
     measured = "; ".join(f"{m}: " + ", ".join(cell(m, c) for c in counts) for m in table)
