@@ -99,3 +99,32 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+class Pages:
+    """Fresh pages of one Chromium on one server of a built site: ``pages(width, height)`` opens a :class:`Visit`;
+    :meth:`close` closes every page opened so far (the browser and the server stay)."""
+
+    def __init__(self, browser, base: str):
+        self.browser, self.base, self.opened = browser, base, []
+
+    def __call__(self, width: int, height: int = 900) -> Visit:
+        visit = Visit(self.browser.new_page(viewport={"width": width, "height": height}), self.base)
+        self.opened.append(visit.page)
+        return visit
+
+    def close(self) -> None:
+        while self.opened:
+            self.opened.pop().close()
+
+
+@contextmanager
+def site_pages(site: Path):
+    """:class:`Pages` of ``site`` served and one Chromium (a test module's: starting both takes seconds)."""
+    with served(site) as base, chromium() as browser:
+        pages = Pages(browser, base)
+        try:
+            yield pages
+        finally:
+            pages.close()
+

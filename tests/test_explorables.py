@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser import Visit, built_site, chromium, needs_browser, served
+from browser import built_site, needs_browser, site_pages
 from conftest import strict_json
 
 pytestmark = pytest.mark.slow  # browser pages: in the full suite, not the fast tier
@@ -29,16 +29,8 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page_at(site):
     """``page_at(width, height)``: a fresh page of one Chromium on one server of the built site, for the module."""
-    with served(site) as base, chromium() as browser:
-        pages = []
-
-        def make(width: int, height: int):
-            pages.append(Visit(browser.new_page(viewport={"width": width, "height": height}), base))
-            return pages[-1]
-
-        yield make
-        for visit in pages:
-            visit.page.close()
+    with site_pages(site) as pages:
+        yield pages
 
 
 def _bokeh(page, name, attr):

@@ -4,7 +4,7 @@ request that leaves the site."""
 
 import pytest
 
-from browser import Visit, built_site, chromium, needs_browser, served
+from browser import built_site, needs_browser, site_pages
 
 pytestmark = pytest.mark.slow  # browser pages: in the full suite, not the fast tier
 
@@ -31,38 +31,23 @@ def site(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def base(site):
-    """The built site served for the module's tests (one server)."""
-    with served(site) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the module's tests; each test opens its own pages."""
-    with chromium() as b:
-        yield b
+def pages(site):
+    """One server of the built site and one Chromium for the module's tests."""
+    with site_pages(site) as opened:
+        yield opened
 
 
 @pytest.fixture
-def new_page(browser):
-    """``new_page(width)``: a fresh page (closed after the test)."""
-    pages = []
-
-    def make(width: int):
-        pages.append(browser.new_page(viewport={"width": width, "height": 900}))
-        return pages[-1]
-
-    yield make
-    for page in pages:
-        page.close()
+def new_visit(pages):
+    """``new_visit(width)``: a fresh page (a :class:`browser.Visit`), closed after the test."""
+    yield pages
+    pages.close()
 
 
-@pytest.mark.slow
 @needs_browser
 @pytest.mark.parametrize("path, least", PAGES.items())
-def test_formulas_are_typeset_offline(base, new_page, path, least, tmp_path):
-    visit = Visit(new_page(1200), base)
+def test_formulas_are_typeset_offline(new_visit, path, least, tmp_path):
+    visit = new_visit(1200)
     page = visit.open(path)
     rendered = page.locator(".katex").count()
     errors = page.locator(".katex-error").all_inner_texts()
@@ -106,9 +91,9 @@ DISPLAYS = """() => [...document.querySelectorAll('.katex-display')].map(d => {
 
 @needs_browser
 @pytest.mark.parametrize("width", [1280, 1024, 800])
-def test_no_display_formula_overflows_its_column_or_touches_its_number(base, new_page, width):
+def test_no_display_formula_overflows_its_column_or_touches_its_number(new_visit, width):
     """Issue 38: at 1280 px six equations were wider than the text column, cut off and printed over by their tags."""
-    displays = Visit(new_page(width), base).open("math/").evaluate(DISPLAYS)
+    displays = new_visit(width).open("math/").evaluate(DISPLAYS)
     assert len(displays) >= 40
     tagged = [d for d in displays if d["tag"] is not None]
     assert len(tagged) >= 30  # the numbered equations, (1.1) on
@@ -128,10 +113,10 @@ WIDE = """(selector) => [...document.querySelectorAll(selector)].map(p => {
 
 @pytest.mark.slow
 @needs_browser
-def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(base, new_page):
+def test_the_front_pages_commands_fit_and_notebook_output_never_breaks_mid_word(new_visit):
     """Issue 38: the install line was clipped on the front page; printed output wrapped mid-word ("clo / sed form")."""
-    blocks = Visit(new_page(1280), base).open("").evaluate(WIDE, "article pre")
-    outputs = Visit(new_page(1280), base).open("notebooks/05_small_initialization/").evaluate(
+    blocks = new_visit(1280).open("").evaluate(WIDE, "article pre")
+    outputs = new_visit(1280).open("notebooks/05_small_initialization/").evaluate(
         WIDE, ".jp-OutputArea-output pre")
     assert blocks and all(b["hidden"] <= 1 for b in blocks), [b for b in blocks if b["hidden"] > 1]
     assert outputs
