@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -108,6 +107,7 @@ def main(argv=None) -> dict:
     if problem:
         parser.exit(2, f"{problem}\n")
 
+    from linflow.core.files import write_json
     from linflow.paper import achl19
 
     n, rank, count, depths = 30, 3, 300, (2, 3, 4)
@@ -143,10 +143,7 @@ def main(argv=None) -> dict:
     result = {"instance": f"{n} x {n}, rank {rank}, {count} observed entries (linflow.paper.achl19.instance)",
               "start": f"Gaussian, scale {args.scale:g} (their init_scale; each code its own draw)",
               "authors_code": "roosephu/deep_matrix_factorization, main.py unmodified, float64", "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(f".{args.out.name}.partial")
-    tmp_out.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp_out, args.out)
+    write_json(result, args.out)
     print(f"wrote {args.out}")
     return result
 
