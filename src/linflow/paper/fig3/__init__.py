@@ -25,6 +25,7 @@ Iterations are read on a geometric grid: every step to 200, every 9 to 2,000, ev
 from __future__ import annotations
 
 import math
+import time
 
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -89,7 +90,12 @@ def fig3(data=None, quick: bool = False):
     ds = _dataset(cells, configs, depths, seeds, meta)
     summary = summary_of(ds, meta, data is None)
     summary["data"] = list(dict.fromkeys(descs))
+    began = time.perf_counter()
     rows, ratios = _sensitivity.sensitivity(data, quick)
+    unique = {id(c): c for c in cells.values()}.values()  # depth 1 is shared between configurations
+    summary["seconds"] = {"learning_rate_grids": sum(c["seconds"]["learning_rate_grid"] for c in unique),
+                          "flows_and_sharpness": sum(c["seconds"]["flow"] for c in unique),
+                          "sensitivity": time.perf_counter() - began}
     summary["sensitivity"] = sensitivity_summary(rows, ratios)
     summary["verdict_robustness"] = summary["sensitivity"]["verdict_robustness"]
     ds = ds.merge(_sensitivity_dataset(rows))

@@ -5,6 +5,7 @@ largest sharpness on the way)."""
 from __future__ import annotations
 
 import math
+import time
 
 import equinox as eqx
 import jax
@@ -157,11 +158,12 @@ def _seed0_curve(curves, fine, chosen: int, grid) -> tuple[np.ndarray, float, bo
 
 
 def cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, l0: float, targets, quick: bool = False):
-    """Best iterations per seed and target, chosen etas, seed-0 curves, the flow's prediction."""
+    """Best iterations per seed and target, chosen etas, seed-0 curves, the flow's prediction, and the wall seconds
+    of the GD runs and of the flow with its sharpness readings (``seconds``)."""
     grid = np.asarray(ETA_GRID[pre])
     its = np.full((len(seeds), len(targets)), math.inf)
     eta_idx = np.full((len(seeds), len(targets)), -1)
-    window = grid
+    window, began = grid, time.perf_counter()
     for s, seed in enumerate(seeds):
         layers0 = start_layers(prob, depth, width, seed, start)
         iters, loss, ok = descend_grid(prob, layers0, window, steps)
@@ -174,16 +176,19 @@ def cell(prob, pre: str, start: str, width: int, depth: int, seeds, steps: int, 
                 lo = min(max(0, (min(chosen) + max(chosen)) // 2 - 1), len(grid) - WINDOW) if chosen else 0
                 window = grid[lo:lo + WINDOW]
     curve, curve_eta, reached = _seed0_curve(curves, fine0, eta_idx[0, 1], grid)
+    grid_seconds, began = time.perf_counter() - began, time.perf_counter()
     horizons = np.where(eta_idx[0] >= 0, grid[np.maximum(eta_idx[0], 0)] * seed0_iters[-1], np.nan)
     # quick: one chunk of sharpness points instead of 7, and 32 Lanczos steps (on these flows the same sharpness as 64
     # to 1e-15 relative, measured on the quick gas-sensor problems)
     flow_t, smax, smax_budget = _prediction(prob, start_layers(prob, depth, width, 0, start), targets, horizons,
                                             points=23 if quick else 160, lanczos_iters=32 if quick else 64)
+    seconds = {"learning_rate_grid": grid_seconds, "flow": time.perf_counter() - began}
     return {"iterations": its, "eta": np.where(eta_idx >= 0, grid[np.maximum(eta_idx, 0)], np.nan), "curve": curve,
             "curve_eta": curve_eta, "curve_reached": reached,
             "curve_iterations": seed0_iters, "flow_time": flow_t, "max_sharpness": smax,
             "predicted": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax)]),
             "max_sharpness_budget": smax_budget,
-            "predicted_budget": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax_budget)])}
+            "predicted_budget": np.array([predicted_iterations(t, s) for t, s in zip(flow_t, smax_budget)]),
+            "seconds": seconds}
 
 
