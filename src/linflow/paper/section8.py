@@ -25,7 +25,6 @@ import xarray as xr
 
 from . import convnet
 from ..core import datasets
-from ..core.parallel import spread_tasks
 from .common import iterations_to
 
 __all__ = ["section8", "with_iterations", "with_budgets", "grade", "twin_outcome", "NETWORKS", "TARGETS", "BUDGETS",
@@ -78,21 +77,16 @@ def section8(data=None, quick: bool = False):
     curves, seconds = {}, {n: [] for n in NETWORKS}
     bar = tqdm(total=len(NETWORKS) * len(s["seeds"]) * s["steps"], desc="section8", unit="step", delay=1.0,
                disable=None)
-    def train(job):
-        n, seed = job
-        extras = NETWORKS[n]
-        net = convnet.tutorial_net(extras is not None, seed, extras=extras or "identity")
-        return convnet.train(net, images, labels, steps=s["steps"], lr=0.01, momentum=0.9, seed=seed,
-                             eval_every=s["eval_every"], eval_size=s["eval_size"], progress=lambda: bar.update(1))
-
-    jobs = [(n, seed) for n in NETWORKS for seed in s["seeds"]]
-    try:  # the trainings are independent: one per core at a time (each computes on one thread)
-        outs = spread_tasks(train, jobs)
+    try:
+        for n, extras in NETWORKS.items():
+            for seed in s["seeds"]:
+                net = convnet.tutorial_net(extras is not None, seed, extras=extras or "identity")
+                out = convnet.train(net, images, labels, steps=s["steps"], lr=0.01, momentum=0.9, seed=seed,
+                                    eval_every=s["eval_every"], eval_size=s["eval_size"], progress=lambda: bar.update(1))
+                curves[n, seed] = out["train_loss"]
+                seconds[n].append(out["seconds_per_step"])
     finally:
         bar.close()
-    for job, out in zip(jobs, outs):
-        curves[job] = out["train_loss"]
-        seconds[job[0]].append(out["seconds_per_step"])
     loss = np.array([[curves[n, seed] for seed in s["seeds"]] for n in NETWORKS])
     ds = xr.Dataset(
         {"train_loss": (("network", "seed", "iteration"), loss)},
