@@ -56,8 +56,9 @@ def test_live_controls_benchmark_quick(tmp_path):
 def test_sde_benchmark_quick(tmp_path):
     r = run_quick("benchmarks.sde", tmp_path)[0]
     methods = {row["method"] for row in r["rows"]}
-    assert methods == {"diffrax_virtual", "diffrax_unsafe", "scan", "sgd", "explicit_factor_loop"}
-    assert all(row["per_path_ms"] > 0 for row in r["rows"])
+    assert methods == {"diffrax_virtual", "diffrax_unsafe", "scan", "pair_two_calls", "pair_one_loop", "sgd",
+                       "explicit_factor_loop"}
+    assert all(row["per_path_ms"] > 0 for row in r["rows"]) and r["pair_two_calls_over_one_loop"] > 0
 
 
 def test_authors_side_by_side_refuses_a_missing_checkout_in_one_line(tmp_path):

@@ -238,6 +238,30 @@ def test_the_scan_path_is_one_brownian_path_at_every_step():
 
 
 
+@pytest.mark.parametrize("order", [1, 2])
+def test_the_richardson_pair_is_the_two_scan_runs_on_one_grid(order):
+    """``sme_pair_ensemble`` draws each Gaussian cell once for the runs at dt and dt / 2: the same paths as two
+    ``sme_ensemble`` calls on the grid of resolution dt / 2 (the coarse run to the last bit, the fine one to
+    rounding); its ``ts`` are checked as the coarse run's."""
+    X, y = _problem()
+    prob = linflow.Problem(X, y)
+    w0 = linflow.init.balanced((2, 3, 1), 0.3)
+    keys = jax.random.split(jax.random.PRNGKey(3), 6)
+    ts = [0.0, 0.2, 0.4]
+    pair = sme.sme_pair_ensemble(prob, w0, 0.2, 0.4, batch=4, keys=keys, dt=0.05, ts=ts, order=order)
+    for run, dt in zip(pair, (0.05, 0.025)):
+        ref = sme.sme_ensemble(prob, w0, 0.2, 0.4, batch=4, keys=keys, ts=ts, dt=dt, path="scan", resolution=0.025,
+                               order=order)
+        for a, b in zip(run.layers, ref.layers):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-13, atol=1e-15)
+        assert np.asarray(run.result).tolist() == np.asarray(ref.result).tolist()
+    np.testing.assert_array_equal(np.asarray(pair[0].loss), np.asarray(
+        sme.sme_ensemble(prob, w0, 0.2, 0.4, batch=4, keys=keys, ts=ts, dt=0.05, path="scan", resolution=0.025,
+                         order=order).loss))
+    with pytest.raises(ValueError, match="multiples of dt"):
+        sme.sme_pair_ensemble(prob, w0, 0.2, 0.4, batch=4, keys=keys, dt=0.05, ts=[0.0, 0.125], order=order)
+
+
 @pytest.mark.parametrize("ell", [2, 4])
 def test_svag_ensemble_matches_its_exact_moment_recursion(ell):
     """SVAG's gradient has mean grad L and covariance ell Sigma / B: with steps eta / ell, the recursion of SGD with

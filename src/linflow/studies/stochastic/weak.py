@@ -86,9 +86,8 @@ def flow_values(problem, layers0, t1, ts) -> tuple[list, np.ndarray]:
 def sme_values(problem, layers0, eta, t1, ts, *, batch, keys, order, sampling="replacement", substeps=2):
     """Per-path ``(loss, norm)`` of the SME of ``order`` extrapolated from steps ``eta / substeps`` and
     ``eta / (2 substeps)`` on one Brownian grid, and whether every path stayed finite."""
-    coarse, fine = (sme.sme_ensemble(problem, layers0, eta, t1, batch=batch, keys=keys, sampling=sampling, order=order,
-                                     dt=eta / (substeps * r), ts=ts, path="scan", resolution=eta / (2 * substeps))
-                    for r in (1, 2))
+    coarse, fine = sme.sme_pair_ensemble(problem, layers0, eta, t1, batch=batch, keys=keys, sampling=sampling,
+                                         order=order, dt=eta / substeps, ts=ts)
     ok = (np.asarray(coarse.result) == 0) & (np.asarray(fine.result) == 0)
     values = [2 * f - c for f, c in zip(observables(fine), observables(coarse))]
     return values, ok
