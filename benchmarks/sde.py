@@ -95,7 +95,8 @@ def main(argv=None) -> dict:
     pair = {r["method"]: r["warm_s"] for r in rows}
     pair_ratio = pair["pair_two_calls"] / pair["pair_one_loop"]
     print(f"the Richardson pair in one loop: {pair_ratio:.2f}x the two calls")
-    result = {"pair_two_calls_over_one_loop": pair_ratio, "problem": f"synthetic m={problem.m} d={problem.d}, depth 3, widths 16, balanced 0.2 (P = "
+    result = {"pair_two_calls_over_one_loop": pair_ratio}
+    result |= {"problem": f"synthetic m={problem.m} d={problem.d}, depth 3, widths 16, balanced 0.2 (P = "
                          f"{sum(int(w.size) for w in layers)})",
               "eta": eta, "batch": batch, "t1": t1, "steps": steps, "repeats": repeats, "rows": rows,
               "machine": {"cpus": jax.local_device_count(), "backend": jax.default_backend(),
