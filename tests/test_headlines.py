@@ -136,7 +136,7 @@ def _sgd_default(s):
             *(_weak(s, f"{m}/loss", "0.1") for m in ("gf", "sme1", "sme2", "svag")),
             f"**breaks from k = {lsr['measured_break_k']}**", f"a gap of {gap}",
             f"k* = {lsr['predicted_break_k']:.2f}, predicts the first break at k = {lsr['predicted_first_break']}",
-            f"{s['wall_time_s']:,.0f} s while the test suite shared the 2 cores"]
+            f"{s['wall_time_s']:,.0f} s alone on the 2 cores"]
 
 
 def _sgd_gas(s):
