@@ -195,7 +195,8 @@ def error_norm(x) -> jax.Array:
     return jnp.where(jnp.isnan(norm), jnp.inf, norm)
 
 
-def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8, *, linear_solver=None) -> diffrax.AbstractSolver:
+def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8, *, linear_solver=None,
+                gauss_newton=None) -> diffrax.AbstractSolver:
     """An implicit solver (a name of :data:`SOLVERS` or an object) whose stage equations are solved by Newton's method
     (``optimistix.Newton``) instead of diffrax's default chord iteration, which reuses one Jacobian per step. On stiff
     flows whose Jacobian turns within a step the chord iteration fails and the step is rejected: measured on the
@@ -207,13 +208,25 @@ def with_newton(solver, rtol: float = 1e-6, atol: float = 1e-8, *, linear_solver
 
     ``linear_solver``: a lineax solver for Newton's linear systems (default: lineax's, which forms the Jacobian).
     ``lineax.GMRES`` never forms it (Jacobian-vector products only): on large states, where the Jacobian does not fit
-    or costs one JVP per coordinate, the way in (the ACHL19 completion flows, :mod:`linflow.paper.achl19`)."""
+    or costs one JVP per coordinate, the way in (the ACHL19 completion flows, :mod:`linflow.paper.achl19`).
+
+    ``gauss_newton``: ``(problem, layers)``, a ``CompletionProblem`` and the layers of the flow's start: each linear
+    solve preconditioned by the Gauss-Newton inverse of the layer flow's stage (:mod:`linflow.core.stages`; needs an
+    iterative ``linear_solver``)."""
     import optimistix as optx
 
     if not _is_implicit(solver):
         raise ValueError(f"with_newton needs an implicit solver; {resolve_solver(solver)[1]!r} is explicit")
-    newton = optx.Newton(rtol=rtol, atol=atol) if linear_solver is None else optx.Newton(
-        rtol=rtol, atol=atol, linear_solver=linear_solver)
+    if gauss_newton is not None:
+        from .stages import completion_newton
+
+        if linear_solver is None:
+            raise ValueError("with_newton: gauss_newton preconditions an iterative linear_solver (lineax.GMRES); "
+                             "none was given")
+        newton = completion_newton(*gauss_newton, rtol, atol, linear_solver)
+    else:
+        newton = optx.Newton(rtol=rtol, atol=atol) if linear_solver is None else optx.Newton(
+            rtol=rtol, atol=atol, linear_solver=linear_solver)
     return eqx.tree_at(lambda s: s.root_finder, resolve_solver(solver)[0], newton)
 
 
