@@ -71,9 +71,6 @@ RTOL, ATOL = 1e-7, 1e-9
 #: Newton's linear solves need not be exact (inexact Newton): 1e-4 against 1e-8 took 33 s against 55 s on a
 #: 50 x 50 depth-4 run with the same error to 2e-6 relative (measured)
 GMRES_RTOL, GMRES_ATOL = 1e-4, 1e-8
-#: preconditioned, GMRES converges in a few iterations: a short restart (lineax tests convergence once per restart
-#: cycle, so a restart of 40 costs 40 products however soon it converged)
-GMRES_RESTART, GMRES_STEPS = 5, 50
 #: a run's step budget: Tsit5 steps, then Kvaerno5 steps (a run past both is reported with its fate and its error
 #: where it stopped)
 BUDGET = (5_000, 2_000)
@@ -159,14 +156,13 @@ def fate_of(fitted: bool, sigma_ratio: float, sigma_rate: float) -> str:
     return "escaping" if sigma_ratio > ESCAPE and sigma_rate > 0 else "still fitting"
 
 
-def _settings(implicit: bool, max_steps: int, problem: CompletionProblem, layers) -> SolverSettings:
-    """Tsit5, or Kvaerno5 whose stages Newton solves with GMRES on Jacobian-vector products (never the Jacobian),
-    preconditioned by the stage's Gauss-Newton inverse (:mod:`linflow.core.stages`)."""
+def _settings(implicit: bool, max_steps: int) -> SolverSettings:
+    """Tsit5, or Kvaerno5 whose stages Newton solves with GMRES on Jacobian-vector products (never the Jacobian)."""
     if not implicit:
         return SolverSettings("tsit5", rtol=RTOL, atol=ATOL, max_steps=max_steps)
-    krylov = lx.GMRES(rtol=GMRES_RTOL, atol=GMRES_ATOL, restart=GMRES_RESTART, max_steps=GMRES_STEPS)
-    solver = with_newton("kvaerno5", 1e-6, 1e-8, linear_solver=krylov, gauss_newton=(problem, layers))
-    return SolverSettings(solver, rtol=RTOL, atol=ATOL, max_steps=max_steps)
+    krylov = lx.GMRES(rtol=GMRES_RTOL, atol=GMRES_ATOL, restart=40, max_steps=400)
+    return SolverSettings(with_newton("kvaerno5", 1e-6, 1e-8, linear_solver=krylov), rtol=RTOL, atol=ATOL,
+                          max_steps=max_steps)
 
 
 def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1: float = 1e5,
@@ -194,7 +190,7 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
             if fate_of(False, sigma / sigma_star, sigma_rate) == "escaping":
                 break
         out = first_passages(LayerFlow(problem), layers, levels[pending], t1 - t0, observable=observable,
-                             settings=_settings(implicit, max_steps, problem, layers))
+                             settings=_settings(implicit, max_steps))
         for i, state in zip(pending, out["states"]):
             states[i] = state
         steps += out["num_steps"]
