@@ -74,6 +74,6 @@ def test_kvaerno5_with_the_preconditioned_stages_follows_the_explicit_flow():
                            gauss_newton=(problem, layers0))
     reference = gradient_flow(problem, layers0, 30.0, settings=SolverSettings("tsit5", rtol=1e-10, atol=1e-12))
     run = gradient_flow(problem, layers0, 30.0, settings=SolverSettings(implicit, rtol=1e-8, atol=1e-10))
-    W_ref, W = (np.asarray(init.end_to_end(tuple(l[-1] for l in r.layers))) for r in (reference, run))
+    W_ref, W = (np.asarray(init.end_to_end(tuple(layer[-1] for layer in r.layers))) for r in (reference, run))
     assert np.linalg.norm(W_ref) > 1.0  # the flow left its start
     assert np.abs(W - W_ref).max() <= 1e-5 * np.abs(W_ref).max()
