@@ -13,8 +13,8 @@ from linflow.core.stages import gauss_newton_inverse
 
 
 def _dense_newton_matrix(problem, layers, c):
-    """``(1 + c lambda) I + c Hess L`` at a point where the residual is zero: there the Hessian of the layer loss is
-    exactly ``lambda I + D^T H D`` (no residual term), computed by differentiating the loss twice."""
+    """``(1 + c lambda) I + c Hess_theta L1(W_e(theta))`` at a point where the residual is zero: there that Hessian is
+    exactly ``D^T H D`` (no residual term); computed by differentiating the loss twice."""
     flat, unravel = ravel_pytree(tuple(layers))
     hess = jax.hessian(lambda f: problem.loss(end_to_end(unravel(f))))(flat)
     return (1 + c * float(problem.weight_decay)) * np.eye(flat.size) + c * np.asarray(hess), unravel

@@ -17,7 +17,7 @@ with ``D D^T E = sum_j A_j E B_j``, ``A_j = W_{N:j+1} W_{N:j+1}^T``, ``B_j = W_{
 for balanced ones it is ACH18's preconditioner ``P_{W_e}``). The ``m x m`` matrix is formed from the ``A_j``,
 ``B_j`` gathered at the observed pairs and factored once per Newton iteration (Cholesky); the Krylov solver then
 sees ``I`` plus the residual's term. Measured (docs/guide/performance.md): GMRES per Newton solve on a 100 x 100
-depth-4 flow, 40,000 unknowns, 1,500 entries, 120-150 ms against 0.8-3.9 s unpreconditioned.
+depth-4 flow, 40,000 unknowns, 1,500 entries, 82-148 ms against 0.47-3.9 s unpreconditioned.
 
 The stage's point is read from the root finder's arguments, whose layout diffrax documents for custom root finders
 (``stage_index, diagonal, vf, prod, ti, yi_partial, args, control`` in the ``f`` form; without ``prod`` in the
@@ -41,12 +41,17 @@ from .init import end_to_end
 __all__ = ["gauss_newton_inverse", "CompletionNewton", "completion_newton"]
 
 
-def _gram_sides(layers, j: int) -> tuple[jax.Array, jax.Array]:
-    """``(A_j, B_j)`` of layer ``j`` (0-based): ``W_{N:j+2} W_{N:j+2}^T`` and ``W_{j:1}^T W_{j:1}``."""
+def _gram_sides(layers) -> list[tuple[jax.Array, jax.Array]]:
+    """``(A_j, B_j)`` for every layer ``j``: ``W_{N:j+1} W_{N:j+1}^T`` and ``W_{j-1:1}^T W_{j-1:1}``, from the
+    products below and above each layer built once (``I`` where there is none)."""
     k, d = layers[-1].shape[0], layers[0].shape[1]
-    above = end_to_end(layers[j + 1:]) if j + 1 < len(layers) else jnp.eye(k)
-    below = end_to_end(layers[:j]) if j > 0 else jnp.eye(d)
-    return above @ above.T, below.T @ below
+    below, above = [jnp.eye(d)], [jnp.eye(k)]
+    for w in layers[:-1]:
+        below.append(w @ below[-1])
+    for w in reversed(layers[1:]):
+        above.append(above[-1] @ w)
+    above.reverse()
+    return [(a @ a.T, b.T @ b) for a, b in zip(above, below)]
 
 
 def gauss_newton_inverse(rows, cols, scale: float, layers, c, weight_decay: float = 0.0):
@@ -54,12 +59,11 @@ def gauss_newton_inverse(rows, cols, scale: float, layers, c, weight_decay: floa
     Hessian (observed entries ``rows``, ``cols``); exact (module docstring, docs/math.md (9.4))."""
     layers = tuple(layers)
     W, tangent = jax.linearize(end_to_end, layers)
-    _, cotangent = jax.vjp(end_to_end, layers)
+    cotangent = jax.linear_transpose(tangent, layers)
     shrink = 1.0 / (1.0 + c * weight_decay)
     cs = c * shrink * scale
     inner = jnp.eye(rows.shape[0], dtype=W.dtype)
-    for j in range(len(layers)):
-        A, B = _gram_sides(layers, j)
+    for A, B in _gram_sides(layers):
         inner = inner + cs * A[rows][:, rows] * B[cols][:, cols]
     factor = jax.scipy.linalg.cho_factor(inner)
 
