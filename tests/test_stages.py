@@ -11,6 +11,8 @@ from linflow.core.init import end_to_end
 from linflow.core.sensing import CompletionProblem
 from linflow.core.stages import gauss_newton_inverse
 
+from conftest import budget
+
 
 def _dense_newton_matrix(problem, layers, c):
     """``(1 + c lambda) I + c Hess_theta L1(W_e(theta))`` at a point where the residual is zero: there that Hessian is
@@ -20,7 +22,7 @@ def _dense_newton_matrix(problem, layers, c):
     return (1 + c * float(problem.weight_decay)) * np.eye(flat.size) + c * np.asarray(hess), unravel
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=budget(3), deadline=None)  # each shape compiles: 3 in the README's command, 75 long
 @given(depth=st.integers(1, 4), k=st.integers(1, 4), d=st.integers(1, 4), width=st.integers(1, 4),
        seed=st.integers(0, 10_000), c=st.floats(1e-3, 1e3), decay=st.sampled_from([0.0, 0.1, 2.0]),
        fraction=st.floats(0.2, 1.0))
