@@ -21,6 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import checks as _checks
 from .catalog import FLOW_TOLERANCES
+from .stage_sums import stage_sums_in_place
 from .trajectory import STATUSES
 
 __all__ = ["SolverSpec", "SOLVERS", "SolverSettings", "result_code", "resolve_solver", "require_adaptive",
@@ -284,9 +285,10 @@ def flat_solve(field, y0, t0, t1, saveat: diffrax.SaveAt, settings: SolverSettin
         require_explicit(reason, settings.solver)
     flat0, unravel = ravel_pytree(y0)
     term = diffrax.ODETerm(lambda t, y, a: ravel_pytree(field(t, unravel(y), a))[0])
-    sol = diffrax.diffeqsolve(term, resolve_solver(settings.solver)[0], t0=t0, t1=t1, dt0=settings.dt0, y0=flat0,
-                              saveat=saveat, stepsize_controller=settings.controller(), max_steps=settings.max_steps,
-                              throw=False, event=event)
+    with stage_sums_in_place():  # the stage sums without a transposed copy of the stages (core/stage_sums.py)
+        sol = diffrax.diffeqsolve(term, resolve_solver(settings.solver)[0], t0=t0, t1=t1, dt0=settings.dt0, y0=flat0,
+                                  saveat=saveat, stepsize_controller=settings.controller(),
+                                  max_steps=settings.max_steps, throw=False, event=event)
     return sol, unravel
 
 
