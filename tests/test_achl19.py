@@ -79,6 +79,7 @@ def test_fully_observed_fit_is_at_the_stopping_floor(full_view):
     assert run["loss_rate"] < 0 and abs(run["sigma_ratio"] - 1) < 1e-4
 
 
+@pytest.mark.slow  # a solve of seconds: the full command only (the fast tier's 3 minutes)
 def test_the_implicit_continuation_reaches_the_explicit_solves_limit():
     # 16 x 16 rank 2 from 90 entries, the authors' Gaussian start at 1e-2: the explicit solve alone (about 7,000
     # Tsit5 steps) against 300 Tsit5 steps then Kvaerno5 (GMRES stages): the same fitted matrix to the tolerance

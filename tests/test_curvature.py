@@ -34,6 +34,7 @@ def test_lanczos_extremes_match_the_dense_hessian(dims, make, p, lam):
     assert float(mn) == pytest.approx(dmn, abs=1e-9 * scale)
 
 
+@pytest.mark.slow  # a solve of seconds: the full command only (the fast tier's 3 minutes)
 def test_batched_along_a_trajectory():
     prob = problems.synthetic(m=100, d=4, seed=1)
     tr = linflow.gradient_flow(prob, init.balanced((4, 8, 1), 0.5), 4.0, n_save=6)

@@ -89,6 +89,7 @@ def test_effective_rank_and_factorize():
     assert float(linflow.imbalance(layers)) < 1e-14
 
 
+@pytest.mark.slow  # a solve of seconds: the full command only (the fast tier's 3 minutes)
 def test_saddle_to_saddle_study_grades_accuracy_scaling_and_plateaus():
     ds = saddles.saddle_to_saddle((2.0, 0.5), depths=(2, 3), alphas=(1e-4, 1e-6, 1e-8), curve_points=31)
     s = saddles.summary(ds)

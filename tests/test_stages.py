@@ -4,6 +4,7 @@ the dense Newton matrix built from the loss's own Hessian (jax.hessian of L1(W_e
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from jax.flatten_util import ravel_pytree
 
@@ -22,6 +23,7 @@ def _dense_newton_matrix(problem, layers, c):
     return (1 + c * float(problem.weight_decay)) * np.eye(flat.size) + c * np.asarray(hess), unravel
 
 
+@pytest.mark.slow  # each example compiles (7 s in all): the full command only (the fast tier's 3 minutes)
 @settings(max_examples=budget(3), deadline=None)  # each shape compiles: 3 in the README's command, 75 long
 @given(depth=st.integers(1, 4), k=st.integers(1, 4), d=st.integers(1, 4), width=st.integers(1, 4),
        seed=st.integers(0, 10_000), c=st.floats(1e-3, 1e3), decay=st.sampled_from([0.0, 0.1, 2.0]),
@@ -57,6 +59,7 @@ def test_with_newton_refuses_a_preconditioner_it_cannot_use():
                     gauss_newton=(CompletionProblem([0, 1], [0, 1], [1.0, 2.0], (2, 2), p=1.5), layers))
 
 
+@pytest.mark.slow  # a solve of seconds: the full command only (the fast tier's 3 minutes)
 def test_kvaerno5_with_the_preconditioned_stages_follows_the_explicit_flow():
     # 12 x 12 rank 2 from 60 entries, weight decay 0.01, depth 3 from a small balanced start, to t = 30 (the
     # modes learned and settling): Kvaerno5 with Gauss-Newton-preconditioned GMRES stages against Tsit5 at rtol 1e-10
