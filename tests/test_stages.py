@@ -23,8 +23,8 @@ def _dense_newton_matrix(problem, layers, c):
     return (1 + c * float(problem.weight_decay)) * np.eye(flat.size) + c * np.asarray(hess), unravel
 
 
-@pytest.mark.slow  # each example compiles (7 s in all): the full command only (the fast tier's 3 minutes)
-@settings(max_examples=budget(3), deadline=None)  # each shape compiles: 3 in the README's command, 75 long
+@pytest.mark.slow  # each shape compiles (7 s for 3): the full command only (the fast tier's 3 minutes)
+@settings(max_examples=budget(3), deadline=None)  # 3 in the README's command, 75 in the long profile
 @given(depth=st.integers(1, 4), k=st.integers(1, 4), d=st.integers(1, 4), width=st.integers(1, 4),
        seed=st.integers(0, 10_000), c=st.floats(1e-3, 1e3), decay=st.sampled_from([0.0, 0.1, 2.0]),
        fraction=st.floats(0.2, 1.0))
@@ -46,7 +46,6 @@ def test_the_preconditioner_inverts_the_gauss_newton_matrix(depth, k, d, width, 
 
 def test_with_newton_refuses_a_preconditioner_it_cannot_use():
     import lineax as lx
-    import pytest
 
     from linflow.core.settings import with_newton
 

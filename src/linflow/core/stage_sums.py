@@ -22,7 +22,7 @@ import jax.tree_util as jtu
 
 _lock = threading.Lock()
 _depth = 0
-_saved: list = []
+_own = None  # diffrax's product while the sum stands in for it
 
 
 def stage_sum(a, b):
@@ -41,7 +41,7 @@ def stage_sum(a, b):
 @contextlib.contextmanager
 def stage_sums_in_place():
     """While in this block, diffrax's Runge-Kutta steps traced here form their stage sums with :func:`stage_sum`."""
-    global _depth
+    global _depth, _own
     try:
         from diffrax._solver import runge_kutta as module
     except ImportError:  # a diffrax laid out otherwise: its own product
@@ -51,8 +51,7 @@ def stage_sums_in_place():
         return
     with _lock:
         if _depth == 0:
-            _saved.append(module.vector_tree_dot)
-            module.vector_tree_dot = stage_sum
+            _own, module.vector_tree_dot = module.vector_tree_dot, stage_sum
         _depth += 1
     try:
         yield
@@ -60,4 +59,4 @@ def stage_sums_in_place():
         with _lock:
             _depth -= 1
             if _depth == 0:
-                module.vector_tree_dot = _saved.pop()
+                module.vector_tree_dot, _own = _own, None
