@@ -54,9 +54,10 @@ from linflow import problems  # noqa: E402
 #: The files that run first, in this order: the README's command gives each worker a whole file at a time, in the
 #: order collected, so the heaviest go first and the light ones fill in at the end (the two workers finish together
 #: instead of one idling through a last heavy file). Seconds per file measured in a full run (2-core machine,
-#: --durations=0, 2026-12-07), heaviest first, except notebook 04: it reruns test_reproduce's quick experiments and
-#: goes after it, so that it reads their compiled code from the shared cache (side by side, both compiling, fig3's
-#: quick run took 79 s instead of 34 and the notebook 94 s instead of 55). Files not listed keep their order after
+#: --durations=0, 2026-12-07), heaviest first, except notebook 04: it reruns two of test_reproduce's quick experiments
+#: (fig2, section6; fig3's full run it reads from docs/results) and goes after it, so that it reads their compiled code
+#: from the shared cache (side by side, both compiling, fig3's quick run took 79 s instead of 34 and the notebook 94 s
+#: instead of 55). Files not listed keep their order after
 #: these. Order only: no test depends on it.
 FIRST = (
     "tests/test_reproduce.py", "tests/test_flows.py", "notebooks/08_sgd_and_its_sde.ipynb", "tests/test_sweeps.py",

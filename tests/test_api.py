@@ -77,6 +77,10 @@ ADDED = {
     "svag_ensemble": ('problem', 'layers0', 'eta', 'steps', 'batch', 'keys', 'ell', 'sampling', 'save_every'),
     "sme": ('problem', 'layers0', 'eta', 't1', 'batch', 'key', 'sampling', 'order', 'dt', 'ts', 'path'),
     "sme_ensemble": ('problem', 'layers0', 'eta', 't1', 'batch', 'keys', 'sampling', 'order', 'dt', 'ts', 'path'),
+    "heavy_ball": ('problem', 'layers0', 'eta', 'beta', 'steps', 'save_every', 'start'),
+    "heavy_ball_flow": ('problem', 'layers0', 'eta', 'beta', 't1', 'model', 'start', 'options'),
+    "HeavyBallFlow": ('problem', 'eta', 'beta', 'model'),
+    "momentum": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),

@@ -14,7 +14,8 @@ happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on fi
   :func:`modified_flow`, :func:`central_flow`, their core :func:`solve` with :data:`SOLVERS` and one
   :class:`SolverSettings`, and :func:`first_passages`;
 * the discrete runs, on one engine (:mod:`linflow.descent`): :func:`gradient_descent`, :func:`gradient_descents`,
-  :func:`end_to_end_descent`, :func:`optax_descent`, :func:`optax_descents`; SGD and its SDEs: :func:`sgd`,
+  :func:`end_to_end_descent`, :func:`optax_descent`, :func:`optax_descents`; heavy ball and its flows
+  (:func:`heavy_ball`, :func:`heavy_ball_flow`, :class:`HeavyBallFlow`; :mod:`linflow.momentum`); SGD and its SDEs: :func:`sgd`,
   :func:`sgd_ensemble`, :func:`svag`, :func:`svag_ensemble`, :func:`sme`, :func:`sme_ensemble`;
 * the result type :class:`Trajectory` (:data:`STATUSES`) and curvature: :func:`sharpness`,
   :func:`smallest_eigenvalue`, :func:`gfs_sharpness`;
@@ -109,6 +110,9 @@ _API: dict[str, tuple[str, str | None]] = {
     "end_to_end_descent": ("core.descent", "end_to_end_descent"),
     "optax_descent": ("core.descent", "optax_descent"),
     "optax_descents": ("core.descent", "optax_descents"),
+    "heavy_ball": ("core.momentum", "heavy_ball"),
+    "heavy_ball_flow": ("core.momentum", "heavy_ball_flow"),
+    "HeavyBallFlow": ("core.momentum", "HeavyBallFlow"),
     "sgd": ("core.sgd", "sgd"),
     "sgd_ensemble": ("core.sgd", "sgd_ensemble"),
     "svag": ("core.sgd", "svag"),
@@ -141,6 +145,7 @@ _API: dict[str, tuple[str, str | None]] = {
     "descent": ("core.descent", None),
     "integrate": ("core.integrate", None),
     "measures": ("core.measures", None),
+    "momentum": ("core.momentum", None),
     "comparison": ("studies.comparison", None),
     "accuracy": ("studies.accuracy", None),
     "sweeps": ("studies.sweeps", None),
@@ -204,12 +209,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the names of _API (tests/test_api.py checks they agree)
     from . import core, paper, plot, studies
     from .core import (central, curvature, datasets, descent, exact, fields, init, integrate, linalg, measures,
-                       problems, sensing)
+                       momentum, problems, sensing)
     from .core.central import central_flow
     from .core.curvature import sharpness, smallest_eigenvalue
     from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
     from .core.fields import EndToEndFlow, LayerFlow, ModifiedFlow
     from .core.gfs import gfs_sharpness
+    from .core.momentum import HeavyBallFlow, heavy_ball, heavy_ball_flow
     from .core.init import balancedness, end_to_end, imbalance
     from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve
     from .core.passages import first_passages

@@ -240,6 +240,11 @@ class AbstractField(eqx.Module):
         Trajectory carries it), or ``None`` for a flow of its own."""
         return None
 
+    def split(self, ys):
+        """What a Trajectory keeps of saved states ``ys``: ``(the layers, or the state when it is not a layer tuple;
+        extras by name, per save)``. Default: the states themselves and no extras."""
+        return ys, {}
+
 
 class LayerFlow(AbstractField):
     """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``; state: the layers.

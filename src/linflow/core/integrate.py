@@ -81,7 +81,8 @@ def _solve(field, y0, t1, ts, settings: SolverSettings, eta) -> Trajectory:
     stop = _runs.rows_reached((ys, observed))
     code = result_code(sol.result)
     code = jnp.where((code == 0) & (stop < ts.shape[0]), STATUSES.index("nonfinite"), code)
-    return _runs.trajectory(field.kind, field.depth_of(y0), ts, ys, observed, code, stop,
+    kept, extras = field.split(ys)
+    return _runs.trajectory(field.kind, field.depth_of(y0), ts, kept, observed, code, stop, extras=extras,
                             stats=solver_stats(sol, settings), eta=eta, t1=t1, solver=settings.name)
 
 

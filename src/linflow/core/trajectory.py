@@ -60,7 +60,7 @@ class Trajectory(eqx.Module):
         extras: further per-save arrays of a kind of run, by name (leading axis: saves), e.g. the central
             flow's ``sharpness`` and ``sigma2``; empty for the other runs.
         kind: ``gradient_flow``, ``end_to_end_flow``, ``modified_flow``, ``central_flow``,
-            ``gradient_descent``, ``end_to_end_descent``, or an optimizer's name.
+            ``heavy_ball_flow``, ``gradient_descent``, ``end_to_end_descent``, ``heavy_ball``, or an optimizer's name.
         depth: the depth ``N`` of the network (the end-to-end runs use it in their preconditioner).
         solver: the ODE solver of a flow (``None`` for discrete runs).
     """

@@ -1,0 +1,197 @@
+"""Heavy ball and its continuous models (docs/math.md section 13), checked against closed forms on a quadratic, against
+optax, and by their orders in eta on a depth-3 network."""
+
+import jax
+import numpy as np
+import optax
+import pytest
+import scipy.linalg
+from hypothesis import given, settings, strategies as st
+
+import linflow
+from linflow import init, problems
+from linflow.core.measures import fit_order
+
+from conftest import budget, small_regression
+
+BETA = 0.5
+
+
+def quadratic(weight_decay=0.1):
+    """A depth-1 l2 problem: ``L(W) = (1/2m) ||X W^T - Y||^2 + (lambda/2) ||W||^2``, whose gradient is
+    ``(W - W*) A`` with ``A = X^T X / m + lambda I`` (symmetric) and ``W* = (Y^T X / m) A^{-1}``."""
+    prob = small_regression(m=30, d=3, k=2, weight_decay=weight_decay, seed=4)
+    X, Y = np.asarray(prob.X), np.asarray(prob.Y)
+    A = X.T @ X / len(X) + weight_decay * np.eye(3)
+    return prob, A, (Y.T @ X / len(X)) @ np.linalg.inv(A)
+
+
+def closed_forms(A, e0, eta, beta, ts, start):
+    """The errors ``W(t) - W*`` of heavy ball and of its three models on the quadratic, from matrix powers and
+    exponentials (rows of ``e`` evolve as ``e' = -e A ...``; ``A`` symmetric), at flow times ``ts`` (multiples of
+    eta). ``start``: the discrete run's (``"rest"`` or ``"manifold"``)."""
+    n, eye = len(A), np.eye(len(A))
+    c = eta * (1 + beta) / (2 * (1 - beta) ** 2)
+    M_mod = (A + c * A @ A) / (1 - beta)  # (13.4) on the quadratic: grad L~ = e (A + c A^2)
+    m0 = np.zeros_like(e0) if start == "rest" else -eta * e0 @ M_mod  # theta_0 - theta_{-1}
+    step = np.block([[(1 + beta) * eye - eta * A, -beta * eye], [eye, np.zeros((n, n))]])  # [e_k+1; e_k] from [e_k; e_k-1]
+    ks = np.rint(np.asarray(ts) / eta).astype(int)
+    discrete = np.array([(np.linalg.matrix_power(step, k) @ np.vstack([e0.T, (e0 - m0).T]))[:n].T for k in ks])
+
+    shifted = e0 + eta * beta / (1 - beta) ** 2 * e0 @ A  # (13.5)
+    eps = eta * (1 + beta) / 2
+    G = np.block([[np.zeros((n, n)), eye], [-A / eps, -(1 - beta) / eps * eye]])  # z = [e; v], z' = G z (13.3)
+
+    def second(e, v):
+        return np.array([(scipy.linalg.expm(G * t) @ np.vstack([e.T, v.T]))[:n].T for t in ts])
+
+    flows = {("leading", s): np.array([x @ scipy.linalg.expm(-A * t / (1 - beta)) for t in ts])
+             for s, x in (("plain", e0), ("initial_layer", shifted))}
+    flows.update({("modified", s): np.array([x @ scipy.linalg.expm(-M_mod * t) for t in ts])
+                  for s, x in (("plain", e0), ("initial_layer", shifted))})
+    flows[("second_order", "plain")] = second(e0, -e0 @ M_mod)
+    flows[("second_order", "initial_layer")] = second(shifted, -shifted @ M_mod)
+    flows[("second_order", "rest")] = second(e0, np.zeros_like(e0))
+    return discrete, flows
+
+
+def test_on_a_quadratic_heavy_ball_and_every_model_are_their_closed_forms():
+    prob, A, W_star = quadratic()
+    W0 = np.array([[1.0, -0.5, 0.3], [0.2, 0.8, -1.0]])
+    eta, ts = 0.05, np.linspace(0.0, 2.0, 9)
+    for start in ("rest", "manifold"):
+        discrete, flows = closed_forms(A, W0 - W_star, eta, BETA, ts, start)
+        hb = linflow.heavy_ball(prob, (W0,), eta, BETA, 40, save_every=5, start=start)
+        np.testing.assert_allclose(np.asarray(hb.end_to_end) - W_star, discrete, rtol=0, atol=1e-12)
+    for (model, start), exact in flows.items():
+        flow = linflow.heavy_ball_flow(prob, (W0,), eta, BETA, 2.0, model=model, start=start, ts=ts, rtol=1e-12,
+                                       atol=1e-14)
+        assert flow.status == "ok"
+        np.testing.assert_allclose(np.asarray(flow.end_to_end) - W_star, exact, rtol=0, atol=1e-9,
+                                   err_msg=f"{model}, {start}")
+
+
+def test_on_a_quadratic_the_orders_and_the_initial_layer_are_what_section_13_derives():
+    """From the closed forms alone (no linflow run), the largest deviation after the initial layer: the leading flow
+    is first order; from the slow manifold both corrected models are second order; from rest they drop to first
+    order, and the initial layer's shift (13.5) brings the second order back."""
+    _, A, _ = quadratic()
+    e0 = np.array([[1.0, -0.5, 0.3], [0.2, 0.8, -1.0]])
+    etas, ts = [0.02, 0.01, 0.005, 0.0025], np.linspace(0.0, 1.0, 11)
+    errors = {}
+    for eta in etas:
+        for start in ("manifold", "rest"):
+            discrete, flows = closed_forms(A, e0, eta, BETA, ts, start)
+            for key, flow in flows.items():  # after the initial layer (t >= 0.2: beta^k <= 1e-3 there)
+                errors.setdefault((start, *key), []).append(np.max(np.abs(flow - discrete)[ts >= 0.2]))
+    order = {k: fit_order(etas, v).order for k, v in errors.items()}
+    for start in ("manifold", "rest"):
+        assert abs(order[(start, "leading", "plain")] - 1) < 0.1
+    for model in ("modified", "second_order"):
+        assert abs(order[("manifold", model, "plain")] - 2) < 0.15, order
+        assert abs(order[("rest", model, "initial_layer")] - 2) < 0.15, order
+        assert abs(order[("rest", model, "plain")] - 1) < 0.15, order
+    assert abs(order[("rest", "second_order", "rest")] - 1) < 0.15, order
+
+
+@settings(max_examples=budget(2))
+@given(eta=st.floats(0.01, 0.2), beta=st.floats(0.0, 0.95), widths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+       seed=st.integers(0, 10))
+def test_heavy_ball_from_rest_is_optax_sgd_with_momentum(eta, beta, widths, seed):
+    prob = small_regression(m=20, d=3, k=2, weight_decay=0.05, seed=seed)
+    layers = init.near_zero((3, *widths, 2), 0.3, seed=seed)
+    hb = linflow.heavy_ball(prob, layers, eta, beta, 30)
+    ref = linflow.optax_descent(prob, layers, lambda lr: optax.sgd(lr, momentum=beta), eta, 30)
+    if hb.status != "ok" or ref.status != "ok":
+        assert hb.status == ref.status
+        return
+    scale = 1.0 + np.max(np.abs(np.asarray(ref.end_to_end)))
+    np.testing.assert_allclose(np.asarray(hb.end_to_end), np.asarray(ref.end_to_end), rtol=0, atol=1e-11 * scale)
+
+
+@pytest.mark.slow
+def test_orders_on_a_depth_3_network():
+    """The leading flow's deviation from heavy ball falls at order 1, the corrected models' at order 2 from the start
+    each is paired with (within 0.15); started at theta_0, they lose the second order against a run from rest."""
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
+    layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
+    etas, T = [0.02, 0.01, 0.005, 0.0025], 1.0
+    pairs = [("manifold", "leading", "plain"), ("manifold", "modified", "plain"), ("manifold", "second_order", "plain"),
+             ("rest", "modified", "initial_layer"), ("rest", "second_order", "initial_layer"),
+             ("rest", "modified", "plain")]
+    errors = {}
+    for eta in etas:
+        runs = {s: linflow.heavy_ball(prob, layers, eta, BETA, round(T / eta), save_every=round(0.1 / eta), start=s)
+                for s in ("manifold", "rest")}
+        for start, model, flow_start in pairs:
+            hb = runs[start]
+            flow = linflow.heavy_ball_flow(prob, layers, eta, BETA, T, model=model, start=flow_start, ts=hb.ts,
+                                           rtol=1e-12, atol=1e-14)
+            assert flow.status == "ok"
+            after = np.asarray(hb.ts) >= 0.2  # after the initial layer: a shifted start differs at t = 0 by O(eta)
+            errors.setdefault((start, model, flow_start), []).append(
+                np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(hb.end_to_end))[after]))
+    order = {k: fit_order(etas, v).order for k, v in errors.items()}
+    assert abs(order[("manifold", "leading", "plain")] - 1) <= 0.15, order
+    for key in pairs[1:5]:
+        assert abs(order[key] - 2) <= 0.15, (key, order)
+    assert order[("rest", "modified", "plain")] < 1.2, order
+
+
+def test_the_second_order_model_from_rest_relaxes_onto_the_slow_manifold():
+    """Started at zero velocity its distance from the slow manifold's velocity (13.4) starts at that velocity's norm
+    and falls by the relaxation factor ``exp(-2 (1 - beta) t / (eta (1 + beta)))`` (to within the drift of the
+    manifold itself); started on the manifold (13.4, exact to O(eta)) it stays O(eta^2) from it: halving eta quarters
+    the largest distance."""
+    prob = problems.whitened([2.0, 1.0], seed=0)
+    layers = init.balanced((2, 2, 2), 0.5, seed=0)
+    eta = 0.01
+    ts = np.array([0.0, 0.01, 0.02, 0.5])
+    rest = linflow.heavy_ball_flow(prob, layers, eta, BETA, 0.5, model="second_order", start="rest", ts=ts,
+                                   rtol=1e-11, atol=1e-13)
+    v0 = linflow.momentum.slow_velocity(prob, layers, eta, BETA)
+    off = np.asarray(rest.extras["off_manifold"])
+    np.testing.assert_allclose(off[0], np.sqrt(sum(float(np.sum(np.asarray(v) ** 2)) for v in v0)), rtol=1e-12)
+    rate = 2 * (1 - BETA) / (eta * (1 + BETA))
+    np.testing.assert_allclose(off[1:3] / off[0], np.exp(-rate * ts[1:3]), rtol=0.1)
+    largest = [np.max(np.asarray(linflow.heavy_ball_flow(prob, layers, h, BETA, 0.5, model="second_order",
+                                                         n_save=1001, rtol=1e-11, atol=1e-13).extras["off_manifold"]))
+               for h in (eta, eta / 2)]
+    assert 3.5 < largest[0] / largest[1] < 4.5, largest
+
+
+def test_the_leading_flow_is_the_gradient_flow_in_time_scaled_by_one_minus_beta():
+    prob = problems.whitened([2.0, 1.0], seed=0)
+    layers = init.balanced((2, 3, 2), 0.5, seed=0)
+    ts = np.linspace(0.0, 1.0, 6)
+    flow = linflow.heavy_ball_flow(prob, layers, 0.1, BETA, 1.0, model="leading", ts=ts, rtol=1e-12, atol=1e-14)
+    gf = linflow.gradient_flow(prob, layers, 2.0, ts=ts / (1 - BETA), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(flow.end_to_end), np.asarray(gf.end_to_end), rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_eta_and_beta_are_traced_and_gradients_go_through_the_flow():
+    prob = problems.whitened([2.0, 1.0], seed=0)
+    layers = init.balanced((2, 2, 2), 0.5, seed=0)
+
+    def final_loss(beta):
+        return linflow.heavy_ball_flow(prob, layers, 0.05, beta, 1.0, n_save=2, rtol=1e-11, atol=1e-13).loss[-1]
+
+    losses = jax.vmap(final_loss)(np.array([0.3, 0.5]))
+    assert np.allclose(losses, [final_loss(0.3), final_loss(0.5)], rtol=1e-12)
+    fd = (final_loss(0.5 + 1e-5) - final_loss(0.5 - 1e-5)) / 2e-5
+    np.testing.assert_allclose(jax.grad(final_loss)(0.5), fd, rtol=1e-5)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda p, w: linflow.heavy_ball(p, w, 0.1, 1.0, 10), "beta must be in \\[0, 1\\)"),
+    (lambda p, w: linflow.heavy_ball(p, w, 0.1, -0.1, 10), "beta must be >= 0"),
+    (lambda p, w: linflow.heavy_ball(p, w, 0.1, 0.5, 10, start="zero"), "start must be one of 'rest', 'manifold'"),
+    (lambda p, w: linflow.heavy_ball_flow(p, w, 0.1, 0.5, 1.0, model="adam"), "model must be one of 'leading'"),
+    (lambda p, w: linflow.heavy_ball_flow(p, w, 0.1, 0.5, 1.0, start="rest"), "start='rest' .* needs model='second_order'"),
+    (lambda p, w: linflow.heavy_ball_flow(p, w, 0.0, 0.5, 1.0), "eta must be > 0"),
+])
+def test_bad_input_is_named(call, match):
+    prob = problems.whitened([1.0])
+    with pytest.raises(ValueError, match=match):
+        call(prob, init.balanced((1, 1, 1), 0.5))
