@@ -6,11 +6,13 @@ import numpy as np
 import optax
 import pytest
 import scipy.linalg
+import xarray as xr
 from hypothesis import given, settings, strategies as st
 
 import linflow
 from linflow import init, problems
 from linflow.core.measures import fit_order
+from linflow.studies import momentum
 
 from conftest import budget, small_regression
 
@@ -111,31 +113,41 @@ def test_heavy_ball_from_rest_is_optax_sgd_with_momentum(eta, beta, widths, seed
 
 @pytest.mark.slow
 def test_orders_on_a_depth_3_network():
-    """The leading flow's deviation from heavy ball falls at order 1, the corrected models' at order 2 from the start
-    each is paired with (within 0.15); started at theta_0, they lose the second order against a run from rest."""
+    """The study of where heavy ball leaves its models (linflow.studies.momentum): the leading flow's deviation falls at
+    order 1 and the corrected models' at order 2 from the start each is paired with (the rule: within 0.15); started
+    at theta_0 against a run from rest, the modified flow loses the second order."""
     prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
     layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
-    etas, T = [0.02, 0.01, 0.005, 0.0025], 1.0
-    pairs = [("manifold", "leading", "plain"), ("manifold", "modified", "plain"), ("manifold", "second_order", "plain"),
-             ("rest", "modified", "initial_layer"), ("rest", "second_order", "initial_layer"),
-             ("rest", "modified", "plain")]
-    errors = {}
-    for eta in etas:
-        runs = {s: linflow.heavy_ball(prob, layers, eta, BETA, round(T / eta), save_every=round(0.1 / eta), start=s)
-                for s in ("manifold", "rest")}
-        for start, model, flow_start in pairs:
-            hb = runs[start]
-            flow = linflow.heavy_ball_flow(prob, layers, eta, BETA, T, model=model, start=flow_start, ts=hb.ts,
-                                           rtol=1e-12, atol=1e-14)
-            assert flow.status == "ok"
-            after = np.asarray(hb.ts) >= 0.2  # after the initial layer: a shifted start differs at t = 0 by O(eta)
-            errors.setdefault((start, model, flow_start), []).append(
-                np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(hb.end_to_end))[after]))
-    order = {k: fit_order(etas, v).order for k, v in errors.items()}
-    assert abs(order[("manifold", "leading", "plain")] - 1) <= 0.15, order
-    for key in pairs[1:5]:
-        assert abs(order[key] - 2) <= 0.15, (key, order)
-    assert order[("rest", "modified", "plain")] < 1.2, order
+    ds = momentum.breakdown(prob, layers, [0.02, 0.01, 0.005, 0.0025], BETA, 1.0)
+    assert float(ds.attrs["after"]) == 0.2  # beta^k <= 1e-3 after 10 steps of the largest eta
+    rows = {r["pair"]: r for r in momentum.summary(ds)}
+    for start, model, flow_start, theory in momentum.PAIRS:
+        row = rows[f"{model} ({flow_start}) vs heavy ball ({start})"]
+        if (start, model, flow_start) == ("rest", "modified", "plain"):
+            assert row["order"] < 1.2, row
+        elif (start, model, flow_start) != ("rest", "second_order", "rest"):
+            assert row["verdict"] == f"order {theory}" and abs(row["order"] - theory) <= 0.15, row
+    assert "order 2" in momentum.summary_text(ds)
+
+
+def test_the_breakdown_summary_on_constructed_deviations():
+    """The rules of linflow.studies.momentum.summary on deviations made up to have known answers."""
+    etas = np.array([0.0025, 0.005, 0.01, 0.02, 0.04])
+    dev = np.array([3.0 * etas**2,                       # order 2, below 1e-2 on the whole grid
+                    5.0 * etas**1.5,                     # order 1.5: not within 0.15 of 2; 1e-2 at 0.0159
+                    np.r_[0.1 * etas[:4], np.nan],       # order 1; the run at 0.04 diverged
+                    np.full(5, 0.5)])                    # above everything from the first eta
+    ds = xr.Dataset({"deviation_rel": (("pair", "eta"), dev), "theory_order": (("pair",), [2, 2, 1, 1])},
+                    coords={"pair": ["a", "b", "c", "d"], "eta": etas},
+                    attrs={"level": 1e-2, "asymptotic": 0.1, "beta": 0.5, "after": 0.2})
+    a, b, c, d = momentum.summary(ds)
+    assert a["verdict"] == "order 2" and abs(a["order"] - 2) < 1e-9 and a["crossing_eta"] is None
+    assert a["crossing"].startswith("above the grid")
+    assert b["verdict"].startswith("differs from order 2 (fitted 1.50")
+    np.testing.assert_allclose(b["crossing_eta"], (1e-2 / 5.0) ** (1 / 1.5), rtol=1e-9)  # log-log interpolation
+    assert c["verdict"] == "order 1" and c["points"] == 4 and c["crossing_eta"] is None
+    assert c["crossing"].startswith("between 0.02 and 0.04 (at 0.04 the run diverged")
+    assert d["order"] is None and d["verdict"].startswith("not fitted: 0 eta(s)") and d["crossing"].startswith("below")
 
 
 def test_the_second_order_model_from_rest_relaxes_onto_the_slow_manifold():

@@ -1,0 +1,31 @@
+"""The figure of heavy ball against its continuous models (:mod:`linflow.studies.momentum`)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+__all__ = ["momentum_breakdown"]
+
+
+def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
+    """Each model's relative deviation from heavy ball against eta (log-log): solid for the pairs theory puts at
+    order 2, dashed at order 1; the level as a dotted line; an eta whose run diverged as a cross on the top edge."""
+    etas = ds.eta.values
+    fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
+    for p, name in enumerate(ds.pair.values):
+        dev = ds.deviation_rel.values[p]
+        style = "o-" if int(ds.theory_order.values[p]) == 2 else "s--"
+        ax.plot(etas, np.where(np.isfinite(dev) & (dev > 0), dev, np.nan), style, ms=4, label=str(name))
+    ax.axhline(float(ds.attrs["level"]), color="k", lw=0.8, ls=":", label=f"level {ds.attrs['level']:g}")
+    diverged = (ds.status_rest.values != "ok") | (ds.status_manifold.values != "ok")
+    if diverged.any():
+        ax.plot(etas[diverged], np.full(diverged.sum(), 1.0), "kx", ms=9, transform=ax.get_xaxis_transform(),
+                clip_on=False, label="heavy ball diverged")
+    ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
+           ylabel=f"max |W_e(model) - W_e(heavy ball)| for t >= {ds.attrs['after']:.3g}, relative",
+           title=f"heavy ball, beta = {ds.attrs['beta']:g}, against its models (t1 = {ds.attrs['t1']:g})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

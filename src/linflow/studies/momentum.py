@@ -1,0 +1,145 @@
+r"""Where heavy ball leaves its continuous models: deviations over the learning rate at fixed flow time, their fitted
+orders and the learning rate where each crosses a level (docs/math.md section 13).
+
+For each eta of a grid on the save spacing, heavy ball runs from rest and from its slow manifold
+(:func:`linflow.heavy_ball`) and each model (:func:`linflow.heavy_ball_flow`) from the start it is paired with
+(:data:`PAIRS`); the deviation is the largest distance of ``W_e`` after the initial layer (the saves where
+``beta^k <= 1e-3`` at the largest eta), relative to the largest norm of the run's ``W_e``. A run that diverged has no
+deviation: it counts as above every level and is left out of the order fits, in words.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ..core import checks as _checks, runs as _runs
+from ..core.descent import descend_each
+from ..core.fields import LayerFlow
+from ..core.measures import crossing, fit_order, steps_per_save
+from ..core.momentum import HeavyBallRule, heavy_ball_flow
+from ..core.problems import Problem
+from ..core.settings import settings_from
+from .comparison.report import ASYMPTOTIC
+
+__all__ = ["PAIRS", "LAYER_DECAY", "breakdown", "summary", "summary_text"]
+
+#: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
+PAIRS = (
+    ("rest", "leading", "plain", 1),
+    ("manifold", "modified", "plain", 2),
+    ("manifold", "second_order", "plain", 2),
+    ("rest", "modified", "initial_layer", 2),
+    ("rest", "second_order", "initial_layer", 2),
+    ("rest", "modified", "plain", 1),
+    ("rest", "second_order", "rest", 1),
+)
+#: the initial layer is over once beta^k is below this at the largest eta (docs/math.md section 13)
+LAYER_DECAY = 1e-3
+
+
+def _name(pair) -> str:
+    start, model, flow_start, _ = pair
+    return f"{model} ({flow_start}) vs heavy ball ({start})"
+
+
+def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, level: float = 1e-2,
+              asymptotic: float = ASYMPTOTIC, settings=None, rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
+    """Heavy ball against its models (:data:`PAIRS`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)``),
+    saved on ``linspace(0, t1, points)``: a Dataset with ``deviation_rel`` (pair, eta), each run's ``status`` and,
+    in ``attrs``, the level whose crossing is reported (``level``, the comparison's 1%), the deviation below which
+    orders are fitted (``asymptotic``, the comparison's 0.1), the momentum and the time after which deviations are
+    read."""
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    beta = _checks.real_scalar("beta", beta, minimum=0.0)
+    if not beta < 1.0:
+        raise ValueError(f"beta must be in [0, 1) (the momentum of heavy ball); got {beta}")
+    points = _checks.integer("points", points, minimum=3)
+    t1 = _checks.positive("t1", t1)
+    level = _checks.positive("level", level)
+    asymptotic = _checks.positive("asymptotic", asymptotic)
+    etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
+    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    settings = settings_from(settings, breakdown, rtol=rtol, atol=atol)
+    ts = np.linspace(0.0, t1, points)
+    layer_steps = math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
+    after = ts >= etas.max() * layer_steps
+    if after.sum() < 2:
+        raise ValueError(f"the initial layer (beta^k <= {LAYER_DECAY:g}: {layer_steps} steps, t = "
+                         f"{etas.max() * layer_steps:.3g} at eta = {etas.max():g}) leaves fewer than 2 saves of "
+                         f"[0, t1 = {t1:g}]: raise t1 or lower the etas")
+    runs = {start: descend_each(HeavyBallRule(LayerFlow(problem), jnp.float64(beta), start), layers0, etas, per_save,
+                                points - 1, kind="heavy_ball")
+            for start in ("rest", "manifold")}
+    deviation = np.full((len(PAIRS), len(etas)), np.nan)
+    status = {s: np.asarray([str(runs[s].unstack()[i].status) for i in range(len(etas))]) for s in runs}
+    for i, eta in enumerate(etas):
+        for p, (start, model, flow_start, _) in enumerate(PAIRS):
+            if status[start][i] != "ok":
+                continue
+            run = np.asarray(runs[start].end_to_end[i])
+            flow = heavy_ball_flow(problem, layers0, eta, beta, t1, model=model, start=flow_start, ts=ts,
+                                   settings=settings)
+            if flow.status != "ok":
+                continue
+            gap = np.linalg.norm(np.asarray(flow.end_to_end) - run, axis=(1, 2))
+            deviation[p, i] = np.max(gap[after]) / np.max(np.linalg.norm(run, axis=(1, 2)))
+    return xr.Dataset(
+        {"deviation_rel": (("pair", "eta"), deviation),
+         "status_rest": (("eta",), status["rest"]), "status_manifold": (("eta",), status["manifold"]),
+         "theory_order": (("pair",), np.array([p[3] for p in PAIRS]))},
+        coords={"pair": [_name(p) for p in PAIRS], "eta": etas},
+        attrs={"beta": beta, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic,
+               "after": float(ts[after][0]),
+               "initial_layer_steps": layer_steps, "rtol": settings.rtol, "atol": settings.atol})
+
+
+def summary(ds: xr.Dataset) -> list[dict]:
+    """Per pair: the fitted order with its 95% interval over the etas whose deviation is measured and below
+    ``asymptotic``, the theory's order and whether it lies within 0.15, and the eta where the deviation first reaches
+    the level (a diverged run counts as above it)."""
+    etas, level, asymptotic = ds.eta.values, float(ds.attrs["level"]), float(ds.attrs["asymptotic"])
+    rows = []
+    for p, name in enumerate(ds.pair.values):
+        dev = ds.deviation_rel.values[p]
+        fit = fit_order(etas, dev, np.isfinite(dev) & (dev < asymptotic))
+        cut = crossing(etas, np.where(np.isfinite(dev), dev, np.inf), level)
+        theory = int(ds.theory_order.values[p])
+        if not fit.fitted:
+            verdict = f"not fitted: {fit.n} eta(s) measured below {asymptotic:g} (need 2)"
+        else:
+            verdict = (f"order {theory}" if abs(fit.order - theory) <= 0.15 else
+                       f"differs from order {theory} (fitted {fit.order:.2f}; the rule: within 0.15)")
+        if math.isinf(cut.above):
+            where = f"above the grid (every eta up to {etas[-1]:.4g} stays below {level:g})"
+        elif math.isnan(cut.below):
+            where = f"below the grid (at the smallest eta, {etas[0]:.4g}, already at or above {level:g})"
+        elif cut.diverged:
+            where = (f"between {cut.below:.4g} and {cut.above:.4g} (at {cut.above:.4g} the run diverged or its model "
+                     "failed: counted above the level)")
+        else:
+            where = f"{cut.at:.4g}"
+        measured = not (math.isinf(cut.above) or math.isnan(cut.below) or cut.diverged)
+        rows.append({"pair": str(name), "order": fit.order if fit.fitted else None,
+                     "ci95": list(fit.ci95) if fit.fitted and fit.ci95 else None, "points": fit.n,
+                     "theory": theory, "verdict": verdict, "crossing_eta": cut.at if measured else None,
+                     "crossing": where})
+    return rows
+
+
+def summary_text(ds: xr.Dataset) -> str:
+    """The summary in words, one line per pair, with the rule."""
+    lines = [f"heavy ball (beta = {ds.attrs['beta']:g}) against its models, deviation of W_e after the initial layer "
+             f"(t >= {ds.attrs['after']:.3g}) relative to the run's largest norm; orders fitted where it is below "
+             f"{ds.attrs['asymptotic']:g}, 'order n' when within 0.15 of the theory's; a run that diverged counts "
+             f"above every level"]
+    for row in summary(ds):
+        ci = f" [{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]" if row["ci95"] else ""
+        got = f"{row['order']:.2f}{ci}" if row["order"] is not None else "-"
+        lines.append(f"  {row['pair']:<52} order {got:<20} {row['verdict']}; reaches {ds.attrs['level']:g} at eta "
+                     f"{row['crossing']}")
+    return "\n".join(lines)
