@@ -79,7 +79,9 @@ ADDED = {
     "sme_ensemble": ('problem', 'layers0', 'eta', 't1', 'batch', 'keys', 'sampling', 'order', 'dt', 'ts', 'path'),
     "heavy_ball": ('problem', 'layers0', 'eta', 'beta', 'steps', 'save_every', 'start'),
     "heavy_ball_flow": ('problem', 'layers0', 'eta', 'beta', 't1', 'model', 'start', 'options'),
-    "HeavyBallFlow": ('problem', 'eta', 'beta', 'model'),
+    "nesterov": ('problem', 'layers0', 'eta', 'beta', 'steps', 'save_every', 'start'),
+    "nesterov_flow": ('problem', 'layers0', 'eta', 'beta', 't1', 'model', 'start', 'options'),
+    "MomentumFlow": ('problem', 'eta', 'beta', 'model', 'method'),
     "momentum": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)

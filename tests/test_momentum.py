@@ -28,62 +28,74 @@ def quadratic(weight_decay=0.1):
     return prob, A, (Y.T @ X / len(X)) @ np.linalg.inv(A)
 
 
-def closed_forms(A, e0, eta, beta, ts, start):
-    """The errors ``W(t) - W*`` of heavy ball and of its three models on the quadratic, from matrix powers and
-    exponentials (rows of ``e`` evolve as ``e' = -e A ...``; ``A`` symmetric), at flow times ``ts`` (multiples of
-    eta). ``start``: the discrete run's (``"rest"`` or ``"manifold"``)."""
-    n, eye = len(A), np.eye(len(A))
-    c = eta * (1 + beta) / (2 * (1 - beta) ** 2)
-    M_mod = (A + c * A @ A) / (1 - beta)  # (13.4) on the quadratic: grad L~ = e (A + c A^2)
-    m0 = np.zeros_like(e0) if start == "rest" else -eta * e0 @ M_mod  # theta_0 - theta_{-1}
-    step = np.block([[(1 + beta) * eye - eta * A, -beta * eye], [eye, np.zeros((n, n))]])  # [e_k+1; e_k] from [e_k; e_k-1]
+def closed_forms(A, e0, eta, beta, ts, start, method="heavy_ball"):
+    """The errors ``W(t) - W*`` of the method and of its three models on the quadratic (rows of ``e`` evolve as
+    ``e' = -e A ...``; ``A`` symmetric), from matrix powers and exponentials, at flow times ``ts`` (multiples of eta).
+    ``start``: the discrete run's (``"rest"`` or ``"manifold"``)."""
+    n, eye, zero = len(A), np.eye(len(A)), np.zeros((len(A), len(A)))
+    nesterov = method == "nesterov"
+    c = (1 - beta + 2 * beta**2 if nesterov else 1 + beta) / (2 * (1 - beta) ** 2)  # (13.8) / (13.4)
+    M_mod = (A + c * eta * A @ A) / (1 - beta)  # the slow manifold's flow on the quadratic: e' = -e M_mod
+    b0 = np.zeros_like(e0) if start == "rest" else -eta * e0 @ M_mod  # the buffer (heavy ball: theta_0 - theta_-1)
+    if nesterov:  # (e, b) <- ((I - eta (1 + beta) A) e + beta^2 b, beta b - eta A e), as columns
+        step = np.block([[eye - eta * (1 + beta) * A, beta**2 * eye], [-eta * A, beta * eye]])
+    else:  # (e, b) <- (e + b', b' = beta b - eta A e)
+        step = np.block([[eye - eta * A, beta * eye], [-eta * A, beta * eye]])
     ks = np.rint(np.asarray(ts) / eta).astype(int)
-    discrete = np.array([(np.linalg.matrix_power(step, k) @ np.vstack([e0.T, (e0 - m0).T]))[:n].T for k in ks])
+    discrete = np.array([(np.linalg.matrix_power(step, k) @ np.vstack([e0.T, b0.T]))[:n].T for k in ks])
 
-    shifted = e0 + eta * beta / (1 - beta) ** 2 * e0 @ A  # (13.5)
+    s = (beta**2 if nesterov else beta) / (1 - beta) ** 2
+    shifted = e0 + eta * s * e0 @ A  # (13.9) / (13.5)
     eps = eta * (1 + beta) / 2
-    G = np.block([[np.zeros((n, n)), eye], [-A / eps, -(1 - beta) / eps * eye]])  # z = [e; v], z' = G z (13.3)
+    damping = (1 - beta) * eye + (eta * beta * A if nesterov else zero)
+    G = np.block([[zero, eye], [-A / eps, -damping / eps]])  # z = [e; v], z' = G z: (13.7) / (13.3)
 
     def second(e, v):
         return np.array([(scipy.linalg.expm(G * t) @ np.vstack([e.T, v.T]))[:n].T for t in ts])
 
-    flows = {("leading", s): np.array([x @ scipy.linalg.expm(-A * t / (1 - beta)) for t in ts])
-             for s, x in (("plain", e0), ("initial_layer", shifted))}
-    flows.update({("modified", s): np.array([x @ scipy.linalg.expm(-M_mod * t) for t in ts])
-                  for s, x in (("plain", e0), ("initial_layer", shifted))})
+    flows = {("leading", s_): np.array([x @ scipy.linalg.expm(-A * t / (1 - beta)) for t in ts])
+             for s_, x in (("plain", e0), ("initial_layer", shifted))}
+    flows.update({("modified", s_): np.array([x @ scipy.linalg.expm(-M_mod * t) for t in ts])
+                  for s_, x in (("plain", e0), ("initial_layer", shifted))})
     flows[("second_order", "plain")] = second(e0, -e0 @ M_mod)
     flows[("second_order", "initial_layer")] = second(shifted, -shifted @ M_mod)
     flows[("second_order", "rest")] = second(e0, np.zeros_like(e0))
     return discrete, flows
 
 
-def test_on_a_quadratic_heavy_ball_and_every_model_are_their_closed_forms():
+RUNS = {"heavy_ball": (linflow.heavy_ball, linflow.heavy_ball_flow), "nesterov": (linflow.nesterov, linflow.nesterov_flow)}
+
+
+@pytest.mark.parametrize("method", RUNS)
+def test_on_a_quadratic_the_method_and_every_model_are_their_closed_forms(method):
     prob, A, W_star = quadratic()
     W0 = np.array([[1.0, -0.5, 0.3], [0.2, 0.8, -1.0]])
     eta, ts = 0.05, np.linspace(0.0, 2.0, 9)
+    run, flow_of = RUNS[method]
     for start in ("rest", "manifold"):
-        discrete, flows = closed_forms(A, W0 - W_star, eta, BETA, ts, start)
-        hb = linflow.heavy_ball(prob, (W0,), eta, BETA, 40, save_every=5, start=start)
-        np.testing.assert_allclose(np.asarray(hb.end_to_end) - W_star, discrete, rtol=0, atol=1e-12)
+        discrete, flows = closed_forms(A, W0 - W_star, eta, BETA, ts, start, method)
+        got = run(prob, (W0,), eta, BETA, 40, save_every=5, start=start)
+        assert got.kind == method
+        np.testing.assert_allclose(np.asarray(got.end_to_end) - W_star, discrete, rtol=0, atol=1e-12)
     for (model, start), exact in flows.items():
-        flow = linflow.heavy_ball_flow(prob, (W0,), eta, BETA, 2.0, model=model, start=start, ts=ts, rtol=1e-12,
-                                       atol=1e-14)
-        assert flow.status == "ok"
+        flow = flow_of(prob, (W0,), eta, BETA, 2.0, model=model, start=start, ts=ts, rtol=1e-12, atol=1e-14)
+        assert flow.status == "ok" and flow.kind == f"{method}_flow"
         np.testing.assert_allclose(np.asarray(flow.end_to_end) - W_star, exact, rtol=0, atol=1e-9,
                                    err_msg=f"{model}, {start}")
 
 
-def test_on_a_quadratic_the_orders_and_the_initial_layer_are_what_section_13_derives():
+@pytest.mark.parametrize("method", RUNS)
+def test_on_a_quadratic_the_orders_and_the_initial_layer_are_what_section_13_derives(method):
     """From the closed forms alone (no linflow run), the largest deviation after the initial layer: the leading flow
     is first order; from the slow manifold both corrected models are second order; from rest they drop to first
-    order, and the initial layer's shift (13.5) brings the second order back."""
+    order, and the initial layer's shift (13.5, 13.9) brings the second order back."""
     _, A, _ = quadratic()
     e0 = np.array([[1.0, -0.5, 0.3], [0.2, 0.8, -1.0]])
     etas, ts = [0.02, 0.01, 0.005, 0.0025], np.linspace(0.0, 1.0, 11)
     errors = {}
     for eta in etas:
         for start in ("manifold", "rest"):
-            discrete, flows = closed_forms(A, e0, eta, BETA, ts, start)
+            discrete, flows = closed_forms(A, e0, eta, BETA, ts, start, method)
             for key, flow in flows.items():  # after the initial layer (t >= 0.2: beta^k <= 1e-3 there)
                 errors.setdefault((start, *key), []).append(np.max(np.abs(flow - discrete)[ts >= 0.2]))
     order = {k: fit_order(etas, v).order for k, v in errors.items()}
@@ -96,35 +108,60 @@ def test_on_a_quadratic_the_orders_and_the_initial_layer_are_what_section_13_der
     assert abs(order[("rest", "second_order", "rest")] - 1) < 0.15, order
 
 
+def test_nesterov_and_heavy_ball_part_by_what_the_gradient_correction_predicts():
+    """At equal eta and beta the two methods differ at O(eta); the difference of their modified flows (the
+    coefficients (13.4) and (13.8) differ by beta / (1 - beta)) accounts for it up to O(eta^2): the unexplained part
+    falls at order 2 while the difference itself falls at order 1 (closed forms on the quadratic)."""
+    _, A, _ = quadratic()
+    e0 = np.array([[1.0, -0.5, 0.3], [0.2, 0.8, -1.0]])
+    etas, ts = [0.02, 0.01, 0.005, 0.0025], np.linspace(0.0, 1.0, 11)
+    gap, unexplained = [], []
+    for eta in etas:
+        hb, hb_flows = closed_forms(A, e0, eta, BETA, ts, "manifold", "heavy_ball")
+        nag, nag_flows = closed_forms(A, e0, eta, BETA, ts, "manifold", "nesterov")
+        predicted = nag_flows[("modified", "plain")] - hb_flows[("modified", "plain")]
+        gap.append(np.max(np.abs(nag - hb)[ts >= 0.2]))
+        unexplained.append(np.max(np.abs(nag - hb - predicted)[ts >= 0.2]))
+    assert abs(fit_order(etas, gap).order - 1) < 0.1
+    assert abs(fit_order(etas, unexplained).order - 2) < 0.15
+    assert unexplained[-1] < 0.05 * gap[-1]
+
+
 @settings(max_examples=budget(2))
 @given(eta=st.floats(0.01, 0.2), beta=st.floats(0.0, 0.95), widths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
-       seed=st.integers(0, 10))
-def test_heavy_ball_from_rest_is_optax_sgd_with_momentum(eta, beta, widths, seed):
+       seed=st.integers(0, 10), method=st.sampled_from(sorted(RUNS)))
+def test_from_rest_each_method_is_optax_sgd_with_momentum(eta, beta, widths, seed, method):
     prob = small_regression(m=20, d=3, k=2, weight_decay=0.05, seed=seed)
     layers = init.near_zero((3, *widths, 2), 0.3, seed=seed)
-    hb = linflow.heavy_ball(prob, layers, eta, beta, 30)
-    ref = linflow.optax_descent(prob, layers, lambda lr: optax.sgd(lr, momentum=beta), eta, 30)
-    if hb.status != "ok" or ref.status != "ok":
-        assert hb.status == ref.status
+    got = RUNS[method][0](prob, layers, eta, beta, 30)
+    ref = linflow.optax_descent(prob, layers, lambda lr: optax.sgd(lr, momentum=beta, nesterov=method == "nesterov"),
+                                eta, 30)
+    if got.status != "ok" or ref.status != "ok":
+        assert got.status == ref.status
         return
     scale = 1.0 + np.max(np.abs(np.asarray(ref.end_to_end)))
-    np.testing.assert_allclose(np.asarray(hb.end_to_end), np.asarray(ref.end_to_end), rtol=0, atol=1e-11 * scale)
+    np.testing.assert_allclose(np.asarray(got.end_to_end), np.asarray(ref.end_to_end), rtol=0, atol=1e-11 * scale)
 
 
 @pytest.mark.slow
-def test_orders_on_a_depth_3_network():
-    """The study of where heavy ball leaves its models (linflow.studies.momentum): the leading flow's deviation falls at
+@pytest.mark.parametrize("method", RUNS)
+def test_orders_on_a_depth_3_network(method):
+    """The study of where a method leaves its models (linflow.studies.momentum): the leading flow's deviation falls at
     order 1 and the corrected models' at order 2 from the start each is paired with (the rule: within 0.15); started
     at theta_0 against a run from rest, the modified flow loses the second order."""
     prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
     layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
-    ds = momentum.breakdown(prob, layers, [0.02, 0.01, 0.005, 0.0025], BETA, 1.0)
+    ds = momentum.breakdown(prob, layers, [0.02, 0.01, 0.005, 0.0025], BETA, 1.0, method=method)
     assert float(ds.attrs["after"]) == 0.2  # beta^k <= 1e-3 after 10 steps of the largest eta
     rows = {r["pair"]: r for r in momentum.summary(ds)}
     for start, model, flow_start, theory in momentum.PAIRS:
-        row = rows[f"{model} ({flow_start}) vs heavy ball ({start})"]
+        row = rows[f"{model} ({flow_start}) vs the method ({start})"]
         if (start, model, flow_start) == ("rest", "modified", "plain"):
             assert row["order"] < 1.2, row
+        elif method == "nesterov" and (start, model, flow_start) == ("manifold", "second_order", "plain"):
+            # pre-asymptotic on this grid (2.20: a small eta^2 coefficient beside the eta^3 term); the local order
+            # falls to 2.08 between eta = 0.00125 and 0.000625 (measured, docs/math.md section 13)
+            assert 1.85 <= row["order"] <= 2.35, row
         elif (start, model, flow_start) != ("rest", "second_order", "rest"):
             assert row["verdict"] == f"order {theory}" and abs(row["order"] - theory) <= 0.15, row
     assert "order 2" in momentum.summary_text(ds)

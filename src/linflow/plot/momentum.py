@@ -1,4 +1,4 @@
-"""The figure of heavy ball against its continuous models (:mod:`linflow.studies.momentum`)."""
+"""The figure of a momentum method against its continuous models (:mod:`linflow.studies.momentum`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ __all__ = ["momentum_breakdown"]
 
 
 def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
-    """Each model's relative deviation from heavy ball against eta (log-log): solid for the pairs theory puts at
-    order 2, dashed at order 1; the level as a dotted line; an eta whose run diverged as a cross on the top edge."""
+    """Each model's relative deviation from the method (heavy ball or Nesterov) against eta (log-log): solid for the
+    pairs theory puts at order 2, dashed at order 1; the level as a dotted line; an eta whose run diverged as a cross
+    on the top edge."""
     etas = ds.eta.values
     fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
     for p, name in enumerate(ds.pair.values):
@@ -22,10 +23,11 @@ def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
     diverged = (ds.status_rest.values != "ok") | (ds.status_manifold.values != "ok")
     if diverged.any():
         ax.plot(etas[diverged], np.full(diverged.sum(), 1.0), "kx", ms=9, transform=ax.get_xaxis_transform(),
-                clip_on=False, label="heavy ball diverged")
+                clip_on=False, label="the method diverged")
+    method = str(ds.attrs.get("method", "heavy_ball")).replace("_", " ")
     ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
-           ylabel=f"max |W_e(model) - W_e(heavy ball)| for t >= {ds.attrs['after']:.3g}, relative",
-           title=f"heavy ball, beta = {ds.attrs['beta']:g}, against its models (t1 = {ds.attrs['t1']:g})")
+           ylabel=f"max |W_e(model) - W_e(method)| for t >= {ds.attrs['after']:.3g}, relative",
+           title=f"{method}, beta = {ds.attrs['beta']:g}, against its models (t1 = {ds.attrs['t1']:g})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return fig

@@ -1,8 +1,9 @@
-r"""Where heavy ball leaves its continuous models: deviations over the learning rate at fixed flow time, their fitted
-orders and the learning rate where each crosses a level (docs/math.md section 13).
+r"""Where a momentum method (heavy ball, Nesterov) leaves its continuous models: deviations over the learning rate
+at fixed flow time, their fitted orders and the learning rate where each crosses a level (docs/math.md section 13).
 
-For each eta of a grid on the save spacing, heavy ball runs from rest and from its slow manifold
-(:func:`linflow.heavy_ball`) and each model (:func:`linflow.heavy_ball_flow`) from the start it is paired with
+For each eta of a grid on the save spacing, the method runs from rest and from its slow manifold
+(:func:`linflow.heavy_ball`, :func:`linflow.nesterov`) and each model (:func:`linflow.heavy_ball_flow`,
+:func:`linflow.nesterov_flow`) from the start it is paired with
 (:data:`PAIRS`); the deviation is the largest distance of ``W_e`` after the initial layer (the saves where
 ``beta^k <= 1e-3`` at the largest eta), relative to the largest norm of the run's ``W_e``. A run that diverged has no
 deviation: it counts as above every level and is left out of the order fits, in words.
@@ -20,7 +21,7 @@ from ..core import checks as _checks, runs as _runs
 from ..core.descent import descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
-from ..core.momentum import HeavyBallRule, heavy_ball_flow
+from ..core.momentum import METHODS, MomentumRule, heavy_ball_flow, nesterov_flow
 from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
@@ -43,16 +44,17 @@ LAYER_DECAY = 1e-3
 
 def _name(pair) -> str:
     start, model, flow_start, _ = pair
-    return f"{model} ({flow_start}) vs heavy ball ({start})"
+    return f"{model} ({flow_start}) vs the method ({start})"
 
 
 def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, level: float = 1e-2,
-              asymptotic: float = ASYMPTOTIC, settings=None, rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
-    """Heavy ball against its models (:data:`PAIRS`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)``),
-    saved on ``linspace(0, t1, points)``: a Dataset with ``deviation_rel`` (pair, eta), each run's ``status`` and,
-    in ``attrs``, the level whose crossing is reported (``level``, the comparison's 1%), the deviation below which
-    orders are fitted (``asymptotic``, the comparison's 0.1), the momentum and the time after which deviations are
-    read."""
+              asymptotic: float = ASYMPTOTIC, method: str = "heavy_ball", settings=None, rtol: float = 1e-12,
+              atol: float = 1e-14) -> xr.Dataset:
+    """The momentum method ``method`` (:data:`linflow.core.momentum.METHODS`) against its models (:data:`PAIRS`) at
+    every eta of ``etas`` (each dividing ``t1 / (points - 1)``), saved on ``linspace(0, t1, points)``: a Dataset with
+    ``deviation_rel`` (pair, eta), each run's ``status`` and, in ``attrs``, the level whose crossing is reported
+    (``level``, the comparison's 1%), the deviation below which orders are fitted (``asymptotic``, the comparison's
+    0.1), the method, the momentum and the time after which deviations are read."""
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     beta = _checks.real_scalar("beta", beta, minimum=0.0)
@@ -62,6 +64,8 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
     t1 = _checks.positive("t1", t1)
     level = _checks.positive("level", level)
     asymptotic = _checks.positive("asymptotic", asymptotic)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
     per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
     settings = settings_from(settings, breakdown, rtol=rtol, atol=atol)
@@ -72,9 +76,10 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
         raise ValueError(f"the initial layer (beta^k <= {LAYER_DECAY:g}: {layer_steps} steps, t = "
                          f"{etas.max() * layer_steps:.3g} at eta = {etas.max():g}) leaves fewer than 2 saves of "
                          f"[0, t1 = {t1:g}]: raise t1 or lower the etas")
-    runs = {start: descend_each(HeavyBallRule(LayerFlow(problem), jnp.float64(beta), start), layers0, etas, per_save,
-                                points - 1, kind="heavy_ball")
+    runs = {start: descend_each(MomentumRule(LayerFlow(problem), jnp.float64(beta), start, method), layers0, etas,
+                                per_save, points - 1, kind=method)
             for start in ("rest", "manifold")}
+    model_flow = heavy_ball_flow if method == "heavy_ball" else nesterov_flow
     deviation = np.full((len(PAIRS), len(etas)), np.nan)
     status = {s: np.asarray([str(runs[s].unstack()[i].status) for i in range(len(etas))]) for s in runs}
     for i, eta in enumerate(etas):
@@ -82,7 +87,7 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
             if status[start][i] != "ok":
                 continue
             run = np.asarray(runs[start].end_to_end[i])
-            flow = heavy_ball_flow(problem, layers0, eta, beta, t1, model=model, start=flow_start, ts=ts,
+            flow = model_flow(problem, layers0, eta, beta, t1, model=model, start=flow_start, ts=ts,
                                    settings=settings)
             if flow.status != "ok":
                 continue
@@ -93,7 +98,7 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
          "status_rest": (("eta",), status["rest"]), "status_manifold": (("eta",), status["manifold"]),
          "theory_order": (("pair",), np.array([p[3] for p in PAIRS]))},
         coords={"pair": [_name(p) for p in PAIRS], "eta": etas},
-        attrs={"beta": beta, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic,
+        attrs={"method": method, "beta": beta, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic,
                "after": float(ts[after][0]),
                "initial_layer_steps": layer_steps, "rtol": settings.rtol, "atol": settings.atol})
 
@@ -133,10 +138,10 @@ def summary(ds: xr.Dataset) -> list[dict]:
 
 def summary_text(ds: xr.Dataset) -> str:
     """The summary in words, one line per pair, with the rule."""
-    lines = [f"heavy ball (beta = {ds.attrs['beta']:g}) against its models, deviation of W_e after the initial layer "
-             f"(t >= {ds.attrs['after']:.3g}) relative to the run's largest norm; orders fitted where it is below "
-             f"{ds.attrs['asymptotic']:g}, 'order n' when within 0.15 of the theory's; a run that diverged counts "
-             f"above every level"]
+    lines = [f"{str(ds.attrs['method']).replace('_', ' ')} (beta = {ds.attrs['beta']:g}) against its models, "
+             f"deviation of W_e after the initial layer (t >= {ds.attrs['after']:.3g}) relative to the run's largest "
+             f"norm; orders fitted where it is below {ds.attrs['asymptotic']:g}, 'order n' when within 0.15 of the "
+             f"theory's; a run that diverged counts above every level"]
     for row in summary(ds):
         ci = f" [{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]" if row["ci95"] else ""
         got = f"{row['order']:.2f}{ci}" if row["order"] is not None else "-"
