@@ -232,6 +232,41 @@ def test_eta_and_beta_are_traced_and_gradients_go_through_the_flow():
     np.testing.assert_allclose(jax.grad(final_loss)(0.5), fd, rtol=1e-5)
 
 
+def test_past_its_edge_heavy_ball_settles_on_gds_period_2_orbit_at_eta_over_one_plus_beta():
+    """A period-2 orbit of (13.1) solves (1 + beta)(theta_b - theta_a) = -eta grad L(theta_a) and the same with a and b
+    exchanged: GD's period-2 orbits at step eta / (1 + beta) (docs/math.md section 13). Just past heavy ball's edge
+    2 (1 + beta) / eta (5% above the minimum's sharpness 2 s_1), from the same start, both settle on the same orbit,
+    and the sharpness at its midpoint sits at the edge (within 1%), as GD's does at 2 / eta (section 8)."""
+    prob = problems.whitened([3.0, 0.5])
+    start = init.balanced((2, 2, 2), 0.3, seed=1)
+    for beta in (0.2, 0.5):
+        eta = 1.05 * 2 * (1 + beta) / (2 * 3.0)
+        hb = linflow.heavy_ball(prob, start, eta, beta, 4000)
+        gd = linflow.gradient_descent(prob, start, eta / (1 + beta), 4000)
+        assert hb.status == gd.status == "ok"
+        layers = [np.asarray(w) for w in hb.layers]
+        assert max(np.max(np.abs(w[-1] - w[-3])) for w in layers) < 1e-12  # period 2
+        orbit, gd_orbit = np.asarray(hb.end_to_end)[-2:], np.asarray(gd.end_to_end)[-2:]
+        assert np.max(np.abs(orbit[0] - orbit[1])) > 0.5  # a true orbit, not the minimum
+        assert min(np.max(np.abs(orbit - gd_orbit)), np.max(np.abs(orbit - gd_orbit[::-1]))) < 1e-10
+        middle = tuple(0.5 * (w[-1] + w[-2]) for w in layers)
+        np.testing.assert_allclose(float(linflow.sharpness(prob, middle)), 2 * (1 + beta) / eta, rtol=0.01)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_nesterovs_edge_on_a_quadratic(beta):
+    """On L = (1/2) lambda (w - s)^2, Nesterov (13.6) is stable iff eta lambda < (2 + 2 beta) / (1 + 2 beta) (its
+    characteristic polynomial r^2 - (1 + beta)(1 - eta lambda) r + beta (1 - eta lambda) has the root -1 there): 1%
+    below it the run converges, 1% above it grows."""
+    prob = problems.whitened([2.0])  # lambda = 1
+    edge = (2 + 2 * beta) / (1 + 2 * beta)
+    w0 = (np.array([[1.0]]),)
+    below = linflow.nesterov(prob, w0, 0.99 * edge, beta, 3000, save_every=3000)
+    above = linflow.nesterov(prob, w0, 1.01 * edge, beta, 3000, save_every=3000)
+    assert abs(float(below.end_to_end[-1, 0, 0]) - 2.0) < 1e-6
+    assert above.status == "diverged" or abs(float(above.end_to_end[-1, 0, 0]) - 2.0) > 1.0
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda p, w: linflow.heavy_ball(p, w, 0.1, 1.0, 10), "beta must be in \\[0, 1\\)"),
     (lambda p, w: linflow.heavy_ball(p, w, 0.1, -0.1, 10), "beta must be >= 0"),
