@@ -160,6 +160,21 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_linflow_momentum_quick(tmp_path, capsys):
+    assert cli.main(["momentum", "--quick", "--methods", "nesterov", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "nesterov (beta = 0.5) against its models" in out and "nan" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["momentum_nesterov.nc", "momentum_nesterov.png",
+                                                          "momentum_summary.json"]
+    summary = strict_json(tmp_path / "momentum_summary.json")
+    assert summary["rule"].startswith("deviation:") and list(summary["methods"]) == ["nesterov"]
+    rows = {r["pair"]: r for r in summary["methods"]["nesterov"]["pairs"]}
+    assert rows["leading (plain) vs the method (rest)"]["theory"] == 1 and len(rows) == 7
+    assert all(isinstance(r["verdict"], str) and isinstance(r["crossing"], str) for r in rows.values())
+    assert len(summary["etas"]) == 4 and summary["wall_time_s"] > 0
+
+
+@pytest.mark.slow
 def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):
     assert cli.main(["run", "--m", "100", "--d", "4", "--t1", "50", "--points", "11", "--etas", "5.0,0.1", "--p", "4",
                      "--scale", "1.0", "--out", str(tmp_path)]) == 0
@@ -232,14 +247,14 @@ def test_sweep_on_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys):
 
 COMMANDS = {"run": ["run", "--quick"], "compare": ["compare", "--quick"], "accuracy": ["accuracy", "--quick"],
             "saddles": ["saddles", "--quick"], "atlas": ["atlas", "--quick"], "sgd": ["sgd", "--quick"],
-            "reproduce": ["reproduce", "fig2", "--quick"]}
+            "momentum": ["momentum", "--quick"], "reproduce": ["reproduce", "fig2", "--quick"]}
 
 
 def _no_computation(monkeypatch):
     """Every command's body replaced by a failure: what is checked before it runs is all that may run."""
     from linflow.cli import commands
 
-    for name in ("run", "compare", "accuracy", "saddles", "atlas", "sgd", "reproduce", "sweep"):
+    for name in ("run", "compare", "accuracy", "saddles", "atlas", "sgd", "momentum", "reproduce", "sweep"):
         monkeypatch.setattr(commands, f"cmd_{name}", lambda args: pytest.fail("the command started computing"))
 
 
@@ -264,7 +279,7 @@ def test_the_build_parser_lists_every_command_in_the_help_and_the_docs(capsys):
 
     parser = build_parser()
     commands = list(parser._subparsers._group_actions[0].choices)  # noqa: SLF001 (argparse keeps no public list)
-    assert commands == ["run", "compare", "accuracy", "saddles", "atlas", "sgd", "reproduce", "sweep"]
+    assert commands == ["run", "compare", "accuracy", "saddles", "atlas", "sgd", "momentum", "reproduce", "sweep"]
     text = parser.format_help()
     assert "commands: " + ", ".join(commands) in text
     rep = parser._subparsers._group_actions[0].choices["reproduce"]  # noqa: SLF001
@@ -311,10 +326,14 @@ def test_the_build_parser_lists_every_command_in_the_help_and_the_docs(capsys):
     (["run", "--quick", "--weight-decay", "-0.1"], "argument --weight-decay: expected a number >= 0, got '-0.1'"),
     (["atlas", "--quick", "--record", "100"], "argument --record: expected an integer >= 128, got '100'"),
     (["sweep", "missing.toml", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
+    (["momentum", "--quick", "--beta", "1"], "--beta must be in [0, 1)"),
+    (["momentum", "--quick", "--beta", "0.9"], "the initial layer (beta^k <= 0.001: 66 steps"),
+    (["momentum", "--quick", "--methods", "adam"], "argument --methods: expected comma-separated names from"),
+    (["momentum", "--quick", "--divisors", "2,2"], "--divisors must be distinct"),
 ])
 def test_bad_options_get_one_line_naming_the_option_before_anything_runs(argv, says, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    if argv[0] not in ("run", "sgd", "saddles"):  # these reach their own checks inside the command, before computing
+    if argv[0] not in ("run", "sgd", "saddles", "momentum"):  # these reach their own checks inside the command, before computing
         _no_computation(monkeypatch)
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)

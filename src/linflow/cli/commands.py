@@ -250,6 +250,46 @@ def cmd_sgd(args) -> int:
     return 0
 
 
+def cmd_momentum(args) -> int:
+    from ..core import files as _io
+    from ..studies import momentum
+    from .. import plot
+
+    if not args.beta < 1.0:
+        raise ValueError(f"--beta must be in [0, 1) (the momentum); got {args.beta:g}")
+    if len(set(args.divisors)) != len(args.divisors):
+        raise ValueError(f"--divisors must be distinct; got {_show(args.divisors)}")
+    problem, layers = build(args)
+    spacing = args.t1 / (args.points - 1)
+    etas = sorted(spacing / n for n in args.divisors)
+    settings = solver_settings(args)
+    out = Path(args.out)
+    momentum.check_grid(etas, args.beta, args.t1, args.points)  # the initial layer must leave saves: before computing
+    started = time.perf_counter()
+    bar, tick = _progress(len(args.methods), "linflow momentum")
+    try:
+        studies = {}
+        for method in args.methods:
+            studies[method] = momentum.breakdown(problem, layers, etas, args.beta, args.t1, points=args.points,
+                                                 level=args.level, method=method, settings=settings)
+            tick(method)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - started
+    paths, summary = [], {"problem": _problem_label(args), "beta": args.beta, "etas": etas, "t1": args.t1,
+                          "rule": momentum.RULE, "methods": {}}
+    for method, ds in studies.items():
+        ds.attrs["problem"] = _problem_label(args)
+        paths += [_io.write_netcdf(ds, out / f"momentum_{method}.nc"),
+                  _io.write_figure(plot.momentum_breakdown(ds), out / f"momentum_{method}.png")]
+        summary["methods"][method] = {"after": float(ds.attrs["after"]), "pairs": momentum.summary(ds)}
+        print(momentum.summary_text(ds) + "\n")
+    summary["wall_time_s"] = round(elapsed, 3)
+    paths.append(_io.write_json(summary, out / "momentum_summary.json"))
+    print(f"wall time {elapsed:.1f} s; wrote {len(paths)} files to {out}")
+    return 0
+
+
 def cmd_atlas(args) -> int:
     import numpy as np
 

@@ -167,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"linflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_sgd, _add_reproduce,
-                _add_sweep):
+    for add in (_add_run, _add_compare, _add_accuracy, _add_saddles, _add_atlas, _add_sgd, _add_momentum,
+                _add_reproduce, _add_sweep):
         add(sub)
     parser.description += "\n\ncommands: " + ", ".join(sub.choices) + " (linflow COMMAND --help for each)"
     return parser
@@ -315,6 +315,30 @@ def _add_atlas(sub) -> None:
     _defaulted(at, g, "--central-points", 8, 3, type=number(int, 0), help="etas above eta_crit where the central flow is run")
     _add_output_options(g, "linflow-atlas")
     at.set_defaults(func=commands.cmd_atlas)
+
+
+def _add_momentum(sub) -> None:
+    """``linflow momentum``."""
+    mo = sub.add_parser("momentum", help="heavy ball and Nesterov against their continuous models: orders, where they break",
+                        description="Heavy ball and Nesterov (optax's form) from rest and from their slow manifold "
+                                    "against the leading flow, the second-order equation and the modified flow over a "
+                                    "grid of learning rates at fixed flow time: deviations after the initial layer, "
+                                    "fitted orders with 95% intervals, the eta where each reaches --level (see "
+                                    "linflow.studies.momentum and docs/math.md section 13).")
+    _add_problem_options(mo, quick_m=200, quick_d=8)
+    g = mo.add_argument_group("study")
+    _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"], type=names(("heavy_ball", "nesterov")),
+               help="methods, comma-separated: heavy_ball, nesterov")
+    g.add_argument("--beta", type=NONNEGATIVE, default=0.5, help="momentum beta, 0 <= beta < 1 (default 0.5)")
+    _defaulted(mo, g, "--t1", 10.0, 4.0, type=POSITIVE, help="horizon in flow time t = k eta")
+    _defaulted(mo, g, "--points", 21, 9, type=number(int, 3), help="save times on [0, t1]")
+    _defaulted(mo, g, "--divisors", [1, 2, 4, 8, 16, 32], [2, 4, 8, 16], type=listing(int, 1),
+               help="the learning rates as the save spacing t1/(points-1) divided by each, comma-separated")
+    g.add_argument("--level", type=POSITIVE, default=1e-2,
+                   help="relative deviation whose crossing is reported (default 0.01, as linflow compare)")
+    _add_solver_options(g, 1e-10, 1e-12)
+    _add_output_options(g, "linflow-momentum")
+    mo.set_defaults(func=commands.cmd_momentum)
 
 
 def _add_reproduce(sub) -> None:

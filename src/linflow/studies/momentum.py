@@ -26,7 +26,7 @@ from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
 
-__all__ = ["PAIRS", "LAYER_DECAY", "breakdown", "summary", "summary_text"]
+__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "summary", "summary_text"]
 
 #: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
 PAIRS = (
@@ -40,6 +40,27 @@ PAIRS = (
 )
 #: the initial layer is over once beta^k is below this at the largest eta (docs/math.md section 13)
 LAYER_DECAY = 1e-3
+
+
+#: the rule of :func:`summary`, in words (what the command's JSON states beside its verdicts)
+RULE = ("deviation: the largest |W_e(model) - W_e(method)|_F after the initial layer (the saves where beta^k <= 1e-3 "
+        "at the largest eta), relative to the run's largest |W_e|_F; order: least-squares slope of log deviation "
+        "against log eta over the etas whose deviation is below `asymptotic` (0.1) and above 1000 x the solver's "
+        "tolerance, with its 95% interval; 'order n' "
+        "when within 0.15 of the theory's n, 'differs' otherwise; crossing: the eta (log-log interpolated) where the "
+        "deviation first reaches the level; a run that diverged counts above every level and is left out of the fit")
+
+
+def check_grid(etas, beta: float, t1: float, points: int) -> float:
+    """The time after which deviations are read (the initial layer over at the largest eta: ``beta^k <= 1e-3``);
+    a ValueError when fewer than 2 saves of ``linspace(0, t1, points)`` lie after it."""
+    ts = np.linspace(0.0, t1, points)
+    layer_steps = math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
+    start = max(etas) * layer_steps
+    if (ts >= start).sum() < 2:
+        raise ValueError(f"the initial layer (beta^k <= {LAYER_DECAY:g}: {layer_steps} steps, t = {start:.3g} at eta = "
+                         f"{max(etas):g}) leaves fewer than 2 saves of [0, t1 = {t1:g}]: raise t1 or lower the etas")
+    return float(ts[ts >= start][0])
 
 
 def _name(pair) -> str:
@@ -70,12 +91,8 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
     per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
     settings = settings_from(settings, breakdown, rtol=rtol, atol=atol)
     ts = np.linspace(0.0, t1, points)
+    after = ts >= check_grid(etas, beta, t1, points)
     layer_steps = math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
-    after = ts >= etas.max() * layer_steps
-    if after.sum() < 2:
-        raise ValueError(f"the initial layer (beta^k <= {LAYER_DECAY:g}: {layer_steps} steps, t = "
-                         f"{etas.max() * layer_steps:.3g} at eta = {etas.max():g}) leaves fewer than 2 saves of "
-                         f"[0, t1 = {t1:g}]: raise t1 or lower the etas")
     runs = {start: descend_each(MomentumRule(LayerFlow(problem), jnp.float64(beta), start, method), layers0, etas,
                                 per_save, points - 1, kind=method)
             for start in ("rest", "manifold")}
@@ -104,18 +121,21 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
 
 
 def summary(ds: xr.Dataset) -> list[dict]:
-    """Per pair: the fitted order with its 95% interval over the etas whose deviation is measured and below
-    ``asymptotic``, the theory's order and whether it lies within 0.15, and the eta where the deviation first reaches
-    the level (a diverged run counts as above it)."""
+    """Per pair: the fitted order with its 95% interval over the etas whose deviation is measured, below
+    ``asymptotic`` and above 1000 times the solver's tolerance (the comparison's rule), the theory's order and whether
+    it lies within 0.15, and the eta where the deviation first reaches the level (a diverged run counts as above
+    it)."""
     etas, level, asymptotic = ds.eta.values, float(ds.attrs["level"]), float(ds.attrs["asymptotic"])
+    floor = 1e3 * max(float(ds.attrs.get("rtol", 0.0)), float(ds.attrs.get("atol", 0.0)))  # the solver's error below
     rows = []
     for p, name in enumerate(ds.pair.values):
         dev = ds.deviation_rel.values[p]
-        fit = fit_order(etas, dev, np.isfinite(dev) & (dev < asymptotic))
+        fit = fit_order(etas, dev, np.isfinite(dev) & (dev < asymptotic) & (dev > floor))
         cut = crossing(etas, np.where(np.isfinite(dev), dev, np.inf), level)
         theory = int(ds.theory_order.values[p])
         if not fit.fitted:
-            verdict = f"not fitted: {fit.n} eta(s) measured below {asymptotic:g} (need 2)"
+            verdict = (f"not fitted: {fit.n} eta(s) measured below {asymptotic:g} and above 1000 x the solver "
+                       f"tolerance (need 2)")
         else:
             verdict = (f"order {theory}" if abs(fit.order - theory) <= 0.15 else
                        f"differs from order {theory} (fitted {fit.order:.2f}; the rule: within 0.15)")
