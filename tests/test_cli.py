@@ -330,6 +330,7 @@ def test_the_build_parser_lists_every_command_in_the_help_and_the_docs(capsys):
     (["momentum", "--quick", "--beta", "0.9"], "the initial layer (beta^k <= 0.001: 66 steps"),
     (["momentum", "--quick", "--methods", "adam"], "argument --methods: expected comma-separated names from"),
     (["momentum", "--quick", "--divisors", "2,2"], "--divisors must be distinct"),
+    (["momentum", "--quick", "--data", "/nonexistent"], "--data '/nonexistent' does not exist"),
 ])
 def test_bad_options_get_one_line_naming_the_option_before_anything_runs(argv, says, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

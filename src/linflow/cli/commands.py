@@ -259,7 +259,16 @@ def cmd_momentum(args) -> int:
         raise ValueError(f"--beta must be in [0, 1) (the momentum); got {args.beta:g}")
     if len(set(args.divisors)) != len(args.divisors):
         raise ValueError(f"--divisors must be distinct; got {_show(args.divisors)}")
-    problem, layers = build(args)
+    if args.data:
+        from ..core import specs
+
+        if args.widths is not None and len(args.widths) != args.depth - 1:
+            raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
+        problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
+        label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
+        layers = start(problem, args, args.widths)
+    else:
+        (problem, layers), label = build(args), _problem_label(args)
     spacing = args.t1 / (args.points - 1)
     etas = sorted(spacing / n for n in args.divisors)
     settings = solver_settings(args)
@@ -276,10 +285,10 @@ def cmd_momentum(args) -> int:
     finally:
         bar.close()
     elapsed = time.perf_counter() - started
-    paths, summary = [], {"problem": _problem_label(args), "beta": args.beta, "etas": etas, "t1": args.t1,
+    paths, summary = [], {"problem": label, "beta": args.beta, "etas": etas, "t1": args.t1,
                           "rule": momentum.RULE, "methods": {}}
     for method, ds in studies.items():
-        ds.attrs["problem"] = _problem_label(args)
+        ds.attrs["problem"] = label
         paths += [_io.write_netcdf(ds, out / f"momentum_{method}.nc"),
                   _io.write_figure(plot.momentum_breakdown(ds), out / f"momentum_{method}.png")]
         summary["methods"][method] = {"after": float(ds.attrs["after"]), "pairs": momentum.summary(ds)}

@@ -327,6 +327,8 @@ def _add_momentum(sub) -> None:
                                     "linflow.studies.momentum and docs/math.md section 13).")
     _add_problem_options(mo, quick_m=200, quick_d=8)
     g = mo.add_argument_group("study")
+    g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
+                                                "instead of the synthetic one (--m, --d and --seed's data then unused)")
     _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"], type=names(("heavy_ball", "nesterov")),
                help="methods, comma-separated: heavy_ball, nesterov")
     g.add_argument("--beta", type=NONNEGATIVE, default=0.5, help="momentum beta, 0 <= beta < 1 (default 0.5)")
