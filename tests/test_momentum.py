@@ -279,3 +279,30 @@ def test_bad_input_is_named(call, match):
     prob = problems.whitened([1.0])
     with pytest.raises(ValueError, match=match):
         call(prob, init.balanced((1, 1, 1), 0.5))
+
+
+@pytest.mark.slow
+def test_the_momentum_sweep_task_records_each_models_deviation_and_fails_a_diverged_point(tmp_path):
+    """Task ``momentum`` of linflow sweep: a point's deviations are the study's at that eta (the same numbers), a point
+    whose run diverged fails with the reason in words, and a momentum out of [0, 1) is refused before anything runs."""
+    from linflow import sweeps
+
+    prob = problems.whitened([2.0, 1.0], seed=0)
+    fixed = {"problem": "whitened", "d": 2, "m": 2, "depth": 2, "width": 2, "scale": 2.0, "t1": 50.0, "points": 11,
+             "method": "nesterov", "beta": 0.1}
+    ds = sweeps.sweep({"eta": [0.05, 0.5]}, "momentum", tmp_path / "s", fixed=fixed)
+    ok = ds.sel(eta=0.05)
+    assert str(ok.status.values) == "ok"
+    from linflow.studies.sweeps.config import defaults
+    from linflow.studies.sweeps.tasks import problem_and_layers
+
+    params = defaults("momentum") | fixed | {"eta": 0.05}
+    prob, layers = problem_and_layers(params, "momentum")
+    ref = momentum.breakdown(prob, layers, [0.05], 0.1, 50.0, points=11, method="nesterov",
+                             settings=linflow.SolverSettings("tsit5", rtol=1e-10, atol=1e-12))
+    for i, (start, model, flow_start, _) in enumerate(momentum.PAIRS):
+        assert float(ok[f"{model}_{flow_start}_vs_{start}"]) == float(ref.deviation_rel.values[i, 0])
+    bad = ds.sel(eta=0.5)
+    assert str(bad.status.values) == "failed" and "nesterov diverged at eta = 0.5" in str(bad.reason.values)
+    with pytest.raises(ValueError, match="'beta' must be < 1"):
+        sweeps.sweep({"eta": [0.05]}, "momentum", tmp_path / "t", fixed={**fixed, "beta": 1.0})

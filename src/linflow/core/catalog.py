@@ -40,7 +40,9 @@ EXPERIMENT_SOURCES = {
     "Ghosh et al. 2025": ("ghosh25",),
 }
 #: the tasks of ``linflow sweep`` (:data:`linflow.sweeps.TASKS`)
-SWEEP_TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd")
+SWEEP_TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd", "momentum")
+#: the momentum methods (:data:`linflow.core.momentum.METHODS`)
+MOMENTUM_METHODS = ("heavy_ball", "nesterov")
 
 #: the initializations by name (:func:`linflow.core.specs.start`)
 INITS = ("balanced", "near_zero", "identity")

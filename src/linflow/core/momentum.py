@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from . import checks as _checks, runs as _runs
+from .catalog import MOMENTUM_METHODS
 from .descent import AbstractRule, descend
 from .fields import AbstractField, LayerFlow, hessian_vector_product, layer_field, network_gradient, observe_layers
 from .integrate import solve
@@ -41,7 +42,7 @@ __all__ = ["MomentumRule", "MomentumFlow", "heavy_ball", "heavy_ball_flow", "nes
            "slow_velocity", "initial_layer_shift", "METHODS", "MODELS", "FLOW_STARTS", "DISCRETE_STARTS"]
 
 #: the momentum methods
-METHODS = ("heavy_ball", "nesterov")
+METHODS = MOMENTUM_METHODS
 #: their continuous models (:class:`MomentumFlow`)
 MODELS = ("leading", "modified", "second_order")
 #: where a model's flow starts: at theta_0, behind it by the initial layer's displacement (13.5, 13.9), or (the

@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 
-from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES, INITS, PROBLEMS
+from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES, INITS, MOMENTUM_METHODS, PROBLEMS
 
 
 
@@ -41,10 +41,12 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "record": (int, 4_000),
     "batch": (int, 8),
     "paths": (int, 500),
+    "beta": (float, 0.5),
+    "method": (str, "heavy_ball"),
 }
 
 
-TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd")
+TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd", "momentum")
 #: the starts of task ``saddles`` (:func:`linflow.studies.saddles.saddle_to_saddle`)
 SADDLE_STARTS = ("aligned", "random")
 
@@ -53,7 +55,8 @@ SADDLE_STARTS = ("aligned", "random")
 #: ``saddles`` resolves escape times to 1e-6 relative: the saddle study's tolerances, and a small start
 TASK_DEFAULTS: dict[str, dict] = {"compare": {"rtol": COMPARE_TOLERANCES[0], "atol": COMPARE_TOLERANCES[1]},
                                   "saddles": {"rtol": 1e-10, "atol": 1e-12, "scale": 1e-6},
-                                  "sgd": {"t1": 2.0, "scale": 1.0}}
+                                  "sgd": {"t1": 2.0, "scale": 1.0},
+                                  "momentum": {"rtol": 1e-10, "atol": 1e-12, "t1": 5.0, "points": 21}}
 
 
 def defaults(task: str) -> dict:
@@ -67,6 +70,7 @@ _BOUNDS: dict[str, tuple[float, bool]] = {
     "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
     "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
     "eta_ratio": (0.0, False), "transient": (1, True), "record": (128, True), "batch": (1, True), "paths": (2, True),
+    "beta": (0.0, True),
 }
 
 
@@ -84,6 +88,8 @@ def _check_value(key: str, value, where: str):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise TypeError(f"{where}: {key!r} must be a finite number, got {value!r}")
         _check_bound(key, value, where)
+        if key == "beta" and not value < 1.0:
+            raise ValueError(f"{where}: 'beta' must be < 1 (the momentum, 0 <= beta < 1), got {value!r}")
         return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -100,6 +106,8 @@ def _check_value(key: str, value, where: str):
         raise ValueError(f"{where}: 'init' must be one of {', '.join(INITS)}, got {value!r}")
     if key == "problem" and value not in PROBLEMS:
         raise ValueError(f"{where}: 'problem' must be one of {', '.join(PROBLEMS)}, got {value!r}")
+    if key == "method" and value not in MOMENTUM_METHODS:
+        raise ValueError(f"{where}: 'method' must be one of {', '.join(MOMENTUM_METHODS)}, got {value!r}")
     if key == "start" and value not in SADDLE_STARTS:
         raise ValueError(f"{where}: 'start' must be one of {', '.join(SADDLE_STARTS)}, got {value!r}")
     if key == "singular_values":

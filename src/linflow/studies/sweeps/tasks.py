@@ -264,8 +264,25 @@ def _task_sgd(prob, layers, p, cache: dict) -> dict:
     return out
 
 
+def _task_momentum(prob, layers, p, cache: dict) -> dict:
+    """The momentum method ``method`` (heavy ball or Nesterov, momentum ``beta``) at ``eta`` against its continuous
+    models (:func:`linflow.studies.momentum.breakdown` on ``[0, t1]``, ``points`` saves): each pair's relative
+    deviation after the initial layer, named ``<model>_<flow start>_vs_<run start>`` (e.g.
+    ``modified_initial_layer_vs_rest``); a run that diverged fails the point (which start, in the reason)."""
+    from ..momentum import PAIRS, breakdown
+
+    ds = breakdown(prob, layers, [p["eta"]], p["beta"], p["t1"], points=p["points"], method=p["method"],
+                   settings=_settings(p))
+    out = {f"{model}_{flow_start}_vs_{start}": float(ds.deviation_rel.values[i, 0])
+           for i, (start, model, flow_start, _) in enumerate(PAIRS)}
+    bad = [s for s in ("rest", "manifold") if str(ds[f"status_{s}"].values[0]) != "ok"]
+    if bad:
+        out["reason"] = f"{p['method']} diverged at eta = {p['eta']:g} (from {' and from '.join(bad)})"
+    return out
+
+
 TASK_FUNCTIONS = {"run": _task_run, "compare": _task_compare, "accuracy": _task_accuracy, "regime": _task_regime,
-                  "saddles": _task_saddles, "atlas": _task_atlas, "sgd": _task_sgd}
+                  "saddles": _task_saddles, "atlas": _task_atlas, "sgd": _task_sgd, "momentum": _task_momentum}
 
 
 def failed_record(reason: str) -> dict:
