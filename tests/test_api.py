@@ -82,6 +82,8 @@ ADDED = {
     "nesterov": ('problem', 'layers0', 'eta', 'beta', 'steps', 'save_every', 'start'),
     "nesterov_flow": ('problem', 'layers0', 'eta', 'beta', 't1', 'model', 'start', 'options'),
     "MomentumFlow": ('problem', 'eta', 'beta', 'model', 'method'),
+    "adam_flow": ('problem', 'layers0', 'eta', 'beta1', 'beta2', 't1', 'eps', 'options'),
+    "AdamFlow": ('problem', 'a', 'b', 'eps', 'eta'),
     "momentum": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)

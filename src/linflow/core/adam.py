@@ -1,0 +1,100 @@
+r"""Adam's continuous-time model with its moment averages as state (docs/math.md section 14).
+
+Adam (optax's ``adam(eta, b1, b2, eps)``) in the scaling regime where $1 - \beta_1 = a \eta$ and $1 - \beta_2 = b \eta$
+(Barakat & Bianchi 2021): at flow time $t = k \eta$, $\beta_1^k \to e^{-a t}$ and the iterates follow
+
+$$\dot m = a (g - m), \quad \dot v = b (g^{\odot 2} - v), \quad
+\dot\theta = -\frac{\hat m}{\sqrt{\hat v} + \varepsilon}, \quad \hat m = \frac{m}{1 - e^{-a t}}, \;
+\hat v = \frac{v}{1 - e^{-b t}} \tag{14.1}$$
+
+from $m = v = 0$, with $g = \nabla L(\theta)$: the bias corrections are the time-dependent factors, and at $t = 0$
+$\hat m = g$, $\hat v = g^{\odot 2}$ (their limits). The discrete method stays $O(\eta)$ from it on a fixed horizon.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from . import checks as _checks, runs as _runs
+from .fields import AbstractField, network_gradient, observe_layers
+from .integrate import solve
+from .problems import Problem
+from .trajectory import Trajectory
+
+__all__ = ["AdamFlow", "adam_flow"]
+
+
+def _debiased(moment, t, rate, limit):
+    """``moment / (1 - exp(-rate t))``, and its limit ``limit`` at ``t = 0``."""
+    c = -jnp.expm1(-rate * t)
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(c > 0, x / jnp.where(c > 0, c, 1.0), y), moment, limit)
+
+
+class AdamFlow(AbstractField):
+    r"""Adam's continuous model (14.1) on the state ``(layers, m, v)``; ``a = (1 - beta1) / eta``,
+    ``b = (1 - beta2) / eta`` and ``eps`` are array leaves (new values do not recompile)."""
+
+    problem: Problem
+    a: jax.Array
+    b: jax.Array
+    eps: jax.Array
+    eta: jax.Array
+    kind = "adam_flow"
+    discrete_kind = "adam"
+
+    def __call__(self, t, y, args=None):
+        layers, m, v = y
+        g = network_gradient(self.problem, layers)
+        g2 = jax.tree_util.tree_map(jnp.square, g)
+        m_hat, v_hat = _debiased(m, t, self.a, g), _debiased(v, t, self.b, g2)
+        step = jax.tree_util.tree_map(lambda x, w: -x / (jnp.sqrt(w) + self.eps), m_hat, v_hat)
+        return (step, jax.tree_util.tree_map(lambda x, z: self.a * (x - z), g, m),
+                jax.tree_util.tree_map(lambda x, z: self.b * (x - z), g2, v))
+
+    @property
+    def modelled_step(self):
+        return self.eta
+
+    def depth_of(self, y) -> int:
+        return len(y[0])
+
+    def observe(self, ys):
+        return observe_layers(self.problem, ys[0])
+
+    def split(self, ys):
+        """The layers, and the moments' norms as extras ``m_norm``, ``v_norm`` (per save)."""
+        layers, m, v = ys
+        norm = lambda tree: jnp.sqrt(sum(jnp.sum(x * x, axis=tuple(range(1, x.ndim))) for x in tree))  # noqa: E731
+        return layers, {"m_norm": norm(m), "v_norm": norm(v)}
+
+
+def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 1e-8, **options) -> Trajectory:
+    r"""Adam's continuous model (14.1) for step ``eta`` and averages ``beta1``, ``beta2`` on ``[0, t1]`` (flow time
+    ``t = k eta``), docs/math.md section 14: ``a = (1 - beta1) / eta``, ``b = (1 - beta2) / eta``, the moments from 0
+    with optax's bias corrections as ``1 - exp(-a t)``, ``1 - exp(-b t)``. Optax's ``adam(eta, beta1, beta2, eps)``
+    stays ``O(eta)`` from it when ``beta1``, ``beta2`` scale with ``eta`` (``1 - beta_i`` proportional to ``eta``);
+    at fixed ``beta_i`` as ``eta -> 0`` the averages become instantaneous and the model tends to sign descent.
+    Solver options as :func:`linflow.gradient_flow`.
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> flow = linflow.adam_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), 0.01, 0.99, 0.98, t1=2.0)
+        >>> flow.kind, flow.status, sorted(flow.extras)
+        ('adam_flow', 'ok', ['m_norm', 'v_norm'])
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    eta = _checks.f64(_checks.positive("eta", eta))
+    rates = []
+    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+        beta = _checks.real_scalar(name, beta, minimum=0.0)
+        if not _checks.is_traced(beta) and not beta < 1.0:
+            raise ValueError(f"{name} must be in [0, 1) (an average's weight); got {beta}")
+        rates.append(_checks.f64((1.0 - beta) / eta))
+    eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
+    if "time_unit" in options:
+        raise TypeError("adam_flow runs in flow time (t = k * eta); time_unit is not an option here")
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, layers0)
+    return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)

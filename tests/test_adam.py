@@ -1,0 +1,57 @@
+"""Adam's continuous model (docs/math.md section 14) against optax's Adam and against what it must reduce to."""
+
+import numpy as np
+import optax
+import pytest
+
+import linflow
+from linflow import init, problems
+from linflow.core.measures import fit_order
+
+
+@pytest.mark.slow
+def test_optax_adam_leaves_its_model_at_order_1_when_the_averages_scale_with_eta():
+    """1 - beta1 = 2 eta, 1 - beta2 = 4 eta, bias correction on (optax's adam): the largest deviation of W_e over
+    [0, 1] falls at order 1 (within 0.15) on a depth-3 network."""
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
+    layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
+    etas, errors = [0.02, 0.01, 0.005, 0.0025], []
+    for eta in etas:
+        b1, b2 = 1 - 2 * eta, 1 - 4 * eta
+        run = linflow.optax_descent(prob, layers, optax.adam(eta, b1, b2, eps=1e-8), eta, round(1 / eta),
+                                    save_every=round(0.1 / eta))
+        flow = linflow.adam_flow(prob, layers, eta, b1, b2, 1.0, ts=run.ts, rtol=1e-11, atol=1e-13)
+        assert run.status == flow.status == "ok"
+        errors.append(np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end))))
+    assert abs(fit_order(etas, errors).order - 1) <= 0.15, errors
+
+
+def test_on_a_scalar_quadratic_the_model_is_its_closed_form():
+    """L = (1/2)(w - s)^2 from w0 < s, eps = 0: at t = 0 the model's velocity is the limit of the bias-corrected
+    quotient, -g / |g| = +1 (Adam's first step, eta sign(-g)), and the moments leave 0 with slopes a g and b g^2
+    (exact); over one step of flow time the model moves as far as that first step (to 0.5% of it)."""
+    prob = problems.whitened([2.0])
+    w0 = (np.array([[0.5]]),)
+    eta, b1, b2 = 0.01, 0.98, 0.99
+    field = linflow.AdamFlow(prob, (1 - b1) / eta, (1 - b2) / eta, 0.0, eta)
+    zero = (np.zeros((1, 1)),)
+    dw, dm, dv = field(0.0, (w0, zero, zero))
+    g = 0.5 - 2.0
+    np.testing.assert_allclose(float(dw[0][0, 0]), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(float(dm[0][0, 0]), (1 - b1) / eta * g, rtol=1e-15)
+    np.testing.assert_allclose(float(dv[0][0, 0]), (1 - b2) / eta * g**2, rtol=1e-15)
+    # and along the run it is the method's first steps: after one step Adam is at w0 + eta (sign descent)
+    flow = linflow.adam_flow(prob, w0, eta, b1, b2, eta, eps=0.0, n_save=2, rtol=1e-12, atol=1e-14)
+    run = linflow.optax_descent(prob, w0, optax.adam(eta, b1, b2, eps=0.0), eta, 1)
+    np.testing.assert_allclose(float(run.end_to_end[-1, 0, 0]), 0.5 + eta, rtol=1e-14)
+    assert abs(float(flow.end_to_end[-1, 0, 0]) - (0.5 + eta)) < 5e-3 * eta
+
+
+@pytest.mark.parametrize("kw, match", [({"beta1": 1.0}, "beta1 must be in \\[0, 1\\)"),
+                                       ({"beta2": -0.1}, "beta2 must be >= 0"), ({"eps": -1.0}, "eps must be >= 0")])
+def test_bad_input_is_named(kw, match):
+    args = {"beta1": 0.9, "beta2": 0.99, **kw}
+    eps = args.pop("eps", 1e-8)
+    with pytest.raises(ValueError, match=match):
+        linflow.adam_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, args["beta1"], args["beta2"],
+                          1.0, eps=eps)
