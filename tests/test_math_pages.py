@@ -19,6 +19,7 @@ PAGES = {
     "notebooks/06_past_the_threshold/": 3,
     "notebooks/07_explorables_live/": 3,
     "notebooks/08_sgd_and_its_sde/": 5,
+    "notebooks/09_momentum_and_adam/": 5,
     "api/core/": 5,
     "api/studies/": 2,
     "explorables/leaving_the_flow/": 3,
