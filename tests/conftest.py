@@ -65,7 +65,8 @@ FIRST = (
     "tests/test_stochastic_study.py", "tests/test_properties.py", "tests/test_math_pages.py", "tests/test_composable.py",
     "notebooks/03_from_descent_to_flow.ipynb", "tests/test_saddles.py", "tests/test_cli.py", "tests/test_accuracy.py",
     "tests/test_sgd.py", "tests/test_compare.py", "notebooks/05_small_initialization.ipynb",
-    "notebooks/02_solver_accuracy.ipynb", "notebooks/09_momentum_and_adam.ipynb", "tests/test_explorables.py", "tests/test_atlas.py",
+    "notebooks/02_solver_accuracy.ipynb", "notebooks/09_momentum_and_adam.ipynb", "tests/test_explorables.py",
+    "tests/test_atlas.py",
     "notebooks/06_past_the_threshold.ipynb", "tests/test_sensing.py", "tests/test_settings.py", "tests/test_section8.py",
     "tests/test_faults.py", "tests/test_achl19.py", "notebooks/01_quickstart.ipynb", "tests/test_curvature.py",
 )

@@ -187,6 +187,7 @@ def test_the_breakdown_summary_on_constructed_deviations():
     assert d["order"] is None and d["verdict"].startswith("not fitted: 0 eta(s)") and d["crossing"].startswith("below")
 
 
+@pytest.mark.slow
 def test_the_second_order_model_from_rest_relaxes_onto_the_slow_manifold():
     """Started at zero velocity its distance from the slow manifold's velocity (13.4) starts at that velocity's norm
     and falls by the relaxation factor ``exp(-2 (1 - beta) t / (eta (1 + beta)))`` (to within the drift of the
@@ -209,6 +210,7 @@ def test_the_second_order_model_from_rest_relaxes_onto_the_slow_manifold():
     assert 3.5 < largest[0] / largest[1] < 4.5, largest
 
 
+@pytest.mark.slow
 def test_the_leading_flow_is_the_gradient_flow_in_time_scaled_by_one_minus_beta():
     prob = problems.whitened([2.0, 1.0], seed=0)
     layers = init.balanced((2, 3, 2), 0.5, seed=0)
