@@ -7,12 +7,13 @@ import pytest
 import linflow
 from linflow import init, problems
 from linflow.core.measures import fit_order
+from linflow.studies import momentum
 
 
 @pytest.mark.slow
 def test_optax_adam_leaves_its_model_at_order_1_when_the_averages_scale_with_eta():
     """1 - beta1 = 2 eta, 1 - beta2 = 4 eta, bias correction on (optax's adam): the largest deviation of W_e over
-    [0, 1] falls at order 1 (within 0.15) on a depth-3 network."""
+    [0, 1] falls at order 1 (within 0.15) on a depth-3 network, directly and as linflow.studies.momentum reads it."""
     prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
     layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
     etas, errors = [0.02, 0.01, 0.005, 0.0025], []
@@ -24,6 +25,12 @@ def test_optax_adam_leaves_its_model_at_order_1_when_the_averages_scale_with_eta
         assert run.status == flow.status == "ok"
         errors.append(np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end))))
     assert abs(fit_order(etas, errors).order - 1) <= 0.15, errors
+    ds = momentum.adam_breakdown(prob, layers, etas, 2.0, 4.0, 1.0)
+    (row,) = momentum.summary(ds)
+    assert row["verdict"] == "order 1" and row["points"] == 4
+    assert "adam (1 - beta1 = 2 eta, 1 - beta2 = 4 eta)" in momentum.summary_text(ds)
+    with pytest.raises(ValueError, match="etas must stay below 1 / max"):
+        momentum.adam_breakdown(prob, layers, [0.3], 2.0, 4.0, 0.6, points=3)
 
 
 def test_on_a_scalar_quadratic_the_model_is_its_closed_form():

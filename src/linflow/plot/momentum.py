@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ..studies.momentum import method_words
+
 __all__ = ["momentum_breakdown"]
 
 
@@ -24,10 +26,9 @@ def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
     if diverged.any():
         ax.plot(etas[diverged], np.full(diverged.sum(), 1.0), "kx", ms=9, transform=ax.get_xaxis_transform(),
                 clip_on=False, label="the method diverged")
-    method = str(ds.attrs.get("method", "heavy_ball")).replace("_", " ")
     ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
            ylabel=f"max |W_e(model) - W_e(method)| for t >= {ds.attrs['after']:.3g}, relative",
-           title=f"{method}, beta = {ds.attrs['beta']:g}, against its models (t1 = {ds.attrs['t1']:g})")
+           title=f"{method_words(ds)} against its models (t1 = {ds.attrs['t1']:g})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return fig

@@ -11,14 +11,17 @@ deviation: it counts as above every level and is left out of the order fits, in 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax.numpy as jnp
+import optax
 import numpy as np
 import xarray as xr
 
 from ..core import checks as _checks, runs as _runs
-from ..core.descent import descend_each
+from ..core.adam import adam_flow
+from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
 from ..core.momentum import METHODS, MomentumRule, heavy_ball_flow, nesterov_flow
@@ -26,7 +29,8 @@ from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
 
-__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "summary", "summary_text"]
+__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "summary", "summary_text",
+           "method_words"]
 
 #: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
 PAIRS = (
@@ -120,6 +124,60 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
                "initial_layer_steps": layer_steps, "rtol": settings.rtol, "atol": settings.atol})
 
 
+@dataclasses.dataclass(frozen=True)
+class _ScaledAdam:
+    """``optax.adam(lr, 1 - a lr, 1 - b lr, eps)``: Adam whose averages scale with its step (hashable: a static
+    field of the engine's rule)."""
+
+    a: float
+    b: float
+    eps: float
+
+    def __call__(self, learning_rate):
+        return optax.adam(learning_rate, 1.0 - self.a * learning_rate, 1.0 - self.b * learning_rate, eps=self.eps)
+
+
+def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 11, level: float = 1e-2,
+                   asymptotic: float = ASYMPTOTIC, eps: float = 1e-8, settings=None, rtol: float = 1e-12,
+                   atol: float = 1e-14) -> xr.Dataset:
+    """optax's Adam with ``1 - beta1 = a eta`` and ``1 - beta2 = b eta`` against its model (14.1,
+    :func:`linflow.adam_flow`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)`` and below ``1 / a``,
+    ``1 / b``): the Dataset of :func:`breakdown` with one pair (the model against the run, theory order 1), read at
+    every save after ``t = 0`` (the bias corrections leave no initial layer); :func:`summary` and
+    :func:`linflow.plot.momentum_breakdown` read it."""
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    a, b, t1 = (_checks.positive(n, v) for n, v in (("a", a), ("b", b), ("t1", t1)))
+    points = _checks.integer("points", points, minimum=3)
+    level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
+    etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
+    if etas.max() * max(a, b) >= 1.0:
+        raise ValueError(f"etas must stay below 1 / max(a, b) = {1 / max(a, b):g} (beta_i = 1 - a eta must be > 0); "
+                         f"got {etas.max():g}")
+    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    settings = settings_from(settings, adam_breakdown, rtol=rtol, atol=atol)
+    ts = np.linspace(0.0, t1, points)
+    runs = descend_each(OptaxRule(LayerFlow(problem), _ScaledAdam(a, b, float(eps))), layers0, etas, per_save,
+                        points - 1, kind="adam")
+    status = np.asarray([str(r.status) for r in runs.unstack()])
+    deviation = np.full((1, len(etas)), np.nan)
+    for i, eta in enumerate(etas):
+        if status[i] != "ok":
+            continue
+        run = np.asarray(runs.end_to_end[i])
+        flow = adam_flow(problem, layers0, eta, 1.0 - a * eta, 1.0 - b * eta, t1, eps=eps, ts=ts, settings=settings)
+        if flow.status == "ok":
+            gap = np.linalg.norm(np.asarray(flow.end_to_end) - run, axis=(1, 2))
+            deviation[0, i] = np.max(gap[1:]) / np.max(np.linalg.norm(run, axis=(1, 2)))
+    return xr.Dataset(
+        {"deviation_rel": (("pair", "eta"), deviation), "status_rest": (("eta",), status),
+         "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([1]))},
+        coords={"pair": ["adam_flow (moments from 0) vs the method (optax's adam)"], "eta": etas},
+        attrs={"method": "adam", "a": a, "b": b, "t1": t1, "points": points, "level": level,
+               "asymptotic": asymptotic, "after": float(ts[1]), "initial_layer_steps": 0, "rtol": settings.rtol,
+               "atol": settings.atol})
+
+
 def summary(ds: xr.Dataset) -> list[dict]:
     """Per pair: the fitted order with its 95% interval over the etas whose deviation is measured, below
     ``asymptotic`` and above 1000 times the solver's tolerance (the comparison's rule), the theory's order and whether
@@ -156,10 +214,18 @@ def summary(ds: xr.Dataset) -> list[dict]:
     return rows
 
 
+def method_words(ds: xr.Dataset) -> str:
+    """``heavy ball (beta = 0.5)``, ``nesterov (beta = 0.5)`` or ``adam (1 - beta1 = 2 eta, 1 - beta2 = 4 eta)``."""
+    if ds.attrs["method"] == "adam":
+        return f"adam (1 - beta1 = {ds.attrs['a']:g} eta, 1 - beta2 = {ds.attrs['b']:g} eta)"
+    return f"{str(ds.attrs['method']).replace('_', ' ')} (beta = {ds.attrs['beta']:g})"
+
+
 def summary_text(ds: xr.Dataset) -> str:
     """The summary in words, one line per pair, with the rule."""
-    lines = [f"{str(ds.attrs['method']).replace('_', ' ')} (beta = {ds.attrs['beta']:g}) against its models, "
-             f"deviation of W_e after the initial layer (t >= {ds.attrs['after']:.3g}) relative to the run's largest "
+    lines = [f"{method_words(ds)} against its models, deviation of W_e "
+             f"{'at every save after t = 0' if ds.attrs['method'] == 'adam' else 'after the initial layer'} "
+             f"(t >= {ds.attrs['after']:.3g}) relative to the run's largest "
              f"norm; orders fitted where it is below {ds.attrs['asymptotic']:g}, 'order n' when within 0.15 of the "
              f"theory's; a run that diverged counts above every level"]
     for row in summary(ds):
