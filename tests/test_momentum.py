@@ -308,3 +308,18 @@ def test_the_momentum_sweep_task_records_each_models_deviation_and_fails_a_diver
     assert str(bad.status.values) == "failed" and "nesterov diverged at eta = 0.5" in str(bad.reason.values)
     with pytest.raises(ValueError, match="'beta' must be < 1"):
         sweeps.sweep({"eta": [0.05]}, "momentum", tmp_path / "t", fixed={**fixed, "beta": 1.0})
+
+
+def test_at_beta_0_both_methods_are_gd_and_the_modified_flow_is_gds():
+    """beta = 0: heavy ball and Nesterov are gradient descent (to rounding: XLA may fuse GD's theta + eta f into one
+    multiply-add), and the modified flow's coefficient (13.4) = (13.8) = 1/2 is GD's (5.1): the same field."""
+    prob = problems.whitened([2.0, 1.0], seed=0)
+    layers = init.balanced((2, 3, 2), 0.5, seed=0)
+    gd = np.asarray(linflow.gradient_descent(prob, layers, 0.05, 40).end_to_end)
+    for method in RUNS:
+        np.testing.assert_allclose(np.asarray(RUNS[method][0](prob, layers, 0.05, 0.0, 40).end_to_end), gd, rtol=0,
+                                   atol=1e-14)
+        assert linflow.momentum.correction(0.0, method) == 0.5
+    ours = linflow.heavy_ball_flow(prob, layers, 0.05, 0.0, 2.0, n_save=5, rtol=1e-12, atol=1e-14)
+    gds = linflow.modified_flow(prob, layers, 0.05, 2.0, n_save=5, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(ours.end_to_end), np.asarray(gds.end_to_end), rtol=0, atol=1e-13)
