@@ -159,6 +159,19 @@ def test_linflow_accuracy_quick(tmp_path, capsys):
     assert ds.attrs["repeats"] == 3 and bool((ds.wall_time_max >= ds.wall_time).all())
 
 
+def test_with_data_the_settings_line_leaves_out_the_synthetic_problems_size(tmp_path, capsys, monkeypatch):
+    """--data replaces the synthetic problem: the printed settings do not list its m and d."""
+    from linflow.cli import commands
+
+    monkeypatch.setattr(commands, "cmd_momentum", lambda args: 0)
+    data = tmp_path / "data"
+    data.mkdir()
+    assert cli.main(["momentum", "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("settings: "))
+    names = [x.split("=")[0] for x in line.removeprefix("settings: ").split(", ")]
+    assert "m" not in names and "d" not in names and "methods" in names
+
+
 @pytest.mark.slow
 def test_linflow_momentum_quick(tmp_path, capsys):
     assert cli.main(["momentum", "--quick", "--methods", "nesterov", "--out", str(tmp_path)]) == 0

@@ -80,6 +80,8 @@ def main(argv=None) -> int:
 
     matplotlib.use("Agg")  # the command line only writes files; a library import never picks a backend
     compilation_cache()
+    if getattr(args, "data", None):  # the data set's own m and d replace the synthetic problem's
+        used = [u for u in used if u.split("=")[0] not in ("m", "d")]
     if used:
         print("settings: " + ", ".join(used))
     try:
