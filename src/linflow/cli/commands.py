@@ -21,6 +21,21 @@ def build(args):
     return problem, start(problem, args, args.widths)
 
 
+def _data_or_synthetic(args) -> tuple:
+    """``(problem, start, label)``: the UCI Ethanol problem of ``--data`` (standardized) or the synthetic one of
+    ``--m``, ``--d``, ``--seed``, with the network of ``--depth``, ``--widths``, ``--init``, ``--scale``."""
+    if not args.data:
+        problem, layers = build(args)
+        return problem, layers, _problem_label(args)
+    from ..core import specs
+
+    if args.widths is not None and len(args.widths) != args.depth - 1:
+        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
+    problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
+    label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
+    return problem, start(problem, args, args.widths), label
+
+
 def start(problem, args, widths):
     """The start of ``--init``, ``--scale``, ``--seed``; refused where it is a critical point of the loss (no run leaves
     it: ``--scale 0`` puts every layer at 0, a saddle for depth >= 2)."""
@@ -187,7 +202,7 @@ def cmd_saddles(args) -> int:
 
 
 def cmd_sgd(args) -> int:
-    from ..core import files as _io, specs
+    from ..core import files as _io
     from ..studies import stochastic
     from .. import plot
 
@@ -203,16 +218,7 @@ def cmd_sgd(args) -> int:
         if not _whole(args.t1, max(args.ks) * eta0):
             raise ValueError(f"--t1 {args.t1:g} must be a whole multiple of max(--ks) x min(--etas) = {max(args.ks)} x "
                              f"{eta0:g} (the linear-scaling runs save at every step of the largest k)")
-    if args.data:
-        problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
-        label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
-    else:
-        problem = specs.problem("synthetic", m=args.m, d=args.d, p=args.p, weight_decay=args.weight_decay,
-                                seed=args.seed)
-        label = _problem_label(args)
-    if args.widths is not None and len(args.widths) != args.depth - 1:
-        raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
-    layers = start(problem, args, args.widths)
+    problem, layers, label = _data_or_synthetic(args)
     lsr_points = int(round(args.t1 / (max(*args.ks, 1) * eta0))) + 1 if args.ks else 0
     if args.ks:  # checked before the weak-error study runs (which checks its own grid before it runs)
         stochastic.scaling_grid(problem, eta0, args.batch, args.ks, args.t1, lsr_points)
@@ -259,16 +265,7 @@ def cmd_momentum(args) -> int:
         raise ValueError(f"--beta must be in [0, 1) (the momentum); got {args.beta:g}")
     if len(set(args.divisors)) != len(args.divisors):
         raise ValueError(f"--divisors must be distinct; got {_show(args.divisors)}")
-    if args.data:
-        from ..core import specs
-
-        if args.widths is not None and len(args.widths) != args.depth - 1:
-            raise ValueError(f"--widths must list depth - 1 = {args.depth - 1} hidden widths, got {_show(args.widths)}")
-        problem = specs.problem("gas_sensor", p=args.p, weight_decay=args.weight_decay, data=args.data)
-        label = f"gas sensor (Ethanol, standardized, m={problem.m}, d={problem.d}, p={args.p:g})"
-        layers = start(problem, args, args.widths)
-    else:
-        (problem, layers), label = build(args), _problem_label(args)
+    problem, layers, label = _data_or_synthetic(args)
     spacing = args.t1 / (args.points - 1)
     etas = sorted(spacing / n for n in args.divisors)
     settings = solver_settings(args)

@@ -65,8 +65,7 @@ class AdamFlow(AbstractField):
     def split(self, ys):
         """The layers, and the moments' norms as extras ``m_norm``, ``v_norm`` (per save)."""
         layers, m, v = ys
-        norm = lambda tree: jnp.sqrt(sum(jnp.sum(x * x, axis=tuple(range(1, x.ndim))) for x in tree))  # noqa: E731
-        return layers, {"m_norm": norm(m), "v_norm": norm(v)}
+        return layers, {"m_norm": _runs.save_norms(m), "v_norm": _runs.save_norms(v)}
 
 
 def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 1e-8, **options) -> Trajectory:
@@ -94,7 +93,6 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
             raise ValueError(f"{name} must be in [0, 1) (an average's weight); got {beta}")
         rates.append(_checks.f64((1.0 - beta) / eta))
     eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
-    if "time_unit" in options:
-        raise TypeError("adam_flow runs in flow time (t = k * eta); time_unit is not an option here")
+    _runs.flow_time_only("adam_flow", options)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, layers0)
     return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)

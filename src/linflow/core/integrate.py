@@ -214,8 +214,7 @@ def modified_flow(problem: Problem, layers0, eta, t1, *, order: int = 1, **optio
     eta = _checks.positive("eta", eta)
     if order not in MODIFIED_FIELDS:
         raise ValueError(f"order must be 1 or 2, got {order!r}")
-    if "time_unit" in options:
-        raise TypeError("modified_flow runs in flow time (t = k * eta); time_unit is not an option here")
+    _runs.flow_time_only("modified_flow", options)
     return solve(ModifiedFlow(problem, _checks.f64(eta), order), layers0, t1, **options)
 
 

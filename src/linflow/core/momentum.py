@@ -26,6 +26,8 @@ order 2 again.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -39,7 +41,8 @@ from .problems import Problem
 from .trajectory import Trajectory
 
 __all__ = ["MomentumRule", "MomentumFlow", "heavy_ball", "heavy_ball_flow", "nesterov", "nesterov_flow",
-           "slow_velocity", "initial_layer_shift", "METHODS", "MODELS", "FLOW_STARTS", "DISCRETE_STARTS"]
+           "slow_velocity", "initial_layer_shift", "correction", "checked_momentum", "checked_method",
+           "initial_layer_steps", "LAYER_DECAY", "METHODS", "MODELS", "FLOW_STARTS", "DISCRETE_STARTS"]
 
 #: the momentum methods
 METHODS = MOMENTUM_METHODS
@@ -53,11 +56,21 @@ FLOW_STARTS = ("plain", "initial_layer", "rest")
 DISCRETE_STARTS = ("rest", "manifold")
 
 
+#: the initial layer is over once beta^k is below this (docs/math.md section 13)
+LAYER_DECAY = 1e-3
+
+
+def initial_layer_steps(beta: float) -> int:
+    """The steps after which ``beta^k <= LAYER_DECAY``: the initial layer's length (0 for ``beta = 0``)."""
+    return math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
+
+
 def _scaled(c, tree):
     return jax.tree_util.tree_map(lambda x: c * x, tree)
 
 
-def _check_method(method: str) -> str:
+def checked_method(method: str) -> str:
+    """``method`` when it is one of :data:`METHODS`, else a ValueError naming them."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     return method
@@ -67,7 +80,7 @@ def correction(beta, method: str = "heavy_ball"):
     r"""The coefficient $c$ of $\eta H g$ in the slow manifold's velocity: $\frac{1 + \beta}{2 (1 - \beta)^2}$ for heavy
     ball (13.4), $\frac{1 - \beta + 2 \beta^2}{2 (1 - \beta)^2}$ for Nesterov (13.8); both $\frac12$ at $\beta = 0$ (GD's
     modified flow, 5.1)."""
-    top = (1.0 + beta) if _check_method(method) == "heavy_ball" else (1.0 - beta + 2.0 * beta**2)
+    top = (1.0 + beta) if checked_method(method) == "heavy_ball" else (1.0 - beta + 2.0 * beta**2)
     return top / (2.0 * (1.0 - beta) ** 2)
 
 
@@ -86,7 +99,7 @@ def initial_layer_shift(problem: Problem, layers, eta, beta, method: str = "heav
     $\theta_0 + \eta s \nabla L(\theta_0)$ with $s = \beta / (1 - \beta)^2$ (heavy ball) or $\beta^2 / (1 - \beta)^2$
     (Nesterov)."""
     g = network_gradient(problem, layers)
-    c = eta * (beta if _check_method(method) == "heavy_ball" else beta**2) / (1.0 - beta) ** 2
+    c = eta * (beta if checked_method(method) == "heavy_ball" else beta**2) / (1.0 - beta) ** 2
     return jax.tree_util.tree_map(lambda w, a: w + c * a, layers, g)
 
 
@@ -147,8 +160,8 @@ class MomentumFlow(AbstractField):
             return ys, {}
         layers, v = ys
         slow = jax.vmap(lambda w: slow_velocity(self.problem, w, self.eta, self.beta, self.method))(layers)
-        norm = lambda tree: jnp.sqrt(sum(jnp.sum(x * x, axis=tuple(range(1, x.ndim))) for x in tree))  # noqa: E731
-        return layers, {"speed": norm(v), "off_manifold": norm(jax.tree_util.tree_map(jnp.subtract, v, slow))}
+        return layers, {"speed": _runs.save_norms(v),
+                        "off_manifold": _runs.save_norms(jax.tree_util.tree_map(jnp.subtract, v, slow))}
 
     def start(self, layers0, start: str):
         """The state a flow starts from (:data:`FLOW_STARTS`)."""
@@ -189,7 +202,8 @@ class MomentumRule(AbstractRule):
         return jax.tree_util.tree_map(lambda w, x, a: w + eta * x + self.beta * a, theta, f, b), b
 
 
-def _momentum(beta):
+def checked_momentum(beta):
+    """``beta`` as float64 when it lies in [0, 1) (a tracer passes unchecked), else a ValueError naming it."""
     beta = _checks.real_scalar("beta", beta, minimum=0.0)
     if not _checks.is_traced(beta) and not beta < 1.0:
         raise ValueError(f"beta must be in [0, 1) (the momentum); got {beta}")
@@ -205,7 +219,7 @@ def _choice(name: str, value, allowed):
 def _descent(method, problem, layers0, eta, beta, steps, save_every, start) -> Trajectory:
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
-    rule = MomentumRule(LayerFlow(problem), _momentum(beta), _choice("start", start, DISCRETE_STARTS), method)
+    rule = MomentumRule(LayerFlow(problem), checked_momentum(beta), _choice("start", start, DISCRETE_STARTS), method)
     return descend(rule, layers0, eta, steps, save_every=save_every, kind=method)
 
 
@@ -249,12 +263,11 @@ def _flow(method, problem, layers0, eta, beta, t1, model, start, options) -> Tra
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     eta = _checks.f64(_checks.positive("eta", eta))
-    field = MomentumFlow(problem, eta, _momentum(beta), _choice("model", model, MODELS), method)
+    field = MomentumFlow(problem, eta, checked_momentum(beta), _choice("model", model, MODELS), method)
     _choice("start", start, FLOW_STARTS)
     if start == "rest" and model != "second_order":
         raise ValueError(f"start='rest' (zero velocity) needs model='second_order'; model={model!r} has no velocity")
-    if "time_unit" in options:
-        raise TypeError(f"{method}_flow runs in flow time (t = k * eta); time_unit is not an option here")
+    _runs.flow_time_only(f"{method}_flow", options)
     return solve(field, field.start(layers0, start), t1, **options)
 
 

@@ -95,6 +95,17 @@ def trajectory(kind: str, depth: int, ts, ys, observed, result, stop, extras=Non
     )
 
 
+def save_norms(tree) -> jax.Array:
+    """The Frobenius norm of a pytree of saved states, one per save (leading axis: saves)."""
+    return jnp.sqrt(sum(jnp.sum(x * x, axis=tuple(range(1, x.ndim))) for x in jax.tree_util.tree_leaves(tree)))
+
+
+def flow_time_only(name: str, options: dict) -> None:
+    """A flow that models a discrete method at step ``eta`` runs in flow time ``t = k eta``: ``time_unit`` is refused."""
+    if "time_unit" in options:
+        raise TypeError(f"{name} runs in flow time (t = k * eta); time_unit is not an option here")
+
+
 def padded(values, n: int) -> np.ndarray:
     """The first ``n`` rows of ``values`` followed by NaN rows up to ``n`` (a run cut by ``reached()``)."""
     values = np.asarray(values, dtype=float)

@@ -24,7 +24,8 @@ from ..core.adam import adam_flow
 from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
-from ..core.momentum import METHODS, MomentumRule, heavy_ball_flow, nesterov_flow
+from ..core.momentum import (LAYER_DECAY, MomentumRule, checked_method, checked_momentum, heavy_ball_flow,
+                             initial_layer_steps, nesterov_flow)
 from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
@@ -42,8 +43,6 @@ PAIRS = (
     ("rest", "modified", "plain", 1),
     ("rest", "second_order", "rest", 1),
 )
-#: the initial layer is over once beta^k is below this at the largest eta (docs/math.md section 13)
-LAYER_DECAY = 1e-3
 
 
 #: the rule of :func:`summary`, in words (what the command's JSON states beside its verdicts)
@@ -59,12 +58,18 @@ def check_grid(etas, beta: float, t1: float, points: int) -> float:
     """The time after which deviations are read (the initial layer over at the largest eta: ``beta^k <= 1e-3``);
     a ValueError when fewer than 2 saves of ``linspace(0, t1, points)`` lie after it."""
     ts = np.linspace(0.0, t1, points)
-    layer_steps = math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
+    layer_steps = initial_layer_steps(beta)
     start = max(etas) * layer_steps
     if (ts >= start).sum() < 2:
         raise ValueError(f"the initial layer (beta^k <= {LAYER_DECAY:g}: {layer_steps} steps, t = {start:.3g} at eta = "
                          f"{max(etas):g}) leaves fewer than 2 saves of [0, t1 = {t1:g}]: raise t1 or lower the etas")
     return float(ts[ts >= start][0])
+
+
+def _relative_deviation(flow, run: np.ndarray, saves: np.ndarray) -> float:
+    """The largest ``|W_e(flow) - W_e(run)|_F`` over ``saves``, relative to the run's largest ``|W_e|_F``."""
+    gap = np.linalg.norm(np.asarray(flow.end_to_end) - run, axis=(1, 2))
+    return float(np.max(gap[saves]) / np.max(np.linalg.norm(run, axis=(1, 2))))
 
 
 def _name(pair) -> str:
@@ -82,27 +87,23 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
     0.1), the method, the momentum and the time after which deviations are read."""
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
-    beta = _checks.real_scalar("beta", beta, minimum=0.0)
-    if not beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1) (the momentum of heavy ball); got {beta}")
+    beta = float(checked_momentum(beta))
+    method = checked_method(method)
     points = _checks.integer("points", points, minimum=3)
     t1 = _checks.positive("t1", t1)
     level = _checks.positive("level", level)
     asymptotic = _checks.positive("asymptotic", asymptotic)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
     etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
     per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
     settings = settings_from(settings, breakdown, rtol=rtol, atol=atol)
     ts = np.linspace(0.0, t1, points)
     after = ts >= check_grid(etas, beta, t1, points)
-    layer_steps = math.ceil(math.log(LAYER_DECAY) / math.log(beta)) if beta > 0 else 0
     runs = {start: descend_each(MomentumRule(LayerFlow(problem), jnp.float64(beta), start, method), layers0, etas,
                                 per_save, points - 1, kind=method)
             for start in ("rest", "manifold")}
     model_flow = heavy_ball_flow if method == "heavy_ball" else nesterov_flow
     deviation = np.full((len(PAIRS), len(etas)), np.nan)
-    status = {s: np.asarray([str(runs[s].unstack()[i].status) for i in range(len(etas))]) for s in runs}
+    status = {s: np.asarray([str(r.status) for r in run.unstack()]) for s, run in runs.items()}
     for i, eta in enumerate(etas):
         for p, (start, model, flow_start, _) in enumerate(PAIRS):
             if status[start][i] != "ok":
@@ -110,10 +111,8 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
             run = np.asarray(runs[start].end_to_end[i])
             flow = model_flow(problem, layers0, eta, beta, t1, model=model, start=flow_start, ts=ts,
                                    settings=settings)
-            if flow.status != "ok":
-                continue
-            gap = np.linalg.norm(np.asarray(flow.end_to_end) - run, axis=(1, 2))
-            deviation[p, i] = np.max(gap[after]) / np.max(np.linalg.norm(run, axis=(1, 2)))
+            if flow.status == "ok":
+                deviation[p, i] = _relative_deviation(flow, run, after)
     return xr.Dataset(
         {"deviation_rel": (("pair", "eta"), deviation),
          "status_rest": (("eta",), status["rest"]), "status_manifold": (("eta",), status["manifold"]),
@@ -121,7 +120,7 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
         coords={"pair": [_name(p) for p in PAIRS], "eta": etas},
         attrs={"method": method, "beta": beta, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic,
                "after": float(ts[after][0]),
-               "initial_layer_steps": layer_steps, "rtol": settings.rtol, "atol": settings.atol})
+               "initial_layer_steps": initial_layer_steps(beta), "rtol": settings.rtol, "atol": settings.atol})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,8 +166,7 @@ def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 1
         run = np.asarray(runs.end_to_end[i])
         flow = adam_flow(problem, layers0, eta, 1.0 - a * eta, 1.0 - b * eta, t1, eps=eps, ts=ts, settings=settings)
         if flow.status == "ok":
-            gap = np.linalg.norm(np.asarray(flow.end_to_end) - run, axis=(1, 2))
-            deviation[0, i] = np.max(gap[1:]) / np.max(np.linalg.norm(run, axis=(1, 2)))
+            deviation[0, i] = _relative_deviation(flow, run, ts > 0)
     return xr.Dataset(
         {"deviation_rel": (("pair", "eta"), deviation), "status_rest": (("eta",), status),
          "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([1]))},
