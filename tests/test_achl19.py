@@ -100,3 +100,16 @@ def test_a_run_on_a_saddle_above_the_target_is_not_called_escaping():
     assert 2.0 < plateau["sigma_ratio"] < achl19.ESCAPE and plateau["loss_ratio"] > 0.1
     assert plateau["fate"] == "still fitting"
     assert flow_run(prob, 3, 1)["fate"] == "fitted"
+
+
+@pytest.mark.slow  # a solve of seconds: the full command only (the fast tier's 3 minutes)
+def test_an_escaping_run_stops_after_the_piece_where_it_escapes():
+    # 16 x 16 rank 2 from 70 entries, depth 4 from 1e-6, seed 0: after the first piece of CHUNK Tsit5 steps sigma_1
+    # is 9.5 x the target's and growing (measured): the run stops there instead of spending the rest of its budget
+    prob = achl19.instance(16, 2, 70, 0)
+    run = flow_run(prob, 4, 0, budget=(4 * achl19.CHUNK, 0))
+    assert run["fate"] == "escaping" and run["steps"] == achl19.CHUNK
+    assert run["sigma_ratio"] > achl19.ESCAPE and run["sigma_rate"] > 0
+    # a matrix ESCAPE x the target in norm is far from it: ||W - W*|| >= sigma_1(W) - sigma_1(W*)
+    W_star = np.asarray(prob.target_matrix)
+    assert run["error"] >= (run["sigma_ratio"] - 1) * np.linalg.norm(W_star, 2) / np.linalg.norm(W_star)

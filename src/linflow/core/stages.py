@@ -15,8 +15,9 @@ $$
 
 with ``D D^T E = sum_j A_j E B_j``, ``A_j = W_{N:j+1} W_{N:j+1}^T``, ``B_j = W_{j-1:1}^T W_{j-1:1}`` (any layers;
 for balanced ones it is ACH18's preconditioner ``P_{W_e}``). The ``m x m`` matrix is formed from the ``A_j``,
-``B_j`` gathered at the observed pairs and factored once per Newton iteration (Cholesky); the Krylov solver then
-sees ``I`` plus the residual's term. Measured (docs/guide/performance.md): GMRES per Newton solve on a 100 x 100
+``B_j`` gathered at the observed pairs and factored (Cholesky) once per step of the solver (:class:`CompletionNewton`,
+``frozen``) or once per Newton iteration; the Krylov solver then sees ``I`` plus the residual's term (and the drift
+of the point within the step). Measured (docs/guide/performance.md): GMRES per Newton solve on a 100 x 100
 depth-4 flow, 40,000 unknowns, 1,500 entries, 82-148 ms against 0.47-3.9 s unpreconditioned.
 
 The stage's point is read from the root finder's arguments, whose layout diffrax documents for custom root finders
@@ -38,7 +39,7 @@ from jax.flatten_util import ravel_pytree
 
 from .init import end_to_end
 
-__all__ = ["gauss_newton_inverse", "CompletionNewton", "completion_newton"]
+__all__ = ["gauss_newton_inverse", "GaussNewtonInverse", "CompletionNewton", "completion_newton"]
 
 
 def _gram_sides(layers) -> list[tuple[jax.Array, jax.Array]]:
@@ -54,25 +55,39 @@ def _gram_sides(layers) -> list[tuple[jax.Array, jax.Array]]:
     return [(a @ a.T, b.T @ b) for a, b in zip(above, below)]
 
 
-def gauss_newton_inverse(rows, cols, scale: float, layers, c, weight_decay: float = 0.0):
+class GaussNewtonInverse(eqx.Module):
+    r"""``v -> ((1 + c lambda) I + c D^T H D)^{-1} v`` over layer tuples, factored at ``layers`` (docs/math.md
+    (9.4)): the layers, the Cholesky factor of the ``m x m`` matrix and the two scalars ``1 / (1 + c lambda)``,
+    ``c s / (1 + c lambda)``. A pytree of arrays: it can be carried in a solver's state and applied at later
+    points (a frozen preconditioner)."""
+
+    layers: tuple[jax.Array, ...]
+    rows: jax.Array
+    cols: jax.Array
+    cholesky: jax.Array
+    shrink: jax.Array
+    cs: jax.Array
+
+    def __call__(self, v):
+        W, tangent = jax.linearize(end_to_end, self.layers)
+        cotangent = jax.linear_transpose(tangent, self.layers)
+        z = jax.scipy.linalg.cho_solve((self.cholesky, False), tangent(tuple(v))[self.rows, self.cols])
+        (back,) = cotangent(jnp.zeros_like(W).at[self.rows, self.cols].set(z))
+        return tuple(self.shrink * (vi - self.cs * bi) for vi, bi in zip(v, back))
+
+
+def gauss_newton_inverse(rows, cols, scale: float, layers, c, weight_decay: float = 0.0) -> GaussNewtonInverse:
     r"""``v -> ((1 + c lambda) I + c D^T H D)^{-1} v`` over layer tuples, ``H = scale S^T S`` the completion loss's
     Hessian (observed entries ``rows``, ``cols``); exact (module docstring, docs/math.md (9.4))."""
-    layers = tuple(layers)
-    W, tangent = jax.linearize(end_to_end, layers)
-    cotangent = jax.linear_transpose(tangent, layers)
+    layers = tuple(jnp.asarray(w) for w in layers)
+    rows, cols = jnp.asarray(rows), jnp.asarray(cols)
     shrink = 1.0 / (1.0 + c * weight_decay)
     cs = c * shrink * scale
-    inner = jnp.eye(rows.shape[0], dtype=W.dtype)
+    inner = jnp.eye(rows.shape[0], dtype=layers[0].dtype)
     for A, B in _gram_sides(layers):
         inner = inner + cs * A[rows][:, rows] * B[cols][:, cols]
-    factor = jax.scipy.linalg.cho_factor(inner)
-
-    def apply(v):
-        z = jax.scipy.linalg.cho_solve(factor, tangent(tuple(v))[rows, cols])
-        (back,) = cotangent(jnp.zeros_like(W).at[rows, cols].set(z))
-        return tuple(shrink * (vi - cs * bi) for vi, bi in zip(v, back))
-
-    return apply
+    cholesky, _ = jax.scipy.linalg.cho_factor(inner)
+    return GaussNewtonInverse(layers, rows, cols, cholesky, jnp.asarray(shrink), jnp.asarray(cs))
 
 
 class _Preconditioned(lx.AbstractLinearSolver):
@@ -102,7 +117,11 @@ class _Preconditioned(lx.AbstractLinearSolver):
 
 class CompletionNewton(optx.Newton):
     """``optimistix.Newton`` for the implicit stages of the layer flow of a completion problem, each linear solve
-    preconditioned by :func:`gauss_newton_inverse` at the current Newton iterate. The mask and the layer shapes are
+    preconditioned by :func:`gauss_newton_inverse`. ``frozen`` (the default): the inverse is factored where the root
+    finder is initialised and carried in its state; diffrax initialises it once per step (at the second stage of an
+    ESDIRK method, whose implicit stages share one diagonal) and hands that state to every stage, so each step factors
+    the ``m x m`` matrix once (a chord preconditioner: Newton's own linear systems stay exact, only GMRES's
+    preconditioner lags). ``frozen=False``: factored anew at every Newton iterate. The mask and the layer shapes are
     static (a compiled solve serves one mask)."""
 
     rows: tuple[int, ...] = eqx.field(static=True, default=())
@@ -110,8 +129,10 @@ class CompletionNewton(optx.Newton):
     scale: float = eqx.field(static=True, default=1.0)
     weight_decay: float = eqx.field(static=True, default=0.0)
     layer_shapes: tuple[tuple[int, int], ...] = eqx.field(static=True, default=())
+    frozen: bool = eqx.field(static=True, default=True)
 
-    def step(self, fn, y, args, options, state, tags):
+    def _inverse(self, y, args) -> GaussNewtonInverse:
+        """The Gauss-Newton inverse at the stage point of the root finder's iterate ``y``."""
         if len(args) == 8:  # the f form: the stage's point is yi_partial + diagonal * prod(f, control)
             _, diagonal, _, prod, _, partial, _, control = args
             increment = prod(y, control)
@@ -120,15 +141,27 @@ class CompletionNewton(optx.Newton):
             increment = y
         point = jax.lax.stop_gradient(partial + diagonal * increment)
         _, unravel = ravel_pytree(tuple(jnp.zeros(s, point.dtype) for s in self.layer_shapes))
-        inverse = gauss_newton_inverse(jnp.asarray(self.rows), jnp.asarray(self.cols), self.scale, unravel(point),
-                                       diagonal * control, self.weight_decay)
+        return gauss_newton_inverse(jnp.asarray(self.rows), jnp.asarray(self.cols), self.scale, unravel(point),
+                                    jax.lax.stop_gradient(diagonal * control), self.weight_decay)
+
+    def init(self, fn, y, args, options, f_struct, aux_struct, tags):
+        state = super().init(fn, y, args, options, f_struct, aux_struct, tags)
+        if not self.frozen:
+            return state
+        given = options.get("init_state")
+        inverse = given.linear_state if given is not None else self._inverse(y, args)
+        return eqx.tree_at(lambda s: s.linear_state, state, inverse, is_leaf=lambda x: x is None)
+
+    def step(self, fn, y, args, options, state, tags):
+        inverse = state.linear_state if self.frozen else self._inverse(y, args)
+        _, unravel = ravel_pytree(inverse.layers)
         operator = lx.FunctionLinearOperator(lambda v: ravel_pytree(inverse(unravel(v)))[0],
                                              jax.eval_shape(lambda: y))
         preconditioned = eqx.tree_at(lambda s: s.linear_solver, self, _Preconditioned(self.linear_solver, operator))
         return optx.Newton.step(preconditioned, fn, y, args, options, state, tags)
 
 
-def completion_newton(problem, layers, rtol: float, atol: float, linear_solver) -> CompletionNewton:
+def completion_newton(problem, layers, rtol: float, atol: float, linear_solver, frozen: bool = True) -> CompletionNewton:
     """:class:`CompletionNewton` for the layer flow of ``problem`` (a ``CompletionProblem`` with ``p = 2``) from
     ``layers`` (their shapes; ``W_1`` first), Newton stopping at ``rtol``, ``atol``, its linear solves by the lineax
     ``linear_solver`` (an iterative one: ``lineax.GMRES``)."""
@@ -138,4 +171,4 @@ def completion_newton(problem, layers, rtol: float, atol: float, linear_solver) 
     rows, cols = (tuple(int(i) for i in np.asarray(a)) for a in (problem.rows, problem.cols))
     return CompletionNewton(rtol=rtol, atol=atol, linear_solver=linear_solver, rows=rows, cols=cols,
                             scale=k * d / len(rows), weight_decay=float(problem.weight_decay),
-                            layer_shapes=tuple(tuple(np.shape(w)) for w in layers))
+                            layer_shapes=tuple(tuple(np.shape(w)) for w in layers), frozen=frozen)
