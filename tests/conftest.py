@@ -72,11 +72,15 @@ FIRST = (
 )
 
 
+#: doctests of seconds (a solve each): ``slow`` like the notebooks (central_flow's: 7.8 s measured)
+SLOW_DOCTESTS = ("linflow.core.central.central_flow",)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The notebooks run whole (nbmake): each is ``slow``, left out of the fast tier (``-m "not slow"``). The files
-    run heaviest first (:data:`FIRST`)."""
+    """The notebooks run whole (nbmake) and :data:`SLOW_DOCTESTS`: each is ``slow``, left out of the fast tier
+    (``-m "not slow"``). The files run heaviest first (:data:`FIRST`)."""
     for item in items:
-        if str(item.fspath).endswith(".ipynb"):
+        if str(item.fspath).endswith(".ipynb") or item.nodeid.split("::")[-1] in SLOW_DOCTESTS:
             item.add_marker(pytest.mark.slow)
     rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(FIRST)))

@@ -18,6 +18,7 @@ def scalar_problem(y=1.0, a=1.0):
     return linflow.Problem(np.array([[np.sqrt(a)]]), np.array([np.sqrt(a) * y]))
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_gfs_sharpness_of_uv_equals_its_closed_form_batched():
     rng = np.random.default_rng(0)
     a, y = 1.7, 0.8
@@ -59,6 +60,7 @@ def test_gfs_sharpness_says_which_point_did_not_converge():
         gfs_limit(prob, (np.ones((1, 1)), np.ones((1, 1))), gtol=0.0)
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_lyapunov_exponent_of_linear_regression_is_log_of_its_contraction():
     """Depth 1: GD is the affine map ``w <- w - eta a (w - y)``; its Lyapunov exponent is ``log|1 - eta a|``."""
     a = 2.0

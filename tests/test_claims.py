@@ -67,6 +67,7 @@ def test_readme_states_the_regimes_example_as_measured():
     assert set(REGIMES) >= {"follows the flow", "edge of stability", "catapult", "diverged", "unclassified"}
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_readme_run_table_is_what_linflow_run_prints():
     """The README's table of `linflow run` (the main job's default settings), line by line, to the printed digits."""
     from linflow import cli

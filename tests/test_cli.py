@@ -46,6 +46,7 @@ def test_overview_rejects_a_learning_rate_off_the_grid():
         overview.overview(prob, init.balanced((3, 2, 1), 0.2), [0.03], 1.0, points=11)
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_overview_reports_a_diverging_learning_rate():
     prob = problems.two_point(10.0, 1.0, p=4)
     ds = overview.overview(prob, init.balanced((2, 2, 1), 0.5), [0.05, 0.001], 1.0, points=11)

@@ -69,6 +69,7 @@ def test_stability_threshold_of_the_scalar_network(depth):
     assert not ds.gd_loss.values[1, -1] < 1e-6
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_compare_report_says_in_words_what_it_could_not_measure():
     # scalar network, every eta above the threshold: no breakdown eta, no stable eta, no order (no "nan" anywhere)
     import re

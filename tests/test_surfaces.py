@@ -118,6 +118,7 @@ def test_to_xarray_names_each_dimension_once():
     np.testing.assert_allclose(w321.transpose("t", "n3", "n0").values, ds.end_to_end.values, rtol=1e-12)
 
 
+@pytest.mark.slow  # seconds (measured 3.4-7.7 s): the full command only (the fast tier's 3 minutes)
 def test_the_command_line_keeps_compiled_code_in_a_persistent_cache(tmp_path):
     env = {**__import__("os").environ, "LINFLOW_CACHE": str(tmp_path / "cache")}
     env.pop("JAX_COMPILATION_CACHE_DIR", None)

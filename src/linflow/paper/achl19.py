@@ -500,7 +500,8 @@ def figure(ds: xr.Dataset):
     for k, m in enumerate(ds.approach.values):
         e, color = ds.relative_error.sel(approach=m), f"C{k}"
         label = str(m).replace("depth", "depth ")
-        axes[0].semilogy(ds.observed, e.median("seed"), "-", color=color, label=label + " (median)")
+        axes[0].semilogy(ds.observed, e.median("seed"), "-", marker="_", ms=14, mew=2, color=color,
+                         label=label + " (median)")  # the dash marks the median where one count leaves no line
         for c in ds.observed.values:
             for s in ds.seed.values:
                 f = str(ds.fate.sel(approach=m, observed=c, seed=s).item())
@@ -518,10 +519,11 @@ def figure(ds: xr.Dataset):
     nuc = ds.relative_error.sel(approach="nuclear", observed=ds.observed[0])
     axes[2].axhspan(float(nuc.min()), float(nuc.max()), color=f"C{len(ds.depth)}", alpha=0.25, label="nuclear norm")
     axes[2].set_xticks(range(len(ds.start)), [str(s) for s in ds.start.values], rotation=30, ha="right", fontsize=8)
+    axes[2].set_xlim(-0.5, len(ds.start) - 0.5)
     axes[0].plot([], [], "kx", label="escaping run")
     axes[0].plot([], [], "k^", mfc="none", label="still fitting")
     axes[0].set(xlabel="observed entries", ylabel="||W - W*||_F / ||W*||_F",
-                title="reconstruction error (median; every seed: o fitted)")
+                title="reconstruction error (median: line and dash; every seed: o fitted)")
     axes[1].set(xlabel="index i", ylabel="sigma_i of the solution",
                 title=f"singular values at {int(ds.observed[0])} observed entries (seed {int(ds.seed[0])})")
     axes[1].set_xlim(0, min(len(ds.index), 30))
