@@ -62,3 +62,56 @@ def test_bad_input_is_named(kw, match):
     with pytest.raises(ValueError, match=match):
         linflow.adam_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, args["beta1"], args["beta2"],
                           1.0, eps=eps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("initial_scale, order", [(0.0, 0.5), (1.0, 1.0)])
+def test_optax_rmsprop_leaves_its_model_at_order_one_half_from_zero_and_one_from_a_positive_start(initial_scale, order):
+    """1 - decay = 4 eta (optax's rmsprop: no bias correction, eps inside the root): from v = 0 the method's first
+    steps move by sqrt(eta / b) / sqrt(k) each (docs/math.md (14.4)), so it leaves the model at order 1/2; from
+    v_0 > 0 there is no initial layer and the order is 1 (within 0.15, depth-3 network, T = 1)."""
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
+    layers = init.balanced((3, 3, 3), 0.5, seed=1)
+    etas, errors = [0.02, 0.01, 0.005, 0.0025], []
+    for eta in etas:
+        decay = 1 - 4 * eta
+        run = linflow.optax_descent(prob, layers, optax.rmsprop(eta, decay, eps=0.0, initial_scale=initial_scale), eta,
+                                    round(1 / eta), save_every=round(0.1 / eta))
+        flow = linflow.rmsprop_flow(prob, layers, eta, decay, 1.0, eps=0.0, initial_scale=initial_scale, ts=run.ts,
+                                    rtol=1e-11, atol=1e-13)
+        assert run.status == flow.status == "ok" and flow.kind == "rmsprop_flow"
+        np.testing.assert_array_equal(np.asarray(flow.ts), np.asarray(run.ts))  # saved in flow time, not in sqrt(t)
+        errors.append(np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end))))
+    assert abs(fit_order(etas, errors).order - order) <= 0.15, errors
+
+
+def test_rmsprop_model_at_its_singular_start_and_on_a_constant_gradient():
+    """In the clock s = sqrt(t), from v = eps = 0 the velocity is its limit -2 sign(g) / sqrt(b) (v ~ b s^2 g^2),
+    and with eps > 0 it is 0 at s = 0; along a run from v = 0 on a depth-1 problem far from its target (the gradient
+    nearly constant over a short horizon) theta moves like the closed form of a constant gradient,
+    theta_0 - sign(g) (2 / b) artanh(sqrt(1 - exp(-b t))) (docs/math.md (14.3))."""
+    prob = problems.whitened([1.0])
+    w0 = (np.array([[1000.0]]),)  # g = w - 1 = 999; over t <= 0.01 w moves by 0.1, g by 1e-4 relative
+    b, eta = 4.0, 0.01
+    zero = (np.zeros((1, 1)),)
+    dw, dv = linflow.RMSPropFlow(prob, b, 0.0, eta)(0.0, (w0, zero))
+    np.testing.assert_allclose(float(dw[0][0, 0]), -2 / np.sqrt(b), rtol=1e-15)
+    assert float(dv[0][0, 0]) == 0.0
+    dw, _ = linflow.RMSPropFlow(prob, b, 1e-8, eta)(0.0, (w0, zero))
+    assert float(dw[0][0, 0]) == 0.0
+    ts = np.linspace(0.0, 0.01, 5)
+    flow = linflow.rmsprop_flow(prob, w0, eta, 1 - b * eta, 0.01, eps=0.0, ts=ts, rtol=1e-12, atol=1e-14)
+    closed = 1000.0 - (2 / b) * np.arctanh(np.sqrt(-np.expm1(-b * ts)))
+    assert closed[0] - closed[-1] > 0.09  # it moved: 0.1 at speed 1 / sqrt(b t)
+    # the closed form holds to the change of g (1e-4 relative) times the distance moved (0.1): 1e-5
+    np.testing.assert_allclose(np.asarray(flow.end_to_end)[:, 0, 0], closed, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw, match", [({"decay": 1.0}, "decay must be in \\[0, 1\\)"),
+                                       ({"eps": -1.0}, "eps must be >= 0"),
+                                       ({"initial_scale": -0.5}, "initial_scale must be >= 0")])
+def test_rmsprop_bad_input_is_named(kw, match):
+    args = {"decay": 0.9, **kw}
+    decay = args.pop("decay")
+    with pytest.raises(ValueError, match=match):
+        linflow.rmsprop_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, decay, 1.0, **args)

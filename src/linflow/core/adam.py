@@ -1,4 +1,4 @@
-r"""Adam's continuous-time model with its moment averages as state (docs/math.md section 14).
+r"""Adam's and RMSProp's continuous-time models with their moment averages as state (docs/math.md section 14).
 
 Adam (optax's ``adam(eta, b1, b2, eps)``) in the scaling regime where $1 - \beta_1 = a \eta$ and $1 - \beta_2 = b \eta$
 (Barakat & Bianchi 2021): at flow time $t = k \eta$, $\beta_1^k \to e^{-a t}$ and the iterates follow
@@ -9,20 +9,26 @@ $$\dot m = a (g - m), \quad \dot v = b (g^{\odot 2} - v), \quad
 
 from $m = v = 0$, with $g = \nabla L(\theta)$: the bias corrections are the time-dependent factors, and at $t = 0$
 $\hat m = g$, $\hat v = g^{\odot 2}$ (their limits). The discrete method stays $O(\eta)$ from it on a fixed horizon.
+
+RMSProp (optax's ``rmsprop(eta, decay, eps)``: no bias correction, ``eps`` inside the root) with
+$1 - \text{decay} = b\eta$ follows $\dot v = b (g^{\odot 2} - v)$, $\dot\theta = -g / \sqrt{v + \varepsilon}$
+(14.2); from $v = 0$ its speed is $|g| / \sqrt{v} \approx 1/\sqrt{b t}$ at first, so it is integrated in the clock
+$s = \sqrt t$, where it is regular (14.3), and the method trails it by an initial layer of order $\sqrt\eta$ (14.4).
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from . import checks as _checks, runs as _runs
 from .fields import AbstractField, network_gradient, observe_layers
-from .integrate import solve
+from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["AdamFlow", "adam_flow"]
+__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "rmsprop_flow"]
 
 
 def _debiased(moment, t, rate, limit):
@@ -96,3 +102,77 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
     _runs.flow_time_only("adam_flow", options)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, layers0)
     return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)
+
+
+class RMSPropFlow(AbstractField):
+    r"""RMSProp's continuous model (14.2) on the state ``(layers, v)`` in the clock ``s = sqrt(t)`` (14.3):
+    ``d theta / ds = -2 s g / sqrt(v + eps)``, ``dv / ds = 2 s b (g^2 - v)``; at ``s = 0`` with ``v = eps = 0`` the
+    velocity is its limit ``-2 sign(g) / sqrt(b)`` (``v ~ b s^2 g^2`` there). ``b = (1 - decay) / eta`` and ``eps``
+    are array leaves. Run it through :func:`rmsprop_flow`, which converts the clock both ways."""
+
+    problem: Problem
+    b: jax.Array
+    eps: jax.Array
+    eta: jax.Array
+    kind = "rmsprop_flow"
+    discrete_kind = "rmsprop"
+
+    def __call__(self, s, y, args=None):
+        layers, v = y
+        g = network_gradient(self.problem, layers)
+
+        def speed(gi, vi):
+            positive = vi + self.eps > 0
+            regular = 2 * s * gi / jnp.sqrt(jnp.where(positive, vi + self.eps, 1.0))
+            return -jnp.where(positive, regular, 2 * jnp.sign(gi) / jnp.sqrt(self.b))
+
+        return (jax.tree_util.tree_map(speed, g, v),
+                jax.tree_util.tree_map(lambda gi, vi: 2 * s * self.b * (gi * gi - vi), g, v))
+
+    @property
+    def modelled_step(self):
+        return self.eta
+
+    def depth_of(self, y) -> int:
+        return len(y[0])
+
+    def observe(self, ys):
+        return observe_layers(self.problem, ys[0])
+
+    def split(self, ys):
+        """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
+        layers, v = ys
+        return layers, {"v_norm": _runs.save_norms(v)}
+
+
+def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8, initial_scale: float = 0.0,
+                 **options) -> Trajectory:
+    r"""RMSProp's continuous model (14.2) for step ``eta`` and average ``decay`` on ``[0, t1]`` (flow time
+    ``t = k eta``), docs/math.md (14.2)-(14.4): ``b = (1 - decay) / eta``, the second moment from ``initial_scale``
+    (optax's ``rmsprop(eta, decay, eps, initial_scale)``, ``eps`` inside the root, its default). Integrated in the
+    clock ``s = sqrt(t)`` (regular where ``v = 0``); the trajectory is saved and reported in flow time. From
+    ``v = 0`` optax's RMSProp leaves the model at order ``1/2`` in ``eta`` (its initial layer, (14.4)); from a
+    positive ``initial_scale`` at order 1. Solver options as :func:`linflow.gradient_flow`.
+
+    Examples:
+        >>> import linflow
+        >>> prob = linflow.problems.whitened([2.0, 1.0])
+        >>> flow = linflow.rmsprop_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), 0.01, 0.98, t1=1.0, n_save=3)
+        >>> flow.kind, flow.status, [float(t) for t in flow.ts]
+        ('rmsprop_flow', 'ok', [0.0, 0.5, 1.0])
+    """
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    eta = _checks.f64(_checks.positive("eta", eta))
+    decay = _checks.real_scalar("decay", decay, minimum=0.0)
+    if not _checks.is_traced(decay) and not decay < 1.0:
+        raise ValueError(f"decay must be in [0, 1) (an average's weight); got {decay}")
+    eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
+    initial_scale = _checks.real_scalar("initial_scale", initial_scale, minimum=0.0)
+    _runs.flow_time_only("rmsprop_flow", options)
+    t1, ts = time_grid(t1, options.pop("ts", None), options.pop("n_save", 201), "flow", None)
+    v0 = jax.tree_util.tree_map(lambda w: jnp.full_like(w, initial_scale), layers0)
+    field = RMSPropFlow(problem, _checks.f64((1.0 - decay) / eta), eps, eta)
+    run = solve(field, (layers0, v0), jnp.sqrt(t1), ts=jnp.sqrt(ts), **options)
+    reached = jnp.asarray(ts)[jnp.minimum(jnp.arange(len(ts)), run.stop - 1)]  # the saves' flow times, exactly
+    return eqx.tree_at(lambda r: (r.ts, r.t1), run, (reached, _checks.f64(t1)))
