@@ -87,6 +87,17 @@ def _achl19(s):
             f"claim B {s['claims']['B']}", f"(2026-12-07, {s['wall_time_s']:.0f} s", f"**Verdict {s['verdict']}**"]
 
 
+def _achl19_published(s):
+    e = s["median_relative_error"]
+    fates = [f for m, row in s["fates"].items() if m != "nuclear" for runs in row.values() for f in runs]
+    return [f"depth 3 {_e(e['depth3']['1500'])} / {_e(e['depth3']['2000'])}, depth 4 {e['depth4']['1500']:.3g} / "
+            f"{_e(e['depth4']['2000'])}, nuclear norm {e['nuclear']['1500']:.2f} / {e['nuclear']['2000']:.3f}, depth 2 "
+            f"{e['depth2']['1500']:.3f} / {e['depth2']['2000']:.3f}",
+            f"{fates.count('fitted')} of its {len(fates)} flow runs fitted, {fates.count('escaping')} escaping, "
+            f"{fates.count('still fitting')} still fitting", f"claim A {s['claims']['A']}",
+            f"claim B {s['claims']['B']}", f"(2026-12-07, {s['wall_time_s']:.0f} s", f"**Verdict {s['verdict']}**"]
+
+
 def _fig3(s):
     out = []
     for cfg, p in (("width1", 4.0), ("whitened32", 4.0), ("standardized16", 4.0)):
@@ -169,7 +180,7 @@ def _sgd_gas_b8(s):
 
 
 HEADLINES = {"sgd_default": _sgd_default, "sgd_gas": _sgd_gas, "sgd_gas_b8": _sgd_gas_b8, "sgd_tiny": _sgd_tiny,
-             "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19}
+             "init": _init, "fig3": _fig3, "section8": _section8, "fig2": _fig2, "achl19": _achl19, "achl19_published": _achl19_published}
 
 
 @pytest.mark.parametrize("name", list(HEADLINES))

@@ -11,22 +11,22 @@ Gaussian ``U``, ``V`` (``n x 5``), scaled to ``||W*||_F = n`` (as in the authors
 horizon); 3 seeds (target, mask, start); the nuclear norm by cvxpy with SCS.
 
 Every run ends with a fate (:data:`FATE_RULE`): *fitted*, *escaping* (its largest singular value grows past 4x the
-target's while the loss stalls: the flow leaves the target, and the run is stopped there; run on, such flows were
-seen to fit the observed entries far from the target, errors 7.5 and 10.6) or *still fitting* at its step budget,
-measured by the rates of the loss and of the largest singular value where it stopped. A fitted run's error is either
-the flow's limit or set by the stop (*at the stopping floor*, :data:`FLOOR_RULE`). The verdict (:data:`RULE`)
-compares each seed with the nuclear norm on the same instance, so a run gone elsewhere counts instead of hiding
-behind a median; the medians are reported beside.
+target's: the flow has left the target, its loss stalled or still falling toward a completion far from it, and the
+run is stopped there; run on, such flows were seen to fit the observed entries far from the target, errors 7.5 and
+10.6) or *still fitting* at its step budget, measured by the rates of the loss and of the largest singular value
+where it stopped. A fitted run's error is either the flow's limit or set by the stop (*at the stopping floor*,
+:data:`FLOOR_RULE`). The verdict (:data:`RULE`) compares each seed with the nuclear norm on the same instance, so a
+run gone elsewhere counts instead of hiding behind a median; the medians are reported beside.
 The start-scale rows (:data:`STARTS`: balanced and the authors' Gaussian start, scales ``1e-3 ... 1e-6``) give the
 verdict at the fewest observations for each start.
 
 The full configuration is ``50 x 50``, rank 5 (475 degrees of freedom), with 750 / 1,000 / 1,500 / 2,500 observed
 entries: the published counts 1,500 / 2,000 / 3,000 / 5,000 in the same ratio to the degrees of freedom (975 at
-``100 x 100``). The published size is out of reach of a 2-core machine in 30 minutes by an explicit solver (the
-layer flow's steps are bounded by stability through long plateaus; docs/guide/paper.md). :data:`PUBLISHED` holds it
-for a longer run. Quick mode: ``30 x 30`` rank 3 (171 degrees of freedom), 300 entries, 2 seeds, depths 2-4, the
-main start only. The flows are independent: they run over the machine's cores, one thread per CPU device
-(:func:`linflow.core.parallel.spread_tasks`; the same numbers as one after another).
+``100 x 100``). :data:`PUBLISHED` holds the published configuration: its main table runs in about 10 minutes on two
+cores, its start rows (63 flows at 100 x 100) much longer (docs/guide/paper.md). Quick mode: ``30 x 30`` rank 3 (171
+degrees of freedom), 300 entries, 2 seeds, depths 2-4, the main start only. The flows are independent: they run over
+the machine's cores, one thread per CPU device (:func:`linflow.core.parallel.spread_tasks`; the same numbers as one
+after another).
 """
 
 from __future__ import annotations
