@@ -37,7 +37,22 @@ def _debiased(moment, t, rate, limit):
     return jax.tree_util.tree_map(lambda x, y: jnp.where(c > 0, x / jnp.where(c > 0, c, 1.0), y), moment, limit)
 
 
-class AdamFlow(AbstractField):
+class _LayersAndMoments(AbstractField):
+    """What Adam's and RMSProp's models share: the state ``(layers, moments...)``, observed through its layers, and
+    the step ``eta`` they model (the subclasses hold ``problem`` and ``eta``)."""
+
+    @property
+    def modelled_step(self):
+        return self.eta
+
+    def depth_of(self, y) -> int:
+        return len(y[0])
+
+    def observe(self, ys):
+        return observe_layers(self.problem, ys[0])
+
+
+class AdamFlow(_LayersAndMoments):
     r"""Adam's continuous model (14.1) on the state ``(layers, m, v)``; ``a = (1 - beta1) / eta``,
     ``b = (1 - beta2) / eta`` and ``eps`` are array leaves (new values do not recompile)."""
 
@@ -57,16 +72,6 @@ class AdamFlow(AbstractField):
         step = jax.tree_util.tree_map(lambda x, w: -x / (jnp.sqrt(w) + self.eps), m_hat, v_hat)
         return (step, jax.tree_util.tree_map(lambda x, z: self.a * (x - z), g, m),
                 jax.tree_util.tree_map(lambda x, z: self.b * (x - z), g2, v))
-
-    @property
-    def modelled_step(self):
-        return self.eta
-
-    def depth_of(self, y) -> int:
-        return len(y[0])
-
-    def observe(self, ys):
-        return observe_layers(self.problem, ys[0])
 
     def split(self, ys):
         """The layers, and the moments' norms as extras ``m_norm``, ``v_norm`` (per save)."""
@@ -104,7 +109,7 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
     return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)
 
 
-class RMSPropFlow(AbstractField):
+class RMSPropFlow(_LayersAndMoments):
     r"""RMSProp's continuous model (14.2) on the state ``(layers, v)`` in the clock ``s = sqrt(t)`` (14.3):
     ``d theta / ds = -2 s g / sqrt(v + eps)``, ``dv / ds = 2 s b (g^2 - v)``; at ``s = 0`` with ``v = eps = 0`` the
     velocity is its limit ``-2 sign(g) / sqrt(b)`` (``v ~ b s^2 g^2`` there). ``b = (1 - decay) / eta`` and ``eps``
@@ -128,16 +133,6 @@ class RMSPropFlow(AbstractField):
 
         return (jax.tree_util.tree_map(speed, g, v),
                 jax.tree_util.tree_map(lambda gi, vi: 2 * s * self.b * (gi * gi - vi), g, v))
-
-    @property
-    def modelled_step(self):
-        return self.eta
-
-    def depth_of(self, y) -> int:
-        return len(y[0])
-
-    def observe(self, ys):
-        return observe_layers(self.problem, ys[0])
 
     def split(self, ys):
         """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
