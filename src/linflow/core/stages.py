@@ -68,12 +68,21 @@ class GaussNewtonInverse(eqx.Module):
     shrink: jax.Array
     cs: jax.Array
 
-    def __call__(self, v):
+    def linearized(self):
+        """The inverse as a function whose product ``W_e`` is linearized once, here: for many applications (a Krylov
+        solve's), each then costs the product's tangent and its transpose, not the product again."""
         W, tangent = jax.linearize(end_to_end, self.layers)
         cotangent = jax.linear_transpose(tangent, self.layers)
-        z = jax.scipy.linalg.cho_solve((self.cholesky, False), tangent(tuple(v))[self.rows, self.cols])
-        (back,) = cotangent(jnp.zeros_like(W).at[self.rows, self.cols].set(z))
-        return tuple(self.shrink * (vi - self.cs * bi) for vi, bi in zip(v, back))
+
+        def apply(v):
+            z = jax.scipy.linalg.cho_solve((self.cholesky, False), tangent(tuple(v))[self.rows, self.cols])
+            (back,) = cotangent(jnp.zeros_like(W).at[self.rows, self.cols].set(z))
+            return tuple(self.shrink * (vi - self.cs * bi) for vi, bi in zip(v, back))
+
+        return apply
+
+    def __call__(self, v):
+        return self.linearized()(v)
 
 
 def gauss_newton_inverse(rows, cols, scale: float, layers, c, weight_decay: float = 0.0) -> GaussNewtonInverse:
@@ -155,7 +164,8 @@ class CompletionNewton(optx.Newton):
     def step(self, fn, y, args, options, state, tags):
         inverse = state.linear_state if self.frozen else self._inverse(y, args)
         _, unravel = ravel_pytree(inverse.layers)
-        operator = lx.FunctionLinearOperator(lambda v: ravel_pytree(inverse(unravel(v)))[0],
+        apply = inverse.linearized()
+        operator = lx.FunctionLinearOperator(lambda v: ravel_pytree(apply(unravel(v)))[0],
                                              jax.eval_shape(lambda: y))
         preconditioned = eqx.tree_at(lambda s: s.linear_solver, self, _Preconditioned(self.linear_solver, operator))
         return optx.Newton.step(preconditioned, fn, y, args, options, state, tags)
