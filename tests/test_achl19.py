@@ -92,6 +92,7 @@ def test_the_implicit_continuation_reaches_the_explicit_solves_limit():
     assert hybrid["error"] == pytest.approx(explicit["error"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_on_a_saddle_above_the_target_is_not_called_escaping():
     # 16 x 16 rank 2 from 90 entries, depth 3 from 1e-6: after the first mode is learned the run sits on a plateau
     # with sigma_1 = 2.3 x the target's, its loss stalled at 12% of the start (measured), then fits (error 1e-4)

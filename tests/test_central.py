@@ -69,6 +69,7 @@ def _gd_orbit(eta, steps):
     return gd, flat
 
 
+@pytest.mark.slow
 def test_the_central_flow_predicts_the_midpoint_of_the_period_two_orbit(edge):
     eta, cf = 0.72, edge
     gf = linflow.gradient_flow(PROB, START, T1, n_save=POINTS)
@@ -187,6 +188,7 @@ def test_two_eigenvalues_held_solve_the_cone_problem():
     assert gd.ok and np.mean(np.asarray(gd.loss)[200:]) < 0.5 * predicted and predicted > 0.2
 
 
+@pytest.mark.slow
 def test_the_one_eigenvalue_multiplier_keeps_the_sharpness_on_its_course():
     """``multiplier`` (the closed form with one held eigenvalue) against an independent derivative: along
     ``v = -g - (sigma^2 / 2) grad S`` the dense-Hessian sharpness changes at ``-rate * excess`` (central

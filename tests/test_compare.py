@@ -29,6 +29,7 @@ def test_orders_of_gd_against_the_flow_and_the_modified_flows(whitened_orders):
     assert np.all(np.diff(dev) > 0)
 
 
+@pytest.mark.slow
 def test_balancedness_drift_is_predicted_to_round_off(whitened_orders):
     ds = whitened_orders
     assert np.nanmax(ds.gd_imbalance_identity_error.values) < 1e-13

@@ -101,6 +101,7 @@ def test_vmap_over_starts_keeps_each_solve_adaptive_and_equals_single_runs():
     assert int(batch[0].stats["num_steps"]) != int(batch[1].stats["num_steps"])
 
 
+@pytest.mark.slow
 def test_jit_of_a_function_that_calls_public_runs():
     @jax.jit
     def gap(t1):

@@ -66,6 +66,7 @@ def closed_forms(A, e0, eta, beta, ts, start, method="heavy_ball"):
 RUNS = {"heavy_ball": (linflow.heavy_ball, linflow.heavy_ball_flow), "nesterov": (linflow.nesterov, linflow.nesterov_flow)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", RUNS)
 def test_on_a_quadratic_the_method_and_every_model_are_their_closed_forms(method):
     prob, A, W_star = quadratic()

@@ -97,6 +97,7 @@ def rel_gap(a, b) -> float:
 
 # ---- Theorem 1 and Claim 2 -----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @prop(2)
 @given(st.data())
 def test_theorem1_layer_flow_product_is_the_end_to_end_flow_in_both_states(case):
@@ -190,6 +191,7 @@ def test_layer_flow_conserves_the_imbalance_and_lowers_the_loss(case):
     assert np.all(np.diff(loss) <= 1e-9 * max(loss[0], 1e-12))
 
 
+@pytest.mark.slow
 @prop(2)
 @given(st.data())
 def test_the_regularized_objective_never_increases_along_both_flows(case):
@@ -225,6 +227,7 @@ def test_one_euler_step_of_the_layer_flow_is_one_gd_step(case):
         np.testing.assert_allclose(np.asarray(b)[-1], np.asarray(a)[-1], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 @prop(1)
 @given(st.data())
 def test_gd_converges_to_the_flow_at_order_1_and_to_the_modified_flow_at_order_2(case):
@@ -394,6 +397,7 @@ def test_a_flow_that_stalls_at_a_kink_of_the_loss_says_so(p):
     assert np.all(np.diff(loss) <= 1e-9 * loss[0])  # what was reached still descends
 
 
+@pytest.mark.slow
 def test_a_stiff_start_is_integrated_and_a_run_cut_at_once_still_holds_its_start():
     """The long profile's finding: from weights (20.4, -25.6, 4.18) (depth 3, d = k = 1, p = 2) Tsit5's first trial
     step overflowed, its error estimate was NaN, and diffrax's controller rejected all 100,000 steps, saving

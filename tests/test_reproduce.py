@@ -348,6 +348,7 @@ def test_fig3_sensitivity_in_the_quick_outputs():
         assert {r["preprocessing"] for r in sens["table"]} == {"standardize", "scaled", "whitened"}
 
 
+@pytest.mark.slow
 def test_theorem2_loop_integrals():
     ds, s, _ = quick("theorem2")  # needs no data: the same with and without it
     c = s["constant_gradient"]
@@ -429,6 +430,7 @@ def test_cli_reproduce_writes_outputs(tmp_path, capsys):
         cli.main(["reproduce", "fig2", "--data", str(tmp_path / "missing"), "--out", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_fig4_against_numpy_loops():
     """fig4 (quick): depth-3 GD's final loss at its chosen rate, and AdaGrad's choice of rate by the stability rule,
     recomputed with NumPy loops written from the update rules."""
@@ -566,6 +568,7 @@ def test_init_verdict_rule_on_constructed_stall_times(times, expected):
     assert iterations_to_half([0, 10], [1.0, 0.9], 1.0, 0.2) == np.inf
 
 
+@pytest.mark.slow
 def test_init_quick_states_the_paper_claim_and_its_rule():
     ds, s, _ = quick("init")
     json.dumps(s, allow_nan=False)

@@ -111,6 +111,7 @@ def test_sweep_compare_task_defaults_to_compares_tolerances_and_a_typed_value_wi
     assert tight["results"] != loose["results"]  # the TOML's rtol was used, not clamped to compare's
 
 
+@pytest.mark.slow
 def test_with_newton_gives_an_implicit_solver_newton_stages():
     import diffrax
     import optimistix as optx

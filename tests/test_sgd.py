@@ -152,6 +152,7 @@ def test_noise_product_is_the_factor_times_z_without_per_sample_gradients(p):
     np.testing.assert_allclose(np.asarray(got), D @ z, rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order, path", [(1, "unsafe"), (2, "unsafe"), (1, "scan")])
 def test_sme_ensemble_matches_its_exact_moment_equations(order, path):
 
