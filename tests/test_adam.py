@@ -72,7 +72,7 @@ def test_optax_rmsprop_leaves_its_model_at_order_one_half_from_zero_and_one_from
     v_0 > 0 there is no initial layer and the order is 1 (within 0.15, depth-3 network, T = 1)."""
     prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
     layers = init.balanced((3, 3, 3), 0.5, seed=1)
-    etas, errors = [0.02, 0.01, 0.005, 0.0025], []
+    etas, errors, relative = [0.02, 0.01, 0.005, 0.0025], [], []
     for eta in etas:
         decay = 1 - 4 * eta
         run = linflow.optax_descent(prob, layers, optax.rmsprop(eta, decay, eps=0.0, initial_scale=initial_scale), eta,
@@ -82,7 +82,17 @@ def test_optax_rmsprop_leaves_its_model_at_order_one_half_from_zero_and_one_from
         assert run.status == flow.status == "ok" and flow.kind == "rmsprop_flow"
         np.testing.assert_array_equal(np.asarray(flow.ts), np.asarray(run.ts))  # saved in flow time, not in sqrt(t)
         errors.append(np.max(np.abs(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end))))
+        relative.append(np.max(np.linalg.norm(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end), axis=(1, 2))
+                               ) / np.max(np.linalg.norm(np.asarray(run.end_to_end), axis=(1, 2))))
     assert abs(fit_order(etas, errors).order - order) <= 0.15, errors
+    # the study reads the same deviations (relative to the run's largest norm) and states the theory's order
+    ds = momentum.rmsprop_breakdown(prob, layers, etas, 4.0, 1.0, initial_scale=initial_scale, eps=0.0,
+                                    rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(ds.deviation_rel.values[0], relative[::-1], rtol=1e-6)  # the study sorts its etas
+    (row,) = momentum.summary(ds)
+    fitted = sum(r < 0.1 for r in relative)  # the rule fits where the deviation is below `asymptotic` (0.1)
+    assert row["theory"] == order and row["verdict"] == f"order {order:g}" and row["points"] == fitted >= 2, row
+    assert f"rmsprop (1 - decay = 4 eta, v from {initial_scale:g})" in momentum.summary_text(ds)
 
 
 def test_rmsprop_model_at_its_singular_start_and_on_a_constant_gradient():
@@ -115,3 +125,13 @@ def test_rmsprop_bad_input_is_named(kw, match):
     decay = args.pop("decay")
     with pytest.raises(ValueError, match=match):
         linflow.rmsprop_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, decay, 1.0, **args)
+
+
+@pytest.mark.parametrize("kw, match", [({"b": -1.0}, "b must be"), ({"initial_scale": -1.0}, "initial_scale"),
+                                       ({"etas": [0.3]}, r"etas must stay below 1 / max\(b\) = 0.25"),
+                                       ({"t1": 0.0}, "t1 must be")])
+def test_rmsprop_breakdown_names_bad_input_before_running(kw, match):
+    args = {"etas": [0.05], "b": 4.0, "t1": 0.6, **kw}
+    with pytest.raises(ValueError, match=match):
+        momentum.rmsprop_breakdown(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), args["etas"], args["b"],
+                                   args["t1"], points=3, initial_scale=kw.get("initial_scale", 0.0))

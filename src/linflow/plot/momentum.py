@@ -12,9 +12,9 @@ __all__ = ["momentum_breakdown"]
 
 
 def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
-    """Each model's relative deviation from the method (heavy ball or Nesterov) against eta (log-log): solid for the
-    pairs theory puts at order 2, dashed at order 1; the level as a dotted line; an eta whose run diverged as a cross
-    on the top edge."""
+    """Each model's relative deviation from the method (heavy ball, Nesterov, Adam or RMSProp) against eta (log-log):
+    solid for the pairs theory puts at order 2, dashed at lower orders; the level as a dotted line; an eta whose run
+    diverged as a cross on the top edge."""
     etas = ds.eta.values
     fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
     for p, name in enumerate(ds.pair.values):

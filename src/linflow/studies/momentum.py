@@ -6,7 +6,9 @@ For each eta of a grid on the save spacing, the method runs from rest and from i
 :func:`linflow.nesterov_flow`) from the start it is paired with
 (:data:`PAIRS`); the deviation is the largest distance of ``W_e`` after the initial layer (the saves where
 ``beta^k <= 1e-3`` at the largest eta), relative to the largest norm of the run's ``W_e``. A run that diverged has no
-deviation: it counts as above every level and is left out of the order fits, in words.
+deviation: it counts as above every level and is left out of the order fits, in words. Adam and RMSProp
+(:func:`adam_breakdown`, :func:`rmsprop_breakdown`, docs/math.md section 14) against their models give the same
+Dataset with one pair, read at every save after ``t = 0``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import checks as _checks, runs as _runs
-from ..core.adam import adam_flow
+from ..core.adam import adam_flow, rmsprop_flow
 from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
@@ -30,8 +32,8 @@ from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
 
-__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "summary", "summary_text",
-           "method_words"]
+__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "rmsprop_breakdown", "summary",
+           "summary_text", "method_words"]
 
 #: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
 PAIRS = (
@@ -136,6 +138,53 @@ class _ScaledAdam:
         return optax.adam(learning_rate, 1.0 - self.a * learning_rate, 1.0 - self.b * learning_rate, eps=self.eps)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ScaledRMSProp:
+    """``optax.rmsprop(lr, 1 - b lr, eps, initial_scale)``: RMSProp whose average scales with its step (hashable)."""
+
+    b: float
+    eps: float
+    initial_scale: float
+
+    def __call__(self, learning_rate):
+        return optax.rmsprop(learning_rate, 1.0 - self.b * learning_rate, eps=self.eps,
+                             initial_scale=self.initial_scale)
+
+
+def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimizer, model, pair: str,
+                        theory: float, attrs: dict, points, level, asymptotic, settings) -> xr.Dataset:
+    """An adaptive method (``optimizer``, an optax rule of the step) against its model (``model(eta, ts)``, a
+    :class:`Trajectory`) at every eta, read at every save after ``t = 0``: the Dataset of :func:`breakdown` with one
+    pair. ``rates``: the averages' rates ``{name: value}``, each ``1 - beta = rate eta`` (checked positive, and
+    ``eta < 1 / rate``)."""
+    t1 = _checks.positive("t1", t1)
+    points = _checks.integer("points", points, minimum=3)
+    level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
+    etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
+    fastest = max(rates.values())
+    if etas.max() * fastest >= 1.0:
+        raise ValueError(f"etas must stay below 1 / max({', '.join(rates)}) = {1 / fastest:g} (each average's "
+                         f"weight, 1 - rate x eta, must be > 0); got {etas.max():g}")
+    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    ts = np.linspace(0.0, t1, points)
+    runs = descend_each(OptaxRule(LayerFlow(problem), optimizer), layers0, etas, per_save, points - 1,
+                        kind=attrs["method"])
+    status = np.asarray([str(r.status) for r in runs.unstack()])
+    deviation = np.full((1, len(etas)), np.nan)
+    for i, eta in enumerate(etas):
+        if status[i] != "ok":
+            continue
+        flow = model(float(eta), ts)
+        if flow.status == "ok":
+            deviation[0, i] = _relative_deviation(flow, np.asarray(runs.end_to_end[i]), ts > 0)
+    return xr.Dataset(
+        {"deviation_rel": (("pair", "eta"), deviation), "status_rest": (("eta",), status),
+         "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([float(theory)]))},
+        coords={"pair": [pair], "eta": etas},
+        attrs={**attrs, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic, "after": float(ts[1]),
+               "initial_layer_steps": 0, "rtol": settings.rtol, "atol": settings.atol})
+
+
 def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 11, level: float = 1e-2,
                    asymptotic: float = ASYMPTOTIC, eps: float = 1e-8, settings=None, rtol: float = 1e-12,
                    atol: float = 1e-14) -> xr.Dataset:
@@ -146,34 +195,42 @@ def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 1
     :func:`linflow.plot.momentum_breakdown` read it."""
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
-    a, b, t1 = (_checks.positive(n, v) for n, v in (("a", a), ("b", b), ("t1", t1)))
-    points = _checks.integer("points", points, minimum=3)
-    level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
-    etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
-    if etas.max() * max(a, b) >= 1.0:
-        raise ValueError(f"etas must stay below 1 / max(a, b) = {1 / max(a, b):g} (beta_i = 1 - a eta must be > 0); "
-                         f"got {etas.max():g}")
-    per_save = np.array([steps_per_save(float(e), t1, points) for e in etas], dtype=np.int64)
+    a, b = (_checks.positive(n, v) for n, v in (("a", a), ("b", b)))
     settings = settings_from(settings, adam_breakdown, rtol=rtol, atol=atol)
-    ts = np.linspace(0.0, t1, points)
-    runs = descend_each(OptaxRule(LayerFlow(problem), _ScaledAdam(a, b, float(eps))), layers0, etas, per_save,
-                        points - 1, kind="adam")
-    status = np.asarray([str(r.status) for r in runs.unstack()])
-    deviation = np.full((1, len(etas)), np.nan)
-    for i, eta in enumerate(etas):
-        if status[i] != "ok":
-            continue
-        run = np.asarray(runs.end_to_end[i])
-        flow = adam_flow(problem, layers0, eta, 1.0 - a * eta, 1.0 - b * eta, t1, eps=eps, ts=ts, settings=settings)
-        if flow.status == "ok":
-            deviation[0, i] = _relative_deviation(flow, run, ts > 0)
-    return xr.Dataset(
-        {"deviation_rel": (("pair", "eta"), deviation), "status_rest": (("eta",), status),
-         "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([1]))},
-        coords={"pair": ["adam_flow (moments from 0) vs the method (optax's adam)"], "eta": etas},
-        attrs={"method": "adam", "a": a, "b": b, "t1": t1, "points": points, "level": level,
-               "asymptotic": asymptotic, "after": float(ts[1]), "initial_layer_steps": 0, "rtol": settings.rtol,
-               "atol": settings.atol})
+
+    def model(eta, ts):
+        return adam_flow(problem, layers0, eta, 1.0 - a * eta, 1.0 - b * eta, ts[-1], eps=eps, ts=ts,
+                         settings=settings)
+
+    return _adaptive_breakdown(problem, layers0, etas, t1, {"a": a, "b": b}, _ScaledAdam(a, b, float(eps)), model,
+                               "adam_flow (moments from 0) vs the method (optax's adam)", 1,
+                               {"method": "adam", "a": a, "b": b}, points, level, asymptotic, settings)
+
+
+def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: float = 0.0, points: int = 11,
+                      level: float = 1e-2, asymptotic: float = ASYMPTOTIC, eps: float = 1e-8, settings=None,
+                      rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
+    r"""optax's RMSProp with ``1 - decay = b eta``, its second moment from ``initial_scale``, against its model
+    (14.2, :func:`linflow.rmsprop_flow`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)`` and below
+    ``1 / b``), read at every save after ``t = 0``: the Dataset of :func:`adam_breakdown`. The theory's order is
+    ``1/2`` from ``v = 0`` (the initial layer of order :math:`\sqrt\eta`, docs/math.md (14.4)) and 1 from a positive
+    ``initial_scale``."""
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    b = _checks.positive("b", b)
+    initial_scale = float(_checks.real_scalar("initial_scale", initial_scale, minimum=0.0))
+    settings = settings_from(settings, rmsprop_breakdown, rtol=rtol, atol=atol)
+
+    def model(eta, ts):
+        return rmsprop_flow(problem, layers0, eta, 1.0 - b * eta, ts[-1], eps=eps, initial_scale=initial_scale,
+                            ts=ts, settings=settings)
+
+    start = "v from 0" if initial_scale == 0 else f"v from {initial_scale:g}"
+    return _adaptive_breakdown(problem, layers0, etas, t1, {"b": b}, _ScaledRMSProp(b, float(eps), initial_scale),
+                               model, f"rmsprop_flow ({start}) vs the method (optax's rmsprop)",
+                               0.5 if initial_scale == 0 else 1,
+                               {"method": "rmsprop", "b": b, "initial_scale": initial_scale}, points, level,
+                               asymptotic, settings)
 
 
 def summary(ds: xr.Dataset) -> list[dict]:
@@ -188,13 +245,13 @@ def summary(ds: xr.Dataset) -> list[dict]:
         dev = ds.deviation_rel.values[p]
         fit = fit_order(etas, dev, np.isfinite(dev) & (dev < asymptotic) & (dev > floor))
         cut = crossing(etas, np.where(np.isfinite(dev), dev, np.inf), level)
-        theory = int(ds.theory_order.values[p])
+        theory = float(ds.theory_order.values[p])
         if not fit.fitted:
             verdict = (f"not fitted: {fit.n} eta(s) measured below {asymptotic:g} and above 1000 x the solver "
                        f"tolerance (need 2)")
         else:
-            verdict = (f"order {theory}" if abs(fit.order - theory) <= 0.15 else
-                       f"differs from order {theory} (fitted {fit.order:.2f}; the rule: within 0.15)")
+            verdict = (f"order {theory:g}" if abs(fit.order - theory) <= 0.15 else
+                       f"differs from order {theory:g} (fitted {fit.order:.2f}; the rule: within 0.15)")
         if math.isinf(cut.above):
             where = f"above the grid (every eta up to {etas[-1]:.4g} stays below {level:g})"
         elif math.isnan(cut.below):
@@ -216,13 +273,15 @@ def method_words(ds: xr.Dataset) -> str:
     """``heavy ball (beta = 0.5)``, ``nesterov (beta = 0.5)`` or ``adam (1 - beta1 = 2 eta, 1 - beta2 = 4 eta)``."""
     if ds.attrs["method"] == "adam":
         return f"adam (1 - beta1 = {ds.attrs['a']:g} eta, 1 - beta2 = {ds.attrs['b']:g} eta)"
+    if ds.attrs["method"] == "rmsprop":
+        return f"rmsprop (1 - decay = {ds.attrs['b']:g} eta, v from {ds.attrs['initial_scale']:g})"
     return f"{str(ds.attrs['method']).replace('_', ' ')} (beta = {ds.attrs['beta']:g})"
 
 
 def summary_text(ds: xr.Dataset) -> str:
     """The summary in words, one line per pair, with the rule."""
     lines = [f"{method_words(ds)} against its models, deviation of W_e "
-             f"{'at every save after t = 0' if ds.attrs['method'] == 'adam' else 'after the initial layer'} "
+             f"{'at every save after t = 0' if ds.attrs['method'] in ('adam', 'rmsprop') else 'after the initial layer'} "
              f"(t >= {ds.attrs['after']:.3g}) relative to the run's largest "
              f"norm; orders fitted where it is below {ds.attrs['asymptotic']:g}, 'order n' when within 0.15 of the "
              f"theory's; a run that diverged counts above every level"]
