@@ -10,15 +10,15 @@ Gaussian ``U``, ``V`` (``n x 5``), scaled to ``||W*||_F = n`` (as in the authors
 (random orientation), stopped by an event where the training loss falls below 1e-10 of its start (or at the
 horizon); 3 seeds (target, mask, start); the nuclear norm by cvxpy with SCS.
 
-Every run ends with a fate (:data:`FATE_RULE`): *fitted*, *escaping* (its largest singular value grows past 4x the
-target's: the flow has left the target, its loss stalled or still falling toward a completion far from it, and the
-run is stopped there; run on, such flows were seen to fit the observed entries far from the target, errors 7.5 and
-10.6) or *still fitting* at its step budget, measured by the rates of the loss and of the largest singular value
-where it stopped. A fitted run's error is either the flow's limit or set by the stop (*at the stopping floor*,
-:data:`FLOOR_RULE`). The verdict (:data:`RULE`) compares each seed with the nuclear norm on the same instance, so a
-run gone elsewhere counts instead of hiding behind a median; the medians are reported beside.
-The start-scale rows (:data:`STARTS`: balanced and the authors' Gaussian start, scales ``1e-3 ... 1e-6``) give the
-verdict at the fewest observations for each start.
+Every run ends with a fate (:data:`FATE_RULE`): *fitted*, *escaping* (its largest singular value is past 4x the
+target's and grows faster than its loss falls: the flow has left the target with its loss stalled, and the run is
+stopped there; run on, two such flows were seen to fit the observed entries far from the target, errors 7.5 and
+10.6; a large run whose loss still falls faster goes on) or *still fitting* at its step budget, measured by the
+rates of the loss and of the largest singular value where it stopped. A fitted run's error is either the flow's
+limit or set by the stop (*at the stopping floor*, :data:`FLOOR_RULE`). The verdict (:data:`RULE`) compares each
+seed with the nuclear norm on the same instance, so a run gone elsewhere counts instead of hiding behind a median;
+the medians are reported beside. The start-scale rows (:data:`STARTS`: balanced and the authors' Gaussian start,
+scales ``1e-3 ... 1e-6``) give the verdict at the fewest observations for each start.
 
 The full configuration is ``50 x 50``, rank 5 (475 degrees of freedom), with 750 / 1,000 / 1,500 / 2,500 observed
 entries: the published counts 1,500 / 2,000 / 3,000 / 5,000 in the same ratio to the degrees of freedom (975 at
@@ -92,11 +92,13 @@ CHUNK = 5_000
 PROBE_AFTER, PROBE, IMPLICIT_PIECE, IMPLICIT_COST = 10_000, 10, 100, 300
 BETTER, TRACK, RECOVERED = 0.8, 1.25, 1e-3
 FATES = ("fitted", "escaping", "still fitting")
-FATE_RULE = (f"fitted: the loss fell below {FIT:g} of its start; escaping: not fitted, and the largest singular "
-             f"value is above {ESCAPE:g} x the target's and growing (d ln sigma_1 / dt > 0, the instantaneous rate "
-             f"along the flow), checked every {CHUNK:,} explicit steps and where the run stopped: an escaping run is "
-             f"stopped there, its error already that of a matrix {ESCAPE:g} x the target's in norm; still fitting: "
-             f"not fitted otherwise (its loss rate d ln L / dt says how fast it still falls)")
+FATE_RULE = (f"fitted: the loss fell below {FIT:g} of its start; escaping: not fitted, the largest singular "
+             f"value above {ESCAPE:g} x the target's and growing faster than the loss falls (d ln sigma_1 / dt > 0 "
+             f"and d ln sigma_1 / dt > -d ln L / dt, instantaneous rates along the flow: the norm grows, the loss "
+             f"stalls), checked every {CHUNK:,} explicit steps and where the run stopped: an escaping run is stopped "
+             f"there, its error already that of a matrix {ESCAPE:g} x the target's in norm; still fitting: not fitted "
+             f"otherwise (a large run whose loss falls faster than its norm grows goes on: it may fit a completion "
+             f"far from the target)")
 FLOOR_RULE = (f"a fitted run's error is at the stopping floor when it fell more than {FLOOR_DROP:g}x between the "
               f"loss at {EARLIER:g} and at {FIT:g} of its start: the stop sets it and the flow's limit is at most "
               f"this; otherwise it is the flow's limit (to that factor)")
@@ -165,12 +167,15 @@ def _rates(problem: CompletionProblem, layers) -> tuple[float, float, float]:
     return float(s[0]), float(U[:, 0] @ np.asarray(dW) @ Vt[0] / s[0]), float(dloss / loss)
 
 
-def fate_of(fitted: bool, sigma_ratio: float, sigma_rate: float) -> str:
+def fate_of(fitted: bool, sigma_ratio: float, sigma_rate: float, loss_rate: float) -> str:
     """:data:`FATE_RULE`: ``fitted``, ``escaping`` or ``still fitting`` from whether the loss reached the fit level,
-    the largest singular value over the target's and its rate ``d ln sigma_1 / dt`` where the run stopped."""
+    the largest singular value over the target's, its rate ``d ln sigma_1 / dt`` and the loss's ``d ln L / dt`` where
+    the run stopped: escaping when ``sigma_1`` is large and grows faster than the loss falls (the norm grows, the
+    loss stalls)."""
     if fitted:
         return "fitted"
-    return "escaping" if sigma_ratio > ESCAPE and sigma_rate > 0 else "still fitting"
+    escaping = sigma_ratio > ESCAPE and sigma_rate > 0 and sigma_rate > -loss_rate
+    return "escaping" if escaping else "still fitting"
 
 
 #: precondition the implicit stages by their Gauss-Newton inverse (linflow.core.stages) from this depth on: the
@@ -212,8 +217,8 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
     preconditioned = (problem, layers0) if depth >= PRECONDITION_FROM else None
 
     def escaping() -> bool:
-        sigma, sigma_rate, _ = _rates(problem, layers)
-        return fate_of(False, sigma / sigma_star, sigma_rate) == "escaping"
+        sigma, sigma_rate, loss_rate = _rates(problem, layers)
+        return fate_of(False, sigma / sigma_star, sigma_rate, loss_rate) == "escaping"
 
     def advance(implicit: bool, max_steps: int) -> float:
         """One piece of the solve from where the run is; returns its mean step."""
@@ -253,7 +258,8 @@ def flow_run(problem: CompletionProblem, depth: int, seed: int, start=START, t1:
     if fitted:
         earlier = np.asarray(init.end_to_end(states[0]))
         at_floor = bool(error * FLOOR_DROP < np.linalg.norm(earlier - W_star) / norm)
-    return {"W": W, "time": t0, "fate": fate_of(fitted, sigma / sigma_star, sigma_rate), "error": error,
+    fate = fate_of(fitted, sigma / sigma_star, sigma_rate, loss_rate)
+    return {"W": W, "time": t0, "fate": fate, "error": error,
             "at_floor": at_floor, "loss_ratio": float(problem.loss(W) / observable.scale),
             "sigma_ratio": sigma / sigma_star, "sigma_rate": sigma_rate, "loss_rate": loss_rate, "steps": steps,
             "implicit_steps": implicit_steps, "seconds": time.perf_counter() - started, "status": status}
