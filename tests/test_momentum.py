@@ -311,6 +311,7 @@ def test_the_momentum_sweep_task_records_each_models_deviation_and_fails_a_diver
         sweeps.sweep({"eta": [0.05]}, "momentum", tmp_path / "t", fixed={**fixed, "beta": 1.0})
 
 
+@pytest.mark.slow
 def test_at_beta_0_both_methods_are_gd_and_the_modified_flow_is_gds():
     """beta = 0: heavy ball and Nesterov are gradient descent (to rounding: XLA may fuse GD's theta + eta f into one
     multiply-add), and the modified flow's coefficient (13.4) = (13.8) = 1/2 is GD's (5.1): the same field."""

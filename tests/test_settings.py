@@ -42,6 +42,7 @@ def test_bad_settings_name_the_parameter(kwargs, match):
         SolverSettings(**kwargs)
 
 
+@pytest.mark.slow
 def test_settings_give_the_numbers_of_the_keywords():
     s = SolverSettings("dopri5", rtol=1e-9, atol=1e-12, max_steps=5_000)
     by_keywords = linflow.gradient_flow(PROB, LAYERS, 3.0, n_save=7, solver="dopri5", rtol=1e-9, atol=1e-12,
@@ -88,6 +89,7 @@ def test_central_flow_with_settings_matches_keywords():
         linflow.central_flow(PROB, LAYERS, 0.72, 20.0, settings=SolverSettings("euler", dt0=0.1))
 
 
+@pytest.mark.slow
 def test_step_record_takes_the_flows_solve_path():
     # the accuracy study's record of every step and the layer flow, solved by the same call with the same settings,
     # take the same steps: same count, and the recorded steps add up to the horizon
