@@ -52,6 +52,14 @@ class _LayersAndMoments(AbstractField):
         return observe_layers(self.problem, ys[0])
 
 
+def _average_rate(name: str, beta, eta) -> jax.Array:
+    """The rate ``(1 - beta) / eta`` of an average of weight ``beta`` (checked in ``[0, 1)`` unless traced)."""
+    beta = _checks.real_scalar(name, beta, minimum=0.0)
+    if not _checks.is_traced(beta) and not beta < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) (an average's weight); got {beta}")
+    return _checks.f64((1.0 - beta) / eta)
+
+
 class AdamFlow(_LayersAndMoments):
     r"""Adam's continuous model (14.1) on the state ``(layers, m, v)``; ``a = (1 - beta1) / eta``,
     ``b = (1 - beta2) / eta`` and ``eps`` are array leaves (new values do not recompile)."""
@@ -97,12 +105,7 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     eta = _checks.f64(_checks.positive("eta", eta))
-    rates = []
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
-        beta = _checks.real_scalar(name, beta, minimum=0.0)
-        if not _checks.is_traced(beta) and not beta < 1.0:
-            raise ValueError(f"{name} must be in [0, 1) (an average's weight); got {beta}")
-        rates.append(_checks.f64((1.0 - beta) / eta))
+    rates = [_average_rate(name, beta, eta) for name, beta in (("beta1", beta1), ("beta2", beta2))]
     eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
     _runs.flow_time_only("adam_flow", options)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, layers0)
@@ -159,15 +162,13 @@ def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     eta = _checks.f64(_checks.positive("eta", eta))
-    decay = _checks.real_scalar("decay", decay, minimum=0.0)
-    if not _checks.is_traced(decay) and not decay < 1.0:
-        raise ValueError(f"decay must be in [0, 1) (an average's weight); got {decay}")
+    b = _average_rate("decay", decay, eta)
     eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
     initial_scale = _checks.real_scalar("initial_scale", initial_scale, minimum=0.0)
     _runs.flow_time_only("rmsprop_flow", options)
     t1, ts = time_grid(t1, options.pop("ts", None), options.pop("n_save", 201), "flow", None)
     v0 = jax.tree_util.tree_map(lambda w: jnp.full_like(w, initial_scale), layers0)
-    field = RMSPropFlow(problem, _checks.f64((1.0 - decay) / eta), eps, eta)
+    field = RMSPropFlow(problem, b, eps, eta)
     run = solve(field, (layers0, v0), jnp.sqrt(t1), ts=jnp.sqrt(ts), **options)
     reached = jnp.asarray(ts)[jnp.minimum(jnp.arange(len(ts)), run.stop - 1)]  # the saves' flow times, exactly
     return eqx.tree_at(lambda r: (r.ts, r.t1), run, (reached, _checks.f64(t1)))

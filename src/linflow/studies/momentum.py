@@ -155,8 +155,8 @@ def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimi
                         theory: float, attrs: dict, points, level, asymptotic, settings) -> xr.Dataset:
     """An adaptive method (``optimizer``, an optax rule of the step) against its model (``model(eta, ts)``, a
     :class:`Trajectory`) at every eta, read at every save after ``t = 0``: the Dataset of :func:`breakdown` with one
-    pair. ``rates``: the averages' rates ``{name: value}``, each ``1 - beta = rate eta`` (checked positive, and
-    ``eta < 1 / rate``)."""
+    pair. ``rates``: the averages' rates ``{name: value}``, each ``1 - beta = rate eta`` (positive, checked by the
+    caller; here every eta is checked below ``1 / rate``)."""
     t1 = _checks.positive("t1", t1)
     points = _checks.integer("points", points, minimum=3)
     level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
