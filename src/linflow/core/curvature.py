@@ -7,7 +7,8 @@ invariant subspace found early never adds spurious zero eigenvalues). With ``ite
 of parameters the result is exact to round-off.
 
 ``sharpness`` (the largest eigenvalue $S$) sets the stability limit of gradient descent,
-$\eta < 2 / S$ (docs/math.md section 5, (5.4)).
+$\eta < 2 / S$ (docs/math.md section 5, (5.4)); ``preconditioned_sharpness`` ($\lambda_1(P^{-1} H)$ for a diagonal
+$P > 0$) sets that of an adaptive method with preconditioner $P$ (docs/math.md (14.5)).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from . import runs as _runs
+from . import checks as _checks, runs as _runs
 from .fields import hessian_vector_product
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["hessian_extremes", "sharpness", "smallest_eigenvalue", "lanczos_top"]
+__all__ = ["hessian_extremes", "sharpness", "preconditioned_sharpness", "smallest_eigenvalue", "lanczos_top"]
 
 
 def _lanczos(matvec, n: int, iters: int, key) -> tuple[jax.Array, jax.Array]:
@@ -125,6 +126,46 @@ def sharpness(problem: Problem, layers, *, iters: int = 64) -> jax.Array:
         3.0
     """
     return hessian_extremes(problem, layers, iters=iters)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("iters",))
+def _preconditioned_top(problem: Problem, layers, preconditioner, iters: int):
+    flat, unravel = ravel_pytree(layers)
+    scale = jax.lax.rsqrt(ravel_pytree(preconditioner)[0])
+
+    def matvec(v):  # P^{-1/2} H P^{-1/2} v: symmetric, with the eigenvalues of P^{-1} H
+        return scale * ravel_pytree(hessian_vector_product(problem, layers, unravel(scale * v)))[0]
+
+    return _lanczos_extremes(matvec, flat.size, iters, jax.random.PRNGKey(0))[0]
+
+
+def preconditioned_sharpness(problem: Problem, layers, preconditioner, *, iters: int = 64) -> jax.Array:
+    r"""$\lambda_1(P^{-1} H)$: the largest eigenvalue of the Hessian of ``L^N`` at ``layers`` preconditioned by the
+    diagonal $P$ given as ``preconditioner`` (a pytree shaped like ``layers``, every entry positive), computed as
+    $\lambda_1(P^{-1/2} H P^{-1/2})$ (docs/math.md (14.5)). With $P = 1$ it is :func:`sharpness`.
+
+    Traceable (no checks on traced input): e.g. read inside a run's loop on an optimizer's state
+    (:mod:`linflow.studies.edges`).
+
+    Examples:
+        >>> import numpy as np, linflow
+        >>> prob = linflow.Problem(np.array([[1.0]]), np.array([1.5]))   # L = (1/2)(w2 w1 - 1.5)^2
+        >>> at_min = (np.array([[1.5 ** 0.5]]), np.array([[1.5 ** 0.5]]))
+        >>> P = (np.array([[2.0]]), np.array([[2.0]]))                   # H / 2 at the minimum
+        >>> round(float(preconditioned_sharpness(prob, at_min, P)), 12)
+        1.5
+    """
+    layers = tuple(jnp.asarray(w) for w in layers)
+    preconditioner = tuple(jnp.asarray(p, dtype=jnp.float64) for p in preconditioner)
+    if not _checks.is_traced(layers[0]):
+        problem = _runs.check_problem(problem)
+        _runs.check_layers(problem, layers)
+        if [p.shape for p in preconditioner] != [w.shape for w in layers]:
+            raise ValueError(f"preconditioner must have the layers' shapes {[w.shape for w in layers]}; got "
+                             f"{[p.shape for p in preconditioner]}")
+        if not _checks.is_traced(preconditioner[0]) and not all(bool(jnp.all(p > 0)) for p in preconditioner):
+            raise ValueError("preconditioner must be positive everywhere (the diagonal of P > 0)")
+    return _preconditioned_top(problem, layers, preconditioner, iters)
 
 
 def smallest_eigenvalue(problem: Problem, layers, *, iters: int = 64) -> jax.Array:
