@@ -189,6 +189,34 @@ def test_linflow_momentum_quick(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(tmp_path, capsys):
+    """Adam (a, b = 2, 4) and RMSProp (b = 4): the quick grid's 0.25 is at 1 / 4, left out and said so; the rest run
+    against their models, each method's etas, rates and the left-out etas in the summary."""
+    assert cli.main(["momentum", "--quick", "--methods", "adam,rmsprop", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "adam: etas 0.25 left out" in out and "rmsprop: etas 0.25 left out" in out and "nan" not in out
+    summary = strict_json(tmp_path / "momentum_summary.json")
+    adam, rms = summary["methods"]["adam"], summary["methods"]["rmsprop"]
+    assert adam["etas"] == rms["etas"] == [0.03125, 0.0625, 0.125]
+    assert adam["rates"] == {"a": 2.0, "b": 4.0} and rms["rates"] == {"b": 4.0, "initial_scale": 0.0}
+    assert "at or above 1 / rate = 0.25" in adam["etas_left_out"]
+    assert adam["pairs"][0]["theory"] == 1 and rms["pairs"][0]["theory"] == 0.5
+    assert {p.name for p in tmp_path.iterdir()} >= {"momentum_adam.png", "momentum_rmsprop.nc"}
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--methods", "adam", "--adam-rates", "2"], "--adam-rates must be two numbers a,b"),
+    (["--methods", "rmsprop", "--rmsprop-rate", "40", "--divisors", "1,2"],
+     r"rmsprop needs 2 etas of the grid below 1 / rate = 0.025 \(--rmsprop-rate\)"),
+])
+def test_linflow_momentum_names_a_bad_adaptive_option_before_running(argv, match, tmp_path, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["momentum", *argv, "--out", str(out)])
+    assert exc.value.code == 2 and re.search(match, capsys.readouterr().err) and not out.exists()
+
+
+@pytest.mark.slow
 def test_a_diverging_run_writes_standard_json_with_null_and_a_status(tmp_path, capsys):
     assert cli.main(["run", "--m", "100", "--d", "4", "--t1", "50", "--points", "11", "--etas", "5.0,0.1", "--p", "4",
                      "--scale", "1.0", "--out", str(tmp_path)]) == 0
@@ -342,7 +370,7 @@ def test_the_build_parser_lists_every_command_in_the_help_and_the_docs(capsys):
     (["sweep", "missing.toml", "--workers", "0"], "argument --workers: expected an integer >= 1, got '0'"),
     (["momentum", "--quick", "--beta", "1"], "--beta must be in [0, 1)"),
     (["momentum", "--quick", "--beta", "0.9"], "the initial layer (beta^k <= 0.001: 66 steps"),
-    (["momentum", "--quick", "--methods", "adam"], "argument --methods: expected comma-separated names from"),
+    (["momentum", "--quick", "--methods", "sgd"], "argument --methods: expected comma-separated names from"),
     (["momentum", "--quick", "--divisors", "2,2"], "--divisors must be distinct"),
     (["momentum", "--quick", "--data", "/nonexistent"], "--data '/nonexistent' does not exist"),
 ])

@@ -265,19 +265,39 @@ def cmd_momentum(args) -> int:
         raise ValueError(f"--beta must be in [0, 1) (the momentum); got {args.beta:g}")
     if len(set(args.divisors)) != len(args.divisors):
         raise ValueError(f"--divisors must be distinct; got {_show(args.divisors)}")
-    problem, layers, label = _data_or_synthetic(args)
+    if len(args.adam_rates) != 2:
+        raise ValueError(f"--adam-rates must be two numbers a,b (1 - beta1 = a eta, 1 - beta2 = b eta); got "
+                         f"{_show(args.adam_rates)}")
     spacing = args.t1 / (args.points - 1)
     etas = sorted(spacing / n for n in args.divisors)
+    bounds = {"adam": ("--adam-rates", 1.0 / max(args.adam_rates)), "rmsprop": ("--rmsprop-rate", 1.0 / args.rmsprop_rate)}
+    grids = {m: etas if m not in bounds else [e for e in etas if e < bounds[m][1]] for m in args.methods}
+    for method, grid in grids.items():
+        if len(grid) < 2:
+            option, bound = bounds[method]
+            raise ValueError(f"{method} needs 2 etas of the grid below 1 / rate = {bound:g} ({option}); the grid "
+                             f"t1/(points-1)/divisors = {_show(etas)} has {len(grid)}: add larger --divisors")
+    if {"heavy_ball", "nesterov"} & set(args.methods):  # the initial layer must leave saves: before computing
+        momentum.check_grid(etas, args.beta, args.t1, args.points)
+    problem, layers, label = _data_or_synthetic(args)
     settings = solver_settings(args)
     out = Path(args.out)
-    momentum.check_grid(etas, args.beta, args.t1, args.points)  # the initial layer must leave saves: before computing
     started = time.perf_counter()
     bar, tick = _progress(len(args.methods), "linflow momentum")
     try:
         studies = {}
         for method in args.methods:
-            studies[method] = momentum.breakdown(problem, layers, etas, args.beta, args.t1, points=args.points,
-                                                 level=args.level, method=method, settings=settings)
+            if method == "adam":
+                ds = momentum.adam_breakdown(problem, layers, grids[method], *args.adam_rates, args.t1,
+                                             points=args.points, level=args.level, settings=settings)
+            elif method == "rmsprop":
+                ds = momentum.rmsprop_breakdown(problem, layers, grids[method], args.rmsprop_rate, args.t1,
+                                                initial_scale=args.initial_scale, points=args.points,
+                                                level=args.level, settings=settings)
+            else:
+                ds = momentum.breakdown(problem, layers, etas, args.beta, args.t1, points=args.points,
+                                        level=args.level, method=method, settings=settings)
+            studies[method] = ds
             tick(method)
     finally:
         bar.close()
@@ -288,7 +308,19 @@ def cmd_momentum(args) -> int:
         ds.attrs["problem"] = label
         paths += [_io.write_netcdf(ds, out / f"momentum_{method}.nc"),
                   _io.write_figure(plot.momentum_breakdown(ds), out / f"momentum_{method}.png")]
-        summary["methods"][method] = {"after": float(ds.attrs["after"]), "pairs": momentum.summary(ds)}
+        summary["methods"][method] = {"after": float(ds.attrs["after"]), "etas": [float(e) for e in ds.eta.values],
+                                      "pairs": momentum.summary(ds)}
+        if method in bounds:
+            option, bound = bounds[method]
+            summary["methods"][method]["rates"] = ({"a": args.adam_rates[0], "b": args.adam_rates[1]}
+                                                   if method == "adam" else
+                                                   {"b": args.rmsprop_rate, "initial_scale": args.initial_scale})
+            left = [e for e in etas if e >= bound]
+            if left:
+                summary["methods"][method]["etas_left_out"] = (
+                    f"{_show(left)}: at or above 1 / rate = {bound:g} ({option}; an average's weight 1 - rate x eta "
+                    "must be > 0)")
+                print(f"{method}: etas {_show(left)} left out (at or above 1 / rate = {bound:g}, {option})")
         print(momentum.summary_text(ds) + "\n")
     summary["wall_time_s"] = round(elapsed, 3)
     paths.append(_io.write_json(summary, out / "momentum_summary.json"))

@@ -319,19 +319,30 @@ def _add_atlas(sub) -> None:
 
 def _add_momentum(sub) -> None:
     """``linflow momentum``."""
-    mo = sub.add_parser("momentum", help="heavy ball and Nesterov against their continuous models: orders, where they break",
+    mo = sub.add_parser("momentum", help="heavy ball, Nesterov, Adam and RMSProp against their continuous models: "
+                                         "orders, where they break",
                         description="Heavy ball and Nesterov (optax's form) from rest and from their slow manifold "
                                     "against the leading flow, the second-order equation and the modified flow over a "
                                     "grid of learning rates at fixed flow time: deviations after the initial layer, "
                                     "fitted orders with 95% intervals, the eta where each reaches --level (see "
-                                    "linflow.studies.momentum and docs/math.md section 13).")
+                                    "linflow.studies.momentum and docs/math.md section 13). Adam and RMSProp (optax's, "
+                                    "their averages' weights 1 - rate x eta) against their models (docs/math.md "
+                                    "section 14) on the etas of the grid below 1 / rate.")
     _add_problem_options(mo, quick_m=200, quick_d=8)
     g = mo.add_argument_group("study")
     g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
                                                 "instead of the synthetic one (--m, --d and --seed's data then unused)")
-    _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"], type=names(("heavy_ball", "nesterov")),
-               help="methods, comma-separated: heavy_ball, nesterov")
+    _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"], type=names(("heavy_ball", "nesterov", "adam", "rmsprop")),
+               help="methods, comma-separated: heavy_ball, nesterov, adam, rmsprop")
     g.add_argument("--beta", type=NONNEGATIVE, default=0.5, help="momentum beta, 0 <= beta < 1 (default 0.5)")
+    g.add_argument("--adam-rates", type=listing(float, 0, above=True), default=[2.0, 4.0],
+                   help="Adam's a,b: 1 - beta1 = a eta, 1 - beta2 = b eta (default 2,4); its etas are the grid's "
+                        "below 1 / max(a, b)")
+    g.add_argument("--rmsprop-rate", type=POSITIVE, default=4.0,
+                   help="RMSProp's b: 1 - decay = b eta (default 4); its etas are the grid's below 1 / b")
+    g.add_argument("--initial-scale", type=NONNEGATIVE, default=0.0,
+                   help="RMSProp's initial second moment (optax's initial_scale; default 0, from which the model's "
+                        "order is 1/2)")
     _defaulted(mo, g, "--t1", 10.0, 4.0, type=POSITIVE, help="horizon in flow time t = k eta")
     _defaulted(mo, g, "--points", 21, 9, type=number(int, 3), help="save times on [0, t1]")
     _defaulted(mo, g, "--divisors", [1, 2, 4, 8, 16, 32], [2, 4, 8, 16], type=listing(int, 1),

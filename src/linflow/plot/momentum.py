@@ -14,7 +14,8 @@ __all__ = ["momentum_breakdown"]
 def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
     """Each model's relative deviation from the method (heavy ball, Nesterov, Adam or RMSProp) against eta (log-log):
     solid for the pairs theory puts at order 2, dashed at lower orders; the level as a dotted line; an eta whose run
-    diverged as a cross on the top edge."""
+    diverged as a cross on the top edge, one where a model's solve stopped before ``t1`` as a triangle on the bottom
+    edge."""
     etas = ds.eta.values
     fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
     for p, name in enumerate(ds.pair.values):
@@ -26,6 +27,16 @@ def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
     if diverged.any():
         ax.plot(etas[diverged], np.full(diverged.sum(), 1.0), "kx", ms=9, transform=ax.get_xaxis_transform(),
                 clip_on=False, label="the method diverged")
+    if not np.any(np.isfinite(ds.deviation_rel.values) & (ds.deviation_rel.values > 0)):
+        ax.set_ylim(1e-4, 1.0)  # log axes need limits when nothing is drawn on them
+        ax.set_xlim(etas.min() / 1.5, etas.max() * 1.5)
+        ax.text(0.5, 0.75, "no deviation measured: every run diverged or every model's solve stopped\n(the summary says "
+                "where)", ha="center", va="center", transform=ax.transAxes, bbox={"fc": "white", "ec": "0.7"})
+    if "status_model" in ds:
+        stopped = np.any((ds.status_model.values != "ok") & (ds.status_model.values != ""), axis=0)
+        if stopped.any():
+            ax.plot(etas[stopped], np.zeros(stopped.sum()), "v", color="0.3", ms=8, transform=ax.get_xaxis_transform(),
+                    clip_on=False, label="a model's solve stopped before t1")
     ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
            ylabel=f"max |W_e(model) - W_e(method)| for t >= {ds.attrs['after']:.3g}, relative",
            title=f"{method_words(ds)} against its models (t1 = {ds.attrs['t1']:g})")

@@ -105,6 +105,7 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
             for start in ("rest", "manifold")}
     model_flow = heavy_ball_flow if method == "heavy_ball" else nesterov_flow
     deviation = np.full((len(PAIRS), len(etas)), np.nan)
+    model_status = np.full((len(PAIRS), len(etas)), "", dtype=object)
     status = {s: np.asarray([str(r.status) for r in run.unstack()]) for s, run in runs.items()}
     for i, eta in enumerate(etas):
         for p, (start, model, flow_start, _) in enumerate(PAIRS):
@@ -113,10 +114,11 @@ def breakdown(problem: Problem, layers0, etas, beta, t1, *, points: int = 11, le
             run = np.asarray(runs[start].end_to_end[i])
             flow = model_flow(problem, layers0, eta, beta, t1, model=model, start=flow_start, ts=ts,
                                    settings=settings)
+            model_status[p, i] = str(flow.status)
             if flow.status == "ok":
                 deviation[p, i] = _relative_deviation(flow, run, after)
     return xr.Dataset(
-        {"deviation_rel": (("pair", "eta"), deviation),
+        {"deviation_rel": (("pair", "eta"), deviation), "status_model": (("pair", "eta"), model_status.astype(str)),
          "status_rest": (("eta",), status["rest"]), "status_manifold": (("eta",), status["manifold"]),
          "theory_order": (("pair",), np.array([p[3] for p in PAIRS]))},
         coords={"pair": [_name(p) for p in PAIRS], "eta": etas},
@@ -171,14 +173,17 @@ def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimi
                         kind=attrs["method"])
     status = np.asarray([str(r.status) for r in runs.unstack()])
     deviation = np.full((1, len(etas)), np.nan)
+    model_status = np.full((1, len(etas)), "", dtype=object)
     for i, eta in enumerate(etas):
         if status[i] != "ok":
             continue
         flow = model(float(eta), ts)
+        model_status[0, i] = str(flow.status)
         if flow.status == "ok":
             deviation[0, i] = _relative_deviation(flow, np.asarray(runs.end_to_end[i]), ts > 0)
     return xr.Dataset(
-        {"deviation_rel": (("pair", "eta"), deviation), "status_rest": (("eta",), status),
+        {"deviation_rel": (("pair", "eta"), deviation), "status_model": (("pair", "eta"), model_status.astype(str)),
+         "status_rest": (("eta",), status),
          "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([float(theory)]))},
         coords={"pair": [pair], "eta": etas},
         attrs={**attrs, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic, "after": float(ts[1]),
@@ -252,6 +257,9 @@ def summary(ds: xr.Dataset) -> list[dict]:
         else:
             verdict = (f"order {theory:g}" if abs(fit.order - theory) <= 0.15 else
                        f"differs from order {theory:g} (fitted {fit.order:.2f}; the rule: within 0.15)")
+        stopped = _model_stopped(ds, p)
+        if stopped:
+            verdict += f"; {stopped}"
         if math.isinf(cut.above):
             where = f"above the grid (every eta up to {etas[-1]:.4g} stays below {level:g})"
         elif math.isnan(cut.below):
@@ -267,6 +275,19 @@ def summary(ds: xr.Dataset) -> list[dict]:
                      "theory": theory, "verdict": verdict, "crossing_eta": cut.at if measured else None,
                      "crossing": where})
     return rows
+
+
+def _model_stopped(ds: xr.Dataset, p: int) -> str:
+    """Where the model's solve did not reach ``t1`` (its status per eta), in words; "" where it always did (or the
+    Dataset predates ``status_model``)."""
+    if "status_model" not in ds:
+        return ""
+    codes = ds.status_model.values[p]
+    bad = [(float(e), str(c)) for e, c in zip(ds.eta.values, codes) if c not in ("ok", "")]
+    if not bad:
+        return ""
+    where = ", ".join(f"{e:.4g} ({c})" for e, c in bad)
+    return f"the model's solve stopped before t1 at eta {where}: no deviation there (a stiffer solver may reach it)"
 
 
 def method_words(ds: xr.Dataset) -> str:
