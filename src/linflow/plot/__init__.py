@@ -3,7 +3,7 @@
 from .atlas import bifurcation_diagram
 from .accuracy import step_size_figure, work_precision_nfev, work_precision_time
 from .compare import COMPARE_FIGURES, balancedness_drift, bound_vs_error, deviation_vs_eta, deviation_vs_time, stability
-from .momentum import momentum_breakdown
+from .momentum import momentum_breakdown, stability_edges
 from .overview import overview_figure
 from .saddles import escape_scaling, gd_escape_shift, saddle_curves
 from .stochastic import ensemble_means, linear_scaling_figure, weak_error_orders
@@ -27,4 +27,5 @@ __all__ = [
     "ensemble_means",
     "linear_scaling_figure",
     "momentum_breakdown",
+    "stability_edges",
 ]

@@ -6,9 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ..studies.edges import edge_summary
 from ..studies.momentum import method_words
 
-__all__ = ["momentum_breakdown"]
+__all__ = ["momentum_breakdown", "stability_edges"]
 
 
 def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
@@ -40,6 +41,25 @@ def momentum_breakdown(ds: xr.Dataset) -> plt.Figure:
     ax.set(xscale="log", yscale="log", xlabel="learning rate eta",
            ylabel=f"max |W_e(model) - W_e(method)| for t >= {ds.attrs['after']:.3g}, relative",
            title=f"{method_words(ds)} against its models (t1 = {ds.attrs['t1']:g})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def stability_edges(datasets) -> plt.Figure:
+    """Runs of :func:`linflow.studies.edges.stability_edge`: each one's reading ``lambda_1(P^-1 H)`` over its edge
+    against the step (log scale in the reading), the edge as the line at 1 with the rule's band, the verdict in the
+    legend; a diverged run ends where it diverged."""
+    datasets = list(datasets)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
+    tol = max(float(ds.attrs["tolerance"]) for ds in datasets)
+    ax.axhspan(1 - tol, 1 + tol, color="0.9", label=f"the edge, within {tol:g}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    for i, ds in enumerate(datasets):
+        row = edge_summary(ds)
+        ax.plot(ds.step.values, ds.ratio.values, "-", color=f"C{i}", lw=1.2, label=f"{row['method']}: {row['verdict']}")
+    ax.set(yscale="log", xlabel="step k", ylabel="lambda_1(P^-1 H) / its edge, at the midpoint of iterates k, k + 1",
+           title="each method against its stability edge")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     return fig
