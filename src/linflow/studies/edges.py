@@ -62,12 +62,13 @@ class _Method:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    initial_scale: float = 0.0
 
     def __call__(self, learning_rate):
         if self.name == "adam":
             return optax.adam(learning_rate, self.beta1, self.beta2, eps=self.eps)
         if self.name == "rmsprop":
-            return optax.rmsprop(learning_rate, self.beta2, eps=self.eps)
+            return optax.rmsprop(learning_rate, self.beta2, eps=self.eps, initial_scale=self.initial_scale)
         return optax.sgd(learning_rate, momentum=self.beta if self.name != "gd" else None,
                          nesterov=self.name == "nesterov")
 
@@ -131,11 +132,11 @@ def _unit(name: str, value) -> float:
 
 
 def stability_edge(problem: Problem, layers0, method: str, eta, steps: int, *, every: int = 100, beta: float = 0.5,
-                   beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, tolerance: float = 0.05,
-                   iters: int = 64) -> xr.Dataset:
+                   beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, initial_scale: float = 0.0,
+                   tolerance: float = 0.05, iters: int = 64) -> xr.Dataset:
     r"""``steps`` steps of ``method`` (:data:`EDGE_METHODS`: optax's ``sgd``, ``sgd(momentum=beta[, nesterov])``,
-    ``adam(eta, beta1, beta2, eps)``, ``rmsprop(eta, beta2, eps)``) from ``layers0``, reading every ``every`` steps
-    $\lambda_1(P^{-1} H)$ at the midpoint of the iterate and the next, over the method's :func:`edge`.
+    ``adam(eta, beta1, beta2, eps)``, ``rmsprop(eta, beta2, eps, initial_scale)``) from ``layers0``, reading every
+    ``every`` steps $\lambda_1(P^{-1} H)$ at the midpoint of the iterate and the next, over the method's :func:`edge`.
 
     Returns a Dataset over ``step``: ``ratio`` (the reading over the edge; NaN after a divergence) and ``loss`` (the
     network loss at the iterate), with ``attrs`` holding the method, its hyperparameters, ``edge``, ``tolerance`` and
@@ -152,9 +153,10 @@ def stability_edge(problem: Problem, layers0, method: str, eta, steps: int, *, e
         raise ValueError(f"steps must be a multiple of every = {every}; got {steps}")
     beta, beta1, beta2 = _unit("beta", beta), _unit("beta1", beta1), _unit("beta2", beta2)
     eps = _checks.positive("eps", eps)
+    initial_scale = float(_checks.real_scalar("initial_scale", initial_scale, minimum=0.0))
     tolerance = _checks.positive("tolerance", tolerance)
     iters = _checks.integer("iters", iters, minimum=2)
-    spec = _Method(method, beta, beta1, beta2, eps)
+    spec = _Method(method, beta, beta1, beta2, eps, initial_scale)
     rule = OptaxRule(LayerFlow(problem), spec)
     (reading, loss), bad_at = _readings(rule, spec, layers0, jnp.float64(eta), every, steps // every, iters)
     threshold = edge(method, eta, beta=beta, beta1=beta1)
@@ -164,7 +166,7 @@ def stability_edge(problem: Problem, layers0, method: str, eta, steps: int, *, e
     reached = (step < bad_at - 1) if bad_at >= 0 else np.ones(step.shape, bool)  # the next iterate admissible too
     hyper = ({"beta": beta} if method in ("heavy_ball", "nesterov") else
              {"beta1": beta1, "beta2": beta2, "eps": eps} if method == "adam" else
-             {"decay": beta2, "eps": eps} if method == "rmsprop" else {})
+             {"decay": beta2, "eps": eps, "initial_scale": initial_scale} if method == "rmsprop" else {})
     return xr.Dataset({"ratio": (("step",), np.where(reached, ratio, np.nan)),
                        "loss": (("step",), np.where(reached | (step < max(bad_at, 0)), np.asarray(loss), np.nan))},
                       coords={"step": step},
