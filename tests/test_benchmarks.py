@@ -61,6 +61,22 @@ def test_sde_benchmark_quick(tmp_path):
     assert all(row["per_path_ms"] > 0 for row in r["rows"]) and r["pair_two_calls_over_one_loop"] > 0
 
 
+def test_central_flows_side_by_side_refuses_a_missing_checkout_in_one_line(tmp_path):
+    """benchmarks/central_flows_authors.py needs the authors' code (fetched, never vendored), cvxpy and cvxopt: without
+    them it names the option, in one line, exit 2, before running anything."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.central_flows_authors", "--authors", str(tmp_path),
+                          "--out", str(tmp_path / "o.json")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("--authors") and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.json").exists()
+    fake = tmp_path / "checkout" / "src" / "central_flows_jax"
+    fake.mkdir(parents=True)
+    (fake / "flows.py").write_text("")
+    res = subprocess.run([sys.executable, "-m", "benchmarks.central_flows_authors", "--authors",
+                          str(tmp_path / "checkout"), "--python", str(tmp_path / "none")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("--python") and "cannot be run" in res.stderr
+
+
 def test_authors_side_by_side_refuses_a_missing_checkout_in_one_line(tmp_path):
     """benchmarks/achl19_authors.py needs the authors' code (fetched, never vendored) and PyTorch: without them it says
     which option is wrong, in one line, exit 2, before running anything (it runs in full only by hand: hours of GD)."""
