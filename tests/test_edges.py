@@ -125,5 +125,7 @@ def test_bad_input_is_named(kw, match):
     args = {"method": "gd", "eta": 0.1, "steps": 200, **kw}
     with pytest.raises(ValueError, match=match):
         edges.stability_edge(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.3), **args)
+    with pytest.raises(ValueError, match=r"beta1 must be in \[0, 1\)"):
+        edges.edge("adam", 0.1, beta1=1.0)
     with pytest.raises(ValueError, match="preconditioner must have the layers' shapes"):
         preconditioned_sharpness(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.3), (np.ones((1, 1)),))

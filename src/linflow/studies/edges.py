@@ -102,6 +102,7 @@ def edge(method: str, eta, *, beta: float = 0.5, beta1: float = 0.9) -> float:
     if method not in EDGE_METHODS:
         raise ValueError(f"method must be one of {', '.join(EDGE_METHODS)}; got {method!r}")
     eta = _checks.positive("eta", eta)
+    beta, beta1 = _unit("beta", beta), _unit("beta1", beta1)
     if method in ("gd", "rmsprop"):
         return 2.0 / eta
     if method == "heavy_ball":
