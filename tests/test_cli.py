@@ -190,14 +190,15 @@ def test_linflow_momentum_quick(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(tmp_path, capsys):
-    """Adam (a, b = 2, 4) and RMSProp (b = 4): the quick grid's 0.25 is at 1 / 4, left out and said so; the rest run
-    against their models, each method's etas, rates and the left-out etas in the summary."""
-    assert cli.main(["momentum", "--quick", "--methods", "adam,rmsprop", "--out", str(tmp_path)]) == 0
+    """Adam (a, b = 2, 4) and RMSProp (b = 4): the grid's 0.25 (t1 / (points - 1) / 2) is at 1 / 4, left out and said
+    so; the rest run against their models, each method's etas, rates and the left-out etas in the summary."""
+    assert cli.main(["momentum", "--quick", "--methods", "adam,rmsprop", "--divisors", "2,4,8", "--t1", "2",
+                     "--points", "5", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "adam: etas 0.25 left out" in out and "rmsprop: etas 0.25 left out" in out and "nan" not in out
     summary = strict_json(tmp_path / "momentum_summary.json")
     adam, rms = summary["methods"]["adam"], summary["methods"]["rmsprop"]
-    assert adam["etas"] == rms["etas"] == [0.03125, 0.0625, 0.125]
+    assert adam["etas"] == rms["etas"] == [0.0625, 0.125]
     assert adam["rates"] == {"a": 2.0, "b": 4.0} and rms["rates"] == {"b": 4.0, "initial_scale": 0.0}
     assert "at or above 1 / rate = 0.25" in adam["etas_left_out"]
     assert adam["pairs"][0]["theory"] == 1 and rms["pairs"][0]["theory"] == 0.5
