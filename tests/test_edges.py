@@ -6,6 +6,8 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
 import linflow
@@ -13,6 +15,7 @@ from linflow import init, problems
 from linflow.core.curvature import preconditioned_sharpness
 from linflow.core.fields import network_loss
 from linflow.studies import edges
+from conftest import budget
 
 
 def test_on_a_linear_model_it_is_the_top_eigenvalue_of_P_inverse_times_the_data_moment():
@@ -30,18 +33,25 @@ def test_on_a_linear_model_it_is_the_top_eigenvalue_of_P_inverse_times_the_data_
     assert float(preconditioned_sharpness(prob, W, ones)) == pytest.approx(float(linflow.sharpness(prob, W)), rel=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_on_a_deep_network_it_is_the_top_eigenvalue_of_the_dense_preconditioned_hessian(seed):
-    """Depth 3: the Hessian formed densely by jax.hessian of the network loss on the raveled layers, then numpy's
-    eigenvalues of P^-1 H; Lanczos on P^-1/2 H P^-1/2 (iters >= the parameters) must give the largest."""
+@pytest.mark.slow
+@given(seed=st.integers(0, 2**16), widths=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+       p=st.sampled_from([2.0, 4.0]), weight_decay=st.sampled_from([0.0, 0.1]))
+@example(seed=0, widths=[3, 2], p=2.0, weight_decay=0.0)
+@settings(max_examples=budget(3), deadline=None)
+def test_on_any_network_it_is_the_top_eigenvalue_of_the_dense_preconditioned_hessian(seed, widths, p, weight_decay):
+    """Any depth, widths, loss exponent and weight decay: the Hessian formed densely by jax.hessian of the network loss
+    on the raveled layers, then numpy's eigenvalues of P^-1 H; Lanczos on P^-1/2 H P^-1/2 (iters >= the parameters)
+    must give the largest."""
     rng = np.random.default_rng(seed)
-    prob = problems.whitened([2.0, 1.0, 0.4], seed=seed)
-    layers = tuple(rng.normal(size=s) * 0.7 for s in [(3, 3), (2, 3), (3, 2)])
+    prob = linflow.Problem(rng.normal(size=(12, 3)), rng.normal(size=(12, 2)), p=p, weight_decay=weight_decay)
+    dims = [3, *widths, 2]
+    layers = tuple(rng.normal(size=(dims[i + 1], dims[i])) * 0.7 for i in range(len(dims) - 1))
     P = tuple(rng.uniform(0.1, 2.0, size=w.shape) for w in layers)
     flat, unravel = ravel_pytree(layers)
     H = np.asarray(jax.hessian(lambda v: network_loss(prob, unravel(v)))(flat))
     expected = np.max(np.linalg.eigvals(np.diag(1 / ravel_pytree(P)[0]) @ H).real)
-    assert float(preconditioned_sharpness(prob, layers, P, iters=flat.size)) == pytest.approx(expected, rel=1e-9)
+    got = float(preconditioned_sharpness(prob, layers, P, iters=flat.size))
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12 * np.max(np.abs(H)))
 
 
 def _spectral_radius(method, lam, eta, beta):
