@@ -1,6 +1,8 @@
 """Heavy ball and its continuous models (docs/math.md section 13), checked against closed forms on a quadratic, against
 optax, and by their orders in eta on a depth-3 network."""
 
+import functools
+
 import jax
 import numpy as np
 import optax
@@ -309,6 +311,30 @@ def test_the_momentum_sweep_task_records_each_models_deviation_and_fails_a_diver
     assert str(bad.status.values) == "failed" and "nesterov diverged at eta = 0.5" in str(bad.reason.values)
     with pytest.raises(ValueError, match="'beta' must be < 1"):
         sweeps.sweep({"eta": [0.05]}, "momentum", tmp_path / "t", fixed={**fixed, "beta": 1.0})
+
+
+@pytest.mark.slow
+def test_a_momentum_sweep_point_whose_model_stopped_fails_and_says_which(monkeypatch):
+    """A model whose solve stopped before t1 leaves no deviation: the point fails with the model, its start and the
+    solver's status in the reason (never a silent NaN among ok points)."""
+    from linflow.studies.sweeps.config import defaults
+    from linflow.studies.sweeps.tasks import run_point
+
+    real = momentum.breakdown
+
+    @functools.wraps(real)  # its signature too: breakdown reads its own defaults through the module's name
+    def stopped(*args, **kwargs):
+        ds = real(*args, **kwargs)
+        codes = ds.status_model.values.astype(object)
+        codes[1, 0] = "max_steps"
+        return ds.assign(status_model=(("pair", "eta"), codes.astype(str)))
+
+    monkeypatch.setattr(momentum, "breakdown", stopped)
+    params = defaults("momentum") | {"problem": "whitened", "d": 2, "m": 2, "depth": 2, "width": 2, "scale": 2.0,
+                                     "t1": 5.0, "points": 11, "method": "heavy_ball", "beta": 0.1, "eta": 0.05}
+    record = run_point("momentum", params)
+    assert record["status"] == "failed"
+    assert record["reason"] == "a model's solve stopped before t1: modified (plain): max_steps"
 
 
 @pytest.mark.slow

@@ -268,7 +268,8 @@ def _task_momentum(prob, layers, p, cache: dict) -> dict:
     """The momentum method ``method`` (heavy ball or Nesterov, momentum ``beta``) at ``eta`` against its continuous
     models (:func:`linflow.studies.momentum.breakdown` on ``[0, t1]``, ``points`` saves): each pair's relative
     deviation after the initial layer, named ``<model>_<flow start>_vs_<run start>`` (e.g.
-    ``modified_initial_layer_vs_rest``); a run that diverged fails the point (which start, in the reason)."""
+    ``modified_initial_layer_vs_rest``); a run that diverged fails the point (which start, in the reason), and so does
+    a model whose solve stopped before ``t1`` (which model and why, in the reason)."""
     from ..momentum import PAIRS, breakdown
 
     ds = breakdown(prob, layers, [p["eta"]], p["beta"], p["t1"], points=p["points"], method=p["method"],
@@ -276,8 +277,12 @@ def _task_momentum(prob, layers, p, cache: dict) -> dict:
     out = {f"{model}_{flow_start}_vs_{start}": float(ds.deviation_rel.values[i, 0])
            for i, (start, model, flow_start, _) in enumerate(PAIRS)}
     bad = [s for s in ("rest", "manifold") if str(ds[f"status_{s}"].values[0]) != "ok"]
-    if bad:
-        out["reason"] = f"{p['method']} diverged at eta = {p['eta']:g} (from {' and from '.join(bad)})"
+    stopped = [f"{model} ({flow_start}): {code}" for (_, model, flow_start, _), code in zip(PAIRS, ds.status_model.values[:, 0])
+               if code not in ("ok", "")]
+    reasons = ([f"{p['method']} diverged at eta = {p['eta']:g} (from {' and from '.join(bad)})"] if bad else []) + (
+        [f"a model's solve stopped before t1: {', '.join(stopped)}"] if stopped else [])
+    if reasons:
+        out["reason"] = "; ".join(reasons)
     return out
 
 
