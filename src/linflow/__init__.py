@@ -121,6 +121,7 @@ _API: dict[str, tuple[str, str | None]] = {
     "AdamFlow": ("core.adam", "AdamFlow"),
     "rmsprop_flow": ("core.adam", "rmsprop_flow"),
     "RMSPropFlow": ("core.adam", "RMSPropFlow"),
+    "RMSPropModifiedFlow": ("core.adam", "RMSPropModifiedFlow"),
     "sgd": ("core.sgd", "sgd"),
     "sgd_ensemble": ("core.sgd", "sgd_ensemble"),
     "svag": ("core.sgd", "svag"),
@@ -223,7 +224,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names of _API (tests/test_a
     from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
     from .core.fields import EndToEndFlow, LayerFlow, ModifiedFlow
     from .core.gfs import gfs_sharpness
-    from .core.adam import AdamFlow, RMSPropFlow, adam_flow, rmsprop_flow
+    from .core.adam import AdamFlow, RMSPropFlow, RMSPropModifiedFlow, adam_flow, rmsprop_flow
     from .core.momentum import MomentumFlow, heavy_ball, heavy_ball_flow, nesterov, nesterov_flow
     from .core.init import balancedness, end_to_end, imbalance
     from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve

@@ -28,7 +28,7 @@ from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "rmsprop_flow"]
+__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "RMSPropModifiedFlow", "RMSPROP_MODELS", "rmsprop_flow"]
 
 
 def _debiased(moment, t, rate, limit):
@@ -143,14 +143,53 @@ class RMSPropFlow(_LayersAndMoments):
         return layers, {"v_norm": _runs.save_norms(v)}
 
 
+class RMSPropModifiedFlow(_LayersAndMoments):
+    r"""RMSProp's modified equation (14.7) in flow time on the state ``z = (layers, v)``: the model's field
+    $F = (-g / \sqrt{v + \varepsilon},\ b (g^{\odot 2} - v))$ corrected at first order in the step,
+    $\tilde F = F + \eta (G - \tfrac12 F' F)$, with $G = (\tfrac12 g \odot (v + \varepsilon)^{-3/2} \odot F_v, 0)$
+    the step's $\eta^2$ term (optax divides by the second moment it has just updated) and $F' F$ a Jacobian-vector
+    product. Regular where ``v + eps > 0``: run it through :func:`rmsprop_flow` with ``model="modified"``."""
+
+    problem: Problem
+    b: jax.Array
+    eps: jax.Array
+    eta: jax.Array
+    kind = "rmsprop_modified_flow"
+    discrete_kind = "rmsprop"
+
+    def _leading(self, y):
+        layers, v = y
+        g = network_gradient(self.problem, layers)
+        return (jax.tree_util.tree_map(lambda gi, vi: -gi / jnp.sqrt(vi + self.eps), g, v),
+                jax.tree_util.tree_map(lambda gi, vi: self.b * (gi * gi - vi), g, v)), g
+
+    def __call__(self, t, y, args=None):
+        (f_layers, f_v), g = self._leading(y)
+        g_layers = jax.tree_util.tree_map(lambda gi, vi, dv: 0.5 * gi * (vi + self.eps) ** -1.5 * dv, g, y[1], f_v)
+        f_dot = jax.jvp(lambda z: self._leading(z)[0], (y,), ((f_layers, f_v),))[1]
+        return (jax.tree_util.tree_map(lambda f, c, d: f + self.eta * (c - 0.5 * d), f_layers, g_layers, f_dot[0]),
+                jax.tree_util.tree_map(lambda f, d: f - 0.5 * self.eta * d, f_v, f_dot[1]))
+
+    def split(self, ys):
+        """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
+        layers, v = ys
+        return layers, {"v_norm": _runs.save_norms(v)}
+
+
+#: the models of :func:`rmsprop_flow`: (14.2) and its modified equation (14.7)
+RMSPROP_MODELS = ("leading", "modified")
+
+
 def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8, initial_scale: float = 0.0,
-                 **options) -> Trajectory:
+                 model: str = "leading", **options) -> Trajectory:
     r"""RMSProp's continuous model (14.2) for step ``eta`` and average ``decay`` on ``[0, t1]`` (flow time
     ``t = k eta``), docs/math.md (14.2)-(14.4): ``b = (1 - decay) / eta``, the second moment from ``initial_scale``
     (optax's ``rmsprop(eta, decay, eps, initial_scale)``, ``eps`` inside the root, its default). Integrated in the
     clock ``s = sqrt(t)`` (regular where ``v = 0``); the trajectory is saved and reported in flow time. From
     ``v = 0`` optax's RMSProp leaves the model at order ``1/2`` in ``eta`` (its initial layer, (14.4)); from a
-    positive ``initial_scale`` at order 1. Solver options as :func:`linflow.gradient_flow`.
+    positive ``initial_scale`` at order 1. ``model="modified"`` integrates the modified equation (14.7) instead (in
+    flow time; it needs ``initial_scale + eps > 0``, where there is no initial layer), which optax's RMSProp leaves at
+    order 2. Solver options as :func:`linflow.gradient_flow`.
 
     Examples:
         >>> import linflow
@@ -167,7 +206,14 @@ def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8
     initial_scale = _checks.real_scalar("initial_scale", initial_scale, minimum=0.0)
     _runs.flow_time_only("rmsprop_flow", options)
     t1, ts = time_grid(t1, options.pop("ts", None), options.pop("n_save", 201), "flow", None)
+    if model not in RMSPROP_MODELS:
+        raise ValueError(f"model must be one of {', '.join(RMSPROP_MODELS)}; got {model!r}")
     v0 = jax.tree_util.tree_map(lambda w: jnp.full_like(w, initial_scale), layers0)
+    if model == "modified":
+        if not _checks.is_traced(initial_scale) and not _checks.is_traced(eps) and not initial_scale + float(eps) > 0:
+            raise ValueError("model='modified' needs initial_scale + eps > 0: from v = 0 RMSProp's initial layer is of "
+                             "order sqrt(eta) (docs/math.md (14.4)) and no first-order correction describes it")
+        return solve(RMSPropModifiedFlow(problem, b, eps, eta), (layers0, v0), t1, ts=ts, **options)
     field = RMSPropFlow(problem, b, eps, eta)
     run = solve(field, (layers0, v0), jnp.sqrt(t1), ts=jnp.sqrt(ts), **options)
     reached = jnp.asarray(ts)[jnp.minimum(jnp.arange(len(ts)), run.stop - 1)]  # the saves' flow times, exactly

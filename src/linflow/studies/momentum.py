@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import checks as _checks, runs as _runs
-from ..core.adam import adam_flow, rmsprop_flow
+from ..core.adam import RMSPROP_MODELS, adam_flow, rmsprop_flow
 from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
@@ -212,30 +212,37 @@ def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 1
                                {"method": "adam", "a": a, "b": b}, points, level, asymptotic, settings)
 
 
-def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: float = 0.0, points: int = 11,
-                      level: float = 1e-2, asymptotic: float = ASYMPTOTIC, eps: float = 1e-8, settings=None,
-                      rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
+def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: float = 0.0, model: str = "leading",
+                      points: int = 11, level: float = 1e-2, asymptotic: float = ASYMPTOTIC, eps: float = 1e-8,
+                      settings=None, rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
     r"""optax's RMSProp with ``1 - decay = b eta``, its second moment from ``initial_scale``, against its model
-    (14.2, :func:`linflow.rmsprop_flow`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)`` and below
-    ``1 / b``), read at every save after ``t = 0``: the Dataset of :func:`adam_breakdown`. The theory's order is
-    ``1/2`` from ``v = 0`` (the initial layer of order :math:`\sqrt\eta`, docs/math.md (14.4)) and 1 from a positive
-    ``initial_scale``."""
+    (``model="leading"``: (14.2); ``"modified"``: the modified equation (14.7); :func:`linflow.rmsprop_flow`) at every
+    eta of ``etas`` (each dividing ``t1 / (points - 1)`` and below ``1 / b``), read at every save after ``t = 0``: the
+    Dataset of :func:`adam_breakdown`. The theory's order is ``1/2`` from ``v = 0`` (the initial layer of order
+    :math:`\sqrt\eta`, docs/math.md (14.4)), 1 from a positive ``initial_scale``, and 2 for the modified equation
+    (which needs ``initial_scale + eps > 0``)."""
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     b = _checks.positive("b", b)
     initial_scale = float(_checks.real_scalar("initial_scale", initial_scale, minimum=0.0))
+    if model not in RMSPROP_MODELS:
+        raise ValueError(f"model must be one of {', '.join(RMSPROP_MODELS)}; got {model!r}")
+    if model == "modified" and not initial_scale + eps > 0:
+        raise ValueError("model='modified' needs initial_scale + eps > 0 (from v = 0 the initial layer is of order "
+                         "sqrt(eta), docs/math.md (14.4))")
     settings = settings_from(settings, rmsprop_breakdown, rtol=rtol, atol=atol)
 
-    def model(eta, ts):
+    def flow(eta, ts):
         return rmsprop_flow(problem, layers0, eta, 1.0 - b * eta, ts[-1], eps=eps, initial_scale=initial_scale,
-                            ts=ts, settings=settings)
+                            model=model, ts=ts, settings=settings)
 
     start = "v from 0" if initial_scale == 0 else f"v from {initial_scale:g}"
+    name = "rmsprop_flow" if model == "leading" else "rmsprop_flow, modified (14.7)"
+    theory = 2 if model == "modified" else 0.5 if initial_scale == 0 else 1
     return _adaptive_breakdown(problem, layers0, etas, t1, {"b": b}, _ScaledRMSProp(b, float(eps), initial_scale),
-                               model, f"rmsprop_flow ({start}) vs the method (optax's rmsprop)",
-                               0.5 if initial_scale == 0 else 1,
-                               {"method": "rmsprop", "b": b, "initial_scale": initial_scale}, points, level,
-                               asymptotic, settings)
+                               flow, f"{name} ({start}) vs the method (optax's rmsprop)", theory,
+                               {"method": "rmsprop", "b": b, "initial_scale": initial_scale, "model": model}, points,
+                               level, asymptotic, settings)
 
 
 def summary(ds: xr.Dataset) -> list[dict]:
