@@ -199,7 +199,8 @@ def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(t
     summary = strict_json(tmp_path / "momentum_summary.json")
     adam, rms = summary["methods"]["adam"], summary["methods"]["rmsprop"]
     assert adam["etas"] == rms["etas"] == [0.0625, 0.125]
-    assert adam["rates"] == {"a": 2.0, "b": 4.0} and rms["rates"] == {"b": 4.0, "initial_scale": 0.0}
+    assert adam["rates"] == {"a": 2.0, "b": 4.0} and rms["rates"] == {"b": 4.0, "initial_scale": 0.0,
+                                                                       "model": "leading"}
     assert "at or above 1 / rate = 0.25" in adam["etas_left_out"]
     assert adam["pairs"][0]["theory"] == 1 and rms["pairs"][0]["theory"] == 0.5
     assert {p.name for p in tmp_path.iterdir()} >= {"momentum_adam.png", "momentum_rmsprop.nc"}
@@ -207,6 +208,7 @@ def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(t
 
 @pytest.mark.parametrize("argv, match", [
     (["--methods", "adam", "--adam-rates", "2"], "--adam-rates must be two numbers a,b"),
+    (["--methods", "rmsprop", "--rmsprop-model", "modified"], "--rmsprop-model modified needs --initial-scale > 0"),
     (["--methods", "rmsprop", "--rmsprop-rate", "40", "--divisors", "1,2"],
      r"rmsprop needs 2 etas of the grid below 1 / rate = 0.025 \(--rmsprop-rate\)"),
 ])

@@ -265,6 +265,9 @@ def cmd_momentum(args) -> int:
         raise ValueError(f"--beta must be in [0, 1) (the momentum); got {args.beta:g}")
     if len(set(args.divisors)) != len(args.divisors):
         raise ValueError(f"--divisors must be distinct; got {_show(args.divisors)}")
+    if "rmsprop" in args.methods and args.rmsprop_model == "modified" and not args.initial_scale > 0:
+        raise ValueError("--rmsprop-model modified needs --initial-scale > 0 (from v = 0 RMSProp's initial layer is of "
+                         "order sqrt(eta): docs/math.md (14.4))")
     if len(args.adam_rates) != 2:
         raise ValueError(f"--adam-rates must be two numbers a,b (1 - beta1 = a eta, 1 - beta2 = b eta); got "
                          f"{_show(args.adam_rates)}")
@@ -292,7 +295,8 @@ def cmd_momentum(args) -> int:
                                              points=args.points, level=args.level, settings=settings)
             elif method == "rmsprop":
                 ds = momentum.rmsprop_breakdown(problem, layers, grids[method], args.rmsprop_rate, args.t1,
-                                                initial_scale=args.initial_scale, points=args.points,
+                                                initial_scale=args.initial_scale, model=args.rmsprop_model,
+                                                points=args.points,
                                                 level=args.level, settings=settings)
             else:
                 ds = momentum.breakdown(problem, layers, etas, args.beta, args.t1, points=args.points,
@@ -314,7 +318,8 @@ def cmd_momentum(args) -> int:
             option, bound = bounds[method]
             summary["methods"][method]["rates"] = ({"a": args.adam_rates[0], "b": args.adam_rates[1]}
                                                    if method == "adam" else
-                                                   {"b": args.rmsprop_rate, "initial_scale": args.initial_scale})
+                                                   {"b": args.rmsprop_rate, "initial_scale": args.initial_scale,
+                                                    "model": args.rmsprop_model})
             left = [e for e in etas if e >= bound]
             if left:
                 summary["methods"][method]["etas_left_out"] = (

@@ -340,6 +340,9 @@ def _add_momentum(sub) -> None:
                         "below 1 / max(a, b)")
     g.add_argument("--rmsprop-rate", type=POSITIVE, default=4.0,
                    help="RMSProp's b: 1 - decay = b eta (default 4); its etas are the grid's below 1 / b")
+    g.add_argument("--rmsprop-model", choices=("leading", "modified"), default="leading",
+                   help="RMSProp's model: leading (14.2, default) or modified (its modified equation (14.7), order 2; "
+                        "needs --initial-scale > 0)")
     g.add_argument("--initial-scale", type=NONNEGATIVE, default=0.0,
                    help="RMSProp's initial second moment (optax's initial_scale; default 0, from which the model's "
                         "order is 1/2)")
