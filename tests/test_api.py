@@ -83,9 +83,10 @@ ADDED = {
     "nesterov_flow": ('problem', 'layers0', 'eta', 'beta', 't1', 'model', 'start', 'options'),
     "MomentumFlow": ('problem', 'eta', 'beta', 'model', 'method'),
     "adam_flow": ('problem', 'layers0', 'eta', 'beta1', 'beta2', 't1', 'eps', 'options'),
-    "rmsprop_flow": ('problem', 'layers0', 'eta', 'decay', 't1', 'eps', 'initial_scale', 'options'),
+    "rmsprop_flow": ('problem', 'layers0', 'eta', 'decay', 't1', 'eps', 'initial_scale', 'model', 'options'),
     "AdamFlow": ('problem', 'a', 'b', 'eps', 'eta'),
     "RMSPropFlow": ('problem', 'b', 'eps', 'eta'),
+    "RMSPropModifiedFlow": ('problem', 'b', 'eps', 'eta'),
     "momentum": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
