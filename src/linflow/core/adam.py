@@ -54,10 +54,7 @@ class _LayersAndMoments(AbstractField):
 
 def _average_rate(name: str, beta, eta) -> jax.Array:
     """The rate ``(1 - beta) / eta`` of an average of weight ``beta`` (checked in ``[0, 1)`` unless traced)."""
-    beta = _checks.real_scalar(name, beta, minimum=0.0)
-    if not _checks.is_traced(beta) and not beta < 1.0:
-        raise ValueError(f"{name} must be in [0, 1) (an average's weight); got {beta}")
-    return _checks.f64((1.0 - beta) / eta)
+    return (1.0 - _checks.unit_weight(name, beta, "an average's weight")) / eta
 
 
 class AdamFlow(_LayersAndMoments):
@@ -112,18 +109,29 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
     return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)
 
 
-class RMSPropFlow(_LayersAndMoments):
-    r"""RMSProp's continuous model (14.2) on the state ``(layers, v)`` in the clock ``s = sqrt(t)`` (14.3):
-    ``d theta / ds = -2 s g / sqrt(v + eps)``, ``dv / ds = 2 s b (g^2 - v)``; at ``s = 0`` with ``v = eps = 0`` the
-    velocity is its limit ``-2 sign(g) / sqrt(b)`` (``v ~ b s^2 g^2`` there). ``b = (1 - decay) / eta`` and ``eps``
-    are array leaves. Run it through :func:`rmsprop_flow`, which converts the clock both ways."""
+class _RMSPropModel(_LayersAndMoments):
+    """What RMSProp's models share: the state ``(layers, v)``, the rate ``b = (1 - decay) / eta`` and ``eps`` as array
+    leaves, the step ``eta``, and the second moment's norm recorded beside the layers."""
 
     problem: Problem
     b: jax.Array
     eps: jax.Array
     eta: jax.Array
-    kind = "rmsprop_flow"
     discrete_kind = "rmsprop"
+
+    def split(self, ys):
+        """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
+        layers, v = ys
+        return layers, {"v_norm": _runs.save_norms(v)}
+
+
+class RMSPropFlow(_RMSPropModel):
+    r"""RMSProp's continuous model (14.2) on the state ``(layers, v)`` in the clock ``s = sqrt(t)`` (14.3):
+    ``d theta / ds = -2 s g / sqrt(v + eps)``, ``dv / ds = 2 s b (g^2 - v)``; at ``s = 0`` with ``v = eps = 0`` the
+    velocity is its limit ``-2 sign(g) / sqrt(b)`` (``v ~ b s^2 g^2`` there). ``b = (1 - decay) / eta`` and ``eps``
+    are array leaves. Run it through :func:`rmsprop_flow`, which converts the clock both ways."""
+
+    kind = "rmsprop_flow"
 
     def __call__(self, s, y, args=None):
         layers, v = y
@@ -137,25 +145,15 @@ class RMSPropFlow(_LayersAndMoments):
         return (jax.tree_util.tree_map(speed, g, v),
                 jax.tree_util.tree_map(lambda gi, vi: 2 * s * self.b * (gi * gi - vi), g, v))
 
-    def split(self, ys):
-        """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
-        layers, v = ys
-        return layers, {"v_norm": _runs.save_norms(v)}
 
-
-class RMSPropModifiedFlow(_LayersAndMoments):
+class RMSPropModifiedFlow(_RMSPropModel):
     r"""RMSProp's modified equation (14.7) in flow time on the state ``z = (layers, v)``: the model's field
     $F = (-g / \sqrt{v + \varepsilon},\ b (g^{\odot 2} - v))$ corrected at first order in the step,
     $\tilde F = F + \eta (G - \tfrac12 F' F)$, with $G = (\tfrac12 g \odot (v + \varepsilon)^{-3/2} \odot F_v, 0)$
     the step's $\eta^2$ term (optax divides by the second moment it has just updated) and $F' F$ a Jacobian-vector
     product. Regular where ``v + eps > 0``: run it through :func:`rmsprop_flow` with ``model="modified"``."""
 
-    problem: Problem
-    b: jax.Array
-    eps: jax.Array
-    eta: jax.Array
     kind = "rmsprop_modified_flow"
-    discrete_kind = "rmsprop"
 
     def _leading(self, y):
         layers, v = y
@@ -169,11 +167,6 @@ class RMSPropModifiedFlow(_LayersAndMoments):
         f_dot = jax.jvp(lambda z: self._leading(z)[0], (y,), ((f_layers, f_v),))[1]
         return (jax.tree_util.tree_map(lambda f, c, d: f + self.eta * (c - 0.5 * d), f_layers, g_layers, f_dot[0]),
                 jax.tree_util.tree_map(lambda f, d: f - 0.5 * self.eta * d, f_v, f_dot[1]))
-
-    def split(self, ys):
-        """The layers, and the second moment's norm as the extra ``v_norm`` (per save)."""
-        layers, v = ys
-        return layers, {"v_norm": _runs.save_norms(v)}
 
 
 #: the models of :func:`rmsprop_flow`: (14.2) and its modified equation (14.7)

@@ -63,6 +63,15 @@ def real_scalar(name: str, value, *, minimum: float | None = None, strict: bool 
     return x
 
 
+def unit_weight(name: str, value, what: str):
+    """``value`` as float64 when it lies in [0, 1) (a momentum, an average's weight; a tracer passes unchecked), else a
+    ValueError naming it and saying ``what`` it is."""
+    value = real_scalar(name, value, minimum=0.0)
+    if not is_traced(value) and not value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) ({what}); got {value}")
+    return f64(value)
+
+
 def positive(name: str, value) -> float:
     """A finite real number > 0."""
     return real_scalar(name, value, minimum=0.0, strict=True)

@@ -204,10 +204,7 @@ class MomentumRule(AbstractRule):
 
 def checked_momentum(beta):
     """``beta`` as float64 when it lies in [0, 1) (a tracer passes unchecked), else a ValueError naming it."""
-    beta = _checks.real_scalar("beta", beta, minimum=0.0)
-    if not _checks.is_traced(beta) and not beta < 1.0:
-        raise ValueError(f"beta must be in [0, 1) (the momentum); got {beta}")
-    return _checks.f64(beta)
+    return _checks.unit_weight("beta", beta, "the momentum")
 
 
 def _choice(name: str, value, allowed):
