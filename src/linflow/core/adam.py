@@ -28,7 +28,8 @@ from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "RMSPropModifiedFlow", "RMSPROP_MODELS", "rmsprop_flow"]
+__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "RMSPropModifiedFlow", "RMSPROP_MODELS",
+           "checked_rmsprop_model", "rmsprop_flow"]
 
 
 def _debiased(moment, t, rate, limit):
@@ -173,6 +174,18 @@ class RMSPropModifiedFlow(_RMSPropModel):
 RMSPROP_MODELS = ("leading", "modified")
 
 
+def checked_rmsprop_model(model: str, initial_scale, eps) -> str:
+    """``model`` when it is one of :data:`RMSPROP_MODELS` and can start from ``initial_scale`` (the modified equation
+    needs ``initial_scale + eps > 0``; traced values pass unchecked), else a ValueError saying why."""
+    if model not in RMSPROP_MODELS:
+        raise ValueError(f"model must be one of {', '.join(RMSPROP_MODELS)}; got {model!r}")
+    if model == "modified" and not _checks.is_traced(initial_scale) and not _checks.is_traced(eps) \
+            and not initial_scale + float(eps) > 0:
+        raise ValueError("model='modified' needs initial_scale + eps > 0: from v = 0 RMSProp's initial layer is of "
+                         "order sqrt(eta) (docs/math.md (14.4)) and no first-order correction describes it")
+    return model
+
+
 def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8, initial_scale: float = 0.0,
                  model: str = "leading", **options) -> Trajectory:
     r"""RMSProp's continuous model (14.2) for step ``eta`` and average ``decay`` on ``[0, t1]`` (flow time
@@ -199,13 +212,9 @@ def rmsprop_flow(problem: Problem, layers0, eta, decay, t1, *, eps: float = 1e-8
     initial_scale = _checks.real_scalar("initial_scale", initial_scale, minimum=0.0)
     _runs.flow_time_only("rmsprop_flow", options)
     t1, ts = time_grid(t1, options.pop("ts", None), options.pop("n_save", 201), "flow", None)
-    if model not in RMSPROP_MODELS:
-        raise ValueError(f"model must be one of {', '.join(RMSPROP_MODELS)}; got {model!r}")
+    model = checked_rmsprop_model(model, initial_scale, eps)
     v0 = jax.tree_util.tree_map(lambda w: jnp.full_like(w, initial_scale), layers0)
     if model == "modified":
-        if not _checks.is_traced(initial_scale) and not _checks.is_traced(eps) and not initial_scale + float(eps) > 0:
-            raise ValueError("model='modified' needs initial_scale + eps > 0: from v = 0 RMSProp's initial layer is of "
-                             "order sqrt(eta) (docs/math.md (14.4)) and no first-order correction describes it")
         return solve(RMSPropModifiedFlow(problem, b, eps, eta), (layers0, v0), t1, ts=ts, **options)
     field = RMSPropFlow(problem, b, eps, eta)
     run = solve(field, (layers0, v0), jnp.sqrt(t1), ts=jnp.sqrt(ts), **options)

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import checks as _checks, runs as _runs
-from ..core.adam import RMSPROP_MODELS, adam_flow, rmsprop_flow
+from ..core.adam import adam_flow, checked_rmsprop_model, rmsprop_flow
 from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
@@ -225,11 +225,7 @@ def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: 
     layers0 = _runs.check_layers(problem, layers0)
     b = _checks.positive("b", b)
     initial_scale = float(_checks.real_scalar("initial_scale", initial_scale, minimum=0.0))
-    if model not in RMSPROP_MODELS:
-        raise ValueError(f"model must be one of {', '.join(RMSPROP_MODELS)}; got {model!r}")
-    if model == "modified" and not initial_scale + eps > 0:
-        raise ValueError("model='modified' needs initial_scale + eps > 0 (from v = 0 the initial layer is of order "
-                         "sqrt(eta), docs/math.md (14.4))")
+    model = checked_rmsprop_model(model, initial_scale, eps)  # before any run
     settings = settings_from(settings, rmsprop_breakdown, rtol=rtol, atol=atol)
 
     def flow(eta, ts):
