@@ -189,3 +189,85 @@ def test_rmsprop_breakdown_names_bad_input_before_running(kw, match):
     with pytest.raises(ValueError, match=match):
         momentum.rmsprop_breakdown(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), args["etas"], args["b"],
                                    args["t1"], points=3, initial_scale=kw.get("initial_scale", 0.0))
+
+
+def test_adams_fixed_beta_fields_on_a_linear_model_are_their_closed_form():
+    """Depth 1, whitened (g = W - Phi, H = I, so HF = F): written out by hand from (14.8), the memoryless field is
+    -F = -g / (sqrt(g^2 + eps_root) + eps) and the modified one -F - eta c F with
+    c = (beta1 / (1 - beta1) + 1/2) / D - (beta2 / (1 - beta2) + 1/2) g^2 / (D^2 r)."""
+    rng = np.random.default_rng(4)
+    prob = problems.whitened([2.0, 1.0], seed=1)
+    W = rng.normal(size=(2, 2))
+    b1, b2, eps, er, eta = 0.7, 0.95, 0.05, 0.3, 0.02
+    g = W - np.asarray(prob.whitened_target)
+    r = np.sqrt(g * g + er)
+    d = r + eps
+    F = g / d
+    c = (b1 / (1 - b1) + 0.5) / d - (b2 / (1 - b2) + 0.5) * g * g / (d * d * r)
+    (lead,) = linflow.AdamMemorylessFlow(prob, b1, b2, eps, er, eta)(0.0, (W,))
+    (mod,) = linflow.AdamModifiedFlow(prob, b1, b2, eps, er, eta)(0.0, (W,))
+    np.testing.assert_allclose(np.asarray(lead), -F, rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(mod), -F - eta * c * F, rtol=1e-13)
+
+
+@pytest.mark.parametrize("eps_root, sign", [(1e-8, 1.0), (1e4, -1.0)])
+def test_the_correction_raises_the_perturbed_one_norm_early_and_lowers_it_late(eps_root, sign):
+    """eps = 0, beta2 > beta1 (0.9, 0.999): the correction -eta c HF of (14.8) moves the state along (early,
+    g^2 >> eps_root: c < 0) or against (late, g^2 << eps_root: c > 0) the gradient of the perturbed one-norm
+    sum_i sqrt(g_i^2 + eps_root) of the loss gradient, computed here by jax.grad of that norm (independent of the
+    field's Hessian-vector product): Cattaneo, Klusowski & Shigida's anti-penalization and penalization."""
+    import jax
+    import jax.numpy as jnp
+
+    from linflow.core.fields import network_gradient
+
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
+    layers = init.balanced((3, 3, 3, 3), 0.4, seed=2)
+    args = (prob, 0.9, 0.999, 0.0, eps_root, 0.01)
+    correction = jax.tree_util.tree_map(jnp.subtract, linflow.AdamModifiedFlow(*args)(0.0, layers),
+                                        linflow.AdamMemorylessFlow(*args)(0.0, layers))
+
+    def one_norm(ls):
+        return sum(jnp.sum(jnp.sqrt(gi * gi + eps_root)) for gi in network_gradient(prob, ls))
+
+    slope = sum(float(jnp.vdot(a, c)) for a, c in zip(jax.grad(one_norm)(layers), correction))
+    assert sign * slope > 0, slope
+
+
+@pytest.mark.slow
+def test_optax_adam_at_fixed_betas_leaves_the_memoryless_flow_at_order_1_and_the_modified_equation_at_order_2():
+    """beta1 = 0.5, beta2 = 0.8 fixed, eps_root = 1, eps = 0 (optax's adam, bias correction on): the memoryless flow
+    is first order and (14.8) second order (within 0.15) on a depth-3 network over T = 1, directly and as the study
+    reads it."""
+    prob = problems.whitened([2.0, 1.0, 0.5], seed=3)
+    layers = init.balanced((3, 3, 3, 3), 0.3, seed=1)
+    etas, errors = [0.01, 0.005, 0.0025, 0.00125], {"memoryless": [], "modified": []}
+    for eta in etas:
+        run = linflow.optax_descent(prob, layers, optax.adam(eta, 0.5, 0.8, eps=0.0, eps_root=1.0), eta,
+                                    round(1 / eta), save_every=round(0.1 / eta))
+        for model, out in errors.items():
+            flow = linflow.adam_flow(prob, layers, eta, 0.5, 0.8, 1.0, eps=0.0, eps_root=1.0, model=model,
+                                     ts=run.ts, rtol=1e-12, atol=1e-14)
+            assert flow.status == "ok" and flow.kind == f"adam_{model}_flow"
+            out.append(np.max(np.linalg.norm(np.asarray(flow.end_to_end) - np.asarray(run.end_to_end), axis=(1, 2))))
+    assert abs(fit_order(etas, errors["memoryless"]).order - 1) <= 0.15, errors
+    assert abs(fit_order(etas, errors["modified"]).order - 2) <= 0.15, errors
+    assert errors["modified"][-1] < errors["memoryless"][-1] / 50
+    ds = momentum.adam_fixed_breakdown(prob, layers, etas, 0.5, 0.8, 1.0)
+    (row,) = momentum.summary(ds)
+    assert row["theory"] == 2 and row["verdict"] == "order 2", row
+    assert "adam (beta1 = 0.5, beta2 = 0.8 fixed, eps_root = 1)" in momentum.summary_text(ds)
+
+
+@pytest.mark.parametrize("kw, match", [({"model": "x"}, "model must be one of scaling, memoryless, modified"),
+                                       ({"beta1": 1.0, "model": "modified"}, "beta1 must be in \\[0, 1\\)"),
+                                       ({"eps_root": -1.0, "model": "memoryless"}, "eps_root must be >= 0")])
+def test_adam_models_bad_input_is_named(kw, match):
+    args = {"beta1": 0.9, "beta2": 0.99, **kw}
+    b1, b2 = args.pop("beta1"), args.pop("beta2")
+    with pytest.raises(ValueError, match=match):
+        linflow.adam_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, b1, b2, 1.0, **args)
+    if "model" in kw and kw["model"] == "x":
+        with pytest.raises(ValueError, match="model must be one of memoryless, modified"):
+            momentum.adam_fixed_breakdown(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), [0.05], 0.9,
+                                          0.99, 0.6, points=3, model="x")

@@ -87,12 +87,14 @@ ADDED = {
     "AdamFlow": ('problem', 'a', 'b', 'eps', 'eta'),
     "RMSPropFlow": ('problem', 'b', 'eps', 'eta'),
     "RMSPropModifiedFlow": ('problem', 'b', 'eps', 'eta'),
+    "AdamMemorylessFlow": ('problem', 'beta1', 'beta2', 'eps', 'eps_root', 'eta'),
+    "AdamModifiedFlow": ('problem', 'beta1', 'beta2', 'eps', 'eps_root', 'eta'),
     "momentum": "module",
 }
 # parameters added since to callables above (after the old ones, before a **options, each with a default)
 ADDED_KEYWORDS = {"solve": ("settings",), "central_flow": ("settings",), "compare": ("settings",),
                   "end_to_end_flow": ("state",), "EndToEndFlow": ("state", "rank"), "sme": ("resolution",),
-                  "sme_ensemble": ("resolution",)}
+                  "sme_ensemble": ("resolution",), "adam_flow": ("eps_root", "model"), "AdamFlow": ("eps_root",)}
 # issue 40: the modules by their own names at the top level
 TIERS = {"core": "module", "studies": "module", "paper": "module", "descent": "module", "integrate": "module",
          "measures": "module", "saddles": "module"}

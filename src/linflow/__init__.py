@@ -16,7 +16,8 @@ happens at import: the submodules (and JAX, xarray, matplotlib) are loaded on fi
 * the discrete runs, on one engine (:mod:`linflow.descent`): :func:`gradient_descent`, :func:`gradient_descents`,
   :func:`end_to_end_descent`, :func:`optax_descent`, :func:`optax_descents`; heavy ball and its flows
   and Nesterov with their flows (:func:`heavy_ball`, :func:`nesterov`, :func:`heavy_ball_flow`, :func:`nesterov_flow`,
-  :class:`MomentumFlow`; :mod:`linflow.momentum`), and Adam's and RMSProp's (:func:`adam_flow`,
+  :class:`MomentumFlow`; :mod:`linflow.momentum`), and Adam's and RMSProp's (:func:`adam_flow` with its fixed-beta
+  models :class:`AdamMemorylessFlow`, :class:`AdamModifiedFlow`,
   :func:`rmsprop_flow`); SGD and its SDEs: :func:`sgd`,
   :func:`sgd_ensemble`, :func:`svag`, :func:`svag_ensemble`, :func:`sme`, :func:`sme_ensemble`;
 * the result type :class:`Trajectory` (:data:`STATUSES`) and curvature: :func:`sharpness`,
@@ -119,6 +120,8 @@ _API: dict[str, tuple[str, str | None]] = {
     "MomentumFlow": ("core.momentum", "MomentumFlow"),
     "adam_flow": ("core.adam", "adam_flow"),
     "AdamFlow": ("core.adam", "AdamFlow"),
+    "AdamMemorylessFlow": ("core.adam", "AdamMemorylessFlow"),
+    "AdamModifiedFlow": ("core.adam", "AdamModifiedFlow"),
     "rmsprop_flow": ("core.adam", "rmsprop_flow"),
     "RMSPropFlow": ("core.adam", "RMSPropFlow"),
     "RMSPropModifiedFlow": ("core.adam", "RMSPropModifiedFlow"),
@@ -224,7 +227,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names of _API (tests/test_a
     from .core.descent import end_to_end_descent, gradient_descent, gradient_descents, optax_descent, optax_descents
     from .core.fields import EndToEndFlow, LayerFlow, ModifiedFlow
     from .core.gfs import gfs_sharpness
-    from .core.adam import AdamFlow, RMSPropFlow, RMSPropModifiedFlow, adam_flow, rmsprop_flow
+    from .core.adam import (AdamFlow, AdamMemorylessFlow, AdamModifiedFlow, RMSPropFlow, RMSPropModifiedFlow,
+                            adam_flow, rmsprop_flow)
     from .core.momentum import MomentumFlow, heavy_ball, heavy_ball_flow, nesterov, nesterov_flow
     from .core.init import balancedness, end_to_end, imbalance
     from .core.integrate import SOLVERS, end_to_end_flow, gradient_flow, gradient_flows, modified_flow, solve

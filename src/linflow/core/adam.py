@@ -10,6 +10,11 @@ $$\dot m = a (g - m), \quad \dot v = b (g^{\odot 2} - v), \quad
 from $m = v = 0$, with $g = \nabla L(\theta)$: the bias corrections are the time-dependent factors, and at $t = 0$
 $\hat m = g$, $\hat v = g^{\odot 2}$ (their limits). The discrete method stays $O(\eta)$ from it on a fixed horizon.
 
+Adam at fixed $\beta_1, \beta_2$ as $\eta \to 0$ (the other regime; optax's ``eps_root`` $\varepsilon_r$ inside the
+root): its averages follow $g$ within a few steps and it follows the memoryless flow
+$\dot\theta = -F$, $F = g / (\sqrt{g^{\odot 2} + \varepsilon_r} + \varepsilon)$ (order 1), corrected at first order in
+$\eta$ by its memory and its steps (14.8), the perturbed one-norm term of Cattaneo, Klusowski & Shigida (order 2).
+
 RMSProp (optax's ``rmsprop(eta, decay, eps)``: no bias correction, ``eps`` inside the root) with
 $1 - \text{decay} = b\eta$ follows $\dot v = b (g^{\odot 2} - v)$, $\dot\theta = -g / \sqrt{v + \varepsilon}$
 (14.2); from $v = 0$ its speed is $|g| / \sqrt{v} \approx 1/\sqrt{b t}$ at first, so it is integrated in the clock
@@ -23,12 +28,13 @@ import jax
 import jax.numpy as jnp
 
 from . import checks as _checks, runs as _runs
-from .fields import AbstractField, network_gradient, observe_layers
+from .fields import AbstractField, hessian_vector_product, network_gradient, observe_layers
 from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["AdamFlow", "adam_flow", "RMSPropFlow", "RMSPropModifiedFlow", "RMSPROP_MODELS",
+__all__ = ["AdamFlow", "AdamMemorylessFlow", "AdamModifiedFlow", "ADAM_MODELS", "adam_flow", "RMSPropFlow",
+           "RMSPropModifiedFlow", "RMSPROP_MODELS",
            "checked_rmsprop_model", "rmsprop_flow"]
 
 
@@ -60,13 +66,15 @@ def _average_rate(name: str, beta, eta) -> jax.Array:
 
 class AdamFlow(_LayersAndMoments):
     r"""Adam's continuous model (14.1) on the state ``(layers, m, v)``; ``a = (1 - beta1) / eta``,
-    ``b = (1 - beta2) / eta`` and ``eps`` are array leaves (new values do not recompile)."""
+    ``b = (1 - beta2) / eta``, ``eps`` and ``eps_root`` (inside the root: $\sqrt{\hat v + \varepsilon_r} +
+    \varepsilon$) are array leaves (new values do not recompile)."""
 
     problem: Problem
     a: jax.Array
     b: jax.Array
     eps: jax.Array
     eta: jax.Array
+    eps_root: jax.Array = eqx.field(default_factory=lambda: jnp.zeros(()))
     kind = "adam_flow"
     discrete_kind = "adam"
 
@@ -75,7 +83,7 @@ class AdamFlow(_LayersAndMoments):
         g = network_gradient(self.problem, layers)
         g2 = jax.tree_util.tree_map(jnp.square, g)
         m_hat, v_hat = _debiased(m, t, self.a, g), _debiased(v, t, self.b, g2)
-        step = jax.tree_util.tree_map(lambda x, w: -x / (jnp.sqrt(w) + self.eps), m_hat, v_hat)
+        step = jax.tree_util.tree_map(lambda x, w: -x / (jnp.sqrt(w + self.eps_root) + self.eps), m_hat, v_hat)
         return (step, jax.tree_util.tree_map(lambda x, z: self.a * (x - z), g, m),
                 jax.tree_util.tree_map(lambda x, z: self.b * (x - z), g2, v))
 
@@ -85,13 +93,86 @@ class AdamFlow(_LayersAndMoments):
         return layers, {"m_norm": _runs.save_norms(m), "v_norm": _runs.save_norms(v)}
 
 
-def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 1e-8, **options) -> Trajectory:
-    r"""Adam's continuous model (14.1) for step ``eta`` and averages ``beta1``, ``beta2`` on ``[0, t1]`` (flow time
-    ``t = k eta``), docs/math.md section 14: ``a = (1 - beta1) / eta``, ``b = (1 - beta2) / eta``, the moments from 0
-    with optax's bias corrections as ``1 - exp(-a t)``, ``1 - exp(-b t)``. Optax's ``adam(eta, beta1, beta2, eps)``
-    stays ``O(eta)`` from it when ``beta1``, ``beta2`` scale with ``eta`` (``1 - beta_i`` proportional to ``eta``);
-    at fixed ``beta_i`` as ``eta -> 0`` the averages become instantaneous and the model tends to sign descent.
-    Solver options as :func:`linflow.gradient_flow`.
+class _AdamFixedBeta(AbstractField):
+    r"""What Adam's fixed-$\beta$ models share (docs/math.md (14.8)): the state is the layers alone, and the leading
+    field is $-F$ with $F = g / D$, $D = \sqrt{g^{\odot 2} + \varepsilon_r} + \varepsilon$ (Adam's step at a constant
+    argument, where the bias-corrected averages are exact). ``beta1``, ``beta2``, ``eps``, ``eps_root`` and ``eta``
+    are array leaves."""
+
+    problem: Problem
+    beta1: jax.Array
+    beta2: jax.Array
+    eps: jax.Array
+    eps_root: jax.Array
+    eta: jax.Array
+    discrete_kind = "adam"
+
+    @property
+    def modelled_step(self):
+        return self.eta
+
+    def depth_of(self, y) -> int:
+        return len(y)
+
+    def observe(self, ys):
+        return observe_layers(self.problem, ys)
+
+    def _quotient(self, layers):
+        """``(F, g, r, D)``: the step direction, the gradient, ``r = sqrt(g^2 + eps_root)`` and ``D = r + eps``."""
+        g = network_gradient(self.problem, layers)
+        r = jax.tree_util.tree_map(lambda gi: jnp.sqrt(gi * gi + self.eps_root), g)
+        d = jax.tree_util.tree_map(lambda ri: ri + self.eps, r)
+        return jax.tree_util.tree_map(jnp.divide, g, d), g, r, d
+
+
+class AdamMemorylessFlow(_AdamFixedBeta):
+    r"""Adam's memoryless flow at fixed $\beta_1, \beta_2$ (docs/math.md (14.8), leading term):
+    $\dot\theta = -g / (\sqrt{g^{\odot 2} + \varepsilon_r} + \varepsilon)$, a perturbed sign descent; optax's Adam
+    leaves it at order 1 in ``eta``. Run it through :func:`adam_flow` with ``model="memoryless"``."""
+
+    kind = "adam_memoryless_flow"
+
+    def __call__(self, t, y, args=None):
+        return jax.tree_util.tree_map(jnp.negative, self._quotient(y)[0])
+
+
+class AdamModifiedFlow(_AdamFixedBeta):
+    r"""Adam's modified equation at fixed $\beta_1, \beta_2$ (docs/math.md (14.8)):
+    $\dot\theta = -F - \eta\, c \odot H F$ with
+    $c = \bigl(\tfrac{\beta_1}{1 - \beta_1} + \tfrac12\bigr) / D - \bigl(\tfrac{\beta_2}{1 - \beta_2} + \tfrac12\bigr)
+    g^{\odot 2} / (D^2 r)$, $HF = \nabla_\theta \sum_i \Phi(g_i)$ (the perturbed one-norm's gradient when
+    $\varepsilon = 0$) a Hessian-vector product; optax's Adam leaves it at order 2. Run it through :func:`adam_flow`
+    with ``model="modified"``."""
+
+    kind = "adam_modified_flow"
+
+    def __call__(self, t, y, args=None):
+        f, g, r, d = self._quotient(y)
+        hf = hessian_vector_product(self.problem, y, f)
+        k1, k2 = self.beta1 / (1 - self.beta1) + 0.5, self.beta2 / (1 - self.beta2) + 0.5
+
+        def velocity(fi, gi, ri, di, hi):
+            return -fi - self.eta * (k1 / di - k2 * gi * gi / (di * di * ri)) * hi
+
+        return jax.tree_util.tree_map(velocity, f, g, r, d, hf)
+
+
+#: the models of :func:`adam_flow`: (14.1) in the scaling regime, and at fixed betas (14.8)'s leading and corrected
+ADAM_MODELS = ("scaling", "memoryless", "modified")
+
+
+def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 1e-8, eps_root: float = 0.0,
+              model: str = "scaling", **options) -> Trajectory:
+    r"""Adam's continuous model for step ``eta`` and averages ``beta1``, ``beta2`` on ``[0, t1]`` (flow time
+    ``t = k eta``), docs/math.md section 14; ``eps`` and ``eps_root`` as optax's ``adam`` (the step
+    $\hat m / (\sqrt{\hat v + \varepsilon_r} + \varepsilon)$).
+
+    ``model="scaling"`` (14.1): ``a = (1 - beta1) / eta``, ``b = (1 - beta2) / eta``, the moments from 0 with optax's
+    bias corrections as ``1 - exp(-a t)``, ``1 - exp(-b t)``; optax's Adam stays ``O(eta)`` from it when ``beta1``,
+    ``beta2`` scale with ``eta`` (``1 - beta_i`` proportional to ``eta``). At fixed ``beta_i`` as ``eta -> 0`` the
+    averages become instantaneous: ``model="memoryless"`` is that limit (order 1 at fixed betas) and
+    ``model="modified"`` its first correction (14.8) (order 2), both on the layers alone. Solver options as
+    :func:`linflow.gradient_flow`.
 
     Examples:
         >>> import linflow
@@ -99,15 +180,27 @@ def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 
         >>> flow = linflow.adam_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), 0.01, 0.99, 0.98, t1=2.0)
         >>> flow.kind, flow.status, sorted(flow.extras)
         ('adam_flow', 'ok', ['m_norm', 'v_norm'])
+        >>> flow = linflow.adam_flow(prob, linflow.init.balanced((2, 3, 2), 0.5), 0.01, 0.9, 0.99, t1=2.0,
+        ...                          eps_root=1.0, model="modified")
+        >>> flow.kind, flow.status
+        ('adam_modified_flow', 'ok')
     """
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
+    if model not in ADAM_MODELS:
+        raise ValueError(f"model must be one of {', '.join(ADAM_MODELS)}; got {model!r}")
     eta = _checks.f64(_checks.positive("eta", eta))
-    rates = [_average_rate(name, beta, eta) for name, beta in (("beta1", beta1), ("beta2", beta2))]
     eps = _checks.f64(_checks.real_scalar("eps", eps, minimum=0.0))
+    eps_root = _checks.f64(_checks.real_scalar("eps_root", eps_root, minimum=0.0))
     _runs.flow_time_only("adam_flow", options)
+    if model != "scaling":
+        betas = [_checks.f64(_checks.unit_weight(n, v, "an average's weight")) for n, v in
+                 (("beta1", beta1), ("beta2", beta2))]
+        field = (AdamMemorylessFlow if model == "memoryless" else AdamModifiedFlow)(problem, *betas, eps, eps_root, eta)
+        return solve(field, layers0, t1, **options)
+    rates = [_average_rate(name, beta, eta) for name, beta in (("beta1", beta1), ("beta2", beta2))]
     zeros = jax.tree_util.tree_map(jnp.zeros_like, layers0)
-    return solve(AdamFlow(problem, rates[0], rates[1], eps, eta), (layers0, zeros, zeros), t1, **options)
+    return solve(AdamFlow(problem, rates[0], rates[1], eps, eta, eps_root), (layers0, zeros, zeros), t1, **options)
 
 
 class _RMSPropModel(_LayersAndMoments):

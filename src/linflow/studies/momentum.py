@@ -32,7 +32,8 @@ from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
 
-__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "rmsprop_breakdown", "summary",
+__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "adam_fixed_breakdown",
+           "rmsprop_breakdown", "summary",
            "summary_text", "method_words"]
 
 #: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
@@ -141,6 +142,20 @@ class _ScaledAdam:
 
 
 @dataclasses.dataclass(frozen=True)
+class _FixedAdam:
+    """``optax.adam(lr, beta1, beta2, eps, eps_root)``: Adam whose averages stay fixed as its step changes
+    (hashable)."""
+
+    beta1: float
+    beta2: float
+    eps: float
+    eps_root: float
+
+    def __call__(self, learning_rate):
+        return optax.adam(learning_rate, self.beta1, self.beta2, eps=self.eps, eps_root=self.eps_root)
+
+
+@dataclasses.dataclass(frozen=True)
 class _ScaledRMSProp:
     """``optax.rmsprop(lr, 1 - b lr, eps, initial_scale)``: RMSProp whose average scales with its step (hashable)."""
 
@@ -163,7 +178,7 @@ def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimi
     points = _checks.integer("points", points, minimum=3)
     level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
     etas = np.sort(np.asarray([_checks.positive("etas", e) for e in np.atleast_1d(etas)], dtype=float))
-    fastest = max(rates.values())
+    fastest = max(rates.values(), default=0.0)
     if etas.max() * fastest >= 1.0:
         raise ValueError(f"etas must stay below 1 / max({', '.join(rates)}) = {1 / fastest:g} (each average's "
                          f"weight, 1 - rate x eta, must be > 0); got {etas.max():g}")
@@ -210,6 +225,38 @@ def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 1
     return _adaptive_breakdown(problem, layers0, etas, t1, {"a": a, "b": b}, _ScaledAdam(a, b, float(eps)), model,
                                "adam_flow (moments from 0) vs the method (optax's adam)", 1,
                                {"method": "adam", "a": a, "b": b}, points, level, asymptotic, settings)
+
+
+def adam_fixed_breakdown(problem: Problem, layers0, etas, beta1, beta2, t1, *, model: str = "modified",
+                         points: int = 11, level: float = 1e-2, asymptotic: float = ASYMPTOTIC, eps: float = 0.0,
+                         eps_root: float = 1.0, settings=None, rtol: float = 1e-12,
+                         atol: float = 1e-14) -> xr.Dataset:
+    r"""optax's Adam at fixed ``beta1``, ``beta2`` (``adam(eta, beta1, beta2, eps, eps_root)``) against its model at
+    fixed betas (``model="memoryless"``: :math:`\dot\theta = -F`, theory order 1; ``"modified"``: (14.8), order 2;
+    :func:`linflow.adam_flow`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)``), read at every save
+    after ``t = 0``: the Dataset of :func:`adam_breakdown`. The defaults ``eps = 0``, ``eps_root = 1`` keep ``F``
+    smooth on the scale of the gradients (docs/math.md after (14.8): as ``eps_root -> 0`` the asymptotic range of
+    eta shrinks)."""
+    problem = _runs.check_problem(problem)
+    layers0 = _runs.check_layers(problem, layers0)
+    beta1, beta2 = (float(_checks.unit_weight(n, v, "an average's weight")) for n, v in
+                    (("beta1", beta1), ("beta2", beta2)))
+    eps = float(_checks.real_scalar("eps", eps, minimum=0.0))
+    eps_root = float(_checks.real_scalar("eps_root", eps_root, minimum=0.0))
+    if model not in ("memoryless", "modified"):
+        raise ValueError(f"model must be one of memoryless, modified; got {model!r}")
+    settings = settings_from(settings, adam_fixed_breakdown, rtol=rtol, atol=atol)
+
+    def flow(eta, ts):
+        return adam_flow(problem, layers0, eta, beta1, beta2, ts[-1], eps=eps, eps_root=eps_root, model=model, ts=ts,
+                         settings=settings)
+
+    name = "adam_flow, memoryless" if model == "memoryless" else "adam_flow, modified (14.8)"
+    return _adaptive_breakdown(problem, layers0, etas, t1, {}, _FixedAdam(beta1, beta2, eps, eps_root), flow,
+                               f"{name} (beta1 = {beta1:g}, beta2 = {beta2:g} fixed) vs the method (optax's adam)",
+                               1 if model == "memoryless" else 2,
+                               {"method": "adam", "beta1": beta1, "beta2": beta2, "eps_root": eps_root,
+                                "model": model}, points, level, asymptotic, settings)
 
 
 def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: float = 0.0, model: str = "leading",
@@ -294,7 +341,11 @@ def _model_stopped(ds: xr.Dataset, p: int) -> str:
 
 
 def method_words(ds: xr.Dataset) -> str:
-    """``heavy ball (beta = 0.5)``, ``nesterov (beta = 0.5)`` or ``adam (1 - beta1 = 2 eta, 1 - beta2 = 4 eta)``."""
+    """``heavy ball (beta = 0.5)``, ``nesterov (beta = 0.5)``, ``adam (1 - beta1 = 2 eta, 1 - beta2 = 4 eta)`` or
+    ``adam (beta1 = 0.5, beta2 = 0.8 fixed, eps_root = 1)``."""
+    if ds.attrs["method"] == "adam" and "beta1" in ds.attrs:
+        return (f"adam (beta1 = {ds.attrs['beta1']:g}, beta2 = {ds.attrs['beta2']:g} fixed, "
+                f"eps_root = {ds.attrs['eps_root']:g})")
     if ds.attrs["method"] == "adam":
         return f"adam (1 - beta1 = {ds.attrs['a']:g} eta, 1 - beta2 = {ds.attrs['b']:g} eta)"
     if ds.attrs["method"] == "rmsprop":
