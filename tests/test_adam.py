@@ -254,8 +254,11 @@ def test_optax_adam_at_fixed_betas_leaves_the_memoryless_flow_at_order_1_and_the
     assert abs(fit_order(etas, errors["modified"]).order - 2) <= 0.15, errors
     assert errors["modified"][-1] < errors["memoryless"][-1] / 50
     ds = momentum.adam_fixed_breakdown(prob, layers, etas, 0.5, 0.8, 1.0)
-    (row,) = momentum.summary(ds)
-    assert row["theory"] == 2 and row["verdict"] == "order 2", row
+    lead, mod = momentum.summary(ds)
+    assert (lead["theory"], lead["verdict"]) == (1, "order 1") and (mod["theory"], mod["verdict"]) == (2, "order 2")
+    np.testing.assert_allclose(ds.deviation_rel.sel(eta=etas[-1]).values[1],
+                               errors["modified"][-1] / np.max(np.linalg.norm(np.asarray(run.end_to_end), axis=(1, 2))),
+                               rtol=1e-6)
     assert "adam (beta1 = 0.5, beta2 = 0.8 fixed, eps_root = 1)" in momentum.summary_text(ds)
 
 
@@ -268,6 +271,6 @@ def test_adam_models_bad_input_is_named(kw, match):
     with pytest.raises(ValueError, match=match):
         linflow.adam_flow(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), 0.01, b1, b2, 1.0, **args)
     if "model" in kw and kw["model"] == "x":
-        with pytest.raises(ValueError, match="model must be one of memoryless, modified"):
+        with pytest.raises(ValueError, match="models must be some of memoryless, modified"):
             momentum.adam_fixed_breakdown(problems.whitened([1.0]), init.balanced((1, 1, 1), 0.5), [0.05], 0.9,
-                                          0.99, 0.6, points=3, model="x")
+                                          0.99, 0.6, points=3, models=("x",))

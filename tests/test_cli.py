@@ -191,8 +191,9 @@ def test_linflow_momentum_quick(tmp_path, capsys):
 @pytest.mark.slow
 def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(tmp_path, capsys):
     """Adam (a, b = 2, 4) and RMSProp (b = 4): the grid's 0.25 (t1 / (points - 1) / 2) is at 1 / 4, left out and said
-    so; the rest run against their models, each method's etas, rates and the left-out etas in the summary."""
-    assert cli.main(["momentum", "--quick", "--methods", "adam,rmsprop", "--divisors", "2,4,8", "--t1", "2",
+    so; the rest run against their models, each method's etas, rates and the left-out etas in the summary. Adam at
+    fixed betas has no bound: every eta of the grid, its two models (orders 1 and 2) and its betas in the summary."""
+    assert cli.main(["momentum", "--quick", "--methods", "adam,rmsprop,adam_fixed", "--divisors", "2,4,8", "--t1", "2",
                      "--points", "5", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "adam: etas 0.25 left out" in out and "rmsprop: etas 0.25 left out" in out and "nan" not in out
@@ -204,10 +205,16 @@ def test_linflow_momentum_runs_adam_and_rmsprop_on_the_etas_below_their_bounds(t
     assert "at or above 1 / rate = 0.25" in adam["etas_left_out"]
     assert adam["pairs"][0]["theory"] == 1 and rms["pairs"][0]["theory"] == 0.5
     assert {p.name for p in tmp_path.iterdir()} >= {"momentum_adam.png", "momentum_rmsprop.nc"}
+    fixed = summary["methods"]["adam_fixed"]
+    assert fixed["etas"] == [0.0625, 0.125, 0.25] and "etas_left_out" not in fixed
+    assert fixed["betas"] == {"beta1": 0.5, "beta2": 0.8, "eps_root": 1.0, "eps": 0.0}
+    assert [p["theory"] for p in fixed["pairs"]] == [1, 2]
 
 
 @pytest.mark.parametrize("argv, match", [
     (["--methods", "adam", "--adam-rates", "2"], "--adam-rates must be two numbers a,b"),
+    (["--methods", "adam_fixed", "--adam-betas", "0.9,1"], r"--adam-betas must be two numbers beta1,beta2, each in \[0, 1\)"),
+    (["--methods", "adam_fixed", "--eps-root", "-1"], "--eps-root"),
     (["--methods", "rmsprop", "--rmsprop-model", "modified"], "--rmsprop-model modified needs --initial-scale > 0"),
     (["--methods", "rmsprop", "--rmsprop-rate", "40", "--divisors", "1,2"],
      r"rmsprop needs 2 etas of the grid below 1 / rate = 0.025 \(--rmsprop-rate\)"),

@@ -271,6 +271,8 @@ def cmd_momentum(args) -> int:
     if len(args.adam_rates) != 2:
         raise ValueError(f"--adam-rates must be two numbers a,b (1 - beta1 = a eta, 1 - beta2 = b eta); got "
                          f"{_show(args.adam_rates)}")
+    if len(args.adam_betas) != 2 or not all(0 <= b < 1 for b in args.adam_betas):
+        raise ValueError(f"--adam-betas must be two numbers beta1,beta2, each in [0, 1); got {_show(args.adam_betas)}")
     spacing = args.t1 / (args.points - 1)
     etas = sorted(spacing / n for n in args.divisors)
     bounds = {"adam": ("--adam-rates", 1.0 / max(args.adam_rates)), "rmsprop": ("--rmsprop-rate", 1.0 / args.rmsprop_rate)}
@@ -293,6 +295,10 @@ def cmd_momentum(args) -> int:
             if method == "adam":
                 ds = momentum.adam_breakdown(problem, layers, grids[method], *args.adam_rates, args.t1,
                                              points=args.points, level=args.level, settings=settings)
+            elif method == "adam_fixed":
+                ds = momentum.adam_fixed_breakdown(problem, layers, etas, *args.adam_betas, args.t1,
+                                                   eps_root=args.eps_root, points=args.points, level=args.level,
+                                                   settings=settings)
             elif method == "rmsprop":
                 ds = momentum.rmsprop_breakdown(problem, layers, grids[method], args.rmsprop_rate, args.t1,
                                                 initial_scale=args.initial_scale, model=args.rmsprop_model,
@@ -314,6 +320,9 @@ def cmd_momentum(args) -> int:
                   _io.write_figure(plot.momentum_breakdown(ds), out / f"momentum_{method}.png")]
         summary["methods"][method] = {"after": float(ds.attrs["after"]), "etas": [float(e) for e in ds.eta.values],
                                       "pairs": momentum.summary(ds)}
+        if method == "adam_fixed":
+            summary["methods"][method]["betas"] = {"beta1": args.adam_betas[0], "beta2": args.adam_betas[1],
+                                                   "eps_root": args.eps_root, "eps": 0.0}
         if method in bounds:
             option, bound = bounds[method]
             summary["methods"][method]["rates"] = ({"a": args.adam_rates[0], "b": args.adam_rates[1]}

@@ -332,12 +332,19 @@ def _add_momentum(sub) -> None:
     g = mo.add_argument_group("study")
     g.add_argument("--data", default=None, help="folder of the UCI gas-sensor files: the Ethanol problem (standardized) "
                                                 "instead of the synthetic one (--m, --d and --seed's data then unused)")
-    _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"], type=names(("heavy_ball", "nesterov", "adam", "rmsprop")),
-               help="methods, comma-separated: heavy_ball, nesterov, adam, rmsprop")
+    _defaulted(mo, g, "--methods", ["heavy_ball", "nesterov"],
+               type=names(("heavy_ball", "nesterov", "adam", "adam_fixed", "rmsprop")),
+               help="methods, comma-separated: heavy_ball, nesterov, adam (its averages scaling with eta), adam_fixed "
+                    "(Adam at fixed betas against its memoryless flow and its modified equation (14.8)), rmsprop")
     g.add_argument("--beta", type=NONNEGATIVE, default=0.5, help="momentum beta, 0 <= beta < 1 (default 0.5)")
     g.add_argument("--adam-rates", type=listing(float, 0, above=True), default=[2.0, 4.0],
                    help="Adam's a,b: 1 - beta1 = a eta, 1 - beta2 = b eta (default 2,4); its etas are the grid's "
                         "below 1 / max(a, b)")
+    g.add_argument("--adam-betas", type=listing(float, 0), default=[0.5, 0.8],
+                   help="adam_fixed's beta1,beta2, each in [0, 1), held as eta changes (default 0.5,0.8)")
+    g.add_argument("--eps-root", type=NONNEGATIVE, default=1.0,
+                   help="adam_fixed's eps_root (optax's, inside the root; eps is 0): the scale of the gradients below "
+                        "which its step turns from sign(g) to g / sqrt(eps_root) (default 1)")
     g.add_argument("--rmsprop-rate", type=POSITIVE, default=4.0,
                    help="RMSProp's b: 1 - decay = b eta (default 4); its etas are the grid's below 1 / b")
     g.add_argument("--rmsprop-model", choices=("leading", "modified"), default="leading",

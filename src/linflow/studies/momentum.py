@@ -32,9 +32,8 @@ from ..core.problems import Problem
 from ..core.settings import settings_from
 from .comparison.report import ASYMPTOTIC
 
-__all__ = ["PAIRS", "LAYER_DECAY", "RULE", "check_grid", "breakdown", "adam_breakdown", "adam_fixed_breakdown",
-           "rmsprop_breakdown", "summary",
-           "summary_text", "method_words"]
+__all__ = ["PAIRS", "LAYER_DECAY", "ADAM_FIXED_MODELS", "RULE", "check_grid", "breakdown", "adam_breakdown",
+           "adam_fixed_breakdown", "rmsprop_breakdown", "summary", "summary_text", "method_words"]
 
 #: (the discrete run's start, the model, the flow's start, the order theory gives for the pair)
 PAIRS = (
@@ -46,6 +45,10 @@ PAIRS = (
     ("rest", "modified", "plain", 1),
     ("rest", "second_order", "rest", 1),
 )
+
+
+#: the models of :func:`adam_fixed_breakdown` (:func:`linflow.adam_flow`'s at fixed betas)
+ADAM_FIXED_MODELS = ("memoryless", "modified")
 
 
 #: the rule of :func:`summary`, in words (what the command's JSON states beside its verdicts)
@@ -168,12 +171,13 @@ class _ScaledRMSProp:
                              initial_scale=self.initial_scale)
 
 
-def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimizer, model, pair: str,
-                        theory: float, attrs: dict, points, level, asymptotic, settings) -> xr.Dataset:
-    """An adaptive method (``optimizer``, an optax rule of the step) against its model (``model(eta, ts)``, a
-    :class:`Trajectory`) at every eta, read at every save after ``t = 0``: the Dataset of :func:`breakdown` with one
-    pair. ``rates``: the averages' rates ``{name: value}``, each ``1 - beta = rate eta`` (positive, checked by the
-    caller; here every eta is checked below ``1 / rate``)."""
+def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimizer, models, attrs: dict, points,
+                        level, asymptotic, settings) -> xr.Dataset:
+    """An adaptive method (``optimizer``, an optax rule of the step) against its models (``models``: ``(pair, model,
+    theory order)`` each, ``model(eta, ts)`` a :class:`Trajectory`) at every eta, read at every save after
+    ``t = 0``: the Dataset of :func:`breakdown` with one pair per model. ``rates``: the averages' rates
+    ``{name: value}``, each ``1 - beta = rate eta`` (positive, checked by the caller; here every eta is checked below
+    ``1 / rate``)."""
     t1 = _checks.positive("t1", t1)
     points = _checks.integer("points", points, minimum=3)
     level, asymptotic = _checks.positive("level", level), _checks.positive("asymptotic", asymptotic)
@@ -187,20 +191,22 @@ def _adaptive_breakdown(problem: Problem, layers0, etas, t1, rates: dict, optimi
     runs = descend_each(OptaxRule(LayerFlow(problem), optimizer), layers0, etas, per_save, points - 1,
                         kind=attrs["method"])
     status = np.asarray([str(r.status) for r in runs.unstack()])
-    deviation = np.full((1, len(etas)), np.nan)
-    model_status = np.full((1, len(etas)), "", dtype=object)
+    deviation = np.full((len(models), len(etas)), np.nan)
+    model_status = np.full((len(models), len(etas)), "", dtype=object)
     for i, eta in enumerate(etas):
         if status[i] != "ok":
             continue
-        flow = model(float(eta), ts)
-        model_status[0, i] = str(flow.status)
-        if flow.status == "ok":
-            deviation[0, i] = _relative_deviation(flow, np.asarray(runs.end_to_end[i]), ts > 0)
+        for p, (_, model, _) in enumerate(models):
+            flow = model(float(eta), ts)
+            model_status[p, i] = str(flow.status)
+            if flow.status == "ok":
+                deviation[p, i] = _relative_deviation(flow, np.asarray(runs.end_to_end[i]), ts > 0)
     return xr.Dataset(
         {"deviation_rel": (("pair", "eta"), deviation), "status_model": (("pair", "eta"), model_status.astype(str)),
          "status_rest": (("eta",), status),
-         "status_manifold": (("eta",), status), "theory_order": (("pair",), np.array([float(theory)]))},
-        coords={"pair": [pair], "eta": etas},
+         "status_manifold": (("eta",), status),
+         "theory_order": (("pair",), np.array([float(theory) for _, _, theory in models]))},
+        coords={"pair": [pair for pair, _, _ in models], "eta": etas},
         attrs={**attrs, "t1": t1, "points": points, "level": level, "asymptotic": asymptotic, "after": float(ts[1]),
                "initial_layer_steps": 0, "rtol": settings.rtol, "atol": settings.atol})
 
@@ -222,41 +228,43 @@ def adam_breakdown(problem: Problem, layers0, etas, a, b, t1, *, points: int = 1
         return adam_flow(problem, layers0, eta, 1.0 - a * eta, 1.0 - b * eta, ts[-1], eps=eps, ts=ts,
                          settings=settings)
 
-    return _adaptive_breakdown(problem, layers0, etas, t1, {"a": a, "b": b}, _ScaledAdam(a, b, float(eps)), model,
-                               "adam_flow (moments from 0) vs the method (optax's adam)", 1,
+    return _adaptive_breakdown(problem, layers0, etas, t1, {"a": a, "b": b}, _ScaledAdam(a, b, float(eps)),
+                               [("adam_flow (moments from 0) vs the method (optax's adam)", model, 1)],
                                {"method": "adam", "a": a, "b": b}, points, level, asymptotic, settings)
 
 
-def adam_fixed_breakdown(problem: Problem, layers0, etas, beta1, beta2, t1, *, model: str = "modified",
-                         points: int = 11, level: float = 1e-2, asymptotic: float = ASYMPTOTIC, eps: float = 0.0,
-                         eps_root: float = 1.0, settings=None, rtol: float = 1e-12,
-                         atol: float = 1e-14) -> xr.Dataset:
-    r"""optax's Adam at fixed ``beta1``, ``beta2`` (``adam(eta, beta1, beta2, eps, eps_root)``) against its model at
-    fixed betas (``model="memoryless"``: :math:`\dot\theta = -F`, theory order 1; ``"modified"``: (14.8), order 2;
-    :func:`linflow.adam_flow`) at every eta of ``etas`` (each dividing ``t1 / (points - 1)``), read at every save
-    after ``t = 0``: the Dataset of :func:`adam_breakdown`. The defaults ``eps = 0``, ``eps_root = 1`` keep ``F``
-    smooth on the scale of the gradients (docs/math.md after (14.8): as ``eps_root -> 0`` the asymptotic range of
-    eta shrinks)."""
+def adam_fixed_breakdown(problem: Problem, layers0, etas, beta1, beta2, t1, *,
+                         models=("memoryless", "modified"), points: int = 11, level: float = 1e-2,
+                         asymptotic: float = ASYMPTOTIC, eps: float = 0.0, eps_root: float = 1.0, settings=None,
+                         rtol: float = 1e-12, atol: float = 1e-14) -> xr.Dataset:
+    r"""optax's Adam at fixed ``beta1``, ``beta2`` (``adam(eta, beta1, beta2, eps, eps_root)``) against its models
+    at fixed betas (``"memoryless"``: :math:`\dot\theta = -F`, theory order 1; ``"modified"``: (14.8), order 2;
+    :func:`linflow.adam_flow`), one pair each, at every eta of ``etas`` (each dividing ``t1 / (points - 1)``), read
+    at every save after ``t = 0``: the Dataset of :func:`adam_breakdown`. The defaults ``eps = 0``, ``eps_root = 1``
+    keep ``F`` smooth on the scale of the gradients (docs/math.md after (14.8): as ``eps_root -> 0`` the asymptotic
+    range of eta shrinks)."""
     problem = _runs.check_problem(problem)
     layers0 = _runs.check_layers(problem, layers0)
     beta1, beta2 = (float(_checks.unit_weight(n, v, "an average's weight")) for n, v in
                     (("beta1", beta1), ("beta2", beta2)))
     eps = float(_checks.real_scalar("eps", eps, minimum=0.0))
     eps_root = float(_checks.real_scalar("eps_root", eps_root, minimum=0.0))
-    if model not in ("memoryless", "modified"):
-        raise ValueError(f"model must be one of memoryless, modified; got {model!r}")
+    models = (models,) if isinstance(models, str) else tuple(models)
+    if not models or any(m not in ADAM_FIXED_MODELS for m in models):
+        raise ValueError(f"models must be some of {', '.join(ADAM_FIXED_MODELS)}; got {models!r}")
     settings = settings_from(settings, adam_fixed_breakdown, rtol=rtol, atol=atol)
 
-    def flow(eta, ts):
-        return adam_flow(problem, layers0, eta, beta1, beta2, ts[-1], eps=eps, eps_root=eps_root, model=model, ts=ts,
-                         settings=settings)
+    def model_of(name):
+        def flow(eta, ts):
+            return adam_flow(problem, layers0, eta, beta1, beta2, ts[-1], eps=eps, eps_root=eps_root, model=name,
+                             ts=ts, settings=settings)
+        words = "memoryless flow" if name == "memoryless" else "modified (14.8)"
+        return (f"adam_flow, {words} vs the method (optax's adam)", flow, 1 if name == "memoryless" else 2)
 
-    name = "adam_flow, memoryless" if model == "memoryless" else "adam_flow, modified (14.8)"
-    return _adaptive_breakdown(problem, layers0, etas, t1, {}, _FixedAdam(beta1, beta2, eps, eps_root), flow,
-                               f"{name} (beta1 = {beta1:g}, beta2 = {beta2:g} fixed) vs the method (optax's adam)",
-                               1 if model == "memoryless" else 2,
-                               {"method": "adam", "beta1": beta1, "beta2": beta2, "eps_root": eps_root,
-                                "model": model}, points, level, asymptotic, settings)
+    return _adaptive_breakdown(problem, layers0, etas, t1, {}, _FixedAdam(beta1, beta2, eps, eps_root),
+                               [model_of(m) for m in models],
+                               {"method": "adam", "beta1": beta1, "beta2": beta2, "eps_root": eps_root}, points,
+                               level, asymptotic, settings)
 
 
 def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: float = 0.0, model: str = "leading",
@@ -283,7 +291,7 @@ def rmsprop_breakdown(problem: Problem, layers0, etas, b, t1, *, initial_scale: 
     name = "rmsprop_flow" if model == "leading" else "rmsprop_flow, modified (14.7)"
     theory = 2 if model == "modified" else 0.5 if initial_scale == 0 else 1
     return _adaptive_breakdown(problem, layers0, etas, t1, {"b": b}, _ScaledRMSProp(b, float(eps), initial_scale),
-                               flow, f"{name} ({start}) vs the method (optax's rmsprop)", theory,
+                               [(f"{name} ({start}) vs the method (optax's rmsprop)", flow, theory)],
                                {"method": "rmsprop", "b": b, "initial_scale": initial_scale, "model": model}, points,
                                level, asymptotic, settings)
 
