@@ -22,8 +22,8 @@
 # $\dot\theta = -\nabla L / (1 - \beta)$, order 1 in $\eta$), a *second-order equation* that keeps the velocity, and
 # the *modified flow* of its slow manifold (order 2). This notebook runs the four methods on one deep linear
 # network with each one's flow beside it, shows the *initial layer* (what a run from rest does in its first steps),
-# measures where the models stop describing the methods, what happens past heavy ball's stability edge, and where
-# Adam and RMSProp meet theirs.
+# measures where the models stop describing the methods, what happens past heavy ball's stability edge, where
+# Adam and RMSProp meet theirs, and what Adam follows when its betas are held fixed.
 
 # %%
 import matplotlib.pyplot as plt
@@ -178,3 +178,26 @@ for ds in at_edge:
 # iterate sat at a minimum until the instability grew. Both stay at the edge instead of converging: the continuous
 # models of section 3 describe neither there. On larger problems RMSProp still holds its edge while Adam hovers 5-18%
 # below it (docs/math.md section 14 has the table).
+
+# %% [markdown]
+# ## 6. Adam with its betas held fixed
+# Section 1 let Adam's averages scale with the step. People hold $\beta_1, \beta_2$ fixed instead; then as
+# $\eta \to 0$ the averages follow the gradient within a few steps and Adam follows the *memoryless flow*
+# $\dot\theta = -F$, $F = g / (\sqrt{g^{\odot 2} + \varepsilon_r} + \varepsilon)$ (a smoothed sign descent; optax's
+# `eps_root` is $\varepsilon_r$), and to second order the modified equation (14.8): its memory and its steps add
+# $-\eta\, c \odot \nabla \Vert \nabla L\Vert_{1,\varepsilon_r}$, the perturbed one-norm of the gradient
+# (Cattaneo, Klusowski & Shigida 2024). `momentum.adam_fixed_breakdown` runs optax's Adam ($\beta_1 = 0.5$,
+# $\beta_2 = 0.8$, $\varepsilon_r = 1$, $\varepsilon = 0$) on the network of section 1 against both.
+
+# %%
+fixed = momentum.adam_fixed_breakdown(prob, layers, [0.02, 0.01, 0.005, 0.0025], 0.5, 0.8, 1.0)
+plot.momentum_breakdown(fixed);
+print(momentum.summary_text(fixed))
+
+# %% [markdown]
+# **What you should see:** the memoryless flow's deviation (dashed) halves with $\eta$, the modified equation's
+# (solid) quarters, and is about 90 times lower at the smallest $\eta$. The expansion needs
+# $\eta \beta_2 / (1 - \beta_2)$ small against the scale on which $F$ turns: with the betas people use (0.9 and
+# 0.99 or 0.999) and a small $\varepsilon_r$ neither model describes Adam at these step sizes
+# (docs/guide/momentum.md has the measurement): the correction, of size $1/|g_i|$, becomes unstable where a gradient
+# component crosses zero.
