@@ -314,6 +314,29 @@ def test_the_momentum_sweep_task_records_each_models_deviation_and_fails_a_diver
 
 
 @pytest.mark.slow
+def test_the_momentum_sweep_task_runs_adam_at_fixed_betas(tmp_path):
+    """method = "adam_fixed": a point's two deviations are adam_fixed_breakdown's at that eta (beta1 = beta, beta2,
+    eps_root as given), and a beta2 out of [0, 1) is refused before anything runs."""
+    from linflow import sweeps
+    from linflow.studies.sweeps.config import defaults
+    from linflow.studies.sweeps.tasks import problem_and_layers
+
+    fixed = {"problem": "whitened", "d": 2, "m": 2, "depth": 2, "width": 2, "scale": 0.5, "t1": 1.0, "points": 5,
+             "method": "adam_fixed", "beta": 0.5, "beta2": 0.8, "eps_root": 0.5}
+    ds = sweeps.sweep({"eta": [0.025]}, "momentum", tmp_path / "s", fixed=fixed)
+    point = ds.sel(eta=0.025)
+    assert str(point.status.values) == "ok"
+    params = defaults("momentum") | fixed | {"eta": 0.025}
+    prob, layers = problem_and_layers(params, "momentum")
+    ref = momentum.adam_fixed_breakdown(prob, layers, [0.025], 0.5, 0.8, 1.0, eps_root=0.5, points=5,
+                                        settings=linflow.SolverSettings("tsit5", rtol=1e-10, atol=1e-12))
+    assert float(point["memoryless_vs_adam"]) == float(ref.deviation_rel.values[0, 0])
+    assert float(point["modified_vs_adam"]) == float(ref.deviation_rel.values[1, 0])
+    with pytest.raises(ValueError, match="'beta2' must be < 1"):
+        sweeps.sweep({"eta": [0.025]}, "momentum", tmp_path / "t", fixed={**fixed, "beta2": 1.0})
+
+
+@pytest.mark.slow
 def test_a_momentum_sweep_point_whose_model_stopped_fails_and_says_which(monkeypatch):
     """A model whose solve stopped before t1 leaves no deviation: the point fails with the model, its start and the
     solver's status in the reason (never a silent NaN among ok points)."""

@@ -43,6 +43,9 @@ EXPERIMENT_SOURCES = {
 SWEEP_TASKS = ("run", "compare", "accuracy", "regime", "saddles", "atlas", "sgd", "momentum")
 #: the momentum methods (:data:`linflow.core.momentum.METHODS`)
 MOMENTUM_METHODS = ("heavy_ball", "nesterov")
+#: the methods of ``linflow sweep``'s task ``momentum``: the momentum methods, and Adam at fixed betas
+#: (:func:`linflow.studies.momentum.adam_fixed_breakdown`)
+SWEEP_MOMENTUM_METHODS = (*MOMENTUM_METHODS, "adam_fixed")
 
 #: the initializations by name (:func:`linflow.core.specs.start`)
 INITS = ("balanced", "near_zero", "identity")

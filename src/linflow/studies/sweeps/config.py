@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 
-from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES, INITS, MOMENTUM_METHODS, PROBLEMS
+from ...core.catalog import COMPARE_TOLERANCES, FLOW_TOLERANCES, INITS, PROBLEMS, SWEEP_MOMENTUM_METHODS
 
 
 
@@ -43,6 +43,8 @@ PARAMETERS: dict[str, tuple[type, object]] = {
     "paths": (int, 500),
     "beta": (float, 0.5),
     "method": (str, "heavy_ball"),
+    "beta2": (float, 0.8),
+    "eps_root": (float, 1.0),
 }
 
 
@@ -70,7 +72,7 @@ _BOUNDS: dict[str, tuple[float, bool]] = {
     "depth": (1, True), "width": (1, True), "scale": (0.0, False), "t1": (0.0, False), "points": (2, True),
     "eta": (0.0, False), "tol": (0.0, False), "rtol": (0.0, False), "atol": (0.0, False),
     "eta_ratio": (0.0, False), "transient": (1, True), "record": (128, True), "batch": (1, True), "paths": (2, True),
-    "beta": (0.0, True),
+    "beta": (0.0, True), "beta2": (0.0, True), "eps_root": (0.0, True),
 }
 
 
@@ -90,6 +92,8 @@ def _check_value(key: str, value, where: str):
         _check_bound(key, value, where)
         if key == "beta" and not value < 1.0:
             raise ValueError(f"{where}: 'beta' must be < 1 (the momentum, 0 <= beta < 1), got {value!r}")
+        if key == "beta2" and not value < 1.0:
+            raise ValueError(f"{where}: 'beta2' must be < 1 (Adam's second average, 0 <= beta2 < 1), got {value!r}")
         return float(value)
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -106,8 +110,8 @@ def _check_value(key: str, value, where: str):
         raise ValueError(f"{where}: 'init' must be one of {', '.join(INITS)}, got {value!r}")
     if key == "problem" and value not in PROBLEMS:
         raise ValueError(f"{where}: 'problem' must be one of {', '.join(PROBLEMS)}, got {value!r}")
-    if key == "method" and value not in MOMENTUM_METHODS:
-        raise ValueError(f"{where}: 'method' must be one of {', '.join(MOMENTUM_METHODS)}, got {value!r}")
+    if key == "method" and value not in SWEEP_MOMENTUM_METHODS:
+        raise ValueError(f"{where}: 'method' must be one of {', '.join(SWEEP_MOMENTUM_METHODS)}, got {value!r}")
     if key == "start" and value not in SADDLE_STARTS:
         raise ValueError(f"{where}: 'start' must be one of {', '.join(SADDLE_STARTS)}, got {value!r}")
     if key == "singular_values":

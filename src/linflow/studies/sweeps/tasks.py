@@ -268,18 +268,29 @@ def _task_momentum(prob, layers, p, cache: dict) -> dict:
     """The momentum method ``method`` (heavy ball or Nesterov, momentum ``beta``) at ``eta`` against its continuous
     models (:func:`linflow.studies.momentum.breakdown` on ``[0, t1]``, ``points`` saves): each pair's relative
     deviation after the initial layer, named ``<model>_<flow start>_vs_<run start>`` (e.g.
-    ``modified_initial_layer_vs_rest``); a run that diverged fails the point (which start, in the reason), and so does
-    a model whose solve stopped before ``t1`` (which model and why, in the reason)."""
-    from ..momentum import PAIRS, breakdown
+    ``modified_initial_layer_vs_rest``). ``method = "adam_fixed"``: optax's Adam at fixed ``beta1 = beta``,
+    ``beta2``, ``eps_root`` (``eps = 0``) against its memoryless flow and its modified equation
+    (:func:`linflow.studies.momentum.adam_fixed_breakdown`), deviations ``memoryless_vs_adam`` and
+    ``modified_vs_adam``. A run that diverged fails the point (which start, in the reason), and so does a model whose
+    solve stopped before ``t1`` (which model and why, in the reason)."""
+    from .. import momentum
 
-    ds = breakdown(prob, layers, [p["eta"]], p["beta"], p["t1"], points=p["points"], method=p["method"],
-                   settings=_settings(p))
-    out = {f"{model}_{flow_start}_vs_{start}": float(ds.deviation_rel.values[i, 0])
-           for i, (start, model, flow_start, _) in enumerate(PAIRS)}
-    bad = [s for s in ("rest", "manifold") if str(ds[f"status_{s}"].values[0]) != "ok"]
-    stopped = [f"{model} ({flow_start}): {code}" for (_, model, flow_start, _), code in zip(PAIRS, ds.status_model.values[:, 0])
-               if code not in ("ok", "")]
-    reasons = ([f"{p['method']} diverged at eta = {p['eta']:g} (from {' and from '.join(bad)})"] if bad else []) + (
+    if p["method"] == "adam_fixed":
+        ds = momentum.adam_fixed_breakdown(prob, layers, [p["eta"]], p["beta"], p["beta2"], p["t1"],
+                                           eps_root=p["eps_root"], points=p["points"], settings=_settings(p))
+        names = [f"{model}_vs_adam" for model in momentum.ADAM_FIXED_MODELS]
+        labels, starts = list(momentum.ADAM_FIXED_MODELS), ["rest"]
+    else:
+        ds = momentum.breakdown(prob, layers, [p["eta"]], p["beta"], p["t1"], points=p["points"], method=p["method"],
+                                settings=_settings(p))
+        names = [f"{model}_{flow_start}_vs_{start}" for start, model, flow_start, _ in momentum.PAIRS]
+        labels = [f"{model} ({flow_start})" for _, model, flow_start, _ in momentum.PAIRS]
+        starts = ["rest", "manifold"]
+    out = {name: float(ds.deviation_rel.values[i, 0]) for i, name in enumerate(names)}
+    bad = [s for s in starts if str(ds[f"status_{s}"].values[0]) != "ok"]
+    stopped = [f"{label}: {code}" for label, code in zip(labels, ds.status_model.values[:, 0]) if code not in ("ok", "")]
+    method = "adam" if p["method"] == "adam_fixed" else p["method"]
+    reasons = ([f"{method} diverged at eta = {p['eta']:g} (from {' and from '.join(bad)})"] if bad else []) + (
         [f"a model's solve stopped before t1: {', '.join(stopped)}"] if stopped else [])
     if reasons:
         out["reason"] = "; ".join(reasons)
