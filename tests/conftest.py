@@ -1,8 +1,9 @@
 """Shared fixtures: small problems whose values are known independently of linflow's code.
 
 Set-up of the test process (before JAX is imported): the test process, its subprocesses and the
-notebook kernels share one persistent compilation cache for the run (XLA compiles a computation once
-even when several processes, or a test after a cache clear, need it again).
+notebook kernels share one persistent compilation cache for the run. It serves the small computations
+only: a diffrax solve carries equinox's runtime checks (host callbacks), which JAX does not cache
+(docs/guide/performance.md; with EQX_ON_ERROR=nan they would be cached, and the suite measured 9% slower).
 """
 
 import atexit
