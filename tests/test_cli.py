@@ -393,3 +393,31 @@ def test_bad_options_get_one_line_naming_the_option_before_anything_runs(argv, s
     err = capsys.readouterr().err
     assert exc.value.code == 2 and says in err and err.count("\n") == 1 and "Traceback" not in err
     assert not any(tmp_path.iterdir())  # no output folder, no partial file
+
+
+@pytest.mark.parametrize("argv", [["fig2", "--published"], ["achl19", "--quick", "--published"]])
+def test_reproduce_published_is_refused_where_there_is_none_before_running(argv, tmp_path, capsys):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["reproduce", *argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--published applies to achl19 without --quick" in err and not out.exists()
+
+
+def test_reproduce_published_hands_achl19_its_published_configuration(monkeypatch):
+    """``run("achl19", published=True)`` calls achl19 with ``config=PUBLISHED`` (100 x 100, rank 5, 1,500-5,000
+    entries) and says so in the summary; without it, the default configuration (no config)."""
+    from linflow.paper import achl19, reproduce
+
+    seen = []
+
+    def fake(data, quick, config=None):
+        seen.append(config)
+        return xr.Dataset(), {"verdict": "agrees"}, {}
+
+    monkeypatch.setitem(reproduce.EXPERIMENTS, "achl19", fake)
+    _, summary, _ = reproduce.run("achl19", published=True)
+    assert seen[-1] is achl19.PUBLISHED and seen[-1]["n"] == 100 and seen[-1]["counts"] == (1500, 2000, 3000, 5000)
+    assert summary["configuration"] == "published" and summary["experiment"] == "achl19"
+    reproduce.run("achl19")
+    assert seen[-1] is None

@@ -397,6 +397,9 @@ def cmd_reproduce(args) -> int:
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
         raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
+    if args.published and (args.quick or args.name not in reproduce.PUBLISHED_CONFIGURATIONS):
+        raise ValueError(f"--published applies to {', '.join(reproduce.PUBLISHED_CONFIGURATIONS)} without --quick; got "
+                         f"{args.name}{' --quick' if args.quick else ''}")
     out = Path(args.out)
     started = time.perf_counter()
     bar, tick = _progress(len(names), "linflow reproduce")
@@ -404,7 +407,7 @@ def cmd_reproduce(args) -> int:
     try:
         for name in names:
             t0 = time.perf_counter()
-            ds, summary, figs = reproduce.run(name, data=args.data, quick=args.quick)
+            ds, summary, figs = reproduce.run(name, data=args.data, quick=args.quick, published=args.published)
             summary["wall_time_s"] = round(time.perf_counter() - t0, 2)
             _io.write_netcdf(ds, out / f"{name}.nc")
             for fname, fig in figs.items():

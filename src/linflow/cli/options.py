@@ -377,6 +377,9 @@ def _add_reproduce(sub) -> None:
                      help="gas-sensor data: a folder of batch*.dat files or with ethanol.csv, or one such file "
                           "(default: the embedded synthetic problem, said in every output); for section8 the folder "
                           "of the MNIST IDX files (section8 does not apply without them)")
+    rep.add_argument("--published", action="store_true",
+                     help="achl19 only: the published configuration (100 x 100, rank 5, 1,500-5,000 entries, depths 2-4, "
+                          "3 seeds, with the start rows: about 90 minutes on two cores) instead of the 50 x 50 one")
     _add_output_options(rep, "linflow-reproduce")
     rep.set_defaults(func=commands.cmd_reproduce)
 
