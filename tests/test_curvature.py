@@ -17,6 +17,7 @@ def dense_extremes(prob, layers):
     return ev[-1], ev[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dims, make", [
     ((4, 8, 1), lambda dims: init.balanced(dims, 0.3 ** 0.5, 0)),       # many zero and repeated eigenvalues
     ((4, 5, 3, 2), lambda dims: init.near_zero(dims, 0.5, 1)),

@@ -121,6 +121,7 @@ def test_theorem1_layer_flow_product_is_the_end_to_end_flow_in_both_states(case)
             assert int(ef.stats["num_steps"]) <= 4 * int(lf.stats["num_steps"]) + 20
 
 
+@pytest.mark.slow
 def test_theorem1_where_a_residual_crosses_zero_with_p_1_5():
     """The long profile's example (d = k = 1, width 2, p = 1.5): the flows agree to 2e-8, not 1e-10, at rtol 1e-11."""
     prob = linflow.Problem(np.array([[-0.95023245], [0.04366059], [2.52725509]]),
@@ -252,6 +253,7 @@ def test_gd_converges_to_the_flow_at_order_1_and_to_the_modified_flow_at_order_2
 
 # ---- closed forms ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @prop(2)
 @given(st.integers(1, 4), st.lists(st.floats(0.3, 3.0), min_size=1, max_size=3, unique=True),
        st.floats(-3.0, -0.5), st.integers(0, 99))
@@ -316,6 +318,7 @@ def test_a_known_rank_changes_nothing_on_matrices_of_that_rank(k, d, depth, seed
 
 # ---- SGD and the SME at their limits -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @prop(2)
 @given(st.data())
 def test_sgd_with_the_full_batch_is_gd_and_the_noiseless_sme_is_the_flow(case):
@@ -343,6 +346,7 @@ def test_sgd_with_the_full_batch_is_gd_and_the_noiseless_sme_is_the_flow(case):
 
 # ---- every Trajectory -----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @prop(3)
 @given(st.data())
 def test_every_trajectory_is_finite_and_says_what_happened(case):

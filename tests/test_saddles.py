@@ -22,6 +22,7 @@ def quadrature_time(sigma, s, alpha, N):
     return integrate.quad(f, np.log(alpha), np.log(sigma), epsabs=0, epsrel=1e-13, limit=500)[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("N, alpha", [(2, 1e-3), (2, 1e-10), (3, 1e-6), (3, 1e-10), (4, 1e-6), (4, 1e-10)])
 def test_escape_times_of_both_flows_equal_the_mode_ode(N, alpha):
     s = np.array([1.0, 0.5])

@@ -85,6 +85,7 @@ def test_fully_observed_completion_follows_the_closed_form():
     assert sensing.completion([2.0], d=3, m=8).whitened_target is None  # one entry missing: no closed form
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sensing", "completion"])
 @pytest.mark.parametrize("p", [2.0, 4.0])
 def test_theorem1_holds_on_sensing_and_completion(kind, p):

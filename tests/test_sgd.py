@@ -362,6 +362,7 @@ def test_epoch_sampling_matches_its_exact_moments_per_epoch():
     assert np.max(np.abs(np.diag(M - M_independent))) > 5 * np.max(se2)
 
 
+@pytest.mark.slow
 def test_ensemble_summary_is_the_paths_statistics_and_refuses_a_stopped_path():
     prob = linflow.problems.synthetic(m=40, d=3, seed=2)
     layers = linflow.init.balanced((3, 2, 1), 0.3, seed=0)
