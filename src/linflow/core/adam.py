@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from . import checks as _checks, runs as _runs
-from .fields import AbstractField, hessian_vector_product, network_gradient, observe_layers
+from .fields import AbstractField, AbstractLayerField, hessian_vector_product, network_gradient, observe_layers
 from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
@@ -93,7 +93,7 @@ class AdamFlow(_LayersAndMoments):
         return layers, {"m_norm": _runs.save_norms(m), "v_norm": _runs.save_norms(v)}
 
 
-class _AdamFixedBeta(AbstractField):
+class _AdamFixedBeta(AbstractLayerField):
     r"""What Adam's fixed-$\beta$ models share (docs/math.md (14.8)): the state is the layers alone, and the leading
     field is $-F$ with $F = g / D$, $D = \sqrt{g^{\odot 2} + \varepsilon_r} + \varepsilon$ (Adam's step at a constant
     argument, where the bias-corrected averages are exact). ``beta1``, ``beta2``, ``eps``, ``eps_root`` and ``eta``
@@ -110,12 +110,6 @@ class _AdamFixedBeta(AbstractField):
     @property
     def modelled_step(self):
         return self.eta
-
-    def depth_of(self, y) -> int:
-        return len(y)
-
-    def observe(self, ys):
-        return observe_layers(self.problem, ys)
 
     def _quotient(self, layers):
         """``(F, g, r, D)``: the step direction, the gradient, ``r = sqrt(g^2 + eps_root)`` and ``D = r + eps``."""

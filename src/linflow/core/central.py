@@ -66,7 +66,7 @@ from jax.flatten_util import ravel_pytree
 from . import checks as _checks, runs as _runs
 from .catalog import FLOW_TOLERANCES
 from .curvature import lanczos_top
-from .fields import AbstractField, observe_layers, network_gradient, network_loss
+from .fields import AbstractLayerField, observe_layers, network_gradient, network_loss
 from .integrate import time_grid
 from .settings import SolverSettings, flat_solve, require_adaptive, result_code, settings_from
 from .problems import Problem
@@ -175,7 +175,7 @@ def top_eigenpairs(problem: Problem, layers, k: int) -> tuple[jax.Array, jax.Arr
     return lam[: k + 1], V[:, ::-1][:, :k]
 
 
-class CentralFlow(AbstractField):
+class CentralFlow(AbstractLayerField):
     """The central flow's vector field on the layers, in one phase: ``unstable = 0`` is the gradient flow,
     ``unstable = k >= 1`` the flow constrained to hold the ``k`` largest Hessian eigenvalues at ``2 / eta``
     (``Sigma`` supported on their eigenspace; see the module docstring).
@@ -210,15 +210,9 @@ class CentralFlow(AbstractField):
         _, _, _, g, drift = self.parts(y)
         return unravel(-(g + drift))
 
-    def depth_of(self, y) -> int:
-        return len(y)
-
     @property
     def modelled_step(self):
         return self.eta
-
-    def observe(self, ys):
-        return observe_layers(self.problem, ys)
 
     def event(self, y) -> jax.Array:
         """The function of the layers whose sign change ends this phase: ``S - 2/eta`` (rising through 0) for the

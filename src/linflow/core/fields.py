@@ -30,6 +30,7 @@ from .problems import Problem
 
 __all__ = [
     "AbstractField",
+    "AbstractLayerField",
     "LayerFlow",
     "EndToEndFlow",
     "ModifiedFlow",
@@ -246,7 +247,21 @@ class AbstractField(eqx.Module):
         return ys, {}
 
 
-class LayerFlow(AbstractField):
+class AbstractLayerField(AbstractField):
+    """A field whose state is the layer tuple itself (the gradient flow, GD's modified and central flows, Adam's
+    fixed-beta models): its depth is the tuple's length and a run records ``(W_e, loss, imbalance)`` of it."""
+
+    problem: eqx.AbstractVar[Problem]
+
+    def depth_of(self, y) -> int:
+        return len(y)
+
+    def observe(self, ys):
+        """``(W_e, loss, imbalance)`` of saved states (leading axis: saves)."""
+        return observe_layers(self.problem, ys)
+
+
+class LayerFlow(AbstractLayerField):
     """Gradient flow of every layer, ``dW_j/dt = -lambda W_j - dL^N/dW_j``; state: the layers.
 
     Examples:
@@ -263,13 +278,6 @@ class LayerFlow(AbstractField):
 
     def __call__(self, t, y, args=None):
         return layer_field(self.problem, y)
-
-    def depth_of(self, y) -> int:
-        return len(y)
-
-    def observe(self, ys):
-        """``(W_e, loss, imbalance)`` of saved states (leading axis: saves)."""
-        return observe_layers(self.problem, ys)
 
 
 def root_field(problem: Problem, Theta: jax.Array, depth: int) -> jax.Array:
@@ -356,7 +364,7 @@ class EndToEndFlow(AbstractField):
         return w_e, jax.vmap(self.problem.loss)(w_e), None
 
 
-class ModifiedFlow(AbstractField):
+class ModifiedFlow(AbstractLayerField):
     """Modified flow of GD with step ``eta`` on the layers, order 1 or 2 (:func:`modified_field_1`, ``_2``).
 
     ``eta`` is an array leaf: it may be traced (``jax.vmap`` over learning rates, ``jax.grad``).
@@ -374,9 +382,3 @@ class ModifiedFlow(AbstractField):
     @property
     def modelled_step(self):
         return self.eta
-
-    def depth_of(self, y) -> int:
-        return len(y)
-
-    def observe(self, ys):
-        return observe_layers(self.problem, ys)
