@@ -397,9 +397,7 @@ def cmd_reproduce(args) -> int:
     names = list(reproduce.EXPERIMENTS) if args.name == "all" else [args.name]
     if args.name != "all" and args.name not in reproduce.EXPERIMENTS:
         raise ValueError(f"experiment must be one of {', '.join(reproduce.EXPERIMENTS)} or 'all'; got {args.name!r}")
-    if args.published and (args.quick or args.name not in reproduce.PUBLISHED_CONFIGURATIONS):
-        raise ValueError(f"--published applies to {', '.join(reproduce.PUBLISHED_CONFIGURATIONS)} without --quick; got "
-                         f"{args.name}{' --quick' if args.quick else ''}")
+    reproduce.check_published(args.name, args.quick, args.published)
     out = Path(args.out)
     started = time.perf_counter()
     bar, tick = _progress(len(names), "linflow reproduce")

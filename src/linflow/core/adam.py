@@ -33,7 +33,8 @@ from .integrate import solve, time_grid
 from .problems import Problem
 from .trajectory import Trajectory
 
-__all__ = ["AdamFlow", "AdamMemorylessFlow", "AdamModifiedFlow", "ADAM_MODELS", "adam_flow", "RMSPropFlow",
+__all__ = ["AdamFlow", "AdamMemorylessFlow", "AdamModifiedFlow", "ADAM_MODELS", "ADAM_FIXED_BETA_MODELS",
+           "adam_flow", "RMSPropFlow",
            "RMSPropModifiedFlow", "RMSPROP_MODELS",
            "checked_rmsprop_model", "rmsprop_flow"]
 
@@ -151,8 +152,10 @@ class AdamModifiedFlow(_AdamFixedBeta):
         return jax.tree_util.tree_map(velocity, f, g, r, d, hf)
 
 
-#: the models of :func:`adam_flow`: (14.1) in the scaling regime, and at fixed betas (14.8)'s leading and corrected
-ADAM_MODELS = ("scaling", "memoryless", "modified")
+#: the models of :func:`adam_flow` at fixed betas: (14.8)'s leading term and the corrected equation
+ADAM_FIXED_BETA_MODELS = ("memoryless", "modified")
+#: the models of :func:`adam_flow`: (14.1) in the scaling regime, and :data:`ADAM_FIXED_BETA_MODELS`
+ADAM_MODELS = ("scaling", *ADAM_FIXED_BETA_MODELS)
 
 
 def adam_flow(problem: Problem, layers0, eta, beta1, beta2, t1, *, eps: float = 1e-8, eps_root: float = 0.0,

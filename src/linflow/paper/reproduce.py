@@ -51,7 +51,8 @@ from .section6 import section6
 from .section8 import section8
 from .theorem2 import loop_integral, loop_integral_closed_form, theorem2
 
-__all__ = ["EXPERIMENTS", "run", "load_problem", "loop_integral", "loop_integral_closed_form"]
+__all__ = ["EXPERIMENTS", "PUBLISHED_CONFIGURATIONS", "check_published", "run", "load_problem", "loop_integral",
+           "loop_integral_closed_form"]
 
 EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment, "theorem2": theorem2,
                "section6": section6, "section8": section8, "achl19": achl19,
@@ -63,14 +64,20 @@ EXPERIMENTS = {"fig2": fig2, "fig3": fig3, "fig4": fig4, "init": init_experiment
 PUBLISHED_CONFIGURATIONS = {"achl19": ACHL19_PUBLISHED}
 
 
+def check_published(name: str, quick: bool, published: bool) -> None:
+    """A ValueError when ``published`` is asked where there is no published configuration (any experiment but those
+    of :data:`PUBLISHED_CONFIGURATIONS`, ``all``, or with ``quick``)."""
+    if published and (quick or name not in PUBLISHED_CONFIGURATIONS):
+        raise ValueError(f"--published applies to {', '.join(PUBLISHED_CONFIGURATIONS)} without --quick; got "
+                         f"{name}{' --quick' if quick else ''}")
+
+
 def run(name: str, data=None, quick: bool = False, published: bool = False):
     """Run one experiment by name: ``(dataset, summary, figures)``; ``published``: its published configuration
     (:data:`PUBLISHED_CONFIGURATIONS`; achl19's 100 x 100 with its start rows, about 90 minutes on two cores)."""
     if name not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)} or 'all'; got {name!r}")
-    if published and (quick or name not in PUBLISHED_CONFIGURATIONS):
-        raise ValueError(f"--published applies to {', '.join(PUBLISHED_CONFIGURATIONS)} without --quick; got "
-                         f"{name}{' --quick' if quick else ''}")
+    check_published(name, quick, published)
     if published:
         ds, summary, figs = EXPERIMENTS[name](data, quick, config=PUBLISHED_CONFIGURATIONS[name])
         summary = {"configuration": "published", **summary}

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import checks as _checks, runs as _runs
-from ..core.adam import adam_flow, checked_rmsprop_model, rmsprop_flow
+from ..core.adam import ADAM_FIXED_BETA_MODELS, adam_flow, checked_rmsprop_model, rmsprop_flow
 from ..core.descent import OptaxRule, descend_each
 from ..core.fields import LayerFlow
 from ..core.measures import crossing, fit_order, steps_per_save
@@ -48,7 +48,7 @@ PAIRS = (
 
 
 #: the models of :func:`adam_fixed_breakdown` (:func:`linflow.adam_flow`'s at fixed betas)
-ADAM_FIXED_MODELS = ("memoryless", "modified")
+ADAM_FIXED_MODELS = ADAM_FIXED_BETA_MODELS
 
 
 #: the rule of :func:`summary`, in words (what the command's JSON states beside its verdicts)
